@@ -1,0 +1,3 @@
+module github.com/nodescraper/nodescraper
+
+go 1.26.8

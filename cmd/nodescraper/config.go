@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is everything the agent is told at start.
+type config struct {
+	nodeName      string
+	clusterName   string
+	kubeconfig    string
+	staticTargets string
+	apiKey        string
+	apiKeyFile    string
+	site          string
+	ddURL         string
+	listen        string
+	stateDir      string
+	interval      time.Duration
+	timeout       time.Duration
+	namespace     string
+	flushInterval time.Duration
+	compression   string
+	dryRun        bool
+	logLevel      string
+	logFormat     string
+	showVersion   bool
+}
+
+const usageHead = `nodescraper scrapes the Prometheus targets of the node it runs on and sends
+them to Datadog: counters as deltas (state kept on the node), gauges as is.
+
+Usage:
+  nodescraper [flags]
+
+Local mode (no cluster): scrape the targets listed in a Prometheus file_sd file
+  DD_API_KEY=... nodescraper --static-targets targets.yaml
+  nodescraper --static-targets targets.yaml --dry-run     # print, send nothing
+
+Kubernetes mode: run as a DaemonSet (see charts/nodescraper) with NODE_NAME set
+from the downward API; targets come from ServiceMonitors and PodMonitors.
+
+Every flag can also be set through the environment variable shown with it.
+The Datadog API key is read from DD_API_KEY or from the file DD_API_KEY_FILE,
+never from a flag (flags show up in the process list).
+
+Flags:
+`
+
+// parseConfig reads flags, with environment variables as defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("nodescraper", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.nodeName, "node-name", env("NODE_NAME", ""), "name of this node; the Datadog host and, in Kubernetes mode, whose pods are scraped (env NODE_NAME; default: the hostname)")
+	fs.StringVar(&c.clusterName, "cluster-name", env("DD_CLUSTER_NAME", ""), "cluster name; the host becomes <node>-<cluster> as the Datadog Agent reports it (env DD_CLUSTER_NAME)")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig file; empty means in-cluster credentials (env KUBECONFIG)")
+	fs.StringVar(&c.staticTargets, "static-targets", env("NODESCRAPER_STATIC_TARGETS", ""), "Prometheus file_sd file (JSON or YAML) of targets to scrape instead of Kubernetes discovery; re-read on change (env NODESCRAPER_STATIC_TARGETS)")
+	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
+	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
+	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8126 (env DD_URL)")
+	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /metrics, /targets, /healthz, /readyz (env NODESCRAPER_LISTEN)")
+	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
+	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")
+	fs.DurationVar(&c.timeout, "scrape-timeout", 0, "default scrape timeout (default min(10s, interval))")
+	fs.StringVar(&c.namespace, "metric-namespace", env("NODESCRAPER_METRIC_NAMESPACE", ""), "prefix of Datadog metric names, <namespace>.<name> (env NODESCRAPER_METRIC_NAMESPACE)")
+	fs.DurationVar(&c.flushInterval, "flush-interval", 5*time.Second, "how often points are sent to Datadog")
+	fs.StringVar(&c.compression, "compression", "zstd", "payload compression: zstd, gzip or none")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "print the series that would be sent, readable, instead of sending them")
+	fs.StringVar(&c.logLevel, "log-level", env("NODESCRAPER_LOG_LEVEL", "info"), "debug, info, warn or error (env NODESCRAPER_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+	if c.showVersion {
+		return c, nil
+	}
+	c.apiKey = strings.TrimSpace(getenv("DD_API_KEY"))
+	return c, c.validate()
+}
+
+// validate checks settings; each error is one line naming the setting.
+func (c *config) validate() error {
+	if c.nodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--node-name (NODE_NAME) is empty and the hostname is unknown: %v", err)
+		}
+		c.nodeName = h
+	}
+	if c.interval <= 0 {
+		return fmt.Errorf("--scrape-interval %s: must be positive", c.interval)
+	}
+	if c.timeout == 0 {
+		c.timeout = min(10*time.Second, c.interval)
+	}
+	if c.timeout < 0 || c.timeout > c.interval {
+		return fmt.Errorf("--scrape-timeout %s: must be positive and at most --scrape-interval %s", c.timeout, c.interval)
+	}
+	if c.flushInterval <= 0 {
+		return fmt.Errorf("--flush-interval %s: must be positive", c.flushInterval)
+	}
+	switch c.compression {
+	case "zstd", "gzip", "none":
+	default:
+		return fmt.Errorf("--compression %q: want zstd, gzip or none", c.compression)
+	}
+	switch c.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	if c.ddURL != "" && !strings.HasPrefix(c.ddURL, "http://") && !strings.HasPrefix(c.ddURL, "https://") {
+		return fmt.Errorf("--dd-url %q: want an http:// or https:// URL", c.ddURL)
+	}
+	c.ddURL = strings.TrimSuffix(c.ddURL, "/")
+	if c.site == "" {
+		return errors.New("--dd-site (DD_SITE) is empty")
+	}
+	if c.staticTargets != "" {
+		if _, err := os.Stat(c.staticTargets); err != nil {
+			return fmt.Errorf("--static-targets: %v", err)
+		}
+	}
+	if c.dryRun {
+		return nil
+	}
+	if c.apiKey == "" && c.apiKeyFile != "" {
+		b, err := os.ReadFile(c.apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("DD_API_KEY_FILE: %v", err)
+		}
+		c.apiKey = strings.TrimSpace(string(b))
+		if c.apiKey == "" {
+			return fmt.Errorf("DD_API_KEY_FILE %s: file is empty", c.apiKeyFile)
+		}
+	}
+	if c.apiKey == "" {
+		return errors.New("no Datadog API key: set DD_API_KEY or DD_API_KEY_FILE (or use --dry-run)")
+	}
+	return nil
+}
+
+// apiURL is the Datadog API base URL.
+func (c *config) apiURL() string {
+	if c.ddURL != "" {
+		return c.ddURL
+	}
+	return "https://api." + c.site
+}
+
+// host is the Datadog host name of this node.
+func (c *config) host() string {
+	if c.clusterName != "" {
+		return c.nodeName + "-" + c.clusterName
+	}
+	return c.nodeName
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/ddclient"
+	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/informer"
+	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	c, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nodescraper:", err)
+		os.Exit(2)
+	}
+	if c.showVersion {
+		fmt.Println("nodescraper", buildVersion())
+		return
+	}
+	logger := newLogger(c, os.Stderr)
+	ctx, stop := signalContext()
+	defer stop()
+	if err := run(ctx, c, os.Stdout, logger, nil); err != nil {
+		logger.Error("nodescraper stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.logLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// signalContext is cancelled by the first SIGTERM or SIGINT; a second one
+// exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		<-ch
+		fmt.Fprintln(os.Stderr, "nodescraper: second signal, exiting now")
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// run is the agent. It returns when ctx is cancelled and everything has shut
+// down. ready, if not nil, receives the endpoint's address once it listens.
+func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, ready chan<- string) error {
+	logger.Info("nodescraper starting", "version", buildVersion(), "node", c.nodeName, "host", c.host(), "dry_run", c.dryRun)
+	store := deltastore.New(deltastore.Config{})
+
+	var (
+		out    scrapeloop.Sink // Datadog, or the dry-run printer
+		client *ddclient.Client
+	)
+	if c.dryRun {
+		out = ddclient.NewPrinter(stdout)
+	} else {
+		var err error
+		client, err = ddclient.New(ddclient.Config{
+			URL:           c.apiURL(),
+			APIKey:        c.apiKey,
+			Compression:   c.compression,
+			FlushInterval: c.flushInterval,
+			Logger:        logger,
+		})
+		if err != nil {
+			return err
+		}
+		vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := client.Validate(vctx); err != nil {
+			// Keep running: the key may be fixed through DD_API_KEY_FILE, and
+			// points are held meanwhile. Readiness reports the problem.
+			logger.Error("Datadog API key check failed", "err", err)
+		}
+		cancel()
+		out = client
+	}
+
+	mgr := scrapeloop.NewManager(scrapeloop.Config{
+		Store:  store,
+		Sink:   out,
+		Host:   c.host(),
+		Logger: logger,
+	})
+
+	targets := make(chan []scrapeloop.Target, 1)
+	var discoverySynced func() bool
+	if c.staticTargets != "" {
+		scfg := informer.StaticConfig{
+			Path:     c.staticTargets,
+			Defaults: relabel.Defaults{Interval: c.interval, Timeout: c.timeout},
+			Template: scrapeloop.Target{HonorTimestamps: true, Namespace: c.namespace},
+			Logger:   logger,
+		}
+		if _, err := informer.LoadStatic(scfg); err != nil {
+			return err
+		}
+		discoverySynced = func() bool { return true }
+		go informer.RunStatic(ctx, scfg, targets)
+	} else {
+		return errors.New("Kubernetes discovery (ServiceMonitors, PodMonitors) is not built yet; use --static-targets FILE")
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", c.listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		metrics.WritePrometheus(w, true)
+	})
+	mux.Handle("/targets", mgr.TargetsHandler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !discoverySynced():
+			http.Error(w, "discovery not synced", http.StatusServiceUnavailable)
+		case client != nil && client.Forbidden():
+			http.Error(w, "Datadog refused the API key", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ok")
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("endpoint stopped", "err", err)
+		}
+	})
+	logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /healthz /readyz")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	clientDone := make(chan struct{})
+	if client != nil {
+		go func() { client.Run(ctx); close(clientDone) }()
+	} else {
+		close(clientDone)
+	}
+	mgr.Run(ctx, targets) // returns after every loop stopped
+	<-clientDone
+
+	// Final flush with a fresh deadline: ctx is already cancelled.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if client != nil {
+		if err := client.Drain(sctx); err != nil {
+			logger.Error("final flush incomplete", "err", err)
+		}
+	}
+	_ = srv.Shutdown(sctx)
+	wg.Wait()
+	logger.Info("nodescraper stopped")
+	return nil
+}

@@ -1,0 +1,136 @@
+package informer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/prometheus/prometheus/model/labels"
+	"sigs.k8s.io/yaml"
+)
+
+var staticReloadErrors = metrics.NewCounter(`nodescraper_static_targets_errors_total`)
+
+// StaticConfig configures targets read from a Prometheus file_sd file.
+type StaticConfig struct {
+	// Path is a JSON or YAML file: a list of {targets: [host:port], labels: {}}.
+	// __scheme__, __metrics_path__, __param_*, __scrape_interval__ and
+	// __scrape_timeout__ labels are honoured as in Prometheus.
+	Path string
+	// Defaults apply where labels do not override them (Job defaults to "static").
+	Defaults relabel.Defaults
+	// Template carries the scrape options every target gets (honor flags,
+	// namespace, tags, limits); its URL, Labels, Interval and Timeout are set
+	// per target.
+	Template scrapeloop.Target
+	// Poll is how often the file is checked for changes; default 5s. Polling
+	// (not inotify) also sees ConfigMap volume updates, which swap symlinks.
+	Poll   time.Duration
+	Logger *slog.Logger
+}
+
+type fileSDGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}
+
+// LoadStatic reads and resolves the file once.
+func LoadStatic(cfg StaticConfig) ([]scrapeloop.Target, error) {
+	data, err := os.ReadFile(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("static targets: %w", err)
+	}
+	return parseStatic(cfg, data)
+}
+
+func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
+	var groups []fileSDGroup
+	if err := yaml.UnmarshalStrict(data, &groups); err != nil {
+		return nil, fmt.Errorf("static targets %s: %w", cfg.Path, err)
+	}
+	if cfg.Defaults.Job == "" {
+		cfg.Defaults.Job = "static"
+	}
+	var out []scrapeloop.Target
+	for gi, g := range groups {
+		for ti, addr := range g.Targets {
+			b := labels.NewBuilder(labels.EmptyLabels())
+			for k, v := range g.Labels {
+				b.Set(k, v)
+			}
+			b.Set("__address__", addr)
+			rt, err := relabel.Populate(b.Labels(), nil, cfg.Defaults)
+			if err != nil {
+				return nil, fmt.Errorf("static targets %s: group %d target %d (%q): %w", cfg.Path, gi, ti, addr, err)
+			}
+			t := cfg.Template
+			t.URL = rt.URL.String()
+			t.Labels = rt.Labels
+			t.Interval = rt.Interval
+			t.Timeout = rt.Timeout
+			t.Source = "file " + cfg.Path
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// RunStatic sends the file's targets to out at start and whenever the file's
+// content changes, until ctx is cancelled. A file that cannot be read or
+// parsed is logged and counted; the previous targets stay in place. out should
+// have a buffer of one: a newer target set replaces one not yet taken.
+func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Target) {
+	if cfg.Poll <= 0 {
+		cfg.Poll = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var seen []byte // content last parsed, good or bad: each version is logged once
+	first, readFailed := true, false
+	t := time.NewTicker(cfg.Poll)
+	defer t.Stop()
+	for {
+		data, err := os.ReadFile(cfg.Path)
+		switch {
+		case err != nil:
+			if !readFailed {
+				staticReloadErrors.Inc()
+				cfg.Logger.Error("static targets file unreadable; keeping the previous targets", "file", cfg.Path, "err", err)
+			}
+			readFailed = true
+		case first || !bytes.Equal(data, seen):
+			first, readFailed, seen = false, false, data
+			targets, err := parseStatic(cfg, data)
+			if err != nil {
+				staticReloadErrors.Inc()
+				cfg.Logger.Error("static targets not loaded; keeping the previous ones", "file", cfg.Path, "err", err)
+				break
+			}
+			cfg.Logger.Info("static targets loaded", "file", cfg.Path, "targets", len(targets))
+			send(out, targets)
+		default:
+			readFailed = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// send replaces an untaken target set in out with ts.
+func send(out chan []scrapeloop.Target, ts []scrapeloop.Target) {
+	select {
+	case <-out:
+	default:
+	}
+	out <- ts
+}

@@ -1,0 +1,91 @@
+package informer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodescraper/nodescraper/scrapeloop"
+)
+
+func TestParseStatic(t *testing.T) {
+	cases := []struct {
+		name, file, want, err string
+	}{
+		{name: "yaml", file: `
+- targets: ["127.0.0.1:9100", "127.0.0.2:9100"]
+  labels: {team: a}
+- targets: ["127.0.0.3:8443"]
+  labels: {__scheme__: https, __metrics_path__: /m, job: app, __scrape_interval__: 10s}
+`, want: `http://127.0.0.1:9100/metrics {instance="127.0.0.1:9100", job="static", team="a"} 30s 10s
+http://127.0.0.2:9100/metrics {instance="127.0.0.2:9100", job="static", team="a"} 30s 10s
+https://127.0.0.3:8443/m {instance="127.0.0.3:8443", job="app"} 10s 10s`},
+		{name: "json", file: `[{"targets":["127.0.0.1:1"],"labels":{"__param_x":"y"}}]`,
+			want: `http://127.0.0.1:1/metrics?x=y {instance="127.0.0.1:1", job="static"} 30s 10s`},
+		{name: "empty list", file: `[]`, want: ``},
+		{name: "typo in a field", file: `[{"target":["127.0.0.1:1"]}]`, err: `unknown field "target"`},
+		{name: "bad target", file: `[{"targets":["127.0.0.1:1/x"]}]`, err: `group 0 target 0 ("127.0.0.1:1/x"): __address__ "127.0.0.1:1/x" is not a host:port`},
+		{name: "not a list", file: `targets: [a]`, err: `cannot unmarshal`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := parseStatic(StaticConfig{Path: "f.yaml"}, []byte(c.file))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines []string
+			for _, tg := range got {
+				lines = append(lines, tg.URL+" "+tg.Labels.String()+" "+tg.Interval.String()+" "+tg.Timeout.String())
+			}
+			if s := strings.Join(lines, "\n"); s != c.want {
+				t.Fatalf("got\n%s\nwant\n%s", s, c.want)
+			}
+		})
+	}
+}
+
+func TestRunStaticReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "targets.yaml")
+	write := func(s string) {
+		// Write then rename, as a ConfigMap update or an editor would.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`[{"targets":["127.0.0.1:1"]}]`)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan []scrapeloop.Target, 1)
+	done := make(chan struct{})
+	go func() { RunStatic(ctx, StaticConfig{Path: path, Poll: 10 * time.Millisecond}, out); close(done) }()
+	defer func() { cancel(); <-done }()
+	next := func() []scrapeloop.Target {
+		select {
+		case ts := <-out:
+			return ts
+		case <-time.After(5 * time.Second):
+			t.Fatal("no target set within 5s")
+			return nil
+		}
+	}
+	if ts := next(); len(ts) != 1 || ts[0].URL != "http://127.0.0.1:1/metrics" {
+		t.Fatalf("first set: %+v", ts)
+	}
+	write(`not yaml: [`) // broken: previous targets stay, nothing sent
+	write(`[{"targets":["127.0.0.1:2","127.0.0.1:3"]}]`)
+	if ts := next(); len(ts) != 2 {
+		t.Fatalf("after change: %d targets, want 2", len(ts))
+	}
+}

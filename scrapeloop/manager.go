@@ -1,0 +1,182 @@
+package scrapeloop
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/ddclient"
+	"github.com/nodescraper/nodescraper/deltastore"
+)
+
+// Sink receives the points of each scrape. *ddclient.Client and
+// *ddclient.Printer are sinks.
+type Sink interface {
+	Submit(*ddclient.Batch)
+}
+
+// Config configures a Manager.
+type Config struct {
+	Store *deltastore.Store
+	Sink  Sink
+	// Host is the Datadog host resource of every series (the node name).
+	Host string
+	// Transport is shared by all loops; nil means a default transport.
+	Transport http.RoundTripper
+	// MaxBodySize bounds a response body when the target sets no limit; default 64 MiB.
+	MaxBodySize int64
+	// ParseConcurrency bounds concurrent parsing; default GOMAXPROCS.
+	ParseConcurrency int
+	Logger           *slog.Logger
+	Now              func() time.Time
+
+	parseSem chan struct{}
+	errMu    sync.Mutex
+	lastLog  map[string]time.Time
+}
+
+// errorLog logs a target's scrape error at most once a minute per target:
+// a broken target fails every interval and must not flood the node's logs.
+func (c *Config) errorLog(target string, err error) {
+	now := c.Now()
+	c.errMu.Lock()
+	last, seen := c.lastLog[target]
+	logIt := !seen || now.Sub(last) >= time.Minute
+	if logIt {
+		c.lastLog[target] = now
+	}
+	c.errMu.Unlock()
+	if logIt {
+		c.Logger.Warn("scrape failed (repeats of this error are logged once a minute)", "target", target, "err", err)
+	}
+}
+
+func (c *Config) forget(target string) {
+	c.errMu.Lock()
+	delete(c.lastLog, target)
+	c.errMu.Unlock()
+}
+
+// Manager runs one loop per target.
+type Manager struct {
+	cfg   *Config
+	mu    sync.Mutex
+	loops map[string]*loop
+}
+
+var targetsGauge = metrics.NewGauge(`nodescraper_targets`, nil)
+
+// NewManager returns a manager with no targets.
+func NewManager(cfg Config) *Manager {
+	if cfg.Transport == nil {
+		cfg.Transport = &http.Transport{
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     5 * time.Minute,
+			// Bodies are decompressed by the loop with a reused reader.
+			DisableCompression: true,
+		}
+	}
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = 64 << 20
+	}
+	if cfg.ParseConcurrency <= 0 {
+		cfg.ParseConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.parseSem = make(chan struct{}, cfg.ParseConcurrency)
+	cfg.lastLog = map[string]time.Time{}
+	return &Manager{cfg: &cfg, loops: map[string]*loop{}}
+}
+
+// Sync makes the running loops match targets: loops of removed targets stop
+// (and release their delta state) before new ones start. Loops stop when ctx
+// is cancelled.
+func (m *Manager) Sync(ctx context.Context, targets []Target) {
+	want := make(map[string]Target, len(targets))
+	for _, t := range targets {
+		want[t.key()] = t
+	}
+	m.mu.Lock()
+	var gone []*loop
+	for k, l := range m.loops {
+		if _, ok := want[k]; !ok {
+			gone = append(gone, l)
+			delete(m.loops, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, l := range gone {
+		l.cancel()
+		<-l.done
+		l.release()
+		m.cfg.forget(l.target.URL)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, t := range want {
+		if _, ok := m.loops[k]; ok {
+			continue
+		}
+		l, err := newLoop(m.cfg, t)
+		if err != nil {
+			m.cfg.Logger.Error("cannot scrape target", "target", t.URL, "source", t.Source, "err", err)
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		l.cancel = cancel
+		m.loops[k] = l
+		go l.run(lctx)
+	}
+	targetsGauge.Set(float64(len(m.loops)))
+}
+
+// Run applies target sets from updates until ctx is cancelled, then waits for
+// every loop to stop. The delta state of stopped loops is kept for the
+// checkpoint.
+func (m *Manager) Run(ctx context.Context, updates <-chan []Target) {
+	for {
+		select {
+		case <-ctx.Done():
+			m.Wait()
+			return
+		case ts := <-updates:
+			m.Sync(ctx, ts)
+		}
+	}
+}
+
+// Wait cancels every loop and waits for them to stop.
+func (m *Manager) Wait() {
+	m.mu.Lock()
+	loops := make([]*loop, 0, len(m.loops))
+	for _, l := range m.loops {
+		loops = append(loops, l)
+	}
+	m.mu.Unlock()
+	for _, l := range loops {
+		l.cancel()
+		<-l.done
+	}
+}
+
+// Targets returns the status of every target, sorted by URL.
+func (m *Manager) Targets() []Status {
+	m.mu.Lock()
+	out := make([]Status, 0, len(m.loops))
+	for _, l := range m.loops {
+		out = append(out, l.getStatus())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })
+	return out
+}

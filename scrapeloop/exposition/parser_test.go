@@ -248,7 +248,7 @@ func TestFormatFor(t *testing.T) {
 		"application/openmetrics-text":                               FormatOpenMetrics,
 		"Application/OpenMetrics-Text;version=0.0.1":                 FormatOpenMetrics,
 		"text/plain; version=0.0.4; charset=utf-8":                   FormatPrometheus,
-		"": FormatPrometheus,
+		"":                 FormatPrometheus,
 		"application/json": FormatPrometheus,
 	} {
 		if got := FormatFor(ct); got != want {

@@ -1,0 +1,162 @@
+package exposition
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+)
+
+// normalNaN is the NaN bit pattern Prometheus stores (value.NormalNaN); every
+// parsed NaN is mapped to it so values compare bit for bit.
+const normalNaN uint64 = 0x7ff8000000000001
+
+// exactPow10 holds the powers of ten that float64 represents exactly.
+var exactPow10 = [...]float64{
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+}
+
+// parseFloat parses a sample value as Prometheus does: strconv.ParseFloat
+// without the Go 1.13 additions (hex mantissas, underscores). Short decimal
+// numbers, the vast majority of real values, take an exact fast path: a
+// mantissa below 2^53 scaled by an exactly representable power of ten is
+// correctly rounded by one IEEE multiplication or division, which is also
+// what strconv does for them, so results are bit-identical.
+func parseFloat(b []byte) (float64, bool) {
+	if f, ok := parseFloatFast(b); ok {
+		return f, true
+	}
+	if bytes.ContainsAny(b, "pP_") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(yoloString(b), 64)
+	if err != nil {
+		return 0, false
+	}
+	if math.IsNaN(f) {
+		f = math.Float64frombits(normalNaN)
+	}
+	return f, true
+}
+
+func parseFloatFast(b []byte) (float64, bool) {
+	i := 0
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		i++
+	}
+	var mant uint64
+	digits, exp := 0, 0
+	sawDigit := false
+	for ; i < len(b); i++ {
+		c := b[i] - '0'
+		if c > 9 {
+			break
+		}
+		sawDigit = true
+		if mant == 0 && c == 0 {
+			continue // leading zeros do not count towards precision
+		}
+		if digits >= 18 {
+			return 0, false
+		}
+		mant = mant*10 + uint64(c)
+		digits++
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		for ; i < len(b); i++ {
+			c := b[i] - '0'
+			if c > 9 {
+				break
+			}
+			sawDigit = true
+			exp--
+			if mant == 0 && c == 0 {
+				continue
+			}
+			if digits >= 18 {
+				return 0, false
+			}
+			mant = mant*10 + uint64(c)
+			digits++
+		}
+	}
+	if !sawDigit {
+		return 0, false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '-' || b[i] == '+') {
+			eneg = b[i] == '-'
+			i++
+		}
+		e, n := 0, 0
+		for ; i < len(b); i++ {
+			c := b[i] - '0'
+			if c > 9 {
+				break
+			}
+			if e > 1000 {
+				return 0, false
+			}
+			e = e*10 + int(c)
+			n++
+		}
+		if n == 0 {
+			return 0, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	if i != len(b) || mant > 1<<53 {
+		return 0, false
+	}
+	f := float64(mant)
+	switch {
+	case mant == 0:
+	case exp == 0:
+	case exp > 0 && exp <= 22:
+		f *= exactPow10[exp]
+	case exp < 0 && exp >= -22:
+		f /= exactPow10[-exp]
+	default:
+		return 0, false
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+// parseTextTimestamp parses the text format's timestamp: decimal digits only,
+// milliseconds.
+func parseTextTimestamp(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		ts, err := strconv.ParseInt(yoloString(b), 10, 64)
+		return ts, err == nil
+	}
+	var ts int64
+	for _, c := range b {
+		c -= '0'
+		if c > 9 {
+			return 0, false
+		}
+		ts = ts*10 + int64(c)
+	}
+	return ts, true
+}
+
+// omSecondsToMillis converts an OpenMetrics timestamp in seconds the way
+// Prometheus does (truncating float multiplication), so both agree exactly.
+func omSecondsToMillis(b []byte) (int64, bool) {
+	f, ok := parseFloat(b)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return int64(f * 1000), true
+}

@@ -1,0 +1,452 @@
+package exposition
+
+import (
+	"unicode/utf8"
+)
+
+// Character classes of the exposition grammars.
+const (
+	cMetricStart = 1 << iota // [a-zA-Z_:]
+	cMetric                  // [a-zA-Z0-9_:]
+	cLabelStart              // [a-zA-Z_]
+	cLabel                   // [a-zA-Z0-9_]
+	cValueStop               // bytes that need a closer look inside a quoted string
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		digit := c >= '0' && c <= '9'
+		if letter || c == ':' {
+			t[c] |= cMetricStart | cMetric
+		}
+		if digit {
+			t[c] |= cMetric | cLabel
+		}
+		if letter {
+			t[c] |= cLabelStart | cLabel
+		}
+		if c == '"' || c == '\\' || c == '\n' || c >= 0x80 {
+			t[c] |= cValueStop
+		}
+	}
+	return t
+}()
+
+// setErr records why a sample line failed; it always returns false so
+// callers can write `return 0, p.setErr(...)`.
+func (p *Parser) setErr(pos int, msg string) bool {
+	p.errPos, p.errMsg = pos, msg
+	return false
+}
+
+// skipWS skips spaces and tabs (text format only).
+func (p *Parser) skipWS(i int) int {
+	for i < len(p.data) && (p.data[i] == ' ' || p.data[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// scanMetricName returns the end of the metric name starting at i.
+func (p *Parser) scanMetricName(i int) int {
+	d := p.data
+	for i < len(d) && charClass[d[i]]&cMetric != 0 {
+		i++
+	}
+	return i
+}
+
+// scanLabelName returns the end of the label name starting at i.
+func (p *Parser) scanLabelName(i int) int {
+	d := p.data
+	for i < len(d) && charClass[d[i]]&cLabel != 0 {
+		i++
+	}
+	return i
+}
+
+// scanQuoted scans the quoted string opening at i and returns the index just
+// past its closing quote and whether it holds escapes. A backslash escapes
+// any byte but a newline; raw newlines are allowed only when newlineOK.
+// checkUTF8 rejects invalid UTF-8 (label values).
+func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool, ok bool) {
+	d := p.data
+	start := i
+	i++
+	ascii := true
+	for i < len(d) {
+		c := d[i]
+		if charClass[c]&cValueStop == 0 {
+			i++
+			continue
+		}
+		switch {
+		case c == '"':
+			if checkUTF8 && !ascii && !utf8.Valid(d[start+1:i]) {
+				return 0, false, p.setErr(start, "invalid UTF-8 in label value")
+			}
+			return i + 1, esc, true
+		case c == '\\':
+			if i+1 >= len(d) || d[i+1] == '\n' {
+				return 0, false, p.setErr(i, "invalid escape in quoted string")
+			}
+			esc = true
+			i += 2
+		case c == '\n':
+			if !newlineOK {
+				return 0, false, p.setErr(i, "newline in quoted string")
+			}
+			i++
+		default: // >= 0x80
+			ascii = false
+			i++
+		}
+	}
+	return 0, false, p.setErr(start, "unterminated quoted string")
+}
+
+// resetSample clears the per-line fields of s.
+func resetSample(s *sample, i int) {
+	s.lineStart = i
+	s.seriesStart = i
+	s.nameStart, s.nameEnd = -1, -1
+	s.nameEsc = false
+	s.labels = s.labels[:0]
+	s.exLabels = s.exLabels[:0]
+	s.hasTS = false
+	s.ts = 0
+	s.exStart, s.exEnd = 0, 0
+}
+
+// textSample parses one text-format sample line whose first non-blank byte
+// is at i, and returns the start of the next line. It follows Prometheus'
+// text lexer: blanks may separate every token, label pairs may omit the
+// comma, and the value may follow the name without a blank.
+func (p *Parser) textSample(s *sample, i int) (int, bool) {
+	d := p.data
+	resetSample(s, i)
+	var ok bool
+	switch {
+	case charClass[d[i]]&cMetricStart != 0:
+		j := p.scanMetricName(i + 1)
+		s.nameStart, s.nameEnd = i, j
+		s.seriesEnd = j
+		i = p.skipWS(j)
+		if i < len(d) && d[i] == '{' {
+			if i, ok = p.textLabels(s, i+1); !ok {
+				return 0, false
+			}
+			s.seriesEnd = i
+		}
+	case d[i] == '{':
+		if i, ok = p.textLabels(s, i+1); !ok {
+			return 0, false
+		}
+		s.seriesEnd = i
+		if s.nameStart < 0 {
+			return 0, p.setErr(s.seriesStart, "metric name not set")
+		}
+	default:
+		return 0, p.setErr(i, "expected metric name or '{'")
+	}
+
+	i = p.skipWS(i)
+	j := i
+	for j < len(d) {
+		c := d[j]
+		if c == ' ' || c == '\t' || c == '\n' || c == '{' {
+			break
+		}
+		j++
+	}
+	if j == i {
+		return 0, p.setErr(i, "expected value after metric")
+	}
+	if s.value, ok = parseFloat(d[i:j]); !ok {
+		return 0, p.setErr(i, "invalid value")
+	}
+	i = p.skipWS(j)
+	if i >= len(d) {
+		return i, true
+	}
+	if d[i] == '\n' {
+		return i + 1, true
+	}
+	j = i
+	for j < len(d) && d[j] >= '0' && d[j] <= '9' {
+		j++
+	}
+	if j == i {
+		return 0, p.setErr(i, "expected timestamp or end of line")
+	}
+	if s.ts, ok = parseTextTimestamp(d[i:j]); !ok {
+		return 0, p.setErr(i, "invalid timestamp")
+	}
+	s.hasTS = true
+	i = p.skipWS(j)
+	if i >= len(d) {
+		return i, true
+	}
+	if d[i] != '\n' {
+		return 0, p.setErr(i, "expected end of line after timestamp")
+	}
+	return i + 1, true
+}
+
+// textLabels parses a text-format label set from just after '{' and returns
+// the index just past '}'.
+func (p *Parser) textLabels(s *sample, i int) (int, bool) {
+	d := p.data
+	for {
+		i = p.skipWS(i)
+		if i >= len(d) {
+			return 0, p.setErr(i, "unexpected end of input in label set")
+		}
+		var l labelPos
+		quoted := false
+		switch c := d[i]; {
+		case c == '}':
+			return i + 1, true
+		case charClass[c]&cLabelStart != 0:
+			l.nameStart = i
+			i = p.scanLabelName(i + 1)
+			l.nameEnd = i
+		case c == '"':
+			end, esc, ok := p.scanQuoted(i, true, false)
+			if !ok {
+				return 0, false
+			}
+			l.nameStart, l.nameEnd, l.nameEsc = i+1, end-1, esc
+			quoted = true
+			i = end
+		default:
+			return 0, p.setErr(i, "expected label name")
+		}
+		i = p.skipWS(i)
+		if quoted && i < len(d) && (d[i] == ',' || d[i] == '}') {
+			// A lone quoted string is the metric name (Prometheus 3).
+			if s.nameStart >= 0 {
+				return 0, p.setErr(l.nameStart-1, "metric name already set")
+			}
+			s.nameStart, s.nameEnd, s.nameEsc = l.nameStart, l.nameEnd, l.nameEsc
+			if d[i] == '}' {
+				return i + 1, true
+			}
+			i++
+			continue
+		}
+		if i >= len(d) || d[i] != '=' {
+			return 0, p.setErr(i, "expected '=' after label name")
+		}
+		i = p.skipWS(i + 1)
+		if i >= len(d) || d[i] != '"' {
+			return 0, p.setErr(i, "expected quoted label value")
+		}
+		end, esc, ok := p.scanQuoted(i, true, true)
+		if !ok {
+			return 0, false
+		}
+		l.valStart, l.valEnd, l.valEsc = i+1, end-1, esc
+		s.labels = append(s.labels, l)
+		i = p.skipWS(end)
+		if i < len(d) && d[i] == ',' {
+			i++
+		}
+	}
+}
+
+// omSample parses one OpenMetrics sample line starting at i and returns the
+// start of the next line. Tokens are separated by exactly one space.
+func (p *Parser) omSample(s *sample, i int) (int, bool) {
+	d := p.data
+	resetSample(s, i)
+	var ok bool
+	switch {
+	case charClass[d[i]]&cMetricStart != 0:
+		j := p.scanMetricName(i + 1)
+		s.nameStart, s.nameEnd = i, j
+		i = j
+		if i < len(d) && d[i] == '{' {
+			if i, ok = p.omLabels(s, i+1, false); !ok {
+				return 0, false
+			}
+		}
+	case d[i] == '{':
+		if i, ok = p.omLabels(s, i+1, false); !ok {
+			return 0, false
+		}
+		if s.nameStart < 0 {
+			return 0, p.setErr(s.seriesStart, "metric name not set")
+		}
+	default:
+		return 0, p.setErr(i, "expected metric name or '{'")
+	}
+	s.seriesEnd = i
+
+	j, ok := p.omToken(i)
+	if !ok {
+		return 0, p.setErr(i, "expected ' ' and value after metric")
+	}
+	if s.value, ok = parseFloat(d[i+1 : j]); !ok {
+		return 0, p.setErr(i+1, "invalid value")
+	}
+	i = j
+	if i >= len(d) {
+		return 0, p.setErr(i, "data does not end with # EOF")
+	}
+	if d[i] == '\n' {
+		return i + 1, true
+	}
+	if !p.isExemplarStart(i) {
+		if j, ok = p.omToken(i); !ok {
+			return 0, p.setErr(i, "expected timestamp, exemplar or end of line")
+		}
+		if s.ts, ok = omSecondsToMillis(d[i+1 : j]); !ok {
+			return 0, p.setErr(i+1, "invalid timestamp")
+		}
+		s.hasTS = true
+		i = j
+		if i >= len(d) {
+			return 0, p.setErr(i, "data does not end with # EOF")
+		}
+		if d[i] == '\n' {
+			return i + 1, true
+		}
+		if !p.isExemplarStart(i) {
+			return 0, p.setErr(i, "expected exemplar or end of line after timestamp")
+		}
+	}
+	return p.omExemplar(s, i)
+}
+
+// omToken expects " token" at i (token: one or more bytes other than space
+// and newline) and returns the index past the token.
+func (p *Parser) omToken(i int) (int, bool) {
+	d := p.data
+	if i >= len(d) || d[i] != ' ' {
+		return 0, false
+	}
+	j := i + 1
+	for j < len(d) && d[j] != ' ' && d[j] != '\n' {
+		j++
+	}
+	return j, j > i+1
+}
+
+func (p *Parser) isExemplarStart(i int) bool {
+	d := p.data
+	return i+3 < len(d) && d[i] == ' ' && d[i+1] == '#' && d[i+2] == ' ' && d[i+3] == '{'
+}
+
+// omExemplar parses " # {labels} value [timestamp]\n" at i.
+func (p *Parser) omExemplar(s *sample, i int) (int, bool) {
+	d := p.data
+	s.exStart = i + 3
+	i, ok := p.omLabels(s, i+4, true)
+	if !ok {
+		return 0, false
+	}
+	j, ok := p.omToken(i)
+	if !ok {
+		return 0, p.setErr(i, "expected exemplar value")
+	}
+	if s.exValue, ok = parseFloat(d[i+1 : j]); !ok {
+		return 0, p.setErr(i+1, "invalid exemplar value")
+	}
+	i = j
+	s.exHasTS = false
+	if i < len(d) && d[i] == ' ' {
+		if j, ok = p.omToken(i); !ok {
+			return 0, p.setErr(i, "expected exemplar timestamp")
+		}
+		if s.exTS, ok = omSecondsToMillis(d[i+1 : j]); !ok {
+			return 0, p.setErr(i+1, "invalid exemplar timestamp")
+		}
+		s.exHasTS = true
+		i = j
+	}
+	if i >= len(d) {
+		return 0, p.setErr(i, "data does not end with # EOF")
+	}
+	if d[i] != '\n' {
+		return 0, p.setErr(i, "expected end of line after exemplar")
+	}
+	s.exEnd = i
+	return i + 1, true
+}
+
+// omLabels parses an OpenMetrics label set from just after '{' and returns
+// the index just past '}'. Exemplar labels go to s.exLabels and may not carry
+// a metric name.
+func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
+	d := p.data
+	for {
+		if i >= len(d) {
+			return 0, p.setErr(i, "unexpected end of input in label set")
+		}
+		var l labelPos
+		quoted := false
+		switch c := d[i]; {
+		case c == '}':
+			return i + 1, true
+		case charClass[c]&cLabelStart != 0:
+			l.nameStart = i
+			i = p.scanLabelName(i + 1)
+			l.nameEnd = i
+		case c == '"':
+			end, esc, ok := p.scanQuoted(i, true, false)
+			if !ok {
+				return 0, false
+			}
+			l.nameStart, l.nameEnd, l.nameEsc = i+1, end-1, esc
+			quoted = true
+			i = end
+		default:
+			return 0, p.setErr(i, "expected label name")
+		}
+		if quoted && i < len(d) && (d[i] == ',' || d[i] == '}') {
+			if exemplar {
+				return 0, p.setErr(l.nameStart-1, "metric name in exemplar")
+			}
+			if s.nameStart >= 0 {
+				return 0, p.setErr(l.nameStart-1, "metric name already set")
+			}
+			s.nameStart, s.nameEnd, s.nameEsc = l.nameStart, l.nameEnd, l.nameEsc
+			if d[i] == '}' {
+				return i + 1, true
+			}
+			i++
+			continue
+		}
+		if i >= len(d) || d[i] != '=' {
+			return 0, p.setErr(i, "expected '=' after label name")
+		}
+		i++
+		if i >= len(d) || d[i] != '"' {
+			return 0, p.setErr(i, "expected quoted label value")
+		}
+		end, esc, ok := p.scanQuoted(i, false, true)
+		if !ok {
+			return 0, false
+		}
+		l.valStart, l.valEnd, l.valEsc = i+1, end-1, esc
+		if exemplar {
+			s.exLabels = append(s.exLabels, l)
+		} else {
+			s.labels = append(s.labels, l)
+		}
+		i = end
+		if i >= len(d) {
+			return 0, p.setErr(i, "unexpected end of input in label set")
+		}
+		switch d[i] {
+		case ',':
+			i++
+		case '}':
+			return i + 1, true
+		default:
+			return 0, p.setErr(i, "expected ',' or '}' after label value")
+		}
+	}
+}

@@ -1,0 +1,356 @@
+package exposition
+
+import (
+	"bytes"
+	"unicode/utf8"
+)
+
+type metaKind uint8
+
+const (
+	metaHelp metaKind = iota
+	metaType
+	metaUnit
+)
+
+var (
+	kwHelp = []byte("HELP")
+	kwType = []byte("TYPE")
+	kwUnit = []byte("UNIT")
+	kwEOF  = []byte("EOF")
+)
+
+// lineEnd returns the index of the newline ending the line at i, or
+// len(data) when the last line has none.
+func (p *Parser) lineEnd(i int) int {
+	if j := bytes.IndexByte(p.data[i:], '\n'); j >= 0 {
+		return i + j
+	}
+	return len(p.data)
+}
+
+// textComment handles a text-format line starting with '#' at i: # HELP and
+// # TYPE set metadata, anything else is a comment. As in Prometheus, a
+// malformed HELP or TYPE line is an error, not a comment.
+func (p *Parser) textComment(i int) bool {
+	d := p.data
+	end := p.lineEnd(i)
+	p.pos = min(end+1, len(d))
+	j := p.skipWS(i + 1)
+	if j == i+1 {
+		return true // "#text": a comment
+	}
+	var kind metaKind
+	switch {
+	case bytes.HasPrefix(d[j:], kwHelp):
+		kind = metaHelp
+	case bytes.HasPrefix(d[j:], kwType):
+		kind = metaType
+	default:
+		return true
+	}
+	k := p.skipWS(j + 4)
+	if k == j+4 {
+		return true // "# HELPER": a comment
+	}
+	var ns, ne, after int
+	switch {
+	case k < len(d) && d[k] == '"':
+		qend, _, ok := p.scanQuoted(k, true, false)
+		if !ok {
+			p.fail(p.errPos, p.errMsg)
+			return false
+		}
+		ns, ne, after = k+1, qend-1, qend
+		if after > end { // the quoted name spanned lines
+			end = p.lineEnd(after)
+			p.pos = min(end+1, len(d))
+		}
+	case k < len(d) && charClass[d[k]]&cMetricStart != 0:
+		ns, ne = k, p.scanMetricName(k+1)
+		after = ne
+	default:
+		p.fail(k, "expected metric name after "+string(d[j:j+4]))
+		return false
+	}
+	// The text is the rest of the line minus its first byte (the separator);
+	// a rest of blanks only is empty text, as Prometheus' lexer has it.
+	ts, te := after, end
+	if p.skipWS(ts) >= te {
+		ts = te
+	} else {
+		ts++
+	}
+	text := d[ts:te]
+	if kind == metaType {
+		typ, ok := textTypes(text)
+		if !ok {
+			p.fail(ts, "invalid metric type")
+			return false
+		}
+		p.setMeta(kind, ns, ne, ts, te, typ)
+		return true
+	}
+	if !utf8.Valid(text) {
+		p.fail(ts, "help text is not valid UTF-8")
+		return false
+	}
+	p.setMeta(kind, ns, ne, ts, te, TypeUnknown)
+	return true
+}
+
+func textTypes(b []byte) (MetricType, bool) {
+	switch string(b) {
+	case "counter":
+		return TypeCounter, true
+	case "gauge":
+		return TypeGauge, true
+	case "histogram":
+		return TypeHistogram, true
+	case "summary":
+		return TypeSummary, true
+	case "untyped":
+		return TypeUnknown, true
+	}
+	return 0, false
+}
+
+func omTypes(b []byte) (MetricType, bool) {
+	switch string(b) {
+	case "counter":
+		return TypeCounter, true
+	case "gauge":
+		return TypeGauge, true
+	case "histogram":
+		return TypeHistogram, true
+	case "gaugehistogram":
+		return TypeGaugeHistogram, true
+	case "summary":
+		return TypeSummary, true
+	case "info":
+		return TypeInfo, true
+	case "stateset":
+		return TypeStateset, true
+	case "unknown":
+		return TypeUnknown, true
+	}
+	return 0, false
+}
+
+// omComment handles an OpenMetrics line starting with '#' at p.pos: "# HELP",
+// "# TYPE", "# UNIT" or "# EOF". OpenMetrics has no other comments.
+func (p *Parser) omComment() bool {
+	d := p.data
+	i := p.pos
+	if i+1 >= len(d) || d[i+1] != ' ' {
+		p.fail(i, "expected '# HELP', '# TYPE', '# UNIT' or '# EOF'")
+		return false
+	}
+	j := i + 2
+	var kind metaKind
+	switch {
+	case bytes.HasPrefix(d[j:], kwHelp):
+		kind = metaHelp
+	case bytes.HasPrefix(d[j:], kwType):
+		kind = metaType
+	case bytes.HasPrefix(d[j:], kwUnit):
+		kind = metaUnit
+	case bytes.HasPrefix(d[j:], kwEOF):
+		k := j + 3
+		if k < len(d) && d[k] == '\n' {
+			k++
+		}
+		if k != len(d) {
+			p.fail(k, "unexpected data after # EOF")
+			return false
+		}
+		p.sawEOF = true
+		p.pos = len(d)
+		return true
+	default:
+		p.fail(j, "expected HELP, TYPE, UNIT or EOF after '# '")
+		return false
+	}
+	k := j + 4
+	if k >= len(d) || d[k] != ' ' {
+		p.fail(k, "expected ' ' after "+string(d[j:j+4]))
+		return false
+	}
+	k++
+	var ns, ne, after int
+	switch {
+	case k < len(d) && d[k] == '"':
+		qend, _, ok := p.scanQuoted(k, true, false)
+		if !ok {
+			p.fail(p.errPos, p.errMsg)
+			return false
+		}
+		ns, ne, after = k+1, qend-1, qend
+	case k < len(d) && charClass[d[k]]&cMetricStart != 0:
+		ns, ne = k, p.scanMetricName(k+1)
+		after = ne
+	default:
+		p.fail(k, "expected metric name after "+string(d[j:j+4]))
+		return false
+	}
+	if after >= len(d) || d[after] != ' ' {
+		p.fail(after, "expected ' ' and text after metric name")
+		return false
+	}
+	end := p.lineEnd(after)
+	if end >= len(d) {
+		p.fail(end, "data does not end with # EOF")
+		return false
+	}
+	p.pos = end + 1
+	ts, te := after+1, end
+	text := d[ts:te]
+	typ := TypeUnknown
+	switch kind {
+	case metaType:
+		var ok bool
+		if typ, ok = omTypes(text); !ok {
+			p.fail(ts, "invalid metric type")
+			return false
+		}
+	case metaHelp:
+		if !utf8.Valid(text) {
+			p.fail(ts, "help text is not valid UTF-8")
+			return false
+		}
+	case metaUnit:
+		name := d[ns:ne]
+		if len(text) > 0 && (!bytes.HasSuffix(name, text) || len(name) < len(text)+1 || name[len(name)-len(text)-1] != '_') {
+			p.fail(ts, "unit is not a suffix of the metric name")
+			return false
+		}
+	}
+	if p.strict {
+		if err := p.checkMeta(kind, ns, ne, ts, te); err != nil {
+			p.err = err
+			return false
+		}
+	}
+	p.setMeta(kind, ns, ne, ts, te, typ)
+	return true
+}
+
+// setMeta applies a metadata line: a name other than the current family's
+// starts a new family.
+func (p *Parser) setMeta(kind metaKind, ns, ne, ts, te int, typ MetricType) {
+	d := p.data
+	if !p.famOpen || !bytes.Equal(d[ns:ne], d[p.fam.start:p.fam.end]) {
+		p.fam = family{start: ns, end: ne}
+		p.famOpen = true
+		p.created = createdCache{}
+	}
+	switch kind {
+	case metaType:
+		p.fam.typ, p.fam.hasType = typ, true
+	case metaHelp:
+		p.fam.hasHelp = true
+		p.fam.helpStart, p.fam.helpEnd = ts, te
+		p.fam.helpEsc = bytes.IndexByte(d[ts:te], '\\') >= 0
+		p.fam.helpFromText = p.format == FormatPrometheus
+	case metaUnit:
+		p.fam.hasUnit = true
+		p.fam.unitStart, p.fam.unitEnd = ts, te
+	}
+}
+
+var (
+	sfxTotal   = []byte("_total")
+	sfxCreated = []byte("_created")
+	sfxBucket  = []byte("_bucket")
+	sfxSum     = []byte("_sum")
+	sfxCount   = []byte("_count")
+	sfxGSum    = []byte("_gsum")
+	sfxGCount  = []byte("_gcount")
+	sfxInfo    = []byte("_info")
+	lblQuant   = []byte("quantile")
+	lblLe      = []byte("le")
+)
+
+// resolveFamily decides whether the current sample belongs to the current
+// metadata family and with which role.
+func (p *Parser) resolveFamily() {
+	p.inFamily, p.role = false, RoleValue
+	if !p.famOpen {
+		return
+	}
+	name := p.Name()
+	fam := p.data[p.fam.start:p.fam.end]
+	if !bytes.HasPrefix(name, fam) {
+		return
+	}
+	role, ok := roleFor(p.fam.typ, name[len(fam):], p.format == FormatOpenMetrics)
+	if !ok {
+		return
+	}
+	if role == RoleValue && p.fam.typ == TypeSummary && p.hasLabel(&p.cur, lblQuant) {
+		role = RoleQuantile
+	}
+	p.inFamily, p.role = true, role
+}
+
+// roleFor maps a sample name's suffix (after the family name) to its role in
+// a family of type t. _created belongs to a family only in OpenMetrics: in
+// the text format it is a series of its own, as in Prometheus.
+func roleFor(t MetricType, sfx []byte, om bool) (Role, bool) {
+	if len(sfx) == 0 {
+		switch t {
+		case TypeCounter:
+			return RoleTotal, true
+		case TypeUnknown, TypeGauge, TypeSummary, TypeStateset:
+			return RoleValue, true
+		}
+		return 0, false
+	}
+	if om && bytes.Equal(sfx, sfxCreated) {
+		switch t {
+		case TypeCounter, TypeHistogram, TypeSummary:
+			return RoleCreated, true
+		}
+		return 0, false
+	}
+	switch t {
+	case TypeCounter:
+		if bytes.Equal(sfx, sfxTotal) {
+			return RoleTotal, true
+		}
+	case TypeHistogram, TypeSummary:
+		switch {
+		case t == TypeHistogram && bytes.Equal(sfx, sfxBucket):
+			return RoleBucket, true
+		case bytes.Equal(sfx, sfxSum):
+			return RoleSum, true
+		case bytes.Equal(sfx, sfxCount):
+			return RoleCount, true
+		}
+	case TypeGaugeHistogram:
+		switch {
+		case bytes.Equal(sfx, sfxBucket):
+			return RoleBucket, true
+		case bytes.Equal(sfx, sfxGSum):
+			return RoleGSum, true
+		case bytes.Equal(sfx, sfxGCount):
+			return RoleGCount, true
+		}
+	case TypeInfo:
+		if bytes.Equal(sfx, sfxInfo) {
+			return RoleValue, true
+		}
+	}
+	return 0, false
+}
+
+// hasLabel reports whether s has a label with the given (unquoted) name.
+func (p *Parser) hasLabel(s *sample, name []byte) bool {
+	for i := range s.labels {
+		l := &s.labels[i]
+		if bytes.Equal(p.data[l.nameStart:l.nameEnd], name) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,348 @@
+package exposition
+
+import (
+	"math"
+)
+
+// Label is one label pair of a sample, unescaped.
+type Label struct{ Name, Value []byte }
+
+// labelPos locates one label pair in the payload. Quoted names are stored
+// without their quotes; esc flags say whether unescaping is needed.
+type labelPos struct {
+	nameStart, nameEnd int
+	valStart, valEnd   int
+	nameEsc, valEsc    bool
+}
+
+// sample is one parsed sample line, as offsets into the payload.
+type sample struct {
+	lineStart          int
+	seriesStart        int
+	seriesEnd          int
+	nameStart, nameEnd int
+	nameEsc            bool
+	labels             []labelPos
+	value              float64
+	ts                 int64
+	hasTS              bool
+	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
+	exStart, exEnd int
+	exLabels       []labelPos
+	exValue        float64
+	exTS           int64
+	exHasTS        bool
+}
+
+// family is the metadata (# TYPE, # HELP, # UNIT) of the current family.
+type family struct {
+	start, end   int // family name in the payload (inside quotes if quoted)
+	typ          MetricType
+	hasType      bool
+	hasHelp      bool
+	hasUnit      bool
+	helpStart    int
+	helpEnd      int
+	unitStart    int
+	unitEnd      int
+	helpEsc      bool
+	helpFromText bool // text format help escapes (\\ and \n only)
+}
+
+// Parser is a streaming parser of one exposition payload. It is reusable:
+// Reset it with the next payload and its internal buffers are kept. The zero
+// value is ready for Reset.
+type Parser struct {
+	data   []byte
+	pos    int
+	format Format
+	strict bool
+	err    error
+	done   bool
+	sawEOF bool
+
+	cur      sample
+	peek     sample
+	fam      family
+	famOpen  bool
+	inFamily bool
+	role     Role
+
+	nameBuf   []byte
+	nameValid bool
+	labelBuf  []byte
+	helpBuf   []byte
+
+	created createdCache
+	check   strictState
+
+	// where and why the last sample line failed to parse; Next turns it
+	// into p.err, the Created look-ahead just stops
+	errPos int
+	errMsg string
+}
+
+// Reset starts parsing data in format f. data must not change until the next
+// Reset; the parser keeps references into it.
+func (p *Parser) Reset(data []byte, f Format) {
+	cur, peek := p.cur, p.peek
+	*p = Parser{
+		data:     data,
+		format:   f,
+		strict:   p.strict,
+		nameBuf:  p.nameBuf[:0],
+		labelBuf: p.labelBuf[:0],
+		helpBuf:  p.helpBuf[:0],
+		check:    p.check.reset(),
+	}
+	p.cur.labels, p.cur.exLabels = cur.labels[:0], cur.exLabels[:0]
+	p.peek.labels, p.peek.exLabels = peek.labels[:0], peek.exLabels[:0]
+}
+
+// SetStrict selects strict OpenMetrics validation (true) or the leniency of
+// Prometheus' scraper (false, the default). It has no effect on the text
+// format, which Prometheus parses leniently. Call it before Next.
+func (p *Parser) SetStrict(strict bool) { p.strict = strict }
+
+// Err returns nil after a clean end of input, else a *ParseError.
+func (p *Parser) Err() error { return p.err }
+
+// Next advances to the next sample. It returns false at the end of the input
+// or on an error; Err tells which.
+func (p *Parser) Next() bool {
+	if p.err != nil || p.done {
+		return false
+	}
+	p.nameValid = false
+	om := p.format == FormatOpenMetrics
+	for {
+		if p.pos >= len(p.data) {
+			if om && !p.sawEOF {
+				p.fail(p.pos, "data does not end with # EOF")
+				return false
+			}
+			if err := p.finishStrict(); err != nil {
+				p.err = err
+				return false
+			}
+			p.done = true
+			return false
+		}
+		if om {
+			switch p.data[p.pos] {
+			case '#':
+				if !p.omComment() {
+					return false
+				}
+				if p.done {
+					return false
+				}
+				continue
+			case '\n':
+				p.fail(p.pos, "unexpected blank line")
+				return false
+			}
+			next, ok := p.omSample(&p.cur, p.pos)
+			if !ok {
+				p.fail(p.errPos, p.errMsg)
+				return false
+			}
+			p.pos = next
+		} else {
+			// Whitespace may lead a line; blank lines are skipped and a NUL at
+			// the start of a line ends the payload, as in Prometheus' lexer.
+			i := p.pos
+			for i < len(p.data) && (p.data[i] == ' ' || p.data[i] == '\t') {
+				i++
+			}
+			if i >= len(p.data) {
+				p.pos = i
+				continue
+			}
+			switch p.data[i] {
+			case '\n':
+				p.pos = i + 1
+				continue
+			case 0:
+				p.pos = len(p.data)
+				continue
+			case '#':
+				if !p.textComment(i) {
+					return false
+				}
+				continue
+			}
+			next, ok := p.textSample(&p.cur, i)
+			if !ok {
+				p.fail(p.errPos, p.errMsg)
+				return false
+			}
+			p.pos = next
+		}
+		p.resolveFamily()
+		if p.strict && om {
+			if err := p.checkSample(); err != nil {
+				p.err = err
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// fail records a parse error at byte offset pos.
+func (p *Parser) fail(pos int, msg string) {
+	if p.err == nil {
+		p.err = newParseError(p.data, pos, msg)
+	}
+}
+
+// Series returns the raw bytes of the metric name and label set exactly as
+// they appear in the input, without value or timestamp: the cache key.
+func (p *Parser) Series() []byte { return p.data[p.cur.seriesStart:p.cur.seriesEnd] }
+
+// Name returns the metric name, unquoted and unescaped.
+func (p *Parser) Name() []byte {
+	s := &p.cur
+	if !s.nameEsc {
+		return p.data[s.nameStart:s.nameEnd]
+	}
+	if !p.nameValid {
+		p.nameBuf = appendUnescaped(p.nameBuf[:0], p.data[s.nameStart:s.nameEnd], false)
+		p.nameValid = true
+	}
+	return p.nameBuf
+}
+
+// Family returns the family name from # TYPE/HELP/UNIT when the sample
+// belongs to that family, else the metric name.
+func (p *Parser) Family() []byte {
+	if p.inFamily {
+		return p.data[p.fam.start:p.fam.end]
+	}
+	return p.Name()
+}
+
+// Type returns the family type, TypeUnknown when the sample has none.
+func (p *Parser) Type() MetricType {
+	if p.inFamily {
+		return p.fam.typ
+	}
+	return TypeUnknown
+}
+
+// Role returns what the sample is within its family.
+func (p *Parser) Role() Role { return p.role }
+
+// Unit returns the family's # UNIT (OpenMetrics), or nil.
+func (p *Parser) Unit() []byte {
+	if p.inFamily && p.fam.hasUnit {
+		return p.data[p.fam.unitStart:p.fam.unitEnd]
+	}
+	return nil
+}
+
+// Help returns the family's # HELP text, unescaped, or nil. The bytes are
+// valid until the next family starts or Reset.
+func (p *Parser) Help() []byte {
+	if !p.inFamily || !p.fam.hasHelp {
+		return nil
+	}
+	raw := p.data[p.fam.helpStart:p.fam.helpEnd]
+	if !p.fam.helpEsc {
+		return raw
+	}
+	p.helpBuf = appendUnescaped(p.helpBuf[:0], raw, p.fam.helpFromText)
+	return p.helpBuf
+}
+
+// Labels appends the sample's label pairs (the metric name excluded) to dst,
+// unescaped, in input order. Escaped bytes live in a buffer that stays valid
+// until the next Next or Reset; unescaped ones point into the payload.
+func (p *Parser) Labels(dst []Label) []Label {
+	s := &p.cur
+	need := 0
+	for i := range s.labels {
+		l := &s.labels[i]
+		if l.nameEsc {
+			need += l.nameEnd - l.nameStart
+		}
+		if l.valEsc {
+			need += l.valEnd - l.valStart
+		}
+	}
+	if need > 0 && cap(p.labelBuf) < need {
+		p.labelBuf = make([]byte, 0, 2*need)
+	}
+	buf := p.labelBuf[:0]
+	for i := range s.labels {
+		l := &s.labels[i]
+		name := p.data[l.nameStart:l.nameEnd]
+		if l.nameEsc {
+			n := len(buf)
+			buf = appendUnescaped(buf, name, false)
+			name = buf[n:len(buf):len(buf)]
+		}
+		val := p.data[l.valStart:l.valEnd]
+		if l.valEsc {
+			n := len(buf)
+			buf = appendUnescaped(buf, val, false)
+			val = buf[n:len(buf):len(buf)]
+		}
+		dst = append(dst, Label{Name: name, Value: val})
+	}
+	p.labelBuf = buf
+	return dst
+}
+
+// NumLabels returns how many label pairs the sample has, without unescaping.
+func (p *Parser) NumLabels() int { return len(p.cur.labels) }
+
+// Value returns the sample value. NaNs are Prometheus' canonical NaN.
+func (p *Parser) Value() float64 { return p.cur.value }
+
+// Timestamp returns the sample timestamp in milliseconds, if present.
+// OpenMetrics timestamps (seconds) are converted as Prometheus does.
+func (p *Parser) Timestamp() (ms int64, ok bool) { return p.cur.ts, p.cur.hasTS }
+
+// Exemplar returns the raw exemplar of the sample (OpenMetrics, after "# "),
+// or nil. It is validated but not decoded.
+func (p *Parser) Exemplar() []byte {
+	if p.cur.exEnd > p.cur.exStart {
+		return p.data[p.cur.exStart:p.cur.exEnd]
+	}
+	return nil
+}
+
+// appendUnescaped appends s with its escapes resolved: \\ and \n, plus \"
+// unless helpText (the text format's HELP has no \" escape). Any other
+// backslash is kept, as Prometheus does.
+func appendUnescaped(dst, s []byte, helpText bool) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			dst = append(dst, c)
+			continue
+		}
+		switch s[i+1] {
+		case '\\':
+			dst = append(dst, '\\')
+			i++
+		case 'n':
+			dst = append(dst, '\n')
+			i++
+		case '"':
+			if helpText {
+				dst = append(dst, '\\')
+				continue
+			}
+			dst = append(dst, '"')
+			i++
+		default:
+			dst = append(dst, '\\')
+		}
+	}
+	return dst
+}
+
+func isNaN(f float64) bool { return math.IsNaN(f) }

@@ -34,7 +34,7 @@ var (
 // loop scrapes one target. Its goroutine owns the parser, cache and buffers;
 // status is shared with the targets page under mu.
 type loop struct {
-	cfg    *Config
+	cfg    *env
 	target Target
 	seed   uint64
 	client *http.Client
@@ -75,7 +75,7 @@ type Status struct {
 	Interval     time.Duration     `json:"intervalNs"`
 }
 
-func newLoop(cfg *Config, t Target) (*loop, error) {
+func newLoop(cfg *env, t Target) (*loop, error) {
 	req, err := http.NewRequest(http.MethodGet, t.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.URL, err)
@@ -174,14 +174,12 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
-	if l.cfg.parseSem != nil {
-		select {
-		case l.cfg.parseSem <- struct{}{}:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		defer func() { <-l.cfg.parseSem }()
+	select {
+	case l.cfg.parseSem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
+	defer func() { <-l.cfg.parseSem }()
 	samples, err := l.process(l.body.Bytes(), ct, start)
 	if l.batch.Len() > 0 {
 		pointsTotal.Add(l.batch.Len())

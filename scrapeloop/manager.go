@@ -34,15 +34,19 @@ type Config struct {
 	ParseConcurrency int
 	Logger           *slog.Logger
 	Now              func() time.Time
+}
 
-	parseSem chan struct{}
+// env is what the loops of one Manager share.
+type env struct {
+	Config
+	parseSem chan struct{} // bounds CPU-heavy parsing to ParseConcurrency
 	errMu    sync.Mutex
 	lastLog  map[string]time.Time
 }
 
 // errorLog logs a target's scrape error at most once a minute per target:
 // a broken target fails every interval and must not flood the node's logs.
-func (c *Config) errorLog(target string, err error) {
+func (c *env) errorLog(target string, err error) {
 	now := c.Now()
 	c.errMu.Lock()
 	last, seen := c.lastLog[target]
@@ -56,7 +60,7 @@ func (c *Config) errorLog(target string, err error) {
 	}
 }
 
-func (c *Config) forget(target string) {
+func (c *env) forget(target string) {
 	c.errMu.Lock()
 	delete(c.lastLog, target)
 	c.errMu.Unlock()
@@ -64,7 +68,7 @@ func (c *Config) forget(target string) {
 
 // Manager runs one loop per target.
 type Manager struct {
-	cfg   *Config
+	cfg   *env
 	mu    sync.Mutex
 	loops map[string]*loop
 }
@@ -93,9 +97,8 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.parseSem = make(chan struct{}, cfg.ParseConcurrency)
-	cfg.lastLog = map[string]time.Time{}
-	return &Manager{cfg: &cfg, loops: map[string]*loop{}}
+	e := &env{Config: cfg, parseSem: make(chan struct{}, cfg.ParseConcurrency), lastLog: map[string]time.Time{}}
+	return &Manager{cfg: e, loops: map[string]*loop{}}
 }
 
 // Sync makes the running loops match targets: loops of removed targets stop

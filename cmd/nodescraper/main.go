@@ -145,7 +145,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		discoverySynced = func() bool { return true }
 		go informer.RunStatic(ctx, scfg, targets)
 	} else {
-		return errors.New("Kubernetes discovery (ServiceMonitors, PodMonitors) is not built yet; use --static-targets FILE")
+		return errors.New("kubernetes discovery (ServiceMonitors, PodMonitors) is not built yet: use --static-targets FILE")
 	}
 
 	ln, err := net.Listen("tcp", c.listen)

@@ -1,0 +1,49 @@
+# nodescraper: the two commands of the README are `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+CACHE := $(CURDIR)/.cache
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build demo test lint vet staticcheck static-build unit clean
+
+all: build
+
+## build: the agent and the demo tools into bin/
+build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+## demo: the whole data path on this machine, no cluster or Datadog account needed
+demo: build
+	@scripts/demo.sh
+
+## test: everything CI checks
+test: vet staticcheck static-build unit
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+$(STATICCHECK):
+	@mkdir -p $(CACHE)/bin
+	GOBIN=$(CACHE)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@mv $(CACHE)/bin/staticcheck $@
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+## static-build: the agent must build and run without cgo
+static-build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -o bin/nodescraper-static ./cmd/nodescraper
+	bin/nodescraper-static --version
+	@if command -v ldd >/dev/null && ldd bin/nodescraper-static 2>&1 | grep -q '=>'; then echo "bin/nodescraper-static is not static"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 -race -timeout 20m ./...
+
+clean:
+	rm -rf bin

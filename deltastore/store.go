@@ -92,9 +92,14 @@ func (s *Store) Update(key uint64, o Obs) (delta float64, ok bool) {
 		}
 		return 0, false
 	}
-	if o.TS < st.ts {
+	if o.TS <= st.ts {
+		// Older, or the same observation again (an exporter that repeats its
+		// own timestamp): Datadog keeps one value per series and second, so
+		// a second point at the same time would overwrite the first one's delta.
 		sh.mu.Unlock()
-		outOfOrderTotal.Inc()
+		if o.TS < st.ts {
+			outOfOrderTotal.Inc()
+		}
 		return 0, false
 	}
 	reset := o.Value < st.last || (o.Created > st.created && st.created != 0)

@@ -40,6 +40,12 @@ func TestUpdate(t *testing.T) {
 			{Obs{Value: 9, TS: 5}, 0, false},
 			{Obs{Value: 9, TS: 11}, 4, true},
 		}},
+		{"a repeated timestamp is the same observation", []step{
+			{Obs{Value: 5, TS: 10}, 0, false},
+			{Obs{Value: 8, TS: 20}, 3, true},
+			{Obs{Value: 8, TS: 20}, 0, false},
+			{Obs{Value: 9, TS: 30}, 1, true},
+		}},
 		{"NaN is ignored and keeps the state", []step{
 			{Obs{Value: 5, TS: 1}, 0, false},
 			{Obs{Value: math.NaN(), TS: 2}, 0, false},

@@ -76,6 +76,10 @@ type Status struct {
 }
 
 func newLoop(cfg *env, t Target) (*loop, error) {
+	if t.Interval < time.Second || t.Timeout <= 0 || t.Timeout > t.Interval {
+		// Datadog keeps one point per series and second.
+		return nil, fmt.Errorf("target %s: interval %s must be at least 1s and timeout %s within it", t.URL, t.Interval, t.Timeout)
+	}
 	req, err := http.NewRequest(http.MethodGet, t.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.URL, err)

@@ -355,7 +355,7 @@ func TestManagerSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tg := func(job string) Target {
-		return Target{URL: "http://" + srv.Addr() + "/metrics", Labels: labels.FromStrings("job", job), Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond}
+		return Target{URL: "http://" + srv.Addr() + "/metrics", Labels: labels.FromStrings("job", job), Interval: time.Second, Timeout: 500 * time.Millisecond}
 	}
 	m.Sync(ctx, []Target{tg("a"), tg("b")})
 	if n := len(m.Targets()); n != 2 {

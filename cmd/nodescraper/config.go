@@ -108,8 +108,9 @@ func (c *config) validate() error {
 		}
 		c.nodeName = h
 	}
-	if c.interval <= 0 {
-		return fmt.Errorf("--scrape-interval %s: must be positive", c.interval)
+	if c.interval < time.Second {
+		// Datadog keeps one point per series and second.
+		return fmt.Errorf("--scrape-interval %s: must be at least 1s", c.interval)
 	}
 	if c.timeout == 0 {
 		c.timeout = min(10*time.Second, c.interval)

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "t.yaml")
+	keyFile := filepath.Join(dir, "key")
+	emptyKey := filepath.Join(dir, "empty")
+	for f, s := range map[string]string{targets: "[]", keyFile: " secret-from-file\n", emptyKey: "\n"} {
+		if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := []string{"--static-targets", targets, "--node-name", "n1"}
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		err  string
+		check func(*config) string
+	}{
+		{name: "key from env", args: base, env: map[string]string{"DD_API_KEY": "k"},
+			check: func(c *config) string {
+				if c.apiKey != "k" || c.apiURL() != "https://api.datadoghq.com" || c.timeout.String() != "10s" || c.host() != "n1" {
+					return "unexpected defaults"
+				}
+				return ""
+			}},
+		{name: "key from file, site, cluster", args: append([]string{"--cluster-name", "prod"}, base...),
+			env: map[string]string{"DD_API_KEY_FILE": keyFile, "DD_SITE": "datadoghq.eu"},
+			check: func(c *config) string {
+				if c.apiKey != "secret-from-file" || c.apiURL() != "https://api.datadoghq.eu" || c.host() != "n1-prod" {
+					return "got key " + c.apiKey + " url " + c.apiURL() + " host " + c.host()
+				}
+				return ""
+			}},
+		{name: "node name from env", args: []string{"--static-targets", targets, "--dry-run"}, env: map[string]string{"NODE_NAME": "from-env"},
+			check: func(c *config) string {
+				if c.nodeName != "from-env" {
+					return "node " + c.nodeName
+				}
+				return ""
+			}},
+		{name: "dry run needs no key", args: append([]string{"--dry-run"}, base...)},
+		{name: "no key", args: base, err: "no Datadog API key: set DD_API_KEY or DD_API_KEY_FILE (or use --dry-run)"},
+		{name: "empty key file", args: base, env: map[string]string{"DD_API_KEY_FILE": emptyKey}, err: "DD_API_KEY_FILE " + emptyKey + ": file is empty"},
+		{name: "missing key file", args: base, env: map[string]string{"DD_API_KEY_FILE": dir + "/nope"}, err: "DD_API_KEY_FILE: open " + dir + "/nope: no such file or directory"},
+		{name: "interval too short", args: append([]string{"--dry-run", "--scrape-interval", "500ms"}, base...), err: "--scrape-interval 500ms: must be at least 1s"},
+		{name: "timeout above interval", args: append([]string{"--dry-run", "--scrape-interval", "5s", "--scrape-timeout", "6s"}, base...), err: "--scrape-timeout 6s: must be positive and at most --scrape-interval 5s"},
+		{name: "bad compression", args: append([]string{"--dry-run", "--compression", "lz4"}, base...), err: `--compression "lz4": want zstd, gzip or none`},
+		{name: "bad url", args: append([]string{"--dry-run", "--dd-url", "api.datadoghq.com"}, base...), err: `--dd-url "api.datadoghq.com": want an http:// or https:// URL`},
+		{name: "missing targets file", args: []string{"--dry-run", "--static-targets", dir + "/none.yaml"}, err: "--static-targets: stat " + dir + "/none.yaml: no such file or directory"},
+		{name: "bad log level", args: append([]string{"--dry-run", "--log-level", "loud"}, base...), err: `--log-level "loud": want debug, info, warn or error`},
+		{name: "stray argument", args: append([]string{"--dry-run", "extra"}, base...), err: `unexpected argument "extra" (all settings are flags)`},
+		{name: "unknown flag", args: []string{"--api-key", "x"}, err: "flag provided but not defined: -api-key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			getenv := func(k string) string { return c.env[k] }
+			cfg, err := parseConfig(c.args, getenv, io.Discard)
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("err = %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.check != nil {
+				if msg := c.check(cfg); msg != "" {
+					t.Fatal(msg)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpMentionsEverySetting(t *testing.T) {
+	var b strings.Builder
+	_, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &b)
+	if err == nil {
+		t.Fatal("--help returned no error")
+	}
+	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("--help does not mention %s", s)
+		}
+	}
+}

@@ -9,6 +9,7 @@ require (
 	github.com/prometheus-operator/prometheus-operator/pkg/client v0.93.0
 	github.com/prometheus/common v0.72.1
 	github.com/prometheus/prometheus v0.315.0
+	go.uber.org/goleak v1.3.0
 	k8s.io/client-go v0.37.2
 )
 

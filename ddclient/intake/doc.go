@@ -1,0 +1,13 @@
+// Package intake is a strict stand-in for Datadog's metrics intake
+// (POST /api/v2/series and GET /api/v1/validate), for tests and demos where
+// no Datadog account is reachable.
+//
+// It checks what the real intake checks (API key, Content-Encoding, the
+// 512,000-byte compressed and 5,242,880-byte uncompressed limits, the accepted
+// timestamp window) and decodes every body into datadog-api-client-go's
+// datadogV2.MetricPayload, refusing what does not decode or is invalid for the
+// model. Where Datadog would silently accept something that is almost surely a
+// sender bug (unknown fields, a count without interval) it refuses by default;
+// Config relaxes each such check. Accepted series stay queryable (Points, Sum,
+// Last, WaitFor) and faults (408, 429, 5xx, hangs) can be scripted per request.
+package intake

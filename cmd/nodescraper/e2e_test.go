@@ -40,6 +40,8 @@ func TestEndToEnd(t *testing.T) {
 	rpc := e.Family("rpc_seconds", exporter.Summary, "RPC latency.")
 	reqs.Set(`code="200"`, 1000)
 	reqs.Set(`code="500"`, 5)
+	jobs := e.Family("jobs_total", exporter.Counter, "Jobs.")
+	jobs.Set("", 2)
 	temp.Set(`room="lab"`, 20)
 	lat.Observe("", 0.05)
 	rpc.Observe("", 0.2)
@@ -96,8 +98,12 @@ func TestEndToEnd(t *testing.T) {
 	for step := 1; step <= 8; step++ {
 		switch step {
 		case 3:
-			// The target restarts: everything counts from zero again.
+			// The target restarts: everything counts from zero again. jobs
+			// grows past its old value at once: only the new
+			// process_start_time_seconds tells this reset apart.
 			e.Restart(float64(time.Now().Unix()))
+			jobs.Add("", 50)
+			want["e2e.jobs.count|"] += 50
 		case 5:
 			e.FailNext(1) // one failed scrape: its increments show up in the next one
 		case 6:

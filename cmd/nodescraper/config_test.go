@@ -20,10 +20,10 @@ func TestParseConfig(t *testing.T) {
 	}
 	base := []string{"--static-targets", targets, "--node-name", "n1"}
 	cases := []struct {
-		name string
-		args []string
-		env  map[string]string
-		err  string
+		name  string
+		args  []string
+		env   map[string]string
+		err   string
 		check func(*config) string
 	}{
 		{name: "key from env", args: base, env: map[string]string{"DD_API_KEY": "k"},

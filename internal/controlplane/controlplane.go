@@ -302,6 +302,9 @@ func (cp *ControlPlane) runAPIServer(ctx context.Context) (*process, error) {
 		// as endpoint, which Endpoints validation rejects on every reconcile.
 		"--endpoint-reconciler-type=none",
 		"--cert-dir=" + filepath.Join(cp.dir, "apiserver-certs"),
+		// On SIGTERM close open watches within 2 s; by default they hold
+		// the HTTP server's graceful shutdown for its full 60 s timeout.
+		"--shutdown-watch-termination-grace-period=2s",
 		"--profiling=false",
 	}, filepath.Join(cp.dir, "kube-apiserver.log"))
 	if err != nil {

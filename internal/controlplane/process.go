@@ -141,5 +141,5 @@ func (p *process) logTail(n int) string {
 			i = 0
 		}
 	}
-	return string(b[i:])
+	return string(bytes.TrimLeft(b[i:], "\n"))
 }

@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	monitoring "github.com/prometheus-operator/prometheus-operator/pkg/client/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -143,6 +146,9 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	if err = installMonitorCRDs(ctx, cp.Admin, cfg.StartTimeout); err != nil {
 		return nil, err
 	}
+	if err = cp.warmMonitorCRDs(ctx); err != nil {
+		return nil, err
+	}
 	cp.Timings.CRDs = time.Since(step)
 
 	if cfg.ControllerManager {
@@ -212,6 +218,10 @@ func (cp *ControlPlane) startEtcd(ctx context.Context) error {
 			"--initial-cluster-state=new",
 			"--logger=zap",
 			"--log-level=warn",
+			// A single member on loopback: elect itself in ~0.1 s rather
+			// than after the 1 s default election timeout.
+			"--heartbeat-interval=10",
+			"--election-timeout=100",
 		}, filepath.Join(cp.dir, "etcd.log"))
 		if err != nil {
 			return nil, err
@@ -381,7 +391,38 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
 		cp.setProcess(&cp.kcm, p)
 		return p, cp.waitReady(ctx, p, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", "ok")
 	})
-	return err
+	if err != nil || !controllerEnabled(cp.cfg.Controllers, "serviceaccount-controller", "serviceaccount") {
+		return err
+	}
+	// /healthz answers before the controllers run; the "default"
+	// ServiceAccount of namespace default shows they do.
+	ctx, cancel := context.WithTimeout(ctx, cp.cfg.StartTimeout)
+	defer cancel()
+	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := cp.Kube.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager: controllers not running after %v; log %s:\n%s", cp.cfg.StartTimeout, cp.kcm.logPath, cp.kcm.logTail(30))
+	}
+	return nil
+}
+
+// controllerEnabled reports whether --controllers=list enables the
+// controller known by any of names (its name and its older alias).
+func controllerEnabled(list []string, names ...string) bool {
+	enabled := false
+	for _, c := range list {
+		switch {
+		case c == "*":
+			enabled = true
+		case slices.Contains(names, c):
+			enabled = true
+		case strings.HasPrefix(c, "-") && slices.Contains(names, c[1:]):
+			return false
+		}
+	}
+	return enabled
 }
 
 func (cp *ControlPlane) setProcess(slot **process, p *process) {
@@ -439,8 +480,9 @@ func probe(ctx context.Context, hc *http.Client, url, want string) error {
 
 // RestartAPIServer stops kube-apiserver (SIGTERM, as a rolling upgrade
 // does) and starts it again on the same port with the same flags, returning
-// once it is ready. Clients keep their configuration; watches break and
-// must be re-established by the client.
+// once it is ready and has accepted a first (dry-run) monitor write.
+// Clients keep their configuration; their watches break and must be
+// re-established by the client (informers do that themselves).
 func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
 	cp.mu.Lock()
 	old, stopped := cp.apiserver, cp.stopped
@@ -451,11 +493,10 @@ func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
 	if err := old.stop(30 * time.Second); err != nil {
 		return err
 	}
-	p, err := cp.runAPIServer(ctx)
-	if p != nil {
-		cp.setProcess(&cp.apiserver, p)
+	if _, err := cp.runAPIServer(ctx); err != nil {
+		return fmt.Errorf("restart kube-apiserver: %w", err)
 	}
-	if err != nil {
+	if err := cp.warmMonitorCRDs(ctx); err != nil {
 		return fmt.Errorf("restart kube-apiserver: %w", err)
 	}
 	return nil

@@ -378,3 +378,22 @@ func TestVersionMatchesScript(t *testing.T) {
 		t.Errorf("bin dir %s is not keyed by a v1.x version", dir)
 	}
 }
+
+func TestControllerEnabled(t *testing.T) {
+	names := []string{"serviceaccount-controller", "serviceaccount"}
+	for _, tc := range []struct {
+		list []string
+		want bool
+	}{
+		{defaultControllers, true},
+		{[]string{"*", "-serviceaccount-controller"}, false},
+		{[]string{"*", "-serviceaccount"}, false},
+		{[]string{"endpointslice-controller"}, false},
+		{[]string{"endpointslice-controller", "serviceaccount"}, true},
+		{nil, false},
+	} {
+		if got := controllerEnabled(tc.list, names...); got != tc.want {
+			t.Errorf("controllerEnabled(%q) = %v, want %v", tc.list, got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // ForTest starts a control plane for t and stops it when t ends. It fails t
@@ -51,9 +52,11 @@ func ForTest(t testing.TB, cfg Config) *ControlPlane {
 		if t.Failed() {
 			t.Logf("control plane logs (tail):\n%s", cp.Logs(40))
 		}
+		begin := time.Now()
 		if err := cp.Stop(); err != nil {
 			t.Errorf("stop control plane: %v", err)
 		}
+		t.Logf("control plane stopped in %v", time.Since(begin).Round(time.Millisecond))
 	})
 	return cp
 }

@@ -34,7 +34,8 @@ func TestFlagErrors(t *testing.T) {
 		{"bad level", []string{"-api-key", "k", "-log-level", "loud"}, "", 2, `-log-level "loud"`},
 		{"argument", []string{"-api-key", "k", "extra"}, "", 2, `unexpected argument "extra"`},
 		{"help", []string{"-help"}, "", 0, "Usage:\n  DD_API_KEY=<any string> ddintake [flags]"},
-		{"bad listen address", []string{"-listen", "256.0.0.1:1"}, "k", 1, "listen on 256.0.0.1:1"},
+		{"key from env", []string{"-listen", "256.0.0.1:1"}, "from-env", 1, "listen on 256.0.0.1:1"}, // got past the key check
+		{"help hides the key", []string{"-help"}, "secret-key", 0, "-api-key string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -47,6 +48,9 @@ func TestFlagErrors(t *testing.T) {
 			code := run(context.Background(), tc.args, &stdout, &stderr, env)
 			if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr.String(), tc.code, tc.want)
+			}
+			if tc.env != "" && strings.Contains(stderr.String()+stdout.String(), tc.env) {
+				t.Errorf("output shows the API key %q:\n%s", tc.env, stderr.String())
 			}
 		})
 	}

@@ -352,6 +352,9 @@ func TestModelRefusedListsProblems(t *testing.T) {
 	}
 	a := post(t, s, jsonHeaders(""), []byte(`{"series":[`+strings.Join(parts, ",")+`]}`))
 	wantRefused(t, s, a, http.StatusBadRequest, ReasonInvalid, `series[0] "m0": type 1 (count) needs an interval`)
+	if !strings.Contains(a.body, "interval > 0") {
+		t.Errorf("body %s escapes its message; want it readable", a.body)
+	}
 	if !strings.Contains(a.errors[0], `series[9] "m9"`) || !strings.Contains(a.errors[0], "and 2 more problems") {
 		t.Errorf("error = %q, want the first 10 problems and a count of the 2 others", a.errors[0])
 	}

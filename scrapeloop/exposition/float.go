@@ -153,10 +153,11 @@ func parseTextTimestamp(b []byte) (int64, bool) {
 
 // omSecondsToMillis converts an OpenMetrics timestamp in seconds the way
 // Prometheus does (truncating float multiplication), so both agree exactly.
-func omSecondsToMillis(b []byte) (int64, bool) {
+// It also returns the seconds, which strict validation compares exactly.
+func omSecondsToMillis(b []byte) (int64, float64, bool) {
 	f, ok := parseFloat(b)
 	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
+		return 0, 0, false
 	}
-	return int64(f * 1000), true
+	return int64(f * 1000), f, true
 }

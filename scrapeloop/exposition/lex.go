@@ -116,6 +116,7 @@ func resetSample(s *sample, i int) {
 	s.exLabels = s.exLabels[:0]
 	s.hasTS = false
 	s.ts = 0
+	s.trailingComma = false
 	s.exStart, s.exEnd = 0, 0
 }
 
@@ -302,7 +303,7 @@ func (p *Parser) omSample(s *sample, i int) (int, bool) {
 		if j, ok = p.omToken(i); !ok {
 			return 0, p.setErr(i, "expected timestamp, exemplar or end of line")
 		}
-		if s.ts, ok = omSecondsToMillis(d[i+1 : j]); !ok {
+		if s.ts, s.tsSec, ok = omSecondsToMillis(d[i+1 : j]); !ok {
 			return 0, p.setErr(i+1, "invalid timestamp")
 		}
 		s.hasTS = true
@@ -360,7 +361,7 @@ func (p *Parser) omExemplar(s *sample, i int) (int, bool) {
 		if j, ok = p.omToken(i); !ok {
 			return 0, p.setErr(i, "expected exemplar timestamp")
 		}
-		if s.exTS, ok = omSecondsToMillis(d[i+1 : j]); !ok {
+		if s.exTS, _, ok = omSecondsToMillis(d[i+1 : j]); !ok {
 			return 0, p.setErr(i+1, "invalid exemplar timestamp")
 		}
 		s.exHasTS = true
@@ -443,6 +444,9 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		switch d[i] {
 		case ',':
 			i++
+			if i < len(d) && d[i] == '}' {
+				s.trailingComma = true
+			}
 		case '}':
 			return i + 1, true
 		default:

@@ -226,7 +226,7 @@ func (p *Parser) omComment() bool {
 		}
 	}
 	if p.strict {
-		if err := p.checkMeta(kind, ns, ne, ts, te); err != nil {
+		if err := p.checkMeta(kind, i, ns, ne); err != nil {
 			p.err = err
 			return false
 		}

@@ -25,7 +25,9 @@ type sample struct {
 	labels             []labelPos
 	value              float64
 	ts                 int64
+	tsSec              float64 // OpenMetrics timestamp as written, in seconds
 	hasTS              bool
+	trailingComma      bool // OpenMetrics label set ends in ",}"
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
 	exLabels       []labelPos

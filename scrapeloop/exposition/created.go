@@ -75,32 +75,28 @@ func (p *Parser) sameMetricPoint(a, b *sample) bool {
 	case TypeSummary:
 		skip = lblQuant
 	}
-	d := p.data
 	na, nb := 0, 0
-	for i := range a.labels {
-		if !bytes.Equal(d[a.labels[i].nameStart:a.labels[i].nameEnd], skip) {
+	for _, l := range a.labels {
+		if !bytes.Equal(l.Name, skip) {
 			na++
 		}
 	}
-	for i := range b.labels {
-		if !bytes.Equal(d[b.labels[i].nameStart:b.labels[i].nameEnd], skip) {
+	for _, l := range b.labels {
+		if !bytes.Equal(l.Name, skip) {
 			nb++
 		}
 	}
 	if na != nb {
 		return false
 	}
-	for i := range a.labels {
-		la := &a.labels[i]
-		name := d[la.nameStart:la.nameEnd]
-		if bytes.Equal(name, skip) {
+	for _, la := range a.labels {
+		if bytes.Equal(la.Name, skip) {
 			continue
 		}
 		found := false
-		for j := range b.labels {
-			lb := &b.labels[j]
-			if bytes.Equal(d[lb.nameStart:lb.nameEnd], name) {
-				found = bytes.Equal(d[la.valStart:la.valEnd], d[lb.valStart:lb.valEnd])
+		for _, lb := range b.labels {
+			if bytes.Equal(lb.Name, la.Name) {
+				found = bytes.Equal(la.Value, lb.Value)
 				break
 			}
 		}

@@ -1,6 +1,8 @@
 package exposition
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -48,34 +50,97 @@ func (p *Parser) skipWS(i int) int {
 	return i
 }
 
-// scanMetricName returns the end of the metric name starting at i.
+// scanMetricName returns the end of the metric name whose rest starts at i.
 func (p *Parser) scanMetricName(i int) int {
 	d := p.data
+	for i+8 <= len(d) {
+		m := nameBytes(binary.LittleEndian.Uint64(d[i:]), true)
+		if m != swarHi {
+			return i + bits.TrailingZeros64(^m&swarHi)>>3
+		}
+		i += 8
+	}
 	for i < len(d) && charClass[d[i]]&cMetric != 0 {
 		i++
 	}
 	return i
 }
 
-// scanLabelName returns the end of the label name starting at i.
+// metricName sets the unquoted metric name starting at i and returns its
+// end. Samples of one family come in runs with the same name: when the name
+// repeats the previous sample's, one memory comparison replaces validation
+// and s.sameName lets family resolution be skipped too.
+func (p *Parser) metricName(s *sample, i int) int {
+	d := p.data
+	prev := p.prevName
+	if n := len(prev); n > 0 && i+n < len(d) && charClass[d[i+n]]&cMetric == 0 && string(d[i:i+n]) == string(prev) {
+		s.nameStart, s.nameEnd, s.sameName = i, i+n, true
+		return i + n
+	}
+	j := p.scanMetricName(i + 1)
+	s.nameStart, s.nameEnd = i, j
+	return j
+}
+
+// scanLabelName returns the end of the label name whose rest starts at i.
 func (p *Parser) scanLabelName(i int) int {
 	d := p.data
+	for i+8 <= len(d) {
+		m := nameBytes(binary.LittleEndian.Uint64(d[i:]), false)
+		if m != swarHi {
+			return i + bits.TrailingZeros64(^m&swarHi)>>3
+		}
+		i += 8
+	}
 	for i < len(d) && charClass[d[i]]&cLabel != 0 {
 		i++
 	}
 	return i
 }
 
+// inRange marks (high bit) the bytes of x, all below 0x80, that lie in
+// [lo, hi]. Every byte is computed exactly: no carry crosses bytes.
+func inRange(x uint64, lo, hi byte) uint64 {
+	return (x + swarLo*uint64(0x80-lo)) &^ (x + swarLo*uint64(0x7f-hi)) & swarHi
+}
+
+// nameBytes marks the bytes of x that may continue a metric name
+// ([a-zA-Z0-9_:]) or, without colon, a label name ([a-zA-Z0-9_]).
+func nameBytes(x uint64, colon bool) uint64 {
+	x7 := x &^ swarHi
+	m := inRange(x7|swarLo*0x20, 'a', 'z') | inRange(x7, '_', '_')
+	if colon {
+		m |= inRange(x7, '0', ':')
+	} else {
+		m |= inRange(x7, '0', '9')
+	}
+	return m &^ (x & swarHi)
+}
+
 // scanQuoted scans the quoted string opening at i and returns the index just
 // past its closing quote and whether it holds escapes. A backslash escapes
 // any byte but a newline; raw newlines are allowed only when newlineOK.
 // checkUTF8 rejects invalid UTF-8 (label values).
+//
+// Plain ASCII runs are skipped eight bytes at a time (specialBytes); only
+// quotes, backslashes, newlines and non-ASCII bytes are looked at one by one.
 func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool, ok bool) {
 	d := p.data
 	start := i
 	i++
 	ascii := true
-	for i < len(d) {
+	for {
+		for i+8 <= len(d) {
+			m := specialBytes(binary.LittleEndian.Uint64(d[i:]))
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		if charClass[c]&cValueStop == 0 {
 			i++
@@ -106,17 +171,38 @@ func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool
 	return 0, false, p.setErr(start, "unterminated quoted string")
 }
 
+// SWAR constants: one in every byte, and every byte's high bit.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// specialBytes marks (in the byte's high bit) the bytes of x that are a
+// quote, a backslash, a newline or non-ASCII. The lowest mark is exact;
+// marks above a true one may be spurious, which is all scanQuoted needs.
+func specialBytes(x uint64) uint64 {
+	q := x ^ (swarLo * '"')
+	b := x ^ (swarLo * '\\')
+	n := x ^ (swarLo * '\n')
+	zero := (q - swarLo) &^ q
+	zero |= (b - swarLo) &^ b
+	zero |= (n - swarLo) &^ n
+	return (zero | x) & swarHi
+}
+
 // resetSample clears the per-line fields of s.
 func resetSample(s *sample, i int) {
 	s.lineStart = i
 	s.seriesStart = i
 	s.nameStart, s.nameEnd = -1, -1
 	s.nameEsc = false
+	s.sameName = false
 	s.labels = s.labels[:0]
 	s.exLabels = s.exLabels[:0]
 	s.hasTS = false
 	s.ts = 0
 	s.trailingComma = false
+	s.labelEsc = false
 	s.exStart, s.exEnd = 0, 0
 }
 
@@ -130,10 +216,12 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	var ok bool
 	switch {
 	case charClass[d[i]]&cMetricStart != 0:
-		j := p.scanMetricName(i + 1)
-		s.nameStart, s.nameEnd = i, j
+		j := p.metricName(s, i)
 		s.seriesEnd = j
-		i = p.skipWS(j)
+		i = j
+		if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
+			i = p.skipWS(i)
+		}
 		if i < len(d) && d[i] == '{' {
 			if i, ok = p.textLabels(s, i+1); !ok {
 				return 0, false
@@ -153,20 +241,27 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	}
 
 	i = p.skipWS(i)
-	j := i
-	for j < len(d) {
-		c := d[j]
-		if c == ' ' || c == '\t' || c == '\n' || c == '{' {
-			break
+	v, j, ok := parseFloatFast(d, i)
+	if ok && j < len(d) && d[j] != ' ' && d[j] != '\t' && d[j] != '\n' && d[j] != '{' {
+		ok = false // the value token goes on: let the general parser judge it
+	}
+	if !ok {
+		j = i
+		for j < len(d) {
+			c := d[j]
+			if c == ' ' || c == '\t' || c == '\n' || c == '{' {
+				break
+			}
+			j++
 		}
-		j++
+		if j == i {
+			return 0, p.setErr(i, "expected value after metric")
+		}
+		if v, ok = parseFloat(d[i:j]); !ok {
+			return 0, p.setErr(i, "invalid value")
+		}
 	}
-	if j == i {
-		return 0, p.setErr(i, "expected value after metric")
-	}
-	if s.value, ok = parseFloat(d[i:j]); !ok {
-		return 0, p.setErr(i, "invalid value")
-	}
+	s.value = v
 	i = p.skipWS(j)
 	if i >= len(d) {
 		return i, true
@@ -196,41 +291,76 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 }
 
 // textLabels parses a text-format label set from just after '{' and returns
-// the index just past '}'.
+// the index just past '}'. The common shape, name="value" pairs separated
+// by commas without blanks, takes the straight path; blanks, missing commas
+// and quoted names take the general one.
 func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 	d := p.data
 	for {
-		i = p.skipWS(i)
 		if i >= len(d) {
 			return 0, p.setErr(i, "unexpected end of input in label set")
 		}
-		var l labelPos
-		quoted := false
-		switch c := d[i]; {
-		case c == '}':
-			return i + 1, true
-		case charClass[c]&cLabelStart != 0:
-			l.nameStart = i
+		c := d[i]
+		if charClass[c]&cLabelStart != 0 {
+			ns := i
 			i = p.scanLabelName(i + 1)
-			l.nameEnd = i
-		case c == '"':
-			end, esc, ok := p.scanQuoted(i, true, false)
+			ne := i
+			if i+1 < len(d) && d[i] == '=' && d[i+1] == '"' {
+				i++
+			} else {
+				i = p.skipWS(i)
+				if i >= len(d) || d[i] != '=' {
+					return 0, p.setErr(i, "expected '=' after label name")
+				}
+				i = p.skipWS(i + 1)
+				if i >= len(d) || d[i] != '"' {
+					return 0, p.setErr(i, "expected quoted label value")
+				}
+			}
+			end, esc, ok := p.scanQuoted(i, true, true)
 			if !ok {
 				return 0, false
 			}
-			l.nameStart, l.nameEnd, l.nameEsc = i+1, end-1, esc
-			quoted = true
+			s.labels = append(s.labels, Label{Name: d[ns:ne], Value: d[i+1 : end-1]})
+			s.labelEsc = s.labelEsc || esc
 			i = end
+			if i < len(d) {
+				switch d[i] {
+				case ',':
+					i++
+					continue
+				case '}':
+					return i + 1, true
+				}
+			}
+			i = p.skipWS(i)
+			if i < len(d) && d[i] == ',' {
+				i++
+			}
+			continue
+		}
+		switch c {
+		case '}':
+			return i + 1, true
+		case ' ', '\t':
+			i = p.skipWS(i)
+			continue
+		case '"':
 		default:
 			return 0, p.setErr(i, "expected label name")
 		}
-		i = p.skipWS(i)
-		if quoted && i < len(d) && (d[i] == ',' || d[i] == '}') {
-			// A lone quoted string is the metric name (Prometheus 3).
+		// A quoted label name, or alone the metric name (Prometheus 3).
+		end, esc, ok := p.scanQuoted(i, true, false)
+		if !ok {
+			return 0, false
+		}
+		ns, ne, nameEsc := i+1, end-1, esc
+		i = p.skipWS(end)
+		if i < len(d) && (d[i] == ',' || d[i] == '}') {
 			if s.nameStart >= 0 {
-				return 0, p.setErr(l.nameStart-1, "metric name already set")
+				return 0, p.setErr(ns-1, "metric name already set")
 			}
-			s.nameStart, s.nameEnd, s.nameEsc = l.nameStart, l.nameEnd, l.nameEsc
+			s.nameStart, s.nameEnd, s.nameEsc = ns, ne, nameEsc
 			if d[i] == '}' {
 				return i + 1, true
 			}
@@ -244,12 +374,12 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 		if i >= len(d) || d[i] != '"' {
 			return 0, p.setErr(i, "expected quoted label value")
 		}
-		end, esc, ok := p.scanQuoted(i, true, true)
+		end, esc, ok = p.scanQuoted(i, true, true)
 		if !ok {
 			return 0, false
 		}
-		l.valStart, l.valEnd, l.valEsc = i+1, end-1, esc
-		s.labels = append(s.labels, l)
+		s.labelEsc = s.labelEsc || nameEsc || esc
+		s.labels = append(s.labels, Label{Name: d[ns:ne], Value: d[i+1 : end-1]})
 		i = p.skipWS(end)
 		if i < len(d) && d[i] == ',' {
 			i++
@@ -265,9 +395,7 @@ func (p *Parser) omSample(s *sample, i int) (int, bool) {
 	var ok bool
 	switch {
 	case charClass[d[i]]&cMetricStart != 0:
-		j := p.scanMetricName(i + 1)
-		s.nameStart, s.nameEnd = i, j
-		i = j
+		i = p.metricName(s, i)
 		if i < len(d) && d[i] == '{' {
 			if i, ok = p.omLabels(s, i+1, false); !ok {
 				return 0, false
@@ -386,21 +514,21 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if i >= len(d) {
 			return 0, p.setErr(i, "unexpected end of input in label set")
 		}
-		var l labelPos
-		quoted := false
+		var ns, ne int
+		nameEsc, quoted := false, false
 		switch c := d[i]; {
 		case c == '}':
 			return i + 1, true
 		case charClass[c]&cLabelStart != 0:
-			l.nameStart = i
+			ns = i
 			i = p.scanLabelName(i + 1)
-			l.nameEnd = i
+			ne = i
 		case c == '"':
 			end, esc, ok := p.scanQuoted(i, true, false)
 			if !ok {
 				return 0, false
 			}
-			l.nameStart, l.nameEnd, l.nameEsc = i+1, end-1, esc
+			ns, ne, nameEsc = i+1, end-1, esc
 			quoted = true
 			i = end
 		default:
@@ -408,12 +536,12 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		}
 		if quoted && i < len(d) && (d[i] == ',' || d[i] == '}') {
 			if exemplar {
-				return 0, p.setErr(l.nameStart-1, "metric name in exemplar")
+				return 0, p.setErr(ns-1, "metric name in exemplar")
 			}
 			if s.nameStart >= 0 {
-				return 0, p.setErr(l.nameStart-1, "metric name already set")
+				return 0, p.setErr(ns-1, "metric name already set")
 			}
-			s.nameStart, s.nameEnd, s.nameEsc = l.nameStart, l.nameEnd, l.nameEsc
+			s.nameStart, s.nameEnd, s.nameEsc = ns, ne, nameEsc
 			if d[i] == '}' {
 				return i + 1, true
 			}
@@ -431,10 +559,11 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		l.valStart, l.valEnd, l.valEsc = i+1, end-1, esc
+		l := Label{Name: d[ns:ne], Value: d[i+1 : end-1]}
 		if exemplar {
 			s.exLabels = append(s.exLabels, l)
 		} else {
+			s.labelEsc = s.labelEsc || nameEsc || esc
 			s.labels = append(s.labels, l)
 		}
 		i = end

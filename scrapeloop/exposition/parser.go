@@ -1,19 +1,12 @@
 package exposition
 
 import (
+	"bytes"
 	"math"
 )
 
 // Label is one label pair of a sample, unescaped.
 type Label struct{ Name, Value []byte }
-
-// labelPos locates one label pair in the payload. Quoted names are stored
-// without their quotes; esc flags say whether unescaping is needed.
-type labelPos struct {
-	nameStart, nameEnd int
-	valStart, valEnd   int
-	nameEsc, valEsc    bool
-}
 
 // sample is one parsed sample line, as offsets into the payload.
 type sample struct {
@@ -22,15 +15,17 @@ type sample struct {
 	seriesEnd          int
 	nameStart, nameEnd int
 	nameEsc            bool
-	labels             []labelPos
+	labels             []Label // raw: quoted names without quotes, escapes unresolved
 	value              float64
 	ts                 int64
 	tsSec              float64 // OpenMetrics timestamp as written, in seconds
 	hasTS              bool
 	trailingComma      bool // OpenMetrics label set ends in ",}"
+	labelEsc           bool // some label name or value has escapes
+	sameName           bool // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
-	exLabels       []labelPos
+	exLabels       []Label
 	exValue        float64
 	exTS           int64
 	exHasTS        bool
@@ -69,6 +64,12 @@ type Parser struct {
 	famOpen  bool
 	inFamily bool
 	role     Role
+
+	// name of the previous sample (unquoted names only) and the family
+	// generation it was resolved in, for the repeated-name fast path
+	prevName   []byte
+	prevFamGen uint32
+	famGen     uint32
 
 	nameBuf   []byte
 	nameValid bool
@@ -181,7 +182,15 @@ func (p *Parser) Next() bool {
 			}
 			p.pos = next
 		}
-		p.resolveFamily()
+		if !p.cur.sameName || p.prevFamGen != p.famGen || p.fam.typ == TypeSummary {
+			p.resolveFamily()
+		}
+		if p.cur.nameStart != p.cur.seriesStart {
+			p.prevName = nil // quoted names do not take the fast path
+		} else {
+			p.prevName = p.data[p.cur.nameStart:p.cur.nameEnd]
+		}
+		p.prevFamGen = p.famGen
 		if p.strict && om {
 			if err := p.checkSample(); err != nil {
 				p.err = err
@@ -263,35 +272,29 @@ func (p *Parser) Help() []byte {
 // until the next Next or Reset; unescaped ones point into the payload.
 func (p *Parser) Labels(dst []Label) []Label {
 	s := &p.cur
-	need := 0
-	for i := range s.labels {
-		l := &s.labels[i]
-		if l.nameEsc {
-			need += l.nameEnd - l.nameStart
-		}
-		if l.valEsc {
-			need += l.valEnd - l.valStart
-		}
+	if !s.labelEsc {
+		return append(dst, s.labels...)
 	}
-	if need > 0 && cap(p.labelBuf) < need {
+	need := 0
+	for _, l := range s.labels {
+		need += len(l.Name) + len(l.Value)
+	}
+	if cap(p.labelBuf) < need {
 		p.labelBuf = make([]byte, 0, 2*need)
 	}
 	buf := p.labelBuf[:0]
-	for i := range s.labels {
-		l := &s.labels[i]
-		name := p.data[l.nameStart:l.nameEnd]
-		if l.nameEsc {
+	for _, l := range s.labels {
+		if bytes.IndexByte(l.Name, '\\') >= 0 {
 			n := len(buf)
-			buf = appendUnescaped(buf, name, false)
-			name = buf[n:len(buf):len(buf)]
+			buf = appendUnescaped(buf, l.Name, false)
+			l.Name = buf[n:len(buf):len(buf)]
 		}
-		val := p.data[l.valStart:l.valEnd]
-		if l.valEsc {
+		if bytes.IndexByte(l.Value, '\\') >= 0 {
 			n := len(buf)
-			buf = appendUnescaped(buf, val, false)
-			val = buf[n:len(buf):len(buf)]
+			buf = appendUnescaped(buf, l.Value, false)
+			l.Value = buf[n:len(buf):len(buf)]
 		}
-		dst = append(dst, Label{Name: name, Value: val})
+		dst = append(dst, l)
 	}
 	p.labelBuf = buf
 	return dst

@@ -2,6 +2,7 @@ package exposition
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"unicode/utf8"
@@ -116,9 +117,17 @@ var familySuffixes = [...][]string{
 	TypeGaugeHistogram: {"", "_gcount", "_gsum", "_bucket"},
 }
 
-func (p *Parser) hashNames(a, b []byte) uint64 {
+// hashNames hashes the concatenation of a and b (a family name and a
+// suffix); with split, a's length goes first so that the split between them
+// (a label name and value) is part of the hash.
+func (p *Parser) hashNames(a, b []byte, split bool) uint64 {
 	var h maphash.Hash
 	h.SetSeed(p.check.seed)
+	if split {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(a)))
+		h.Write(n[:])
+	}
 	h.Write(a)
 	h.Write(b)
 	return h.Sum64()
@@ -144,7 +153,7 @@ func (p *Parser) endFamily(pos int) error {
 	}
 	name := p.data[p.fam.start:p.fam.end]
 	for _, sfx := range familySuffixes[p.fam.typ] {
-		h := p.hashNames(name, []byte(sfx))
+		h := p.hashNames(name, []byte(sfx), false)
 		if _, dup := c.names[h]; dup {
 			return p.strictErr(pos, "family name "+string(name)+sfx+" clashes with an earlier family")
 		}
@@ -153,6 +162,7 @@ func (p *Parser) endFamily(pos int) error {
 	clear(c.groups)
 	c.famSamples, c.hasGroup = false, false
 	p.famOpen = false
+	p.famGen++
 	return nil
 }
 
@@ -177,6 +187,7 @@ func (p *Parser) checkSample() error {
 			return err
 		}
 		p.fam = family{start: s.nameStart, end: s.nameEnd}
+		p.famGen++
 		p.famOpen, p.inFamily, p.role = true, true, RoleValue
 		c.implicit = true
 	}
@@ -186,8 +197,8 @@ func (p *Parser) checkSample() error {
 	}
 	for i := 1; i < len(s.labels); i++ {
 		for j := 0; j < i; j++ {
-			if bytes.Equal(d[s.labels[i].nameStart:s.labels[i].nameEnd], d[s.labels[j].nameStart:s.labels[j].nameEnd]) {
-				return p.strictErr(s.labels[i].nameStart, "duplicate label name")
+			if bytes.Equal(s.labels[i].Name, s.labels[j].Name) {
+				return p.strictErr(p.offset(s.labels[i].Name), "duplicate label name")
 			}
 		}
 	}
@@ -255,10 +266,9 @@ func (p *Parser) checkValue() error {
 
 // labelValue returns the raw value of the current sample's label name.
 func (p *Parser) labelValue(name []byte) ([]byte, bool) {
-	for i := range p.cur.labels {
-		l := &p.cur.labels[i]
-		if bytes.Equal(p.data[l.nameStart:l.nameEnd], name) {
-			return p.data[l.valStart:l.valEnd], true
+	for _, l := range p.cur.labels {
+		if bytes.Equal(l.Name, name) {
+			return l.Value, true
 		}
 	}
 	return nil, false
@@ -278,14 +288,13 @@ func (p *Parser) checkExemplar() error {
 		return p.strictErr(s.exStart, "exemplar not allowed on this sample")
 	}
 	n := 0
-	d := p.data
 	for i, l := range s.exLabels {
 		for j := 0; j < i; j++ {
-			if bytes.Equal(d[l.nameStart:l.nameEnd], d[s.exLabels[j].nameStart:s.exLabels[j].nameEnd]) {
-				return p.strictErr(l.nameStart, "duplicate exemplar label name")
+			if bytes.Equal(l.Name, s.exLabels[j].Name) {
+				return p.strictErr(p.offset(l.Name), "duplicate exemplar label name")
 			}
 		}
-		n += unescapedRunes(d[l.nameStart:l.nameEnd]) + unescapedRunes(d[l.valStart:l.valEnd])
+		n += unescapedRunes(l.Name) + unescapedRunes(l.Value)
 	}
 	if n > maxExemplarRunes {
 		return p.strictErr(s.exStart, "exemplar labels longer than 128 characters")
@@ -316,15 +325,12 @@ func (p *Parser) groupHash() uint64 {
 	case TypeSummary:
 		skip = lblQuant
 	}
-	d := p.data
 	var sum uint64
-	for i := range p.cur.labels {
-		l := &p.cur.labels[i]
-		n := d[l.nameStart:l.nameEnd]
-		if skip != nil && bytes.Equal(n, skip) {
+	for _, l := range p.cur.labels {
+		if skip != nil && bytes.Equal(l.Name, skip) {
 			continue
 		}
-		h := p.hashNames(n, d[l.valStart-1:l.valEnd]) // the quote keeps name and value apart
+		h := p.hashNames(l.Name, l.Value, true)
 		sum += h * 0x9e3779b97f4a7c15
 	}
 	return sum

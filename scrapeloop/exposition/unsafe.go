@@ -8,3 +8,9 @@ import "unsafe"
 func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
+
+// offset returns where b, a subslice of p.data, starts in it; errors found
+// while looking at a label report their position with it.
+func (p *Parser) offset(b []byte) int {
+	return int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(p.data))))
+}

@@ -82,4 +82,3 @@ func textparseSafe(data []byte, f Format) (recs []rec, err error, panicked bool)
 	recs, err = parseWithTextparse(data, f)
 	return recs, err, false
 }
-

@@ -54,9 +54,8 @@ func (p *Parser) skipWS(i int) int {
 func (p *Parser) scanMetricName(i int) int {
 	d := p.data
 	for i+8 <= len(d) {
-		m := nameBytes(binary.LittleEndian.Uint64(d[i:]), true)
-		if m != swarHi {
-			return i + bits.TrailingZeros64(^m&swarHi)>>3
+		if m := notMetricBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
 		}
 		i += 8
 	}
@@ -64,6 +63,48 @@ func (p *Parser) scanMetricName(i int) int {
 		i++
 	}
 	return i
+}
+
+// scanLabelName returns the end of the label name whose rest starts at i.
+func (p *Parser) scanLabelName(i int) int {
+	d := p.data
+	for i+8 <= len(d) {
+		if m := notLabelBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(d) && charClass[d[i]]&cLabel != 0 {
+		i++
+	}
+	return i
+}
+
+// The SWAR classifiers below mark bytes in their high bit, eight bytes of a
+// little-endian word at a time. A range test (x+0x80-lo) &^ (x+0x7f-hi) is
+// exact per byte for bytes below 0x80 (no carry crosses bytes), so the high
+// bit is cleared first and non-ASCII bytes are marked separately.
+
+// notLabelBytes marks the bytes that cannot continue a label name
+// ([a-zA-Z0-9_]).
+func notLabelBytes(x uint64) uint64 {
+	x7 := x &^ swarHi
+	y := x7 | swarLo*0x20 // folds A-Z onto a-z and nothing else onto a-z
+	ok := (y + swarLo*(0x80-'a')) &^ (y + swarLo*(0x7f-'z'))
+	ok |= (x7 + swarLo*(0x80-'0')) &^ (x7 + swarLo*(0x7f-'9'))
+	ok |= (x7 + swarLo*(0x80-'_')) &^ (x7 + swarLo*(0x7f-'_'))
+	return (^ok | x) & swarHi
+}
+
+// notMetricBytes marks the bytes that cannot continue a metric name
+// ([a-zA-Z0-9_:]).
+func notMetricBytes(x uint64) uint64 {
+	x7 := x &^ swarHi
+	y := x7 | swarLo*0x20
+	ok := (y + swarLo*(0x80-'a')) &^ (y + swarLo*(0x7f-'z'))
+	ok |= (x7 + swarLo*(0x80-'0')) &^ (x7 + swarLo*(0x7f-':'))
+	ok |= (x7 + swarLo*(0x80-'_')) &^ (x7 + swarLo*(0x7f-'_'))
+	return (^ok | x) & swarHi
 }
 
 // metricName sets the unquoted metric name starting at i and returns its
@@ -80,41 +121,6 @@ func (p *Parser) metricName(s *sample, i int) int {
 	j := p.scanMetricName(i + 1)
 	s.nameStart, s.nameEnd = i, j
 	return j
-}
-
-// scanLabelName returns the end of the label name whose rest starts at i.
-func (p *Parser) scanLabelName(i int) int {
-	d := p.data
-	for i+8 <= len(d) {
-		m := nameBytes(binary.LittleEndian.Uint64(d[i:]), false)
-		if m != swarHi {
-			return i + bits.TrailingZeros64(^m&swarHi)>>3
-		}
-		i += 8
-	}
-	for i < len(d) && charClass[d[i]]&cLabel != 0 {
-		i++
-	}
-	return i
-}
-
-// inRange marks (high bit) the bytes of x, all below 0x80, that lie in
-// [lo, hi]. Every byte is computed exactly: no carry crosses bytes.
-func inRange(x uint64, lo, hi byte) uint64 {
-	return (x + swarLo*uint64(0x80-lo)) &^ (x + swarLo*uint64(0x7f-hi)) & swarHi
-}
-
-// nameBytes marks the bytes of x that may continue a metric name
-// ([a-zA-Z0-9_:]) or, without colon, a label name ([a-zA-Z0-9_]).
-func nameBytes(x uint64, colon bool) uint64 {
-	x7 := x &^ swarHi
-	m := inRange(x7|swarLo*0x20, 'a', 'z') | inRange(x7, '_', '_')
-	if colon {
-		m |= inRange(x7, '0', ':')
-	} else {
-		m |= inRange(x7, '0', '9')
-	}
-	return m &^ (x & swarHi)
 }
 
 // scanQuoted scans the quoted string opening at i and returns the index just
@@ -171,6 +177,15 @@ func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool
 	return 0, false, p.setErr(start, "unterminated quoted string")
 }
 
+// quoteStop marks the bytes of x that end a plain run inside a text-format
+// quoted string, where raw newlines are allowed: a quote, a backslash or a
+// non-ASCII byte. As with specialBytes only the lowest mark is exact.
+func quoteStop(x uint64) uint64 {
+	q := x ^ (swarLo * '"')
+	b := x ^ (swarLo * '\\')
+	return ((q-swarLo)&^q | (b-swarLo)&^b | x) & swarHi
+}
+
 // SWAR constants: one in every byte, and every byte's high bit.
 const (
 	swarLo = 0x0101010101010101
@@ -192,12 +207,20 @@ func specialBytes(x uint64) uint64 {
 
 // resetSample clears the per-line fields of s.
 func resetSample(s *sample, i int) {
+	s.labels = s.labels[:0]
+	s.labelEnds = s.labelEnds[:0]
+	resetLine(s, i)
+}
+
+// resetLine clears the per-line fields of s except its labels.
+func resetLine(s *sample, i int) {
 	s.lineStart = i
 	s.seriesStart = i
 	s.nameStart, s.nameEnd = -1, -1
 	s.nameEsc = false
 	s.sameName = false
-	s.labels = s.labels[:0]
+	s.reusable = false
+	s.labelsOpen = 0
 	s.exLabels = s.exLabels[:0]
 	s.hasTS = false
 	s.ts = 0
@@ -212,8 +235,15 @@ func resetSample(s *sample, i int) {
 // comma, and the value may follow the name without a blank.
 func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	d := p.data
-	resetSample(s, i)
 	var ok bool
+	if resume, reused := p.reusePrefix(s, i); reused {
+		if i, ok = p.textLabels(s, resume); !ok {
+			return 0, false
+		}
+		s.seriesEnd = i
+		return p.textValue(s, i)
+	}
+	resetSample(s, i)
 	switch {
 	case charClass[d[i]]&cMetricStart != 0:
 		j := p.metricName(s, i)
@@ -223,6 +253,9 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 			i = p.skipWS(i)
 		}
 		if i < len(d) && d[i] == '{' {
+			if i == j {
+				s.labelsOpen = i + 1 - s.seriesStart
+			}
 			if i, ok = p.textLabels(s, i+1); !ok {
 				return 0, false
 			}
@@ -239,8 +272,25 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	default:
 		return 0, p.setErr(i, "expected metric name or '{'")
 	}
+	return p.textValue(s, i)
+}
 
-	i = p.skipWS(i)
+// textValue parses the value, optional timestamp and end of a text line
+// from just after the series, and returns the start of the next line.
+func (p *Parser) textValue(s *sample, i int) (int, bool) {
+	d := p.data
+	s.reusable = true // the series parsed; a failure below is in the value
+	if i+2 < len(d) && d[i] == ' ' && d[i+2] == '\n' && d[i+1]-'0' <= 9 {
+		// " 0\n", " 1\n": the most common value of all
+		s.value = float64(d[i+1] - '0')
+		return i + 3, true
+	}
+	if i < len(d) && d[i] == ' ' {
+		i++
+	}
+	if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
+		i = p.skipWS(i)
+	}
 	v, j, ok := parseFloatFast(d, i)
 	if ok && j < len(d) && d[j] != ' ' && d[j] != '\t' && d[j] != '\n' && d[j] != '{' {
 		ok = false // the value token goes on: let the general parser judge it
@@ -262,6 +312,9 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 		}
 	}
 	s.value = v
+	if j < len(d) && d[j] == '\n' {
+		return j + 1, true
+	}
 	i = p.skipWS(j)
 	if i >= len(d) {
 		return i, true
@@ -303,7 +356,18 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 		c := d[i]
 		if charClass[c]&cLabelStart != 0 {
 			ns := i
-			i = p.scanLabelName(i + 1)
+			i++
+			for {
+				if i+8 > len(d) {
+					i = p.scanLabelName(i)
+					break
+				}
+				if m := notLabelBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+					i += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				i += 8
+			}
 			ne := i
 			if i+1 < len(d) && d[i] == '=' && d[i+1] == '"' {
 				i++
@@ -317,19 +381,48 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 					return 0, p.setErr(i, "expected quoted label value")
 				}
 			}
-			end, esc, ok := p.scanQuoted(i, true, true)
-			if !ok {
-				return 0, false
+			// Plain ASCII values without escapes end at the first quote.
+			end := i + 1
+			for {
+				if end+8 > len(d) {
+					end = -1
+					break
+				}
+				if m := quoteStop(binary.LittleEndian.Uint64(d[end:])); m != 0 {
+					end += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				end += 8
 			}
-			s.labels = append(s.labels, Label{Name: d[ns:ne], Value: d[i+1 : end-1]})
-			s.labelEsc = s.labelEsc || esc
+			if end >= 0 && d[end] == '"' {
+				end++
+			} else {
+				var esc, ok bool
+				if end, esc, ok = p.scanQuoted(i, true, true); !ok {
+					return 0, false
+				}
+				s.labelEsc = s.labelEsc || esc
+			}
+			// Grow by one and fill in place: cheaper than appending a
+			// composite literal, which the compiler builds on the stack first.
+			n := len(s.labels)
+			if n == cap(s.labels) {
+				s.labels = append(s.labels, Label{})
+			} else {
+				s.labels = s.labels[:n+1]
+			}
+			l := &s.labels[n]
+			l.Name = d[ns:ne]
+			l.Value = d[i+1 : end-1]
 			i = end
 			if i < len(d) {
 				switch d[i] {
 				case ',':
 					i++
+					s.labelEnds = append(s.labelEnds, i-s.seriesStart)
 					continue
 				case '}':
+					s.labelEnds = append(s.labelEnds, i-s.seriesStart)
 					return i + 1, true
 				}
 			}
@@ -337,6 +430,7 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 			if i < len(d) && d[i] == ',' {
 				i++
 			}
+			s.labelEnds = append(s.labelEnds, i-s.seriesStart)
 			continue
 		}
 		switch c {
@@ -384,6 +478,7 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 		if i < len(d) && d[i] == ',' {
 			i++
 		}
+		s.labelEnds = append(s.labelEnds, i-s.seriesStart)
 	}
 }
 
@@ -391,12 +486,19 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 // start of the next line. Tokens are separated by exactly one space.
 func (p *Parser) omSample(s *sample, i int) (int, bool) {
 	d := p.data
-	resetSample(s, i)
 	var ok bool
+	if resume, reused := p.reusePrefix(s, i); reused {
+		if i, ok = p.omLabels(s, resume, false); !ok {
+			return 0, false
+		}
+		return p.omValue(s, i)
+	}
+	resetSample(s, i)
 	switch {
 	case charClass[d[i]]&cMetricStart != 0:
 		i = p.metricName(s, i)
 		if i < len(d) && d[i] == '{' {
+			s.labelsOpen = i + 1 - s.seriesStart
 			if i, ok = p.omLabels(s, i+1, false); !ok {
 				return 0, false
 			}
@@ -411,8 +513,16 @@ func (p *Parser) omSample(s *sample, i int) (int, bool) {
 	default:
 		return 0, p.setErr(i, "expected metric name or '{'")
 	}
-	s.seriesEnd = i
+	return p.omValue(s, i)
+}
 
+// omValue parses the value, optional timestamp and exemplar and end of an
+// OpenMetrics line from just after the series (at i), and returns the start
+// of the next line.
+func (p *Parser) omValue(s *sample, i int) (int, bool) {
+	d := p.data
+	s.seriesEnd = i
+	s.reusable = true // the series parsed; a failure below is in the rest
 	j, ok := p.omToken(i)
 	if !ok {
 		return 0, p.setErr(i, "expected ' ' and value after metric")
@@ -518,6 +628,9 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		nameEsc, quoted := false, false
 		switch c := d[i]; {
 		case c == '}':
+			if d[i-1] == ',' {
+				s.trailingComma = true
+			}
 			return i + 1, true
 		case charClass[c]&cLabelStart != 0:
 			ns = i
@@ -573,10 +686,13 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		switch d[i] {
 		case ',':
 			i++
-			if i < len(d) && d[i] == '}' {
-				s.trailingComma = true
+			if !exemplar {
+				s.labelEnds = append(s.labelEnds, i-s.seriesStart)
 			}
 		case '}':
+			if !exemplar {
+				s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+			}
 			return i + 1, true
 		default:
 			return 0, p.setErr(i, "expected ',' or '}' after label value")

@@ -22,6 +22,10 @@ type sample struct {
 	hasTS              bool
 	trailingComma      bool // OpenMetrics label set ends in ",}"
 	labelEsc           bool // some label name or value has escapes
+	// reuse of the previous line parsed into this sample (reuse.go)
+	reusable   bool  // the series parsed completely
+	labelsOpen int   // offset after '{' directly following the name, or 0
+	labelEnds  []int // per label: offset where the next label's parsing starts
 	sameName           bool // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
@@ -98,8 +102,8 @@ func (p *Parser) Reset(data []byte, f Format) {
 		helpBuf:  p.helpBuf[:0],
 		check:    p.check.reset(),
 	}
-	p.cur.labels, p.cur.exLabels = cur.labels[:0], cur.exLabels[:0]
-	p.peek.labels, p.peek.exLabels = peek.labels[:0], peek.exLabels[:0]
+	p.cur.labels, p.cur.exLabels, p.cur.labelEnds = cur.labels[:0], cur.exLabels[:0], cur.labelEnds[:0]
+	p.peek.labels, p.peek.exLabels, p.peek.labelEnds = peek.labels[:0], peek.exLabels[:0], peek.labelEnds[:0]
 }
 
 // SetStrict selects strict OpenMetrics validation (true) or the leniency of
@@ -155,8 +159,8 @@ func (p *Parser) Next() bool {
 			// Whitespace may lead a line; blank lines are skipped and a NUL at
 			// the start of a line ends the payload, as in Prometheus' lexer.
 			i := p.pos
-			for i < len(p.data) && (p.data[i] == ' ' || p.data[i] == '\t') {
-				i++
+			if c := p.data[i]; c == ' ' || c == '\t' {
+				i = p.skipWS(i)
 			}
 			if i >= len(p.data) {
 				p.pos = i

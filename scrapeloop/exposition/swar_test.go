@@ -12,35 +12,40 @@ func TestSWARAgainstTable(t *testing.T) {
 	check := func(w [8]byte) {
 		x := binary.LittleEndian.Uint64(w[:])
 		for _, colon := range []bool{true, false} {
-			m := nameBytes(x, colon)
-			class := uint8(cLabel)
+			m, class := notLabelBytes(x), uint8(cLabel)
 			if colon {
-				class = cMetric
+				m, class = notMetricBytes(x), cMetric
 			}
 			for i, c := range w {
-				want := charClass[c]&class != 0
+				want := charClass[c]&class == 0
 				if got := m>>(8*i+7)&1 == 1; got != want {
-					t.Fatalf("nameBytes(%q, colon=%v) byte %d: got %v want %v", w, colon, i, got, want)
+					t.Fatalf("not-name mask of %q (colon=%v) byte %d: got %v want %v", w, colon, i, got, want)
 				}
 			}
 		}
-		s := specialBytes(x)
-		first := -1
-		for i, c := range w {
-			if charClass[c]&cValueStop != 0 {
-				first = i
-				break
+		for _, f := range []struct {
+			name    string
+			mask    func(uint64) uint64
+			newline bool
+		}{{"specialBytes", specialBytes, true}, {"quoteStop", quoteStop, false}} {
+			s := f.mask(x)
+			first := -1
+			for i, c := range w {
+				if charClass[c]&cValueStop != 0 && (f.newline || c != '\n') {
+					first = i
+					break
+				}
 			}
-		}
-		got := -1
-		for i := range 8 {
-			if s>>(8*i+7)&1 == 1 {
-				got = i
-				break
+			got := -1
+			for i := range 8 {
+				if s>>(8*i+7)&1 == 1 {
+					got = i
+					break
+				}
 			}
-		}
-		if got != first {
-			t.Fatalf("specialBytes(%q): first mark %d, want %d", w, got, first)
+			if got != first {
+				t.Fatalf("%s(%q): first mark %d, want %d", f.name, w, got, first)
+			}
 		}
 	}
 	for c := range 256 {

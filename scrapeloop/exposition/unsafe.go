@@ -14,3 +14,11 @@ func yoloString(b []byte) string {
 func (p *Parser) offset(b []byte) int {
 	return int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(p.data))))
 }
+
+// shifted returns the bytes delta positions after b in the same payload.
+// reusePrefix uses it to move a label from the previous line to the same
+// bytes of the current one; the caller guarantees those lie inside p.data
+// (they are part of a common prefix it just compared).
+func shifted(b []byte, delta int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), delta)), len(b))
+}

@@ -26,7 +26,7 @@ type sample struct {
 	reusable   bool  // the series parsed completely
 	labelsOpen int   // offset after '{' directly following the name, or 0
 	labelEnds  []int // per label: offset where the next label's parsing starts
-	sameName           bool // unquoted name equal to the previous sample's
+	sameName   bool  // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
 	exLabels       []Label

@@ -77,12 +77,12 @@ func (p *Parser) sameMetricPoint(a, b *sample) bool {
 	}
 	na, nb := 0, 0
 	for _, l := range a.labels {
-		if !bytes.Equal(l.Name, skip) {
+		if !bytes.Equal(p.lname(l), skip) {
 			na++
 		}
 	}
 	for _, l := range b.labels {
-		if !bytes.Equal(l.Name, skip) {
+		if !bytes.Equal(p.lname(l), skip) {
 			nb++
 		}
 	}
@@ -90,13 +90,13 @@ func (p *Parser) sameMetricPoint(a, b *sample) bool {
 		return false
 	}
 	for _, la := range a.labels {
-		if bytes.Equal(la.Name, skip) {
+		if bytes.Equal(p.lname(la), skip) {
 			continue
 		}
 		found := false
 		for _, lb := range b.labels {
-			if bytes.Equal(lb.Name, la.Name) {
-				found = bytes.Equal(la.Value, lb.Value)
+			if bytes.Equal(p.lname(lb), p.lname(la)) {
+				found = bytes.Equal(p.lvalue(la), p.lvalue(lb))
 				break
 			}
 		}

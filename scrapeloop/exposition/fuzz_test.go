@@ -14,6 +14,9 @@ func FuzzParse(f *testing.F) {
 	for _, c := range conformanceCases(f) {
 		f.Add(c.metrics, true)
 	}
+	for _, c := range reuseCases {
+		f.Add([]byte(c.input), c.f == FormatOpenMetrics)
+	}
 	for _, file := range corpusFiles(f) {
 		data, err := os.ReadFile(file)
 		if err != nil {

@@ -403,34 +403,25 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 				}
 				s.labelEsc = s.labelEsc || esc
 			}
-			// Grow by one and fill in place: cheaper than appending a
-			// composite literal, which the compiler builds on the stack first.
-			n := len(s.labels)
-			if n == cap(s.labels) {
-				s.labels = append(s.labels, Label{})
-			} else {
-				s.labels = s.labels[:n+1]
-			}
-			l := &s.labels[n]
-			l.Name = d[ns:ne]
-			l.Value = d[i+1 : end-1]
+			s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
 			i = end
 			if i < len(d) {
 				switch d[i] {
 				case ',':
 					i++
-					s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
 					continue
 				case '}':
-					s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
 					return i + 1, true
 				}
 			}
 			i = p.skipWS(i)
-			if i < len(d) && d[i] == ',' {
-				i++
+			peeked := i < len(d)
+			if peeked && d[i] == ',' {
+				i, peeked = i+1, false
 			}
-			s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+			s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
 			continue
 		}
 		switch c {
@@ -473,12 +464,13 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 			return 0, false
 		}
 		s.labelEsc = s.labelEsc || nameEsc || esc
-		s.labels = append(s.labels, Label{Name: d[ns:ne], Value: d[i+1 : end-1]})
+		s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
 		i = p.skipWS(end)
-		if i < len(d) && d[i] == ',' {
-			i++
+		peeked := i < len(d)
+		if peeked && d[i] == ',' {
+			i, peeked = i+1, false
 		}
-		s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+		s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
 	}
 }
 
@@ -672,7 +664,7 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		l := Label{Name: d[ns:ne], Value: d[i+1 : end-1]}
+		l := span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)}
 		if exemplar {
 			s.exLabels = append(s.exLabels, l)
 		} else {
@@ -687,11 +679,11 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		case ',':
 			i++
 			if !exemplar {
-				s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
 			}
 		case '}':
 			if !exemplar {
-				s.labelEnds = append(s.labelEnds, i-s.seriesStart)
+				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
 			}
 			return i + 1, true
 		default:

@@ -353,7 +353,7 @@ func roleFor(t MetricType, sfx []byte, om bool) (Role, bool) {
 // hasLabel reports whether s has a label with the given (unquoted) name.
 func (p *Parser) hasLabel(s *sample, name []byte) bool {
 	for _, l := range s.labels {
-		if bytes.Equal(l.Name, name) {
+		if bytes.Equal(p.lname(l), name) {
 			return true
 		}
 	}

@@ -3,10 +3,23 @@ package exposition
 import (
 	"bytes"
 	"math"
+	"slices"
 )
 
 // Label is one label pair of a sample, unescaped.
 type Label struct{ Name, Value []byte }
+
+// span locates one label pair in the payload: the name (without quotes if
+// quoted) and the value (without quotes), escapes unresolved. Offsets, not
+// slices: they hold no pointers, so storing and moving them is cheap.
+type span struct{ ns, ne, vs, ve int32 }
+
+// lname and lvalue return a label's raw name and value.
+func (p *Parser) lname(l span) []byte  { return p.data[l.ns:l.ne] }
+func (p *Parser) lvalue(l span) []byte { return p.data[l.vs:l.ve] }
+
+// maxPayload is the largest payload span offsets can address.
+const maxPayload = math.MaxInt32
 
 // sample is one parsed sample line, as offsets into the payload.
 type sample struct {
@@ -15,7 +28,7 @@ type sample struct {
 	seriesEnd          int
 	nameStart, nameEnd int
 	nameEsc            bool
-	labels             []Label // raw: quoted names without quotes, escapes unresolved
+	labels             []span
 	value              float64
 	ts                 int64
 	tsSec              float64 // OpenMetrics timestamp as written, in seconds
@@ -25,11 +38,11 @@ type sample struct {
 	// reuse of the previous line parsed into this sample (reuse.go)
 	reusable   bool  // the series parsed completely
 	labelsOpen int   // offset after '{' directly following the name, or 0
-	labelEnds  []int // per label: offset where the next label's parsing starts
+	labelEnds  []int // per label: labelEnd(where the next label's parsing starts, ...)
 	sameName   bool  // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
-	exLabels       []Label
+	exLabels       []span
 	exValue        float64
 	exTS           int64
 	exHasTS        bool
@@ -104,6 +117,9 @@ func (p *Parser) Reset(data []byte, f Format) {
 	}
 	p.cur.labels, p.cur.exLabels, p.cur.labelEnds = cur.labels[:0], cur.exLabels[:0], cur.labelEnds[:0]
 	p.peek.labels, p.peek.exLabels, p.peek.labelEnds = peek.labels[:0], peek.exLabels[:0], peek.labelEnds[:0]
+	if len(data) > maxPayload {
+		p.err = &ParseError{Line: 1, Col: 1, Near: `""`, Msg: "payload larger than 2 GiB"}
+	}
 }
 
 // SetStrict selects strict OpenMetrics validation (true) or the leniency of
@@ -276,29 +292,39 @@ func (p *Parser) Help() []byte {
 // until the next Next or Reset; unescaped ones point into the payload.
 func (p *Parser) Labels(dst []Label) []Label {
 	s := &p.cur
+	d := p.data
+	n := len(dst)
+	dst = slices.Grow(dst, len(s.labels))[:n+len(s.labels)]
+	out := dst[n:]
 	if !s.labelEsc {
-		return append(dst, s.labels...)
+		for k, l := range s.labels {
+			e := &out[k]
+			e.Name = d[l.ns:l.ne]
+			e.Value = d[l.vs:l.ve]
+		}
+		return dst
 	}
 	need := 0
 	for _, l := range s.labels {
-		need += len(l.Name) + len(l.Value)
+		need += int(l.ne-l.ns) + int(l.ve-l.vs)
 	}
 	if cap(p.labelBuf) < need {
 		p.labelBuf = make([]byte, 0, 2*need)
 	}
 	buf := p.labelBuf[:0]
-	for _, l := range s.labels {
-		if bytes.IndexByte(l.Name, '\\') >= 0 {
-			n := len(buf)
-			buf = appendUnescaped(buf, l.Name, false)
-			l.Name = buf[n:len(buf):len(buf)]
+	for k, l := range s.labels {
+		e := &out[k]
+		e.Name, e.Value = d[l.ns:l.ne], d[l.vs:l.ve]
+		if bytes.IndexByte(e.Name, '\\') >= 0 {
+			m := len(buf)
+			buf = appendUnescaped(buf, e.Name, false)
+			e.Name = buf[m:len(buf):len(buf)]
 		}
-		if bytes.IndexByte(l.Value, '\\') >= 0 {
-			n := len(buf)
-			buf = appendUnescaped(buf, l.Value, false)
-			l.Value = buf[n:len(buf):len(buf)]
+		if bytes.IndexByte(e.Value, '\\') >= 0 {
+			m := len(buf)
+			buf = appendUnescaped(buf, e.Value, false)
+			e.Value = buf[m:len(buf):len(buf)]
 		}
-		dst = append(dst, l)
 	}
 	p.labelBuf = buf
 	return dst

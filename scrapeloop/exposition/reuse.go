@@ -31,18 +31,17 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 		return 0, false
 	}
 	k := 0
-	for k < len(s.labelEnds) && s.labelEnds[k] <= common {
+	for k < len(s.labelEnds) && labelNeeds(s.labelEnds[k]) <= common {
 		k++
 	}
-	delta := i - prev
+	delta := int32(i - prev)
 	for j := range s.labels[:k] {
 		l := &s.labels[j]
-		l.Name = shifted(l.Name, delta)
-		l.Value = shifted(l.Value, delta)
+		l.ns, l.ne, l.vs, l.ve = l.ns+delta, l.ne+delta, l.vs+delta, l.ve+delta
 	}
 	resume := s.labelsOpen
 	if k > 0 {
-		resume = s.labelEnds[k-1]
+		resume = s.labelEnds[k-1] >> 1
 	}
 	nameLen, open := s.nameEnd-s.nameStart, s.labelsOpen
 	s.labels, s.labelEnds = s.labels[:k], s.labelEnds[:k]
@@ -51,6 +50,20 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 	s.labelsOpen = open
 	return i + resume, true
 }
+
+// labelEnd records where parsing stood after a label pair: the offset
+// where the next pair's parsing starts, and whether the byte there was
+// already looked at (a '}' or a blank-separated next label), in which case
+// it must be shared as well for the label to be carried over.
+func labelEnd(resume int, peeked bool) int {
+	if peeked {
+		return resume<<1 | 1
+	}
+	return resume << 1
+}
+
+// labelNeeds returns how many leading series bytes a labelEnd depends on.
+func labelNeeds(e int) int { return e>>1 + e&1 }
 
 // commonPrefix returns the length of the common prefix of a and b,
 // comparing 32 bytes per step, then eight, then one.

@@ -197,8 +197,8 @@ func (p *Parser) checkSample() error {
 	}
 	for i := 1; i < len(s.labels); i++ {
 		for j := 0; j < i; j++ {
-			if bytes.Equal(s.labels[i].Name, s.labels[j].Name) {
-				return p.strictErr(p.offset(s.labels[i].Name), "duplicate label name")
+			if bytes.Equal(p.lname(s.labels[i]), p.lname(s.labels[j])) {
+				return p.strictErr(int(s.labels[i].ns), "duplicate label name")
 			}
 		}
 	}
@@ -267,8 +267,8 @@ func (p *Parser) checkValue() error {
 // labelValue returns the raw value of the current sample's label name.
 func (p *Parser) labelValue(name []byte) ([]byte, bool) {
 	for _, l := range p.cur.labels {
-		if bytes.Equal(l.Name, name) {
-			return l.Value, true
+		if bytes.Equal(p.lname(l), name) {
+			return p.lvalue(l), true
 		}
 	}
 	return nil, false
@@ -290,11 +290,11 @@ func (p *Parser) checkExemplar() error {
 	n := 0
 	for i, l := range s.exLabels {
 		for j := 0; j < i; j++ {
-			if bytes.Equal(l.Name, s.exLabels[j].Name) {
-				return p.strictErr(p.offset(l.Name), "duplicate exemplar label name")
+			if bytes.Equal(p.lname(l), p.lname(s.exLabels[j])) {
+				return p.strictErr(int(l.ns), "duplicate exemplar label name")
 			}
 		}
-		n += unescapedRunes(l.Name) + unescapedRunes(l.Value)
+		n += unescapedRunes(p.lname(l)) + unescapedRunes(p.lvalue(l))
 	}
 	if n > maxExemplarRunes {
 		return p.strictErr(s.exStart, "exemplar labels longer than 128 characters")
@@ -327,10 +327,10 @@ func (p *Parser) groupHash() uint64 {
 	}
 	var sum uint64
 	for _, l := range p.cur.labels {
-		if skip != nil && bytes.Equal(l.Name, skip) {
+		if skip != nil && bytes.Equal(p.lname(l), skip) {
 			continue
 		}
-		h := p.hashNames(l.Name, l.Value, true)
+		h := p.hashNames(p.lname(l), p.lvalue(l), true)
 		sum += h * 0x9e3779b97f4a7c15
 	}
 	return sum

@@ -64,17 +64,23 @@ func (p *Parser) Created() (ms int64, ok bool) {
 	return 0, false
 }
 
+// pointLabel is the label that tells apart the samples of one metric point
+// of a family of type t (le of buckets, quantile of summaries), or nil.
+func pointLabel(t MetricType) []byte {
+	switch t {
+	case TypeHistogram, TypeGaugeHistogram:
+		return lblLe
+	case TypeSummary:
+		return lblQuant
+	}
+	return nil
+}
+
 // sameMetricPoint reports whether a and b have the same labels, ignoring le
 // (histograms) and quantile (summaries). Labels are compared as written,
 // escapes included: one exporter writes one label set the same way.
 func (p *Parser) sameMetricPoint(a, b *sample) bool {
-	var skip []byte
-	switch p.fam.typ {
-	case TypeHistogram, TypeGaugeHistogram:
-		skip = lblLe
-	case TypeSummary:
-		skip = lblQuant
-	}
+	skip := pointLabel(p.fam.typ)
 	na, nb := 0, 0
 	for _, l := range a.labels {
 		if !bytes.Equal(p.lname(l), skip) {

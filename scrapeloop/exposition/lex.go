@@ -163,6 +163,9 @@ func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool
 				return 0, false, p.setErr(i, "invalid escape in quoted string")
 			}
 			esc = true
+			if d[i+1] >= 0x80 {
+				ascii = false // the escaped byte still needs UTF-8 checking
+			}
 			i += 2
 		case c == '\n':
 			if !newlineOK {

@@ -158,7 +158,7 @@ func textparseRecs(data []byte, f Format, wantST bool) ([]rec, error) {
 			var pairs [][2]string
 			name := ""
 			lset.Range(func(l labels.Label) {
-				if l.Name == labels.MetricName {
+				if l.Name == model.MetricNameLabel {
 					name = l.Value
 					return
 				}

@@ -379,5 +379,3 @@ func appendUnescaped(dst, s []byte, helpText bool) []byte {
 	}
 	return dst
 }
-
-func isNaN(f float64) bool { return math.IsNaN(f) }

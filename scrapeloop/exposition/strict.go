@@ -318,13 +318,7 @@ func unescapedRunes(b []byte) int {
 // groupHash hashes the current sample's label set without le (histograms)
 // or quantile (summaries), independent of label order.
 func (p *Parser) groupHash() uint64 {
-	var skip []byte
-	switch p.fam.typ {
-	case TypeHistogram, TypeGaugeHistogram:
-		skip = lblLe
-	case TypeSummary:
-		skip = lblQuant
-	}
+	skip := pointLabel(p.fam.typ)
 	var sum uint64
 	for _, l := range p.cur.labels {
 		if skip != nil && bytes.Equal(p.lname(l), skip) {

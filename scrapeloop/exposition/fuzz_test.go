@@ -65,6 +65,18 @@ func FuzzParse(f *testing.F) {
 		if werr != nil {
 			return
 		}
+		if sErr != nil {
+			// Start timestamps are compared on valid OpenMetrics only. On
+			// invalid input textparse's StartTimestamp reads past the end of
+			// the family (to any later _created with the same labels), while
+			// Created stays within the metric point, as the format requires.
+			for i := range want {
+				want[i].Created = 0
+			}
+			for i := range got {
+				got[i].Created = 0
+			}
+		}
 		if len(want) != len(got) {
 			t.Fatalf("textparse %d samples, ours %d\ninput %q", len(want), len(got), data)
 		}

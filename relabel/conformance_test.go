@@ -29,43 +29,53 @@ import (
 // implements Prometheus 3). For them the test requires that exactly these
 // options differ, and the relabel chains still match rule by rule.
 var versionGaps = map[string][]string{
+	// PodMonitors: label_name_length_limit needs Prometheus 2.27,
+	// enable_http2 2.35, follow_redirects 2.26, fallback_scrape_protocol
+	// 3.0, scrape_protocols 2.49.
+	"pm/LabelNameLengthLimits_Limit-1_Enforc1000_v2.26.0":               {"label_name_length_limit"},
+	"pm/LabelNameLengthLimits_Limit2000_Enforce1000_v2.26.0":            {"label_name_length_limit"},
+	"pm/LabelNameLengthLimits_Limit500_Enforce1000_v2.26.0":             {"label_name_length_limit"},
+	"pm/PodMonitorEndpointEnableHttp2_EnableHTTP2False_v2.34.0":         {"http.enable_http2"},
+	"pm/PodMonitorEndpointFollowRedirects_FollowRedirectsFalse_v2.25.0": {"http.follow_redirects"},
+	"pm/SettingScrapeFallbackProtocolInPodMonitor_OldVersion":           {"fallback_scrape_protocol"},
+	"pm/SettingScrapeProtocolsInPodMonitor_OldVersion":                  {"scrape_protocols"},
 	// body_size_limit needs Prometheus 2.28.
-	"BodySizeLimits_enforce_v2.27.0": {"body_size_limit"},
+	"sm/BodySizeLimits_enforce_v2.27.0": {"body_size_limit"},
 	// keep_dropped_targets needs Prometheus 2.47.
-	"KeepDroppedTargetsNotAddedInConfig": {"keep_dropped_targets"},
+	"sm/KeepDroppedTargetsNotAddedInConfig": {"keep_dropped_targets"},
 	// label_limit needs Prometheus 2.27.
-	"LabelLimits_Limit2000_v2.26.0_enforceLimit1000": {"label_limit"},
-	"LabelLimits_Limit500_v2.26.0_enforceLimit1000":  {"label_limit"},
-	"LabelLimits_NoLimit_v2.26.0_enforceLimit1000":   {"label_limit"},
+	"sm/LabelLimits_Limit2000_v2.26.0_enforceLimit1000": {"label_limit"},
+	"sm/LabelLimits_Limit500_v2.26.0_enforceLimit1000":  {"label_limit"},
+	"sm/LabelLimits_NoLimit_v2.26.0_enforceLimit1000":   {"label_limit"},
 	// Before Prometheus 2.45 there are no global limits: a limit set only on
 	// the Prometheus resource is not applied.
-	"SampleLimits_GlobalLimit1000_Enforce-1-2.21": {"sample_limit"},
+	"sm/SampleLimits_GlobalLimit1000_Enforce-1-2.21": {"sample_limit"},
 	// target_limit needs Prometheus 2.21.
-	"TargetLimits-1_Versionv2.15.0":               {"target_limit"},
-	"TargetLimits2000_Versionv2.15.0_Enforce1000": {"target_limit"},
-	"TargetLimits500_Versionv2.15.0_Enforce1000":  {"target_limit"},
+	"sm/TargetLimits-1_Versionv2.15.0":               {"target_limit"},
+	"sm/TargetLimits2000_Versionv2.15.0_Enforce1000": {"target_limit"},
+	"sm/TargetLimits500_Versionv2.15.0_Enforce1000":  {"target_limit"},
 	// enable_http2 needs Prometheus 2.35.
-	"ServiceMonitorEndpointEnableHttp2_EnableHTTP2False_v2.34.0": {"http.enable_http2"},
+	"sm/ServiceMonitorEndpointEnableHttp2_EnableHTTP2False_v2.34.0": {"http.enable_http2"},
 	// follow_redirects needs Prometheus 2.26.
-	"ServiceMonitorEndpointFollowRedirects_FollowRedirectFalse_v2.25.0": {"http.follow_redirects"},
+	"sm/ServiceMonitorEndpointFollowRedirects_FollowRedirectFalse_v2.25.0": {"http.follow_redirects"},
 	// fallback_scrape_protocol needs Prometheus 3.0.
-	"SettingScrapeFallbackProtocolInServiceMonitor_OldVersion": {"fallback_scrape_protocol"},
+	"sm/SettingScrapeFallbackProtocolInServiceMonitor_OldVersion": {"fallback_scrape_protocol"},
 	// scrape_protocols needs Prometheus 2.49.
-	"SettingScrapeProtocolsInServiceMonitor_OldVersion": {"scrape_protocols"},
+	"sm/SettingScrapeProtocolsInServiceMonitor_OldVersion": {"scrape_protocols"},
 	// Before Prometheus 2.45 the enforced limit is written into every job,
 	// and the Prometheus resource's own (lower) limit is not applied.
-	"SampleLimits_GlobalLimit1000_Enforce2000-2.21": {"sample_limit"},
+	"sm/SampleLimits_GlobalLimit1000_Enforce2000-2.21": {"sample_limit"},
 	// convert_classic_histograms_to_nhcb needs Prometheus 3.0.0 (a 3.0.0
 	// release candidate sorts before it).
-	"NativeHistogramConfigAlwaysScrapeClassicHistograms":                         {"native.convert_nhcb"},
-	"native-histograms__NativeHistogramConfigMissConvertClassicHistogramsToNHCB": {"native.convert_nhcb"},
+	"sm/NativeHistogramConfigAlwaysScrapeClassicHistograms":                         {"native.convert_nhcb"},
+	"sm/native-histograms__NativeHistogramConfigMissConvertClassicHistogramsToNHCB": {"native.convert_nhcb"},
 	// scrape_native_histograms needs Prometheus 3.8; with it the default
 	// negotiation puts protobuf first.
-	"NativeHistogramConfigMissScrapeNativeHistograms": {"native.scrape", "scrape_protocols"},
+	"sm/NativeHistogramConfigMissScrapeNativeHistograms": {"native.scrape", "scrape_protocols"},
 	// Prometheus 2.44 has no native histogram options at all.
-	"NativeHistogramConfigWithMissALL": {"native.always_scrape_classic", "native.bucket_limit", "native.convert_nhcb", "native.min_bucket_factor"},
+	"sm/NativeHistogramConfigWithMissALL": {"native.always_scrape_classic", "native.bucket_limit", "native.convert_nhcb", "native.min_bucket_factor"},
 	// native_histogram_min_bucket_factor needs 2.50, convert 3.0.
-	"native-histograms__NativeHistogramConfigWithMissNativeHistogramMinBucketFactor": {"native.convert_nhcb", "native.min_bucket_factor"},
+	"sm/native-histograms__NativeHistogramConfigWithMissNativeHistogramMinBucketFactor": {"native.convert_nhcb", "native.min_bucket_factor"},
 }
 
 // notTaken lists cases whose feature the agent does not take, and the
@@ -75,18 +85,25 @@ var notTaken = map[string]struct {
 	reason  string
 	options []string
 }{
-	"ShardingRelabelConfigs_with_retention_2_shards": {reason: sharding},
-	"ShardingRelabelConfigs_with_retention_3_shards": {reason: sharding},
-	"ShardingRelabelConfigs_without_retention":       {reason: sharding},
+	// A Prometheus agent in DaemonSet mode restricts pod discovery to its
+	// node with a field selector and has no sharding rules; the agent
+	// restricts discovery to its node in the informer and keeps the
+	// server's single-shard rules.
+	"pm/PromAgentDaemonSetPodMonitorConfig":                           {reason: "Prometheus agent DaemonSet mode", options: []string{"sd.selectors"}},
+	"pm/TopologySharding_PodMonitor_4shards_2zones":                   {reason: topology, options: []string{"sd.attach_node"}},
+	"pm/TopologySharding_PodTopologyLabels_PodMonitor_4shards_2zones": {reason: topology},
+	"sm/ShardingRelabelConfigs_with_retention_2_shards":               {reason: sharding},
+	"sm/ShardingRelabelConfigs_with_retention_3_shards":               {reason: sharding},
+	"sm/ShardingRelabelConfigs_without_retention":                     {reason: sharding},
 	// With pod topology labels the zone comes from a pod label.
-	"TopologySharding_PodTopologyLabels_ServiceMonitor_4shards_2zones":        {reason: topology},
-	"TopologySharding_PodTopologyLabels_ServiceMonitor_6shards_3zones":        {reason: topology},
-	"TopologySharding_PodTopologyLabels_ServiceMonitor_attach_metadata_false": {reason: topology},
+	"sm/TopologySharding_PodTopologyLabels_ServiceMonitor_4shards_2zones":        {reason: topology},
+	"sm/TopologySharding_PodTopologyLabels_ServiceMonitor_6shards_3zones":        {reason: topology},
+	"sm/TopologySharding_PodTopologyLabels_ServiceMonitor_attach_metadata_false": {reason: topology},
 	// Otherwise the Operator forces node metadata to read the node's zone.
-	"TopologySharding_ServiceMonitor_4shards_2zones":              {reason: topology, options: []string{"sd.attach_node"}},
-	"TopologySharding_ServiceMonitor_6shards_3zones":              {reason: topology, options: []string{"sd.attach_node"}},
-	"TopologySharding_ServiceMonitor_force_attach_metadata_false": {reason: topology, options: []string{"sd.attach_node"}},
-	"TopologySharding_ServiceMonitor_force_attach_metadata_nil":   {reason: topology, options: []string{"sd.attach_node"}},
+	"sm/TopologySharding_ServiceMonitor_4shards_2zones":              {reason: topology, options: []string{"sd.attach_node"}},
+	"sm/TopologySharding_ServiceMonitor_6shards_3zones":              {reason: topology, options: []string{"sd.attach_node"}},
+	"sm/TopologySharding_ServiceMonitor_force_attach_metadata_false": {reason: topology, options: []string{"sd.attach_node"}},
+	"sm/TopologySharding_ServiceMonitor_force_attach_metadata_nil":   {reason: topology, options: []string{"sd.attach_node"}},
 }
 
 const (
@@ -95,9 +112,10 @@ const (
 )
 
 type conformanceCase struct {
-	name     string
+	key      string // "sm/<name>" or "pm/<name>"
 	prom     *monitoringv1.Prometheus
-	monitors []*monitoringv1.ServiceMonitor // in the Operator's order (sorted keys)
+	sms      []*monitoringv1.ServiceMonitor // in the Operator's order (sorted keys)
+	pms      []*monitoringv1.PodMonitor
 	expected expectedConfig
 }
 
@@ -116,9 +134,20 @@ type syntheticInput struct {
 	ServiceMonitor    *monitoringv1.ServiceMonitor `json:"serviceMonitor"`
 }
 
+// podMonitorInput is a podmonitor/*.input.json, captured at the entry of
+// the Operator's appendPodMonitorConfigs (SOURCES.txt).
+type podMonitorInput struct {
+	Namespace   string                              `json:"prometheusNamespace"`
+	Name        string                              `json:"prometheusName"`
+	Spec        monitoringv1.CommonPrometheusFields `json:"prometheusSpec"`
+	PodMonitors map[string]*monitoringv1.PodMonitor `json:"podMonitors"`
+}
+
 type expectedConfig struct {
 	Global expectedGlobal           `yaml:"global"`
 	Jobs   []map[string]interface{} `yaml:"serviceMonitorJobs"`
+	// ScrapeConfigs is every job of a full golden (podmonitor/).
+	ScrapeConfigs []map[string]interface{} `yaml:"scrape_configs"`
 }
 
 type expectedGlobal struct {
@@ -174,40 +203,43 @@ type expectedSD struct {
 	Selectors []struct {
 		Role  string `yaml:"role"`
 		Label string `yaml:"label"`
+		Field string `yaml:"field"`
 	} `yaml:"selectors"`
 	AttachMetadata struct {
 		Node bool `yaml:"node"`
 	} `yaml:"attach_metadata"`
 }
 
-const conformanceDir = "testdata/conformance/servicemonitor"
+const conformanceDir = "testdata/conformance"
 
 func loadConformanceCases(t *testing.T) []conformanceCase {
 	t.Helper()
 	var cases []conformanceCase
-	for _, dir := range []string{"upstream", "synthetic"} {
+	for _, dir := range []string{"servicemonitor/upstream", "servicemonitor/synthetic", "podmonitor"} {
 		files, err := filepath.Glob(filepath.Join(conformanceDir, dir, "*.input.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range files {
 			name := strings.TrimSuffix(filepath.Base(f), ".input.json")
-			c := conformanceCase{name: name, prom: &monitoringv1.Prometheus{}}
+			c := conformanceCase{key: "sm/" + name, prom: &monitoringv1.Prometheus{}}
 			c.prom.Namespace, c.prom.Name = "default", "test"
 			data, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if dir == "upstream" {
+			expFile := filepath.Join(conformanceDir, dir, name+".expected.yaml")
+			switch dir {
+			case "servicemonitor/upstream":
 				var in upstreamInput
 				if err := json.Unmarshal(data, &in); err != nil {
 					t.Fatalf("%s: %v", f, err)
 				}
 				c.prom.Spec = in.PrometheusSpec
 				for _, k := range sortedKeys(in.ServiceMonitors) {
-					c.monitors = append(c.monitors, in.ServiceMonitors[k])
+					c.sms = append(c.sms, in.ServiceMonitors[k])
 				}
-			} else {
+			case "servicemonitor/synthetic":
 				var in syntheticInput
 				if err := json.Unmarshal(data, &in); err != nil {
 					t.Fatalf("%s: %v", f, err)
@@ -216,9 +248,20 @@ func loadConformanceCases(t *testing.T) []conformanceCase {
 				if err := json.Unmarshal(in.Overrides, &c.prom.Spec); err != nil {
 					t.Fatalf("%s: overrides: %v", f, err)
 				}
-				c.monitors = []*monitoringv1.ServiceMonitor{in.ServiceMonitor}
+				c.sms = []*monitoringv1.ServiceMonitor{in.ServiceMonitor}
+			default:
+				var in podMonitorInput
+				if err := json.Unmarshal(data, &in); err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+				c.key = "pm/" + name
+				c.prom.Namespace, c.prom.Name, c.prom.Spec.CommonPrometheusFields = in.Namespace, in.Name, in.Spec
+				for _, k := range sortedKeys(in.PodMonitors) {
+					c.pms = append(c.pms, in.PodMonitors[k])
+				}
+				expFile = filepath.Join(conformanceDir, dir, name+".golden")
 			}
-			exp, err := os.ReadFile(filepath.Join(conformanceDir, dir, name+".expected.yaml"))
+			exp, err := os.ReadFile(expFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,6 +272,11 @@ func loadConformanceCases(t *testing.T) []conformanceCase {
 			if err := yaml.Unmarshal(exp, &c.expected); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
+			for _, j := range c.expected.ScrapeConfigs {
+				if n, _ := j["job_name"].(string); strings.HasPrefix(n, "podMonitor/") {
+					c.expected.Jobs = append(c.expected.Jobs, j)
+				}
+			}
 			cases = append(cases, c)
 		}
 	}
@@ -237,14 +285,26 @@ func loadConformanceCases(t *testing.T) []conformanceCase {
 
 func TestConformance(t *testing.T) {
 	cases := loadConformanceCases(t)
-	if len(cases) != 108 {
-		t.Fatalf("found %d conformance cases, want 98 upstream + 10 synthetic", len(cases))
+	if len(cases) != 108+55 {
+		t.Fatalf("found %d conformance cases, want 98 upstream + 10 synthetic ServiceMonitor cases and 55 PodMonitor cases", len(cases))
 	}
 	stores := loadStores(t)
-	var exact, gaps, prefix int
+	var exact, gaps, prefix, failed [2]int
 	seenGaps, seenNotTaken := map[string]bool{}, map[string]bool{}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		kind := 0
+		if c.pms != nil {
+			kind = 1
+		}
+		seenGaps[c.key], seenNotTaken[c.key] = true, true
+		t.Run(c.key, func(t *testing.T) {
+			bucket := &exact[kind]
+			defer func() {
+				if t.Failed() {
+					bucket = &failed[kind]
+				}
+				*bucket++
+			}()
 			s, err := SettingsFromPrometheus(c.prom)
 			if err != nil {
 				t.Fatal(err)
@@ -253,10 +313,17 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			store := stores[c.name]
+			store := stores[c.key]
 			var jobs []*Job
-			for _, sm := range c.monitors {
+			for _, sm := range c.sms {
 				m, err := g.ServiceMonitor(sm, store)
+				if err != nil {
+					t.Fatal(err)
+				}
+				jobs = append(jobs, m.Jobs...)
+			}
+			for _, pm := range c.pms {
+				m, err := g.PodMonitor(pm, store)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -265,7 +332,7 @@ func TestConformance(t *testing.T) {
 			if len(jobs) != len(c.expected.Jobs) {
 				t.Fatalf("%d jobs, golden has %d", len(jobs), len(c.expected.Jobs))
 			}
-			nt, skipSharding := notTaken[c.name]
+			nt, skipSharding := notTaken[c.key]
 			var diffs []string
 			for i, raw := range c.expected.Jobs {
 				exp := decodeExpectedJob(t, raw)
@@ -288,7 +355,7 @@ func TestConformance(t *testing.T) {
 				for _, k := range sortedKeys(want) {
 					if got[k] != want[k] {
 						diffs = append(diffs, k)
-						if !slices.Contains(versionGaps[c.name], k) && !skipSharding {
+						if !slices.Contains(versionGaps[c.key], k) && !skipSharding {
 							t.Errorf("job %s: %s = %q, golden %q", j.Name, k, got[k], want[k])
 						}
 					}
@@ -303,19 +370,15 @@ func TestConformance(t *testing.T) {
 			diffs = slices.Compact(diffs)
 			switch {
 			case skipSharding:
-				seenNotTaken[c.name] = true
+				bucket = &prefix[kind]
 				if !slices.Equal(diffs, nt.options) {
 					t.Errorf("options differing %v, want exactly %v (%s)", diffs, nt.options, nt.reason)
 				}
-				prefix++
-			case versionGaps[c.name] != nil:
-				seenGaps[c.name] = true
-				if !slices.Equal(diffs, versionGaps[c.name]) {
-					t.Errorf("options differing %v, want exactly the version gap %v", diffs, versionGaps[c.name])
+			case versionGaps[c.key] != nil:
+				bucket = &gaps[kind]
+				if !slices.Equal(diffs, versionGaps[c.key]) {
+					t.Errorf("options differing %v, want exactly the version gap %v", diffs, versionGaps[c.key])
 				}
-				gaps++
-			default:
-				exact++
 			}
 		})
 	}
@@ -329,8 +392,10 @@ func TestConformance(t *testing.T) {
 			t.Errorf("notTaken lists %q, which is not a case", name)
 		}
 	}
-	t.Logf("conformance: %d cases: %d exact (chains and options), %d exact but for options their Prometheus version lacks, %d not taken (sharding; chains equal up to the sharding rules)",
-		len(cases), exact, gaps, prefix)
+	for i, kind := range []string{"ServiceMonitor", "PodMonitor"} {
+		t.Logf("%s conformance: %d cases: %d exact (chains and options), %d exact but for options their Prometheus version lacks, %d not taken (chains equal up to the sharding rules); %d failed",
+			kind, exact[i]+gaps[i]+prefix[i]+failed[i], exact[i], gaps[i], prefix[i], failed[i])
+	}
 }
 
 func decodeExpectedJob(t *testing.T, raw map[string]interface{}) *expectedJob {
@@ -403,7 +468,7 @@ func expectedOptions(t *testing.T, e *expectedJob, g expectedGlobal, store Store
 	o["sd.namespaces"] = strings.Join(sd.Namespaces.Names, ",")
 	var sels []string
 	for _, s := range sd.Selectors {
-		sels = append(sels, s.Role+":"+s.Label)
+		sels = append(sels, s.Role+":"+s.Label+":"+s.Field)
 	}
 	o["sd.selectors"] = strings.Join(sels, ";")
 	o["sd.attach_node"] = strconv.FormatBool(sd.AttachMetadata.Node)
@@ -538,7 +603,7 @@ func jobOptions(j *Job) map[string]string {
 	o["sd.namespaces"] = strings.Join(j.SD.Namespaces, ",")
 	var sels []string
 	for _, s := range j.SD.Selectors {
-		sels = append(sels, string(s.Role)+":"+s.Label)
+		sels = append(sels, string(s.Role)+":"+s.Label+":")
 	}
 	o["sd.selectors"] = strings.Join(sels, ";")
 	o["sd.attach_node"] = strconv.FormatBool(j.SD.AttachNodeMetadata)

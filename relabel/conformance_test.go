@@ -151,16 +151,21 @@ type expectedConfig struct {
 }
 
 type expectedGlobal struct {
-	ScrapeInterval        string   `yaml:"scrape_interval"`
-	ScrapeTimeout         string   `yaml:"scrape_timeout"`
-	ScrapeProtocols       []string `yaml:"scrape_protocols"`
-	SampleLimit           int64    `yaml:"sample_limit"`
-	TargetLimit           int64    `yaml:"target_limit"`
-	LabelLimit            int64    `yaml:"label_limit"`
-	LabelNameLengthLimit  int64    `yaml:"label_name_length_limit"`
-	LabelValueLengthLimit int64    `yaml:"label_value_length_limit"`
-	KeepDroppedTargets    int64    `yaml:"keep_dropped_targets"`
-	BodySizeLimit         string   `yaml:"body_size_limit"`
+	ScrapeInterval  string         `yaml:"scrape_interval"`
+	ScrapeTimeout   string         `yaml:"scrape_timeout"`
+	ScrapeProtocols []string       `yaml:"scrape_protocols"`
+	Limits          expectedLimits `yaml:",inline"`
+}
+
+// expectedLimits are the limits a job or the global section may set.
+type expectedLimits struct {
+	SampleLimit           int64  `yaml:"sample_limit"`
+	TargetLimit           int64  `yaml:"target_limit"`
+	LabelLimit            int64  `yaml:"label_limit"`
+	LabelNameLengthLimit  int64  `yaml:"label_name_length_limit"`
+	LabelValueLengthLimit int64  `yaml:"label_value_length_limit"`
+	KeepDroppedTargets    int64  `yaml:"keep_dropped_targets"`
+	BodySizeLimit         string `yaml:"body_size_limit"`
 }
 
 // expectedJob is one scrape job of a golden, as Prometheus reads it.
@@ -175,13 +180,7 @@ type expectedJob struct {
 	MetricsPath                    string                  `yaml:"metrics_path"`
 	Params                         map[string][]string     `yaml:"params"`
 	Scheme                         string                  `yaml:"scheme"`
-	SampleLimit                    int64                   `yaml:"sample_limit"`
-	TargetLimit                    int64                   `yaml:"target_limit"`
-	LabelLimit                     int64                   `yaml:"label_limit"`
-	LabelNameLengthLimit           int64                   `yaml:"label_name_length_limit"`
-	LabelValueLengthLimit          int64                   `yaml:"label_value_length_limit"`
-	KeepDroppedTargets             int64                   `yaml:"keep_dropped_targets"`
-	BodySizeLimit                  string                  `yaml:"body_size_limit"`
+	Limits                         expectedLimits          `yaml:",inline"`
 	ScrapeProtocols                []string                `yaml:"scrape_protocols"`
 	FallbackScrapeProtocol         string                  `yaml:"fallback_scrape_protocol"`
 	ScrapeNativeHistograms         *bool                   `yaml:"scrape_native_histograms"`
@@ -489,13 +488,14 @@ func expectedOptions(t *testing.T, e *expectedJob, g expectedGlobal, store Store
 		}
 		return strconv.FormatInt(global, 10)
 	}
-	o["sample_limit"] = limit(e.SampleLimit, g.SampleLimit)
-	o["target_limit"] = limit(e.TargetLimit, g.TargetLimit)
-	o["label_limit"] = limit(e.LabelLimit, g.LabelLimit)
-	o["label_name_length_limit"] = limit(e.LabelNameLengthLimit, g.LabelNameLengthLimit)
-	o["label_value_length_limit"] = limit(e.LabelValueLengthLimit, g.LabelValueLengthLimit)
-	o["keep_dropped_targets"] = limit(e.KeepDroppedTargets, g.KeepDroppedTargets)
-	o["body_size_limit"] = limit(parseBytes(t, e.BodySizeLimit), parseBytes(t, g.BodySizeLimit))
+	el, gl := e.Limits, g.Limits
+	o["sample_limit"] = limit(el.SampleLimit, gl.SampleLimit)
+	o["target_limit"] = limit(el.TargetLimit, gl.TargetLimit)
+	o["label_limit"] = limit(el.LabelLimit, gl.LabelLimit)
+	o["label_name_length_limit"] = limit(el.LabelNameLengthLimit, gl.LabelNameLengthLimit)
+	o["label_value_length_limit"] = limit(el.LabelValueLengthLimit, gl.LabelValueLengthLimit)
+	o["keep_dropped_targets"] = limit(el.KeepDroppedTargets, gl.KeepDroppedTargets)
+	o["body_size_limit"] = limit(parseBytes(t, el.BodySizeLimit), parseBytes(t, gl.BodySizeLimit))
 	native := e.ScrapeNativeHistograms != nil && *e.ScrapeNativeHistograms
 	protocols := e.ScrapeProtocols
 	if protocols == nil {

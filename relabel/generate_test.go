@@ -432,3 +432,15 @@ endpoints:
 		}
 	}
 }
+
+// Durations reach Populate in Prometheus' notation: Go's "1.5s" is not one.
+func TestTargetDurations(t *testing.T) {
+	j := firstJob(t, Settings{}, "selector: {}\nendpoints: [{port: web, interval: 1m30s, scrapeTimeout: 1500ms}]")
+	tg, err := j.Target(labels.FromStrings("__address__", "10.0.0.1:80", "__meta_kubernetes_endpoint_port_name", "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Interval != 90*time.Second || tg.Timeout != 1500*time.Millisecond {
+		t.Errorf("interval %s timeout %s, want 1m30s 1.5s", tg.Interval, tg.Timeout)
+	}
+}

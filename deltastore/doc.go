@@ -1,6 +1,43 @@
-// Package deltastore turns cumulative Prometheus counters into deltas. It keeps,
-// per series (keyed by an xxhash of the series identity), the last value and
-// its timestamp and creation time, in shards so concurrent scrape loops do not
-// contend. The state lives on the node that scrapes the series, which is what
-// lets nodescraper neither lose nor double-count increments.
+// Package deltastore turns cumulative Prometheus counters into deltas and
+// keeps that state on the node, across agent restarts.
+//
+// Per series, keyed by a 64-bit hash of its identity, it holds 16 bytes: the
+// last value, the time of the last observation and the series' creation time
+// (whole Unix seconds), in 64 mutex-guarded shards so concurrent scrape loops
+// do not contend. The scrape loop owns the lifecycle: it deletes series that
+// vanish and the series of removed targets. Eviction of series not observed
+// for StaleAfter is the safety net for state no loop claims again, such as a
+// checkpointed pod that died while the agent was down.
+//
+// # Restarts
+//
+// The sum of deltas equals the true increase across a restart when the next
+// agent's first delta of each series is computed against the last observation
+// the previous agent emitted a delta for. So the final checkpoint is written by
+// Close after the scrape loops stopped (nothing changes after it), and the new
+// agent restores it before its loops start; increments made while no agent ran
+// are in the first delta. A checkpoint is written to a temporary file, synced,
+// renamed over the old one and the directory synced, so a crash leaves one
+// whole checkpoint; a flock on the directory keeps two agents of a surge
+// rollout from sharing it.
+//
+// A killed agent leaves its last periodic checkpoint, older than what it sent.
+// Restoring it re-emits the increments since that checkpoint: nothing is lost,
+// and what the dead agent had already delivered since then is counted twice.
+// The alternative, ignoring it, would lose everything from its last delivery
+// to the new agent's first scrape, outage included, whatever the checkpoint
+// interval. We restore: the error is bounded by the increments between the
+// last checkpoint and the kill, and --checkpoint-interval shrinks it. A
+// restored final checkpoint is immediately marked non-final, so a kill of the
+// new agent before its first checkpoint is reported as such too.
+//
+// A checkpoint older than MaxAge (default one hour) is not restored, and a
+// series whose last observation is older than StaleAfter is skipped: its first
+// observation after the restart only sets a baseline, exactly as restoring it
+// "as a baseline" would, since a restored value that emits nothing is no
+// value. The delta against a very old value is a true sum but lands in one
+// point stamped with one scrape interval, a spike that alerts fire on, and the
+// older the value the likelier the series' identity was reused or its counter
+// reset more than once unseen. One hour is how late Datadog accepts a point:
+// beyond it even a buffering agent would have dropped the data.
 package deltastore

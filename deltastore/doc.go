@@ -22,14 +22,16 @@
 // rollout from sharing it.
 //
 // A killed agent leaves its last periodic checkpoint, older than what it sent.
-// Restoring it re-emits the increments since that checkpoint: nothing is lost,
-// and what the dead agent had already delivered since then is counted twice.
-// The alternative, ignoring it, would lose everything from its last delivery
-// to the new agent's first scrape, outage included, whatever the checkpoint
-// interval. We restore: the error is bounded by the increments between the
-// last checkpoint and the kill, and --checkpoint-interval shrinks it. A
-// restored final checkpoint is immediately marked non-final, so a kill of the
-// new agent before its first checkpoint is reported as such too.
+// Restoring it re-emits the increments made since the observations that
+// checkpoint holds: what the dead agent had delivered since is counted twice,
+// bounded by one checkpoint interval (plus a scrape interval) of increments,
+// and --checkpoint-interval shrinks it. Nothing is lost, except on a target
+// first scraped after that checkpoint, whose series restart from baselines.
+// Ignoring the checkpoint instead would lose everything from the dead agent's
+// last delivery to the new agent's first scrape, outage included, however
+// often checkpoints were written. A restored final checkpoint is at once
+// marked periodic, so that a kill of the new agent before its first
+// checkpoint is reported as unclean too. TestFidelityWithKills asserts both.
 //
 // A checkpoint older than MaxAge (default one hour) is not restored, and a
 // series whose last observation is older than StaleAfter is skipped: its first

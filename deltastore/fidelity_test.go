@@ -43,8 +43,8 @@ type simSeries struct {
 	// next agent's first observation.
 	sinceStored float64
 	sinceCkpt   float64
-	killOpen  bool
-	bound     float64
+	killOpen    bool
+	bound       float64
 	// continuityLost: a kill took the checkpoint from before the target's
 	// first successful scrape; only then may a kill lose increments.
 	continuityLost bool

@@ -148,7 +148,7 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 		return Restored{}, fmt.Errorf("state directory %s is not writable: %w", s.cfg.Dir, err)
 	}
 	path := filepath.Join(s.cfg.Dir, fileName)
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return Restored{Outcome: OutcomeNone}, nil
 	}
@@ -156,7 +156,7 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 		return Restored{}, fmt.Errorf("delta checkpoint: %w", err)
 	}
 	defer f.Close()
-	h, err := verify(f)
+	h, bodyCRC, err := verify(f)
 	if err != nil {
 		_ = os.Rename(path, path+".corrupt")
 		return Restored{Outcome: OutcomeCorrupt, Reason: err}, nil
@@ -179,12 +179,23 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 	if r.Outcome == OutcomeOK {
 		// The restored state now runs on in this agent: should it be killed
 		// before its first checkpoint, this file no longer describes what was
-		// sent last. Mark it unclean, keeping its age.
-		if _, err := s.write(false, h.writtenAt); err != nil {
-			s.cfg.Logger.Error("delta checkpoint: cannot mark the restored checkpoint as in use", "err", err)
+		// sent last. Clear its final flag, in place: a 40-byte write within
+		// the first sector, and a torn one fails the checksum, which starts
+		// the next agent empty rather than counting anything twice.
+		if err := clearFinal(f, h, bodyCRC); err != nil {
+			s.cfg.Logger.Error("delta checkpoint: cannot mark the restored checkpoint as in use", "path", path, "err", err)
 		}
 	}
 	return r, nil
+}
+
+func clearFinal(f *os.File, h header, bodyCRC uint32) error {
+	h.flags &^= flagFinal
+	hb := h.encode(bodyCRC)
+	if _, err := f.WriteAt(hb[:], 0); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 type header struct {
@@ -193,48 +204,61 @@ type header struct {
 	count     uint64
 }
 
+// encode returns the header of a body whose CRC-32C is bodyCRC.
+func (h header) encode(bodyCRC uint32) [headerSize]byte {
+	var hb [headerSize]byte
+	copy(hb[:], magic)
+	binary.LittleEndian.PutUint16(hb[8:], version)
+	binary.LittleEndian.PutUint16(hb[10:], h.flags)
+	binary.LittleEndian.PutUint32(hb[12:], recordSize)
+	binary.LittleEndian.PutUint64(hb[16:], uint64(h.writtenAt))
+	binary.LittleEndian.PutUint64(hb[24:], h.count)
+	binary.LittleEndian.PutUint32(hb[32:], crc32.Update(bodyCRC, castagnoli, hb[:32]))
+	return hb
+}
+
 // verify checks the whole file against its header and checksum without
-// keeping it in memory.
-func verify(f *os.File) (header, error) {
-	var h header
+// keeping it in memory, and returns the header and the body's CRC-32C.
+func verify(f *os.File) (h header, bodyCRC uint32, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return h, err
+		return h, 0, err
 	}
 	var hb [headerSize]byte
 	if _, err := io.ReadFull(f, hb[:]); err != nil {
-		return h, fmt.Errorf("%d bytes, shorter than the %d-byte header", fi.Size(), headerSize)
+		return h, 0, fmt.Errorf("%d bytes, shorter than the %d-byte header", fi.Size(), headerSize)
 	}
 	if string(hb[:8]) != magic {
-		return h, fmt.Errorf("not a nodescraper delta checkpoint (starts with %q)", hb[:8])
+		return h, 0, fmt.Errorf("not a nodescraper delta checkpoint (starts with %q)", hb[:8])
 	}
 	if v := binary.LittleEndian.Uint16(hb[8:]); v != version {
-		return h, fmt.Errorf("format version %d, this agent reads version %d", v, version)
+		return h, 0, fmt.Errorf("format version %d, this agent reads version %d", v, version)
 	}
 	h.flags = binary.LittleEndian.Uint16(hb[10:])
 	if rs := binary.LittleEndian.Uint32(hb[12:]); rs != recordSize {
-		return h, fmt.Errorf("record size %d, want %d", rs, recordSize)
+		return h, 0, fmt.Errorf("record size %d, want %d", rs, recordSize)
 	}
 	h.writtenAt = int64(binary.LittleEndian.Uint64(hb[16:]))
 	h.count = binary.LittleEndian.Uint64(hb[24:])
 	switch body := uint64(fi.Size() - headerSize); {
 	case h.count > body/recordSize:
-		return h, fmt.Errorf("truncated: %d bytes hold %d of its %d series", fi.Size(), body/recordSize, h.count)
+		return h, 0, fmt.Errorf("truncated: %d bytes hold %d of its %d series", fi.Size(), body/recordSize, h.count)
 	case body != h.count*recordSize:
-		return h, fmt.Errorf("%d stray bytes after its %d series", body-h.count*recordSize, h.count)
+		return h, 0, fmt.Errorf("%d stray bytes after its %d series", body-h.count*recordSize, h.count)
 	}
 	if binary.LittleEndian.Uint32(hb[36:]) != 0 {
-		return h, errors.New("reserved header bytes are not zero")
+		return h, 0, errors.New("reserved header bytes are not zero")
 	}
 	c := crc32.New(castagnoli)
 	if _, err := io.Copy(c, f); err != nil {
-		return h, fmt.Errorf("read body: %w", err)
+		return h, 0, fmt.Errorf("read body: %w", err)
 	}
-	sum := crc32.Update(c.Sum32(), castagnoli, hb[:32])
+	bodyCRC = c.Sum32()
+	sum := crc32.Update(bodyCRC, castagnoli, hb[:32])
 	if want := binary.LittleEndian.Uint32(hb[32:]); sum != want {
-		return h, fmt.Errorf("checksum %08x, header says %08x", sum, want)
+		return h, 0, fmt.Errorf("checksum %08x, header says %08x", sum, want)
 	}
-	return h, nil
+	return h, bodyCRC, nil
 }
 
 // load inserts count records from r, skipping stale series and those beyond
@@ -368,15 +392,11 @@ func (s *Store) writeFile(final bool, writtenAt int64) (st CheckpointStats, err 
 	if err := w.Flush(); err != nil {
 		return st, err
 	}
-	copy(hb[:], magic)
-	binary.LittleEndian.PutUint16(hb[8:], version)
+	h := header{writtenAt: writtenAt, count: count}
 	if final {
-		binary.LittleEndian.PutUint16(hb[10:], flagFinal)
+		h.flags = flagFinal
 	}
-	binary.LittleEndian.PutUint32(hb[12:], recordSize)
-	binary.LittleEndian.PutUint64(hb[16:], uint64(writtenAt))
-	binary.LittleEndian.PutUint64(hb[24:], count)
-	binary.LittleEndian.PutUint32(hb[32:], crc32.Update(crc, castagnoli, hb[:32]))
+	hb = h.encode(crc)
 	if _, err := f.WriteAt(hb[:], 0); err != nil {
 		return st, err
 	}

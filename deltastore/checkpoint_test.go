@@ -429,6 +429,9 @@ func TestCheckpointDuringUpdates(t *testing.T) {
 			}
 		})
 	}
+	for s.Len() < 4000 {
+		time.Sleep(time.Millisecond)
+	}
 	for range 5 {
 		if _, err := s.Checkpoint(); err != nil {
 			t.Fatal(err)

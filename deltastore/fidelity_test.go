@@ -92,7 +92,16 @@ type sim struct {
 	logger  *slog.Logger
 }
 
-const simStaleAfter = 10 * time.Minute
+// simTicks is the length of a simulated history in seconds.
+func simTicks() int {
+	if raceEnabled {
+		return 1000
+	}
+	return 3000
+}
+
+// simStaleAfter evicts unclaimed series a few times in a history.
+func simStaleAfter() time.Duration { return time.Duration(simTicks()/5) * time.Second }
 
 func newSim(t *testing.T, seed uint64, kills bool) *sim {
 	s := &sim{t: t, r: rand.New(rand.NewPCG(seed, 7)), dir: memDir(t), now: sec(0), kills: kills,
@@ -168,7 +177,7 @@ func (s *sim) newLoop(tg *simTarget, at int64) *simLoop {
 
 // start starts an agent at s.now plus at.
 func (s *sim) start(at int64) {
-	s.store = New(Config{Dir: s.dir, StaleAfter: simStaleAfter, Logger: s.logger, Now: s.clock})
+	s.store = New(Config{Dir: s.dir, StaleAfter: simStaleAfter(), Logger: s.logger, Now: s.clock})
 	r, err := s.store.Restore(context.Background())
 	if err != nil {
 		s.t.Fatal(err)
@@ -408,7 +417,7 @@ func TestFidelityAcrossRestarts(t *testing.T) {
 	for seed := uint64(1); seed <= 12; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			s := newSim(t, seed, false)
-			for i := 1; i <= 3000; i++ {
+			for i := 1; i <= simTicks(); i++ {
 				s.tick(i)
 			}
 			s.check()
@@ -440,7 +449,7 @@ func TestFidelityWithKills(t *testing.T) {
 	for seed := uint64(100); seed < 112; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			s := newSim(t, seed, true)
-			for i := 1; i <= 3000; i++ {
+			for i := 1; i <= simTicks(); i++ {
 				s.tick(i)
 			}
 			s.check()

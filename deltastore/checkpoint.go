@@ -92,7 +92,8 @@ var errClosed = errors.New("delta store closed")
 // empty store. It waits while another agent holds the directory (an
 // overlapping DaemonSet rollout) until that one exits or ctx ends. A corrupt,
 // foreign or too old checkpoint is logged in one line and the store starts
-// empty; the error is only for a state directory that cannot be used.
+// empty; the error is only for a state directory that cannot be used (or ctx
+// ending first).
 func (s *Store) Restore(ctx context.Context) (Restored, error) {
 	r, err := s.restore(ctx)
 	if err != nil {
@@ -132,20 +133,20 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 		return Restored{}, errors.New("delta store: Restore on a store that already holds series")
 	}
 	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
-		return Restored{}, fmt.Errorf("state directory: %w", err)
+		return Restored{}, err
 	}
 	unlock, err := lockDir(ctx, s.cfg.Dir, s.cfg.Logger)
 	if err != nil {
-		return Restored{}, fmt.Errorf("state directory %s: %w", s.cfg.Dir, err)
+		return Restored{}, fmt.Errorf("lock: %w", err)
 	}
 	s.ckptMu.Lock()
 	s.unlock = unlock
 	s.ckptMu.Unlock()
 	if err := removeTemps(s.cfg.Dir); err != nil {
-		return Restored{}, fmt.Errorf("state directory: %w", err)
+		return Restored{}, err
 	}
 	if err := probeWritable(s.cfg.Dir); err != nil {
-		return Restored{}, fmt.Errorf("state directory %s is not writable: %w", s.cfg.Dir, err)
+		return Restored{}, fmt.Errorf("not writable: %w", err)
 	}
 	path := filepath.Join(s.cfg.Dir, fileName)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -153,7 +154,7 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 		return Restored{Outcome: OutcomeNone}, nil
 	}
 	if err != nil {
-		return Restored{}, fmt.Errorf("delta checkpoint: %w", err)
+		return Restored{}, err
 	}
 	defer f.Close()
 	h, bodyCRC, err := verify(f)
@@ -169,7 +170,7 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 		return Restored{Outcome: OutcomeTooOld, Age: r.Age}, nil
 	}
 	if _, err := f.Seek(headerSize, io.SeekStart); err != nil {
-		return Restored{}, fmt.Errorf("delta checkpoint: %w", err)
+		return Restored{}, err
 	}
 	r.Series, r.Skipped, err = s.load(bufio.NewReaderSize(f, 1<<16), h.count)
 	if err != nil {
@@ -305,7 +306,11 @@ func (s *Store) Checkpoint() (CheckpointStats, error) {
 // then holds exactly the observations whose deltas were emitted, which is
 // what makes the next agent's first deltas the true increase.
 func (s *Store) Close() error {
-	_, err := s.write(true, 0)
+	st, err := s.write(true, 0)
+	if err == nil && s.cfg.Dir != "" {
+		s.cfg.Logger.Info("final delta checkpoint written", "path", filepath.Join(s.cfg.Dir, fileName),
+			"series", st.Series, "bytes", st.Bytes, "duration", st.Duration.Round(time.Microsecond))
+	}
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	s.closed = true

@@ -357,7 +357,7 @@ func TestRestoreErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := testStore(t, filepath.Join(file, "sub"), newClock())
-	if _, err := s.Restore(context.Background()); err == nil || !strings.Contains(err.Error(), "state directory") {
+	if _, err := s.Restore(context.Background()); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("state directory below a file: %v", err)
 	}
 	s = testStore(t, dir, newClock())

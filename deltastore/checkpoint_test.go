@@ -481,3 +481,71 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartSemantics spells out doc.go's decisions on one series.
+func TestRestartSemantics(t *testing.T) {
+	c := newClock()
+	update := func(s *Store, v float64, at int64) float64 {
+		t.Helper()
+		d, _ := s.Update(9, Obs{Value: v, TS: sec(at)})
+		return d
+	}
+	kill := func(s *Store) { s.unlock() } // the kernel drops a dead process's lock
+
+	t.Run("clean stop: the first delta is the increase while down", func(t *testing.T) {
+		dir := t.TempDir()
+		a := testStore(t, dir, c)
+		restore(t, a)
+		update(a, 10, 1)
+		if d := update(a, 15, 2); d != 5 {
+			t.Fatalf("delta %v", d)
+		}
+		a.Close()
+		b := testStore(t, dir, c)
+		restore(t, b)
+		if d := update(b, 22, 60); d != 7 {
+			t.Fatalf("first delta after the restart %v, want 7", d)
+		}
+	})
+	t.Run("kill: what was sent after the checkpoint is counted again, nothing lost", func(t *testing.T) {
+		dir := t.TempDir()
+		a := testStore(t, dir, c)
+		restore(t, a)
+		update(a, 10, 1)
+		update(a, 15, 2)
+		if _, err := a.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if d := update(a, 20, 3); d != 5 { // sent, then the agent dies
+			t.Fatalf("delta %v", d)
+		}
+		kill(a)
+		b := testStore(t, dir, c)
+		if r := restore(t, b); r.Outcome != OutcomeUnclean {
+			t.Fatalf("restore %+v", r)
+		}
+		// True increase since the last delta: 2. Emitted: 7, the 5 sent after
+		// the checkpoint again.
+		if d := update(b, 22, 60); d != 7 {
+			t.Fatalf("first delta after the kill %v, want 7", d)
+		}
+	})
+	t.Run("too old: a baseline, no delta spanning the outage", func(t *testing.T) {
+		dir := t.TempDir()
+		a := testStore(t, dir, c)
+		restore(t, a)
+		update(a, 10, 1)
+		a.Close()
+		late := &clock{t: time.UnixMilli(sec(2 + 3601))}
+		b := testStore(t, dir, late)
+		if r := restore(t, b); r.Outcome != OutcomeTooOld {
+			t.Fatalf("restore %+v", r)
+		}
+		if d, ok := b.Update(9, Obs{Value: 5000, TS: sec(3603)}); ok {
+			t.Fatalf("first observation after a too old checkpoint emitted %v", d)
+		}
+		if d := update(b, 5004, 3604); d != 4 {
+			t.Fatalf("delta %v", d)
+		}
+	})
+}

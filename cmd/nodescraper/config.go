@@ -23,11 +23,6 @@ type config struct {
 	ddURL         string
 	listen        string
 	stateDir      string
-	// Delta state: see package deltastore.
-	checkpointInterval time.Duration
-	checkpointMaxAge   time.Duration
-	seriesStaleAfter   time.Duration
-	maxSeries          int
 	interval      time.Duration
 	timeout       time.Duration
 	namespace     string
@@ -37,6 +32,12 @@ type config struct {
 	logLevel      string
 	logFormat     string
 	showVersion   bool
+
+	// Delta state: see package deltastore.
+	checkpointInterval time.Duration
+	checkpointMaxAge   time.Duration
+	seriesStaleAfter   time.Duration
+	maxSeries          int
 }
 
 const usageHead = `nodescraper scrapes the Prometheus targets of the node it runs on and sends

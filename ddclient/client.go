@@ -82,9 +82,12 @@ type Client struct {
 	sealed []*Batch   // raw payloads waiting for compression
 	queue  []*payload // compressed payloads waiting to be sent
 	qbytes int
-	free   []*Batch
+	// sending is the payload being posted: never dropped from under the post.
+	sending *payload
+	free    []*Batch
 
 	wake      chan struct{}
+	dropped   atomic.Int64 // points this client dropped, all reasons
 	forbidden atomic.Bool
 	lastErr   atomic.Pointer[string]
 }
@@ -168,6 +171,21 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+func (c *Client) drop(m *metrics.Counter, n int) {
+	m.Add(n)
+	c.dropped.Add(int64(n))
+}
+
+// Dropped returns how many points this client dropped, for any reason.
+func (c *Client) Dropped() int64 { return c.dropped.Load() }
+
+// QueueBytes returns the compressed bytes waiting to be sent.
+func (c *Client) QueueBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qbytes
+}
+
 // Forbidden reports whether Datadog rejected the API key on the last try.
 func (c *Client) Forbidden() bool { return c.forbidden.Load() }
 
@@ -185,7 +203,7 @@ const prefixLen = len(`{"series":[`) + len(`]}`)
 // Submit hands b's points to the client and resets b. Safe for concurrent use.
 func (c *Client) Submit(b *Batch) {
 	if b.invals > 0 {
-		droppedInvalid.Add(b.invals)
+		c.drop(droppedInvalid, b.invals)
 	}
 	c.mu.Lock()
 	for i := range b.ends {
@@ -240,6 +258,12 @@ func (c *Client) Run(ctx context.Context) {
 	t := time.NewTicker(c.cfg.FlushInterval)
 	defer t.Stop()
 	var retryAt time.Time
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,20 +274,19 @@ func (c *Client) Run(ctx context.Context) {
 			c.mu.Unlock()
 		case <-c.wake:
 		}
+		// Compress even while backing off: the compressed queue is what
+		// MaxQueueBytes bounds, raw payloads are not kept waiting.
 		c.compressSealed()
-		if now := c.cfg.Now(); now.Before(retryAt) {
+		if c.cfg.Now().Before(retryAt) {
 			continue
 		}
 		wait, err := c.sendQueued(ctx)
 		if err != nil && ctx.Err() == nil {
 			retryAt = c.cfg.Now().Add(wait)
-			timer := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			case <-timer.C:
-				c.signal()
+			if retry == nil {
+				retry = time.AfterFunc(wait, c.signal)
+			} else {
+				retry.Reset(wait)
 			}
 		}
 	}
@@ -291,7 +314,7 @@ func (c *Client) Drain(ctx context.Context) error {
 			queueBytes.Add(-int64(c.qbytes))
 			c.queue, c.qbytes = nil, 0
 			c.mu.Unlock()
-			droppedShutdown.Add(n)
+			c.drop(droppedShutdown, n)
 			return fmt.Errorf("drain: %d points not sent: %w", n, err)
 		case <-time.After(min(wait, time.Second)):
 		}
@@ -346,7 +369,7 @@ func (c *Client) compressBatch(b *Batch, from, to int) {
 	}
 	if err != nil || len(body) > c.cfg.MaxPayloadBytes || len(raw) > c.cfg.MaxRawPayloadBytes {
 		c.cfg.Logger.Error("dropping a series payload the intake would refuse", "points", to-from, "raw_bytes", len(raw), "compressed_bytes", len(body), "err", err)
-		droppedRejected.Add(to - from)
+		c.drop(droppedRejected, to-from)
 		return
 	}
 	p := &payload{body: body, raw: len(raw), points: to - from, minTS: minTS}
@@ -356,15 +379,19 @@ func (c *Client) compressBatch(b *Batch, from, to int) {
 	queueBytes.Add(int64(len(body)))
 	dropped := 0
 	for c.qbytes > c.cfg.MaxQueueBytes && len(c.queue) > 1 {
-		old := c.queue[0]
-		c.queue = c.queue[1:]
+		i := 0
+		if c.queue[0] == c.sending {
+			i = 1
+		}
+		old := c.queue[i]
+		c.queue = append(c.queue[:i], c.queue[i+1:]...)
 		c.qbytes -= len(old.body)
 		queueBytes.Add(-int64(len(old.body)))
 		dropped += old.points
 	}
 	c.mu.Unlock()
 	if dropped > 0 {
-		droppedQueueFull.Add(dropped)
+		c.drop(droppedQueueFull, dropped)
 		c.cfg.Logger.Warn("send queue full: dropped the oldest points", "points", dropped, "max_queue_bytes", c.cfg.MaxQueueBytes)
 	}
 }
@@ -394,10 +421,11 @@ func (c *Client) sendQueued(ctx context.Context) (time.Duration, error) {
 			return 0, nil
 		}
 		p := c.queue[0]
+		c.sending = p
 		c.mu.Unlock()
 		if age := c.cfg.Now().Unix() - p.minTS; age > int64(MaxPointAge/time.Second)-60 {
 			c.cfg.Logger.Warn("dropping points older than Datadog accepts", "points", p.points, "age_s", age)
-			droppedTooOld.Add(p.points)
+			c.drop(droppedTooOld, p.points)
 			c.pop(p)
 			continue
 		}
@@ -407,10 +435,13 @@ func (c *Client) sendQueued(ctx context.Context) (time.Duration, error) {
 			continue
 		}
 		if errors.Is(err, errDrop) {
-			droppedRejected.Add(p.points)
+			c.drop(droppedRejected, p.points)
 			c.pop(p)
 			continue
 		}
+		c.mu.Lock()
+		c.sending = nil
+		c.mu.Unlock()
 		p.tries++
 		retriesTotal.Inc()
 		msg := err.Error()
@@ -425,6 +456,7 @@ func (c *Client) sendQueued(ctx context.Context) (time.Duration, error) {
 
 func (c *Client) pop(p *payload) {
 	c.mu.Lock()
+	c.sending = nil
 	if len(c.queue) > 0 && c.queue[0] == p {
 		c.queue = c.queue[1:]
 		c.qbytes -= len(p.body)

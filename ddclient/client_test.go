@@ -181,3 +181,38 @@ func TestTooOldPointsDropped(t *testing.T) {
 	}
 }
 
+
+// TestQueueBoundDuringOutage fills the queue while the intake fails: memory
+// stays within the bound, the oldest points are dropped and counted, and after
+// the outage every point is either received or counted as dropped.
+func TestQueueBoundDuringOutage(t *testing.T) {
+	in := start(t, nil)
+	in.FailNext(1_000_000, 503)
+	const bound = 8_000
+	c := newClient(t, in.URL, func(cfg *ddclient.Config) { cfg.MaxQueueBytes = bound; cfg.Compression = "none"; cfg.MaxRawPayloadBytes = 4 * 3_000 })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	const rounds, perRound = 40, 10
+	for i := 0; i < rounds; i++ {
+		submit(c, perRound, 1)
+		time.Sleep(5 * time.Millisecond)
+		if q := c.QueueBytes(); q > bound+3_000 {
+			t.Fatalf("queue holds %d bytes, bound %d", q, bound)
+		}
+	}
+	cancel()
+	<-done
+	if c.Dropped() == 0 {
+		t.Fatal("nothing dropped although the queue overflowed")
+	}
+	in.ClearFaults()
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if err := c.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(in.Sum("test.count")) + c.Dropped(); got != rounds*perRound {
+		t.Fatalf("received %v + dropped %d = %d, want %d", in.Sum("test.count"), c.Dropped(), got, rounds*perRound)
+	}
+}

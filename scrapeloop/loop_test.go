@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
@@ -426,6 +427,16 @@ func TestManagerSync(t *testing.T) {
 	ts := m.Targets()
 	if len(ts) != 1 || ts[0].Labels["job"] != "b" || ts[0].Health != "up" {
 		t.Fatalf("targets after removal: %+v", ts)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"/targets", `<td class="up">up</td>`},
+		{"/targets?format=json", `"health":"up"`},
+	} {
+		rec := httptest.NewRecorder()
+		m.TargetsHandler().ServeHTTP(rec, httptest.NewRequest("GET", c.url, nil))
+		if body := rec.Body.String(); !strings.Contains(body, c.want) || !strings.Contains(body, srv.Addr()) || strings.Contains(body, `job="a"`) {
+			t.Errorf("%s: %s", c.url, body)
+		}
 	}
 	cancel()
 	m.Wait()

@@ -93,6 +93,9 @@ func signalContext() (context.Context, func()) {
 // run is the agent. It returns when ctx is cancelled and everything has shut
 // down. ready, if not nil, receives the endpoint's address once it listens.
 func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, ready chan<- string) error {
+	// TYPE lines let a scraper of our own /metrics (this agent, in the demo)
+	// tell counters from gauges.
+	metrics.ExposeMetadata(true)
 	logger.Info("nodescraper starting", "version", buildVersion(), "node", c.nodeName, "host", c.host(), "dry_run", c.dryRun)
 	stateDir := c.stateDir
 	if c.dryRun {

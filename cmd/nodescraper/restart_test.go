@@ -3,17 +3,14 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
 	"github.com/nodescraper/nodescraper/internal/exporter"
 )
 
@@ -31,11 +28,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 
 	const key = "restart-key-0123456789abcdef012345"
-	in, err := intake.Start("127.0.0.1:0", intake.Config{APIKeys: []string{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	in := startIntake(t, key)
 
 	e := exporter.New()
 	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
@@ -70,15 +63,9 @@ func TestRestartLosesNothing(t *testing.T) {
 			want["latency_seconds.bucket|upper_bound:0.5"]++
 		}
 	}
-	waitScrapes := func(n int) {
+	wait := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for e.Scrapes() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("exporter served %d scrapes, waited for %d", e.Scrapes(), n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitScrapes(t, e, n)
 	}
 
 	var logs []*bytes.Buffer
@@ -135,10 +122,10 @@ func TestRestartLosesNothing(t *testing.T) {
 
 	// Agent 1: the baseline, then a few scrapes.
 	a := start()
-	waitScrapes(1)
+	wait(1)
 	for i := 1; i <= 3; i++ {
 		step(i)
-		waitScrapes(e.Scrapes() + 1)
+		wait(e.Scrapes() + 1)
 	}
 	// Mid-stream: these may or may not be in agent 1's last scrape.
 	step(4)
@@ -152,25 +139,26 @@ func TestRestartLosesNothing(t *testing.T) {
 	a = start()
 	n := e.Scrapes()
 	for i := 6; i <= 8; i++ {
-		waitScrapes(n + 1)
+		wait(n + 1)
 		step(i)
 		n = e.Scrapes()
 	}
-	waitScrapes(n + 1)
+	// The target is about to restart: what it counted since the last scrape
+	// the agent processed would be gone for anyone. Stop once all of it is in.
+	common := []string{"instance:" + srv.Addr(), "job:static", "host:node-r"}
+	waitCounts(in, want, common)
 	stop(a)
 
-	// The target restarts while no agent runs: what it counted before the
-	// restart since the last scrape is gone for anyone, what it counts after
-	// is an increase.
+	// The target restarts while no agent runs; what it counts after is an increase.
 	e.Restart(float64(time.Now().Unix()))
 	step(9)
 	add("503", 2)
 
 	a = start()
 	n = e.Scrapes()
-	waitScrapes(n + 1)
+	wait(n + 1)
 	step(10)
-	waitScrapes(e.Scrapes() + 2)
+	waitCounts(in, want, common) // the window ends with the last scrape processed
 	stop(a)
 
 	for i, l := range logs[1:] {
@@ -178,17 +166,7 @@ func TestRestartLosesNothing(t *testing.T) {
 			t.Errorf("agent %d did not restore the delta state cleanly:\n%s", i+2, l)
 		}
 	}
-	common := []string{"instance:" + srv.Addr(), "job:static", "host:node-r"}
-	for k, w := range want {
-		metric, tag, _ := strings.Cut(k, "|")
-		tags := common
-		if tag != "" {
-			tags = append(slices.Clone(common), tag)
-		}
-		if got := in.Sum(metric, tags...); math.Abs(got-w) > 1e-9*math.Max(1, w) {
-			t.Errorf("%s %s: intake sum %v, true increase %v (points %v)", metric, tag, got, w, values(in.Points(metric, tags...)))
-		}
-	}
+	checkCounts(t, in, want, common, nil)
 	if st := in.Stats(); st.DuplicatePoints != 0 || st.RejectedTotal() != 0 {
 		t.Errorf("intake: %d duplicate points, %d rejected requests (%v)", st.DuplicatePoints, st.RejectedTotal(), st.LastRejects)
 	}

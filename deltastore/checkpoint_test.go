@@ -492,7 +492,8 @@ func TestRestartSemantics(t *testing.T) {
 	}
 	kill := func(s *Store) { s.unlock() } // the kernel drops a dead process's lock
 
-	t.Run("clean stop: the first delta is the increase while down", func(t *testing.T) {
+	// first runs an agent that sees 10, then 15.
+	first := func(t *testing.T) (string, *Store) {
 		dir := t.TempDir()
 		a := testStore(t, dir, c)
 		restore(t, a)
@@ -500,6 +501,11 @@ func TestRestartSemantics(t *testing.T) {
 		if d := update(a, 15, 2); d != 5 {
 			t.Fatalf("delta %v", d)
 		}
+		return dir, a
+	}
+
+	t.Run("clean stop: the first delta is the increase while down", func(t *testing.T) {
+		dir, a := first(t)
 		a.Close()
 		b := testStore(t, dir, c)
 		restore(t, b)
@@ -508,11 +514,7 @@ func TestRestartSemantics(t *testing.T) {
 		}
 	})
 	t.Run("kill: what was sent after the checkpoint is counted again, nothing lost", func(t *testing.T) {
-		dir := t.TempDir()
-		a := testStore(t, dir, c)
-		restore(t, a)
-		update(a, 10, 1)
-		update(a, 15, 2)
+		dir, a := first(t)
 		if _, err := a.Checkpoint(); err != nil {
 			t.Fatal(err)
 		}
@@ -531,12 +533,9 @@ func TestRestartSemantics(t *testing.T) {
 		}
 	})
 	t.Run("too old: a baseline, no delta spanning the outage", func(t *testing.T) {
-		dir := t.TempDir()
-		a := testStore(t, dir, c)
-		restore(t, a)
-		update(a, 10, 1)
+		dir, a := first(t)
 		a.Close()
-		late := &clock{t: time.UnixMilli(sec(2 + 3601))}
+		late := &clock{t: time.UnixMilli(sec(3601))}
 		b := testStore(t, dir, late)
 		if r := restore(t, b); r.Outcome != OutcomeTooOld {
 			t.Fatalf("restore %+v", r)

@@ -73,26 +73,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	var envErr error
 	envDuration := func(name string, def time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil && envErr == nil {
-			envErr = fmt.Errorf("%s=%q: not a duration (e.g. 60s, 5m)", name, v)
-		}
-		return d
+		return envParse(getenv, name, def, time.ParseDuration, "a duration (e.g. 60s, 5m)", &envErr)
 	}
 	envInt := func(name string, def int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil && envErr == nil {
-			envErr = fmt.Errorf("%s=%q: not an integer", name, v)
-		}
-		return n
+		return envParse(getenv, name, def, strconv.Atoi, "an integer", &envErr)
 	}
 	fs.StringVar(&c.nodeName, "node-name", env("NODE_NAME", ""), "name of this node; the Datadog host and, in Kubernetes mode, whose pods are scraped (env NODE_NAME; default: the hostname)")
 	fs.StringVar(&c.clusterName, "cluster-name", env("DD_CLUSTER_NAME", ""), "cluster name; the host becomes <node>-<cluster> as the Datadog Agent reports it (env DD_CLUSTER_NAME)")
@@ -134,6 +118,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	c.apiKey = strings.TrimSpace(getenv("DD_API_KEY"))
 	return c, c.validate()
+}
+
+// envParse returns the environment variable name parsed, or def when it is
+// unset. The first value that does not parse is kept in *errp, naming it.
+func envParse[T any](getenv func(string) string, name string, def T, parse func(string) (T, error), what string, errp *error) T {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	x, err := parse(v)
+	if err != nil && *errp == nil {
+		*errp = fmt.Errorf("%s=%q: not %s", name, v, what)
+	}
+	return x
 }
 
 // validate checks settings; each error is one line naming the setting.

@@ -7,7 +7,7 @@ STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test lint vet staticcheck static-build unit clean
+.PHONY: all build demo test lint vet staticcheck static-build controlplane unit clean
 
 all: build
 
@@ -21,7 +21,11 @@ demo: build
 	@scripts/demo.sh
 
 ## test: everything CI checks
-test: vet staticcheck static-build unit
+test: vet staticcheck static-build controlplane unit
+
+## controlplane: etcd (Debian) and kube-apiserver/kube-controller-manager (built once, cached in .cache/kube)
+controlplane:
+	scripts/controlplane.sh ensure
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -2,7 +2,7 @@
 # The README's first command (`make demo`): the whole data path on this
 # machine, no cluster or Datadog account needed. It starts
 #   - demoexporter: a simulated application's metrics on 127.0.0.1:9200,
-#   - ddintake: the strict stand-in Datadog intake on 127.0.0.1:8126, which
+#   - ddintake: the strict stand-in Datadog intake on 127.0.0.1:8129, which
 #     prints a live summary of what arrives,
 #   - nodescraper: scraping the exporter and its own /metrics every 10s and
 #     sending to the intake.
@@ -32,7 +32,7 @@ YAML
 pids+=($!)
 DD_API_KEY=$key "$BIN/nodescraper" \
   --static-targets "$work/targets.yaml" --node-name demo-node \
-  --dd-url http://127.0.0.1:8126 --listen 127.0.0.1:9105 --state-dir "$work/state" \
+  --dd-url http://127.0.0.1:8129 --listen 127.0.0.1:9105 --state-dir "$work/state" \
   --scrape-interval 10s --flush-interval 2s 2>"$work/nodescraper.log" &
 pids+=($!)
 
@@ -46,6 +46,6 @@ nodescraper demo is running (Ctrl-C stops it):
 The stand-in Datadog intake prints what it receives below.
 
 TXT
-"$BIN/ddintake" -listen 127.0.0.1:8126 -api-key "$key" -summary-interval 10s &
+"$BIN/ddintake" -listen 127.0.0.1:8129 -api-key "$key" -summary-interval 10s &
 pids+=($!)
 wait -n "${pids[@]}" || true

@@ -82,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.listen, "listen", defaultListen, "address to listen on; loopback by default, anything else exposes the intake to the network")
-	fs.StringVar(&o.apiKeys, "api-key", getenv("DD_API_KEY"), "accepted API key(s), comma-separated (default $DD_API_KEY)")
+	fs.StringVar(&o.apiKeys, "api-key", "", "accepted API key(s), comma-separated; when unset, $DD_API_KEY")
 	fs.DurationVar(&o.summaryInterval, "summary-interval", 5*time.Second, "how often to print a summary of what arrived (0: only at exit)")
 	fs.DurationVar(&o.maxAge, "max-age", intake.DefaultMaxAge, "refuse points older than this (Datadog: 1h)")
 	fs.DurationVar(&o.maxFuture, "max-future", intake.DefaultMaxFuture, "refuse points further ahead than this (Datadog: 10m)")
@@ -96,6 +96,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: ddintake takes only flags (see -help)", fs.Arg(0))
+	}
+	if o.apiKeys == "" {
+		o.apiKeys = getenv("DD_API_KEY") // read after parsing so -help never prints a key
 	}
 	if strings.TrimSpace(o.apiKeys) == "" {
 		return nil, errors.New("-api-key: no API key: set -api-key or DD_API_KEY to any string, and give the sender the same")
@@ -208,8 +211,9 @@ loop:
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	fmt.Fprintln(stdout, "ddintake: stopped; final summary:")
-	sum.print(time.Now())
+	fmt.Fprintln(stdout, "ddintake: stopped; totals:")
+	st := srv.Stats()
+	fmt.Fprint(stdout, formatSummary(time.Now(), intake.Stats{}, st, srv.TopMetrics(topN), 0, false))
 	if err != nil {
 		fmt.Fprintln(stderr, "ddintake: shutdown:", err)
 		return 1

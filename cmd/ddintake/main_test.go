@@ -20,8 +20,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func noEnv(string) string { return "" }
-
 func TestFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -36,7 +34,8 @@ func TestFlagErrors(t *testing.T) {
 		{"bad level", []string{"-api-key", "k", "-log-level", "loud"}, "", 2, `-log-level "loud"`},
 		{"argument", []string{"-api-key", "k", "extra"}, "", 2, `unexpected argument "extra"`},
 		{"help", []string{"-help"}, "", 0, "Usage:\n  DD_API_KEY=<any string> ddintake [flags]"},
-		{"bad listen address", []string{"-listen", "256.0.0.1:1"}, "k", 1, "listen on 256.0.0.1:1"},
+		{"key from env", []string{"-listen", "256.0.0.1:1"}, "from-env", 1, "listen on 256.0.0.1:1"}, // got past the key check
+		{"help hides the key", []string{"-help"}, "secret-key", 0, "-api-key string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -49,6 +48,9 @@ func TestFlagErrors(t *testing.T) {
 			code := run(context.Background(), tc.args, &stdout, &stderr, env)
 			if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr.String(), tc.code, tc.want)
+			}
+			if tc.env != "" && strings.Contains(stderr.String()+stdout.String(), tc.env) {
+				t.Errorf("output shows the API key %q:\n%s", tc.env, stderr.String())
 			}
 		})
 	}
@@ -124,18 +126,32 @@ func TestRun(t *testing.T) {
 		}
 	}
 
+	// Summaries come every 10ms, so the three requests may spread over
+	// several; read until one shows them all (totals, not the +deltas).
 	var out []string
-	for lines.Scan() {
-		out = append(out, lines.Text())
-		if strings.Contains(lines.Text(), "rejected") && strings.Contains(lines.Text(), "403 invalid_api_key: Forbidden") {
-			break
+	done := false
+	for !done && lines.Scan() {
+		l := lines.Text()
+		out = append(out, l)
+		done = strings.Contains(l, "payloads 1 (") && strings.Contains(l, "rejected 1 (") && strings.HasSuffix(l, "faults 1")
+	}
+	if !done {
+		t.Fatalf("no summary shows 1 payload, 1 refusal and 1 fault:\n%s", strings.Join(out, "\n"))
+	}
+	for range 4 { // its detail lines: bytes, top metrics, reasons, the refusal
+		if lines.Scan() {
+			out = append(out, lines.Text())
 		}
 	}
 	text := strings.Join(out, "\n")
 	for _, want := range []string{
-		"payloads 1 (+1)  series 1 (+1)  points 1 (+1)  metrics 1  rejected 1 (+1)  faults 1",
+		"series 1 (",
+		"points 1 (",
+		"metrics 1  rejected",
+		"bytes 88 B sent, 88 B decoded (identity 1)",
 		"top metrics by points: demo.up 1",
 		"rejects by reason: invalid_api_key 1",
+		"403 invalid_api_key: Forbidden",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)

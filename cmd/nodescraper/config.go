@@ -84,7 +84,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.staticTargets, "static-targets", env("NODESCRAPER_STATIC_TARGETS", ""), "Prometheus file_sd file (JSON or YAML) of targets to scrape instead of Kubernetes discovery; re-read on change (env NODESCRAPER_STATIC_TARGETS)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
-	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8126 (env DD_URL)")
+	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
 	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /metrics, /targets, /healthz, /readyz (env NODESCRAPER_LISTEN)")
 	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", envDuration("NODESCRAPER_CHECKPOINT_INTERVAL", time.Minute), "how often the delta state is checkpointed to --state-dir besides at shutdown; bounds what a killed agent counts twice; 0 = only at shutdown (env NODESCRAPER_CHECKPOINT_INTERVAL)")

@@ -132,7 +132,7 @@ func readTestdata(t *testing.T, name string) []byte {
 }
 
 // compress encodes b as the Content-Encoding enc would.
-func compress(t *testing.T, enc string, b []byte) []byte {
+func compress(t testing.TB, enc string, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var w io.WriteCloser

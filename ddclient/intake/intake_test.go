@@ -226,14 +226,17 @@ func TestBombRefusedCheaply(t *testing.T) {
 	}
 }
 
-// bomb compresses n zero bytes.
+// bomb returns a body that inflates to n zero bytes: one compressed MiB of
+// zeros repeated, since gzip members and zstd frames may be concatenated.
+// Cheap to build, even under the race detector.
 func bomb(t *testing.T, enc string, n int64) []byte {
 	t.Helper()
+	const chunk = 1 << 20
 	var buf bytes.Buffer
 	var w io.WriteCloser
 	switch enc {
 	case "zstd1":
-		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,13 +248,13 @@ func bomb(t *testing.T, enc string, n int64) []byte {
 		}
 		w = gw
 	}
-	if _, err := io.CopyN(w, zeros{}, n); err != nil {
+	if _, err := io.CopyN(w, zeros{}, chunk); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return bytes.Repeat(buf.Bytes(), int(n/chunk))
 }
 
 type zeros struct{}
@@ -349,6 +352,9 @@ func TestModelRefusedListsProblems(t *testing.T) {
 	}
 	a := post(t, s, jsonHeaders(""), []byte(`{"series":[`+strings.Join(parts, ",")+`]}`))
 	wantRefused(t, s, a, http.StatusBadRequest, ReasonInvalid, `series[0] "m0": type 1 (count) needs an interval`)
+	if !strings.Contains(a.body, "interval > 0") {
+		t.Errorf("body %s escapes its message; want it readable", a.body)
+	}
 	if !strings.Contains(a.errors[0], `series[9] "m9"`) || !strings.Contains(a.errors[0], "and 2 more problems") {
 		t.Errorf("error = %q, want the first 10 problems and a count of the 2 others", a.errors[0])
 	}

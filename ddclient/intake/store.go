@@ -270,7 +270,9 @@ func (in *Intake) Reset() {
 	in.notifyLocked()
 }
 
-// Series returns copies of the stored series in arrival order.
+// Series returns copies of the stored series in arrival order. Their slices
+// are copied; pointer fields (Interval, Type, Metadata...) are shared: read,
+// do not write through them.
 func (in *Intake) Series() []datadogV2.MetricSeries {
 	in.mu.Lock()
 	defer in.mu.Unlock()

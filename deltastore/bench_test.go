@@ -33,13 +33,17 @@ func BenchmarkUpdate(b *testing.B) {
 func BenchmarkUpdateParallel(b *testing.B) {
 	const n = 1 << 16
 	s := New(Config{})
-	for k := range uint64(n) {
-		s.Update(benchKey(k), Obs{Value: 1, TS: sec(0)})
+	for w := range uint64(runtime.GOMAXPROCS(0)) {
+		for k := range uint64(n) {
+			s.Update(benchKey(k)^(w+1)<<40, Obs{Value: 1, TS: sec(0)})
+		}
 	}
 	var worker atomic.Uint64
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		base := worker.Add(1) << 40
+		// RunParallel runs again for every b.N tried: keep to the prefilled keys.
+		base := (worker.Add(1)%uint64(runtime.GOMAXPROCS(0)) + 1) << 40
 		i := 0
 		for pb.Next() {
 			s.Update(benchKey(uint64(i%n))^base, Obs{Value: float64(i), TS: sec(int64(1 + i/n))})

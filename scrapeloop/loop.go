@@ -91,12 +91,17 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "nodescraper")
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(t.Timeout.Seconds(), 'f', -1, 64))
+	client, err := httpClient(context.Background(), cfg.Transport, t.HTTP, req)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", t.URL, err)
+	}
+	client.Timeout = t.Timeout
 	l := &loop{
 		cfg:    cfg,
 		target: t,
 		seed:   t.seed(),
 		marker: mix(t.seed() ^ markerSalt),
-		client: &http.Client{Transport: cfg.Transport, Timeout: t.Timeout},
+		client: client,
 		req:    req,
 		cache:  map[uint64]*entry{},
 		done:   make(chan struct{}),

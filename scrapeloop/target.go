@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/nodescraper/nodescraper/relabel"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
 )
@@ -25,6 +26,9 @@ type Target struct {
 	// Tags are extra Datadog tags (kube_namespace, pod_name, ...).
 	Tags   []string
 	Limits Limits
+	// HTTP holds TLS, credentials, proxy and redirect settings; nil means
+	// plain HTTP(S) with Go's defaults.
+	HTTP *relabel.HTTPConfig
 	// Source names what the target came from (a monitor, a file) for the
 	// targets page and logs.
 	Source string
@@ -80,6 +84,7 @@ func (t *Target) key() string {
 	b = strconv.AppendInt(b, int64(t.Limits.Labels), 10)
 	b = strconv.AppendInt(b, int64(t.Limits.LabelNameLength), 10)
 	b = strconv.AppendInt(b, int64(t.Limits.LabelValueLength), 10)
+	b = appendHTTPKey(b, t.HTTP)
 	return string(b)
 }
 

@@ -1,0 +1,187 @@
+package relabel
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	promrelabel "github.com/prometheus/prometheus/model/relabel"
+)
+
+// ServiceMonitor returns the jobs Prometheus-Operator would generate for sm,
+// one per endpoint, with Secret and ConfigMap values read from store in the
+// monitor's namespace. A monitor the Operator would reject yields an *Error
+// naming it, the endpoint and the field; the returned Monitor then carries
+// only its identity and Refs.
+func (g *Generator) ServiceMonitor(sm *monitoringv1.ServiceMonitor, store Store) (*Monitor, error) {
+	m := &Monitor{Kind: ServiceMonitorKind, Namespace: sm.Namespace, Name: sm.Name}
+	r := refs{ns: sm.Namespace}
+	for i := range sm.Spec.Endpoints {
+		ep := &sm.Spec.Endpoints[i]
+		r.http(&ep.HTTPConfigWithoutTLS)
+		if ep.TLSConfig != nil {
+			r.safeTLS(&ep.TLSConfig.SafeTLSConfig)
+		}
+		r.proxy(ep.ProxyConfig)
+	}
+	m.Refs = r.list()
+
+	fail := func(ep int, err error) (*Monitor, error) {
+		e := &Error{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name, Endpoint: ep, Err: err}
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			e.Field, e.Err = fe.field, fe.err
+		}
+		return m, e
+	}
+	if sm.Namespace == "" || sm.Name == "" {
+		return fail(-1, errors.New("namespace and name are required"))
+	}
+	s := &sm.Spec
+	role := RoleEndpoints
+	sdRole := g.s.ServiceDiscoveryRole
+	if s.ServiceDiscoveryRole != nil {
+		sdRole = *s.ServiceDiscoveryRole
+	}
+	switch sdRole {
+	case monitoringv1.EndpointSliceRole:
+		role = RoleEndpointSlice
+	case "", monitoringv1.EndpointsRole:
+	default:
+		return fail(-1, at("serviceDiscoveryRole", fmt.Errorf("%q: want Endpoints or EndpointSlice", sdRole)))
+	}
+	c, err := g.monitorLevel(&monitorSpec{
+		kind: ServiceMonitorKind, namespace: sm.Namespace, name: sm.Name,
+		selector: s.Selector, mechanism: s.SelectorMechanism, namespaceSelector: s.NamespaceSelector,
+		sampleLimit: s.SampleLimit, targetLimit: s.TargetLimit, labelLimit: s.LabelLimit,
+		labelNameLengthLimit: s.LabelNameLengthLimit, labelValueLengthLimit: s.LabelValueLengthLimit,
+		keepDroppedTargets: s.KeepDroppedTargets, bodySizeLimit: s.BodySizeLimit,
+		nativeHistograms: s.NativeHistogramConfig, protocols: s.ScrapeProtocols, fallback: s.FallbackScrapeProtocol,
+		attach: s.AttachMetadata, scrapeClass: s.ScrapeClassName,
+	}, []Role{role, RoleService})
+	if err != nil {
+		return fail(-1, err)
+	}
+	res := &resolver{store: store, ns: sm.Namespace, allowFiles: g.s.AllowFileReferences}
+	jobs := make([]*Job, 0, len(s.Endpoints))
+	for i := range s.Endpoints {
+		j, err := g.serviceMonitorJob(sm, i, c, res)
+		if err != nil {
+			return fail(i, err)
+		}
+		jobs = append(jobs, j)
+	}
+	m.Jobs = jobs
+	return m, nil
+}
+
+func (g *Generator) serviceMonitorJob(sm *monitoringv1.ServiceMonitor, i int, c *monitorCommon, res *resolver) (*Job, error) {
+	ep := &sm.Spec.Endpoints[i]
+	//lint:ignore SA1019 deprecated, but the Operator still serves it
+	tokenFile := ep.BearerTokenFile
+	if tokenFile != "" && !g.s.AllowFileReferences {
+		return nil, at("bearerTokenFile", errFileRef)
+	}
+	if err := ep.HTTPConfigWithProxyAndTLSFiles.Validate(); err != nil {
+		return nil, err
+	}
+	tlsCfg, err := res.endpointTLS(ep.TLSConfig, c.class)
+	if err != nil {
+		return nil, at("tlsConfig", err)
+	}
+	httpCfg, err := res.httpClient(&ep.HTTPConfigWithoutTLS, ep.ProxyConfig, tlsCfg, tokenFile, c.class)
+	if err != nil {
+		return nil, err
+	}
+	spec := &endpointSpec{
+		interval: ep.Interval, timeout: ep.ScrapeTimeout, path: ep.Path, params: ep.Params, scheme: ep.Scheme,
+		honorLabels: ep.HonorLabels, honorTimestamps: ep.HonorTimestamps, trackStaleness: ep.TrackTimestampsStaleness,
+		relabelings: ep.RelabelConfigs, metricRelabelings: ep.MetricRelabelConfigs, filterRunning: ep.FilterRunning,
+	}
+	opts, err := g.endpointOptions(spec, c)
+	if err != nil {
+		return nil, err
+	}
+	j := &Job{
+		Name:     fmt.Sprintf("serviceMonitor/%s/%s/%d", sm.Namespace, sm.Name, i),
+		Endpoint: i,
+		SD:       c.sd,
+		Scrape:   opts,
+		HTTP:     httpCfg,
+	}
+	if j.RelabelConfigs, err = g.serviceMonitorChain(sm, ep, spec, c); err != nil {
+		return nil, err
+	}
+	if j.MetricRelabelConfigs, err = g.metricChain(spec, c, sm.Namespace); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// serviceMonitorChain is the Operator's relabel_configs for one endpoint.
+func (g *Generator) serviceMonitorChain(sm *monitoringv1.ServiceMonitor, ep *monitoringv1.Endpoint, spec *endpointSpec, c *monitorCommon) ([]*promrelabel.Config, error) {
+	var ch chain
+	// The job name, before relabeling rewrites job.
+	ch.add(ruleSpec{source: []string{"job"}, target: "__tmp_prometheus_job_name"})
+	if c.relabelSelector {
+		ch.add(selectorRules(&sm.Spec.Selector, "__meta_kubernetes_service_")...)
+	}
+	slice := c.sd.Role == RoleEndpointSlice
+	meta := "__meta_kubernetes_endpoint_"
+	if slice {
+		meta = "__meta_kubernetes_endpointslice_"
+	}
+	// Only the endpoint's port.
+	switch {
+	case ep.Port != "":
+		ch.add(ruleSpec{action: promrelabel.Keep, source: []string{meta + "port_name"}, regex: ep.Port})
+	case ep.TargetPort != nil && ep.TargetPort.StrVal != "":
+		ch.add(ruleSpec{action: promrelabel.Keep, source: []string{"__meta_kubernetes_pod_container_port_name"}, regex: ep.TargetPort.String()})
+	case ep.TargetPort != nil && ep.TargetPort.IntVal != 0:
+		ch.add(ruleSpec{action: promrelabel.Keep, source: []string{"__meta_kubernetes_pod_container_port_number"}, regex: strconv.Itoa(ep.TargetPort.IntValue())})
+	}
+	if ch.err != nil {
+		return nil, at("port", ch.err)
+	}
+	kind := []string{meta + "address_target_kind", meta + "address_target_name"}
+	ch.add(
+		ruleSpec{source: kind, separator: ";", regex: "Node;(.*)", replacement: "${1}", target: "node"},
+		ruleSpec{source: kind, separator: ";", regex: "Pod;(.*)", replacement: "${1}", target: "pod"},
+		ruleSpec{source: []string{"__meta_kubernetes_namespace"}, target: "namespace"},
+		ruleSpec{source: []string{"__meta_kubernetes_service_name"}, target: "service"},
+		ruleSpec{source: []string{"__meta_kubernetes_pod_name"}, target: "pod"},
+		ruleSpec{source: []string{"__meta_kubernetes_pod_container_name"}, target: "container"},
+	)
+	if spec.filterRunning == nil || *spec.filterRunning {
+		ch.add(runningFilter)
+	}
+	if ch.err != nil {
+		return nil, ch.err
+	}
+	ch.add(targetLabelRules(sm.Spec.TargetLabels, "__meta_kubernetes_service_label_")...)
+	if ch.err != nil {
+		return nil, at("targetLabels", ch.err)
+	}
+	if err := g.podTargetLabelRules(&ch, sm.Spec.PodTargetLabels); err != nil {
+		return nil, err
+	}
+	// job is the service name unless the jobLabel service label has a value.
+	ch.add(ruleSpec{source: []string{"__meta_kubernetes_service_name"}, target: "job", replacement: "${1}"})
+	if sm.Spec.JobLabel != "" {
+		ch.add(ruleSpec{source: []string{"__meta_kubernetes_service_label_" + sanitizeLabelName(sm.Spec.JobLabel)}, target: "job", regex: "(.+)", replacement: "${1}"})
+	}
+	switch {
+	case ep.Port != "":
+		ch.add(ruleSpec{target: "endpoint", replacement: ep.Port})
+	case ep.TargetPort != nil && ep.TargetPort.String() != "":
+		ch.add(ruleSpec{target: "endpoint", replacement: ep.TargetPort.String()})
+	}
+	if ch.err != nil {
+		return nil, ch.err
+	}
+	if err := g.endpointChainTail(&ch, spec, c, sm.Namespace); err != nil {
+		return nil, err
+	}
+	return ch.cfgs, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodescraper/nodescraper/relabel"
@@ -34,6 +35,9 @@ type refWatch struct {
 	inf    cache.SharedIndexInformer
 	cancel context.CancelFunc
 	done   chan struct{}
+	// timedOut is set when the first list did not finish in time; the
+	// watch keeps trying and an event triggers a rebuild when it does.
+	timedOut atomic.Bool
 }
 
 func newRefStore(kube kubernetes.Interface, count func(string), changed func(), timeout time.Duration) *refStore {
@@ -84,10 +88,17 @@ func (s *refStore) get(ref relabel.ObjectRef) (obj any, ok bool, err error) {
 		s.watches[ref] = w
 	}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	if !cache.WaitForCacheSync(ctx.Done(), w.inf.HasSynced) {
-		return nil, false, fmt.Errorf("%s: not readable within %v (RBAC?)", ref, s.timeout)
+	if !w.inf.HasSynced() {
+		if w.timedOut.Load() {
+			// Waited once already: do not hold every rebuild for it.
+			return nil, false, fmt.Errorf("%s: not readable (RBAC?)", ref)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		if !cache.WaitForCacheSync(ctx.Done(), w.inf.HasSynced) {
+			w.timedOut.Store(true)
+			return nil, false, fmt.Errorf("%s: not readable within %v (RBAC?)", ref, s.timeout)
+		}
 	}
 	obj, ok, err = w.inf.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
 	return obj, ok, err

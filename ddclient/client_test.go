@@ -181,7 +181,6 @@ func TestTooOldPointsDropped(t *testing.T) {
 	}
 }
 
-
 // TestQueueBoundDuringOutage fills the queue while the intake fails: memory
 // stays within the bound, the oldest points are dropped and counted, and after
 // the outage every point is either received or counted as dropped.
@@ -189,7 +188,11 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	in := start(t, nil)
 	in.FailNext(1_000_000, 503)
 	const bound = 8_000
-	c := newClient(t, in.URL, func(cfg *ddclient.Config) { cfg.MaxQueueBytes = bound; cfg.Compression = "none"; cfg.MaxRawPayloadBytes = 4 * 3_000 })
+	c := newClient(t, in.URL, func(cfg *ddclient.Config) {
+		cfg.MaxQueueBytes = bound
+		cfg.Compression = "none"
+		cfg.MaxRawPayloadBytes = 4 * 3_000
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()

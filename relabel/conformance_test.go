@@ -382,8 +382,12 @@ func diffRules(got, want []*promrelabel.Config) string {
 }
 
 func ruleString(c *promrelabel.Config) string {
+	src := make([]string, len(c.SourceLabels))
+	for i, l := range c.SourceLabels {
+		src[i] = string(l)
+	}
 	return fmt.Sprintf("action=%s source=%q sep=%q regex=%q mod=%d target=%q repl=%q",
-		c.Action, c.SourceLabels, c.Separator, c.Regex.String(), c.Modulus, c.TargetLabel, c.Replacement)
+		c.Action, src, c.Separator, c.Regex.String(), c.Modulus, c.TargetLabel, c.Replacement)
 }
 
 // expectedOptions derives the settings Prometheus applies to a golden job:

@@ -1,7 +1,36 @@
-// Package relabel turns discovered label sets into scrape targets the way
-// Prometheus does: it applies a relabel chain (github.com/prometheus/prometheus
-// model/relabel), then Prometheus' own target rules (job, instance, scheme,
-// path, params, per-target interval and timeout; __meta_* and __tmp* dropped).
-// The Prometheus-Operator chains for ServiceMonitors and PodMonitors are
-// generated here too.
+// Package relabel turns Prometheus-Operator monitors into scrape jobs and
+// discovered label sets into scrape targets, the way the Operator and
+// Prometheus do.
+//
+// A Generator (NewGenerator, or SettingsFromPrometheus for the settings a
+// Prometheus resource carries) turns each ServiceMonitor endpoint and
+// PodMonitor podMetricsEndpoint into a Job: the Operator's exact
+// relabel_configs and metric_relabel_configs as
+// github.com/prometheus/prometheus/model/relabel configs, the scrape options
+// Prometheus would apply (defaults and agent-wide settings resolved), the
+// Kubernetes SD settings the informer emulates, and the HTTP client settings
+// with Secret and ConfigMap values read through a Store in the monitor's
+// namespace. A monitor the Operator would reject yields an *Error naming the
+// monitor, endpoint and field. Job.Target (Populate) then applies a job's
+// chain and Prometheus' target rules (job, instance, scheme, path, params,
+// per-target interval and timeout; __meta_* and __tmp* dropped) to a label
+// set from discovery.
+//
+// The chains are checked rule by rule against 108 Operator goldens
+// (testdata/conformance). They keep the Operator's sharding rules for one
+// shard, $(SHARD) expanded to 0 as its config reloader does: the agent is
+// its node's only scraper.
+//
+// Written, not generated through the Operator's own generator
+// (prometheus-operator v0.93.0 pkg/prometheus) used as a library. That would
+// give exactness for free, but measured with 200 ServiceMonitors of two
+// endpoints (small mains, CGO_ENABLED=0, stripped): 28.1 MB of binary against
+// 13.5 MB, and 22.6 MB added to the agent against 0.2 MB (100 modules
+// against 30: alertmanager, thanos, cloud SDKs); 24 MB resident before doing
+// anything against 10 MB; a 79-102 MB resident peak to generate and parse
+// the YAML into usable chains against 14 MB, and 440-660 MB against 30 MB
+// for 2,000 monitors. Its output is YAML to re-parse, with TLS material as
+// file paths and Secrets read through its own client-backed store. On a
+// DaemonSet that weight is paid on every node; the conformance suite gives
+// the exactness instead.
 package relabel

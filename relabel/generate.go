@@ -272,7 +272,7 @@ func (g *Generator) endpointOptions(ep *endpointSpec, c *monitorCommon) (ScrapeO
 // enforced namespace label and the sharding rules.
 func (g *Generator) endpointChainTail(ch *chain, ep *endpointSpec, c *monitorCommon, ns string) error {
 	ch.addConfigs(c.class.relabel)
-	user, err := convertRelabelings(ep.relabelings)
+	user, err := convertRelabelings(ep.relabelings, g.cache.regexes)
 	if err != nil {
 		return at("relabelings", err)
 	}
@@ -297,11 +297,11 @@ var shardingRules = []ruleSpec{
 // metricChain is the metric relabeling: the class's, the endpoint's, then
 // the enforced namespace label.
 func (g *Generator) metricChain(ep *endpointSpec, c *monitorCommon, ns string) ([]*promrelabel.Config, error) {
-	user, err := convertRelabelings(ep.metricRelabelings)
+	user, err := convertRelabelings(ep.metricRelabelings, g.cache.regexes)
 	if err != nil {
 		return nil, at("metricRelabelings", err)
 	}
-	var ch chain
+	ch := g.newChain()
 	ch.addConfigs(c.class.metricRelabel)
 	ch.addConfigs(user)
 	if c.enforce {
@@ -358,6 +358,43 @@ func (g *Generator) podTargetLabelRules(ch *chain, monitor []string) error {
 }
 
 var runningFilter = ruleSpec{action: promrelabel.Drop, source: []string{"__meta_kubernetes_pod_phase"}, regex: "(Failed|Succeeded)"}
+
+// Rules that do not depend on the monitor.
+var (
+	jobNameRule = ruleSpec{source: []string{"job"}, target: "__tmp_prometheus_job_name"}
+	metaRules   = []ruleSpec{
+		{source: []string{"__meta_kubernetes_namespace"}, target: "namespace"},
+		{source: []string{"__meta_kubernetes_service_name"}, target: "service"},
+		{source: []string{"__meta_kubernetes_pod_name"}, target: "pod"},
+		{source: []string{"__meta_kubernetes_pod_container_name"}, target: "container"},
+		{source: []string{"__meta_kubernetes_service_name"}, target: "job", replacement: "${1}"},
+	}
+	namespaceRule, serviceRule, podRule, containerRule, jobFromServiceRule = metaRules[0], metaRules[1], metaRules[2], metaRules[3], metaRules[4]
+)
+
+// addressTargetRules set node or pod from the endpoint's target object.
+func addressTargetRules(meta string) []ruleSpec {
+	kind := []string{meta + "address_target_kind", meta + "address_target_name"}
+	return []ruleSpec{
+		{source: kind, separator: ";", regex: "Node;(.*)", replacement: "${1}", target: "node"},
+		{source: kind, separator: ";", regex: "Pod;(.*)", replacement: "${1}", target: "pod"},
+	}
+}
+
+const (
+	endpointsMeta     = "__meta_kubernetes_endpoint_"
+	endpointSliceMeta = "__meta_kubernetes_endpointslice_"
+)
+
+func (g *Generator) newChain() *chain { return &chain{cache: g.cache} }
+
+func newGeneratorCache() *ruleCache {
+	fixed := append([]ruleSpec{jobNameRule, runningFilter}, metaRules...)
+	fixed = append(fixed, addressTargetRules(endpointsMeta)...)
+	fixed = append(fixed, addressTargetRules(endpointSliceMeta)...)
+	fixed = append(fixed, shardingRules...)
+	return newRuleCache(fixed)
+}
 
 // sanitizeLabelName replaces every rune that is not [a-zA-Z0-9_] with '_',
 // as Kubernetes SD does when it turns object labels into meta label names

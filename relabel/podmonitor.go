@@ -99,8 +99,8 @@ func (g *Generator) podMonitorJob(pm *monitoringv1.PodMonitor, i int, c *monitor
 
 // podMonitorChain is the Operator's relabel_configs for one pod endpoint.
 func (g *Generator) podMonitorChain(pm *monitoringv1.PodMonitor, ep *monitoringv1.PodMetricsEndpoint, spec *endpointSpec, c *monitorCommon) ([]*promrelabel.Config, error) {
-	var ch chain
-	ch.add(ruleSpec{source: []string{"job"}, target: "__tmp_prometheus_job_name"})
+	ch := g.newChain()
+	ch.add(jobNameRule)
 	if spec.filterRunning == nil || *spec.filterRunning {
 		ch.add(runningFilter)
 	}
@@ -123,15 +123,11 @@ func (g *Generator) podMonitorChain(pm *monitoringv1.PodMonitor, ep *monitoringv
 	if ch.err != nil {
 		return nil, at("port", ch.err)
 	}
-	ch.add(
-		ruleSpec{source: []string{"__meta_kubernetes_namespace"}, target: "namespace"},
-		ruleSpec{source: []string{"__meta_kubernetes_pod_container_name"}, target: "container"},
-		ruleSpec{source: []string{"__meta_kubernetes_pod_name"}, target: "pod"},
-	)
+	ch.add(namespaceRule, containerRule, podRule)
 	if ch.err != nil {
 		return nil, ch.err
 	}
-	if err := g.podTargetLabelRules(&ch, pm.Spec.PodTargetLabels); err != nil {
+	if err := g.podTargetLabelRules(ch, pm.Spec.PodTargetLabels); err != nil {
 		return nil, err
 	}
 	// job is namespace/name unless the jobLabel pod label has a value.
@@ -148,7 +144,7 @@ func (g *Generator) podMonitorChain(pm *monitoringv1.PodMonitor, ep *monitoringv
 	if ch.err != nil {
 		return nil, ch.err
 	}
-	if err := g.endpointChainTail(&ch, spec, c, pm.Namespace); err != nil {
+	if err := g.endpointChainTail(ch, spec, c, pm.Namespace); err != nil {
 		return nil, err
 	}
 	return ch.cfgs, nil

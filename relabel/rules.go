@@ -26,10 +26,10 @@ var knownActions = map[promrelabel.Action]bool{
 // Prometheus 3 and returns them as Prometheus would load them from the YAML
 // the Operator writes: unset fields take Prometheus' defaults, the action is
 // lower-cased.
-func convertRelabelings(rcs []monitoringv1.RelabelConfig) ([]*promrelabel.Config, error) {
+func convertRelabelings(rcs []monitoringv1.RelabelConfig, regexes *regexCache) ([]*promrelabel.Config, error) {
 	out := make([]*promrelabel.Config, 0, len(rcs))
 	for i := range rcs {
-		c, err := convertRelabeling(&rcs[i])
+		c, err := convertRelabeling(&rcs[i], regexes)
 		if err != nil {
 			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
@@ -38,7 +38,7 @@ func convertRelabelings(rcs []monitoringv1.RelabelConfig) ([]*promrelabel.Config
 	return out, nil
 }
 
-func convertRelabeling(rc *monitoringv1.RelabelConfig) (*promrelabel.Config, error) {
+func convertRelabeling(rc *monitoringv1.RelabelConfig, regexes *regexCache) (*promrelabel.Config, error) {
 	c := &promrelabel.Config{
 		Separator:            promrelabel.DefaultRelabelConfig.Separator,
 		Regex:                promrelabel.DefaultRelabelConfig.Regex,
@@ -63,7 +63,7 @@ func convertRelabeling(rc *monitoringv1.RelabelConfig) (*promrelabel.Config, err
 		c.Separator = *rc.Separator
 	}
 	if rc.Regex != "" {
-		re, err := promrelabel.NewRegexp(rc.Regex)
+		re, err := regexes.get(rc.Regex)
 		if err != nil {
 			return nil, fmt.Errorf("invalid regex %s for relabel configuration: %w", rc.Regex, err)
 		}
@@ -110,7 +110,11 @@ type ruleSpec struct {
 	modulus     uint64
 }
 
-func (s ruleSpec) build() (*promrelabel.Config, error) {
+func (s ruleSpec) key() string {
+	return fmt.Sprintf("%s\x00%q\x00%s\x00%s\x00%s\x00%s\x00%d", s.action, s.source, s.separator, s.regex, s.target, s.replacement, s.modulus)
+}
+
+func (s ruleSpec) build(regexes *regexCache) (*promrelabel.Config, error) {
 	c := &promrelabel.Config{
 		Separator:            promrelabel.DefaultRelabelConfig.Separator,
 		Regex:                promrelabel.DefaultRelabelConfig.Regex,
@@ -130,7 +134,7 @@ func (s ruleSpec) build() (*promrelabel.Config, error) {
 		c.Separator = s.separator
 	}
 	if s.regex != "" {
-		re, err := promrelabel.NewRegexp(s.regex)
+		re, err := regexes.get(s.regex)
 		if err != nil {
 			return nil, fmt.Errorf("regex %q: %w", s.regex, err)
 		}
@@ -147,8 +151,9 @@ func (s ruleSpec) build() (*promrelabel.Config, error) {
 
 // chain accumulates rules and keeps the first error.
 type chain struct {
-	cfgs []*promrelabel.Config
-	err  error
+	cache *ruleCache
+	cfgs  []*promrelabel.Config
+	err   error
 }
 
 func (c *chain) add(specs ...ruleSpec) {
@@ -156,10 +161,13 @@ func (c *chain) add(specs ...ruleSpec) {
 		if c.err != nil {
 			return
 		}
-		r, err := s.build()
-		if err != nil {
-			c.err = err
-			return
+		r, ok := c.cache.rules[s.key()]
+		if !ok {
+			var err error
+			if r, err = s.build(c.cache.regexes); err != nil {
+				c.err = err
+				return
+			}
 		}
 		c.cfgs = append(c.cfgs, r)
 	}

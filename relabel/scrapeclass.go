@@ -23,7 +23,7 @@ type scrapeClass struct {
 // noClass is the class of monitors when no class applies.
 var noClass = &scrapeClass{}
 
-func compileScrapeClass(sc *monitoringv1.ScrapeClass) (*scrapeClass, error) {
+func compileScrapeClass(sc *monitoringv1.ScrapeClass, regexes *regexCache) (*scrapeClass, error) {
 	if sc.Name == "" {
 		return nil, errors.New("name is empty")
 	}
@@ -36,10 +36,10 @@ func compileScrapeClass(sc *monitoringv1.ScrapeClass) (*scrapeClass, error) {
 		fallback:  sc.FallbackScrapeProtocol,
 	}
 	var err error
-	if out.relabel, err = convertRelabelings(sc.Relabelings); err != nil {
+	if out.relabel, err = convertRelabelings(sc.Relabelings, regexes); err != nil {
 		return nil, fmt.Errorf("invalid relabelings: %w", err)
 	}
-	if out.metricRelabel, err = convertRelabelings(sc.MetricRelabelings); err != nil {
+	if out.metricRelabel, err = convertRelabelings(sc.MetricRelabelings, regexes); err != nil {
 		return nil, fmt.Errorf("invalid metric relabelings: %w", err)
 	}
 	if err := sc.TLSConfig.Validate(); err != nil {

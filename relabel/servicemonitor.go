@@ -121,16 +121,15 @@ func (g *Generator) serviceMonitorJob(sm *monitoringv1.ServiceMonitor, i int, c 
 
 // serviceMonitorChain is the Operator's relabel_configs for one endpoint.
 func (g *Generator) serviceMonitorChain(sm *monitoringv1.ServiceMonitor, ep *monitoringv1.Endpoint, spec *endpointSpec, c *monitorCommon) ([]*promrelabel.Config, error) {
-	var ch chain
+	ch := g.newChain()
 	// The job name, before relabeling rewrites job.
-	ch.add(ruleSpec{source: []string{"job"}, target: "__tmp_prometheus_job_name"})
+	ch.add(jobNameRule)
 	if c.relabelSelector {
 		ch.add(selectorRules(&sm.Spec.Selector, "__meta_kubernetes_service_")...)
 	}
-	slice := c.sd.Role == RoleEndpointSlice
-	meta := "__meta_kubernetes_endpoint_"
-	if slice {
-		meta = "__meta_kubernetes_endpointslice_"
+	meta := endpointsMeta
+	if c.sd.Role == RoleEndpointSlice {
+		meta = endpointSliceMeta
 	}
 	// Only the endpoint's port.
 	switch {
@@ -144,15 +143,8 @@ func (g *Generator) serviceMonitorChain(sm *monitoringv1.ServiceMonitor, ep *mon
 	if ch.err != nil {
 		return nil, at("port", ch.err)
 	}
-	kind := []string{meta + "address_target_kind", meta + "address_target_name"}
-	ch.add(
-		ruleSpec{source: kind, separator: ";", regex: "Node;(.*)", replacement: "${1}", target: "node"},
-		ruleSpec{source: kind, separator: ";", regex: "Pod;(.*)", replacement: "${1}", target: "pod"},
-		ruleSpec{source: []string{"__meta_kubernetes_namespace"}, target: "namespace"},
-		ruleSpec{source: []string{"__meta_kubernetes_service_name"}, target: "service"},
-		ruleSpec{source: []string{"__meta_kubernetes_pod_name"}, target: "pod"},
-		ruleSpec{source: []string{"__meta_kubernetes_pod_container_name"}, target: "container"},
-	)
+	ch.add(addressTargetRules(meta)...)
+	ch.add(namespaceRule, serviceRule, podRule, containerRule)
 	if spec.filterRunning == nil || *spec.filterRunning {
 		ch.add(runningFilter)
 	}
@@ -163,11 +155,11 @@ func (g *Generator) serviceMonitorChain(sm *monitoringv1.ServiceMonitor, ep *mon
 	if ch.err != nil {
 		return nil, at("targetLabels", ch.err)
 	}
-	if err := g.podTargetLabelRules(&ch, sm.Spec.PodTargetLabels); err != nil {
+	if err := g.podTargetLabelRules(ch, sm.Spec.PodTargetLabels); err != nil {
 		return nil, err
 	}
 	// job is the service name unless the jobLabel service label has a value.
-	ch.add(ruleSpec{source: []string{"__meta_kubernetes_service_name"}, target: "job", replacement: "${1}"})
+	ch.add(jobFromServiceRule)
 	if sm.Spec.JobLabel != "" {
 		ch.add(ruleSpec{source: []string{"__meta_kubernetes_service_label_" + sanitizeLabelName(sm.Spec.JobLabel)}, target: "job", regex: "(.+)", replacement: "${1}"})
 	}
@@ -180,7 +172,7 @@ func (g *Generator) serviceMonitorChain(sm *monitoringv1.ServiceMonitor, ep *mon
 	if ch.err != nil {
 		return nil, ch.err
 	}
-	if err := g.endpointChainTail(&ch, spec, c, sm.Namespace); err != nil {
+	if err := g.endpointChainTail(ch, spec, c, sm.Namespace); err != nil {
 		return nil, err
 	}
 	return ch.cfgs, nil

@@ -109,6 +109,7 @@ type Generator struct {
 	defaultClass *scrapeClass
 	sel          [2]compiledSelection
 	excluded     map[ObjectRefKey]bool
+	cache        *ruleCache
 }
 
 // ObjectRefKey identifies a monitor listed in ExcludedFromEnforcement.
@@ -175,7 +176,7 @@ func NewGenerator(s Settings) (*Generator, error) {
 	if s.EnforcedNamespaceLabel != "" && !model.UTF8Validation.IsValidLabelName(s.EnforcedNamespaceLabel) {
 		return nil, fmt.Errorf("settings: enforcedNamespaceLabel %q is not a valid label name", s.EnforcedNamespaceLabel)
 	}
-	g := &Generator{s: s, classes: map[string]*scrapeClass{}, excluded: map[ObjectRefKey]bool{}}
+	g := &Generator{s: s, classes: map[string]*scrapeClass{}, excluded: map[ObjectRefKey]bool{}, cache: newGeneratorCache()}
 	for i, sel := range []Selection{s.ServiceMonitors, s.PodMonitors} {
 		c, err := compileSelection(sel)
 		if err != nil {
@@ -199,7 +200,7 @@ func NewGenerator(s Settings) (*Generator, error) {
 		}
 	}
 	for i := range s.ScrapeClasses {
-		sc, err := compileScrapeClass(&s.ScrapeClasses[i])
+		sc, err := compileScrapeClass(&s.ScrapeClasses[i], g.cache.regexes)
 		if err != nil {
 			return nil, fmt.Errorf("settings: scrapeClasses[%d] %q: %w", i, s.ScrapeClasses[i].Name, err)
 		}

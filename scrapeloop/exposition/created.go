@@ -64,43 +64,45 @@ func (p *Parser) Created() (ms int64, ok bool) {
 	return 0, false
 }
 
+// pointLabel is the label that tells apart the samples of one metric point
+// of a family of type t (le of buckets, quantile of summaries), or nil.
+func pointLabel(t MetricType) []byte {
+	switch t {
+	case TypeHistogram, TypeGaugeHistogram:
+		return lblLe
+	case TypeSummary:
+		return lblQuant
+	}
+	return nil
+}
+
 // sameMetricPoint reports whether a and b have the same labels, ignoring le
 // (histograms) and quantile (summaries). Labels are compared as written,
 // escapes included: one exporter writes one label set the same way.
 func (p *Parser) sameMetricPoint(a, b *sample) bool {
-	var skip []byte
-	switch p.fam.typ {
-	case TypeHistogram, TypeGaugeHistogram:
-		skip = lblLe
-	case TypeSummary:
-		skip = lblQuant
-	}
-	d := p.data
+	skip := pointLabel(p.fam.typ)
 	na, nb := 0, 0
-	for i := range a.labels {
-		if !bytes.Equal(d[a.labels[i].nameStart:a.labels[i].nameEnd], skip) {
+	for _, l := range a.labels {
+		if !bytes.Equal(p.lname(l), skip) {
 			na++
 		}
 	}
-	for i := range b.labels {
-		if !bytes.Equal(d[b.labels[i].nameStart:b.labels[i].nameEnd], skip) {
+	for _, l := range b.labels {
+		if !bytes.Equal(p.lname(l), skip) {
 			nb++
 		}
 	}
 	if na != nb {
 		return false
 	}
-	for i := range a.labels {
-		la := &a.labels[i]
-		name := d[la.nameStart:la.nameEnd]
-		if bytes.Equal(name, skip) {
+	for _, la := range a.labels {
+		if bytes.Equal(p.lname(la), skip) {
 			continue
 		}
 		found := false
-		for j := range b.labels {
-			lb := &b.labels[j]
-			if bytes.Equal(d[lb.nameStart:lb.nameEnd], name) {
-				found = bytes.Equal(d[la.valStart:la.valEnd], d[lb.valStart:lb.valEnd])
+		for _, lb := range b.labels {
+			if bytes.Equal(p.lname(lb), p.lname(la)) {
+				found = bytes.Equal(p.lvalue(la), p.lvalue(lb))
 				break
 			}
 		}

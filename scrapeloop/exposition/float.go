@@ -23,7 +23,7 @@ var exactPow10 = [...]float64{
 // correctly rounded by one IEEE multiplication or division, which is also
 // what strconv does for them, so results are bit-identical.
 func parseFloat(b []byte) (float64, bool) {
-	if f, ok := parseFloatFast(b); ok {
+	if f, end, ok := parseFloatFast(b, 0); ok && end == len(b) {
 		return f, true
 	}
 	if bytes.ContainsAny(b, "pP_") {
@@ -39,8 +39,10 @@ func parseFloat(b []byte) (float64, bool) {
 	return f, true
 }
 
-func parseFloatFast(b []byte) (float64, bool) {
-	i := 0
+// parseFloatFast parses the plain decimal number starting at b[i] and
+// returns it with the index just past it. ok is false when the bytes there
+// need the general parser (too many digits, big exponents, Inf, NaN...).
+func parseFloatFast(b []byte, i int) (f float64, end int, ok bool) {
 	neg := false
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		neg = b[0] == '-'
@@ -59,7 +61,7 @@ func parseFloatFast(b []byte) (float64, bool) {
 			continue // leading zeros do not count towards precision
 		}
 		if digits >= 18 {
-			return 0, false
+			return 0, 0, false
 		}
 		mant = mant*10 + uint64(c)
 		digits++
@@ -77,14 +79,14 @@ func parseFloatFast(b []byte) (float64, bool) {
 				continue
 			}
 			if digits >= 18 {
-				return 0, false
+				return 0, 0, false
 			}
 			mant = mant*10 + uint64(c)
 			digits++
 		}
 	}
 	if !sawDigit {
-		return 0, false
+		return 0, 0, false
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
@@ -100,23 +102,23 @@ func parseFloatFast(b []byte) (float64, bool) {
 				break
 			}
 			if e > 1000 {
-				return 0, false
+				return 0, 0, false
 			}
 			e = e*10 + int(c)
 			n++
 		}
 		if n == 0 {
-			return 0, false
+			return 0, 0, false
 		}
 		if eneg {
 			e = -e
 		}
 		exp += e
 	}
-	if i != len(b) || mant > 1<<53 {
-		return 0, false
+	if mant > 1<<53 {
+		return 0, 0, false
 	}
-	f := float64(mant)
+	f = float64(mant)
 	switch {
 	case mant == 0:
 	case exp == 0:
@@ -125,12 +127,12 @@ func parseFloatFast(b []byte) (float64, bool) {
 	case exp < 0 && exp >= -22:
 		f /= exactPow10[-exp]
 	default:
-		return 0, false
+		return 0, 0, false
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return f, i, true
 }
 
 // parseTextTimestamp parses the text format's timestamp: decimal digits only,
@@ -153,10 +155,11 @@ func parseTextTimestamp(b []byte) (int64, bool) {
 
 // omSecondsToMillis converts an OpenMetrics timestamp in seconds the way
 // Prometheus does (truncating float multiplication), so both agree exactly.
-func omSecondsToMillis(b []byte) (int64, bool) {
+// It also returns the seconds, which strict validation compares exactly.
+func omSecondsToMillis(b []byte) (int64, float64, bool) {
 	f, ok := parseFloat(b)
 	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
+		return 0, 0, false
 	}
-	return int64(f * 1000), true
+	return int64(f * 1000), f, true
 }

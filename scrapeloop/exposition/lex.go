@@ -1,6 +1,8 @@
 package exposition
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -48,34 +50,103 @@ func (p *Parser) skipWS(i int) int {
 	return i
 }
 
-// scanMetricName returns the end of the metric name starting at i.
+// scanMetricName returns the end of the metric name whose rest starts at i.
 func (p *Parser) scanMetricName(i int) int {
 	d := p.data
+	for i+8 <= len(d) {
+		if m := notMetricBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
 	for i < len(d) && charClass[d[i]]&cMetric != 0 {
 		i++
 	}
 	return i
 }
 
-// scanLabelName returns the end of the label name starting at i.
+// scanLabelName returns the end of the label name whose rest starts at i.
 func (p *Parser) scanLabelName(i int) int {
 	d := p.data
+	for i+8 <= len(d) {
+		if m := notLabelBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
 	for i < len(d) && charClass[d[i]]&cLabel != 0 {
 		i++
 	}
 	return i
 }
 
+// The SWAR classifiers below mark bytes in their high bit, eight bytes of a
+// little-endian word at a time. A range test (x+0x80-lo) &^ (x+0x7f-hi) is
+// exact per byte for bytes below 0x80 (no carry crosses bytes), so the high
+// bit is cleared first and non-ASCII bytes are marked separately.
+
+// notLabelBytes marks the bytes that cannot continue a label name
+// ([a-zA-Z0-9_]).
+func notLabelBytes(x uint64) uint64 {
+	x7 := x &^ swarHi
+	y := x7 | swarLo*0x20 // folds A-Z onto a-z and nothing else onto a-z
+	ok := (y + swarLo*(0x80-'a')) &^ (y + swarLo*(0x7f-'z'))
+	ok |= (x7 + swarLo*(0x80-'0')) &^ (x7 + swarLo*(0x7f-'9'))
+	ok |= (x7 + swarLo*(0x80-'_')) &^ (x7 + swarLo*(0x7f-'_'))
+	return (^ok | x) & swarHi
+}
+
+// notMetricBytes marks the bytes that cannot continue a metric name
+// ([a-zA-Z0-9_:]).
+func notMetricBytes(x uint64) uint64 {
+	x7 := x &^ swarHi
+	y := x7 | swarLo*0x20
+	ok := (y + swarLo*(0x80-'a')) &^ (y + swarLo*(0x7f-'z'))
+	ok |= (x7 + swarLo*(0x80-'0')) &^ (x7 + swarLo*(0x7f-':'))
+	ok |= (x7 + swarLo*(0x80-'_')) &^ (x7 + swarLo*(0x7f-'_'))
+	return (^ok | x) & swarHi
+}
+
+// metricName sets the unquoted metric name starting at i and returns its
+// end. Samples of one family come in runs with the same name: when the name
+// repeats the previous sample's, one memory comparison replaces validation
+// and s.sameName lets family resolution be skipped too.
+func (p *Parser) metricName(s *sample, i int) int {
+	d := p.data
+	prev := p.prevName
+	if n := len(prev); n > 0 && i+n < len(d) && charClass[d[i+n]]&cMetric == 0 && string(d[i:i+n]) == string(prev) {
+		s.nameStart, s.nameEnd, s.sameName = i, i+n, true
+		return i + n
+	}
+	j := p.scanMetricName(i + 1)
+	s.nameStart, s.nameEnd = i, j
+	return j
+}
+
 // scanQuoted scans the quoted string opening at i and returns the index just
 // past its closing quote and whether it holds escapes. A backslash escapes
 // any byte but a newline; raw newlines are allowed only when newlineOK.
 // checkUTF8 rejects invalid UTF-8 (label values).
+//
+// Plain ASCII runs are skipped eight bytes at a time (specialBytes); only
+// quotes, backslashes, newlines and non-ASCII bytes are looked at one by one.
 func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool, ok bool) {
 	d := p.data
 	start := i
 	i++
 	ascii := true
-	for i < len(d) {
+	for {
+		for i+8 <= len(d) {
+			m := specialBytes(binary.LittleEndian.Uint64(d[i:]))
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		if charClass[c]&cValueStop == 0 {
 			i++
@@ -92,6 +163,9 @@ func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool
 				return 0, false, p.setErr(i, "invalid escape in quoted string")
 			}
 			esc = true
+			if d[i+1] >= 0x80 {
+				ascii = false // the escaped byte still needs UTF-8 checking
+			}
 			i += 2
 		case c == '\n':
 			if !newlineOK {
@@ -106,16 +180,55 @@ func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool
 	return 0, false, p.setErr(start, "unterminated quoted string")
 }
 
+// quoteStop marks the bytes of x that end a plain run inside a text-format
+// quoted string, where raw newlines are allowed: a quote, a backslash or a
+// non-ASCII byte. As with specialBytes only the lowest mark is exact.
+func quoteStop(x uint64) uint64 {
+	q := x ^ (swarLo * '"')
+	b := x ^ (swarLo * '\\')
+	return ((q-swarLo)&^q | (b-swarLo)&^b | x) & swarHi
+}
+
+// SWAR constants: one in every byte, and every byte's high bit.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// specialBytes marks (in the byte's high bit) the bytes of x that are a
+// quote, a backslash, a newline or non-ASCII. The lowest mark is exact;
+// marks above a true one may be spurious, which is all scanQuoted needs.
+func specialBytes(x uint64) uint64 {
+	q := x ^ (swarLo * '"')
+	b := x ^ (swarLo * '\\')
+	n := x ^ (swarLo * '\n')
+	zero := (q - swarLo) &^ q
+	zero |= (b - swarLo) &^ b
+	zero |= (n - swarLo) &^ n
+	return (zero | x) & swarHi
+}
+
 // resetSample clears the per-line fields of s.
 func resetSample(s *sample, i int) {
+	s.labels = s.labels[:0]
+	s.labelEnds = s.labelEnds[:0]
+	resetLine(s, i)
+}
+
+// resetLine clears the per-line fields of s except its labels.
+func resetLine(s *sample, i int) {
 	s.lineStart = i
 	s.seriesStart = i
 	s.nameStart, s.nameEnd = -1, -1
 	s.nameEsc = false
-	s.labels = s.labels[:0]
+	s.sameName = false
+	s.reusable = false
+	s.labelsOpen = 0
 	s.exLabels = s.exLabels[:0]
 	s.hasTS = false
 	s.ts = 0
+	s.trailingComma = false
+	s.labelEsc = false
 	s.exStart, s.exEnd = 0, 0
 }
 
@@ -125,15 +238,27 @@ func resetSample(s *sample, i int) {
 // comma, and the value may follow the name without a blank.
 func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	d := p.data
-	resetSample(s, i)
 	var ok bool
+	if resume, reused := p.reusePrefix(s, i); reused {
+		if i, ok = p.textLabels(s, resume); !ok {
+			return 0, false
+		}
+		s.seriesEnd = i
+		return p.textValue(s, i)
+	}
+	resetSample(s, i)
 	switch {
 	case charClass[d[i]]&cMetricStart != 0:
-		j := p.scanMetricName(i + 1)
-		s.nameStart, s.nameEnd = i, j
+		j := p.metricName(s, i)
 		s.seriesEnd = j
-		i = p.skipWS(j)
+		i = j
+		if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
+			i = p.skipWS(i)
+		}
 		if i < len(d) && d[i] == '{' {
+			if i == j {
+				s.labelsOpen = i + 1 - s.seriesStart
+			}
 			if i, ok = p.textLabels(s, i+1); !ok {
 				return 0, false
 			}
@@ -150,21 +275,48 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	default:
 		return 0, p.setErr(i, "expected metric name or '{'")
 	}
+	return p.textValue(s, i)
+}
 
-	i = p.skipWS(i)
-	j := i
-	for j < len(d) {
-		c := d[j]
-		if c == ' ' || c == '\t' || c == '\n' || c == '{' {
-			break
+// textValue parses the value, optional timestamp and end of a text line
+// from just after the series, and returns the start of the next line.
+func (p *Parser) textValue(s *sample, i int) (int, bool) {
+	d := p.data
+	s.reusable = true // the series parsed; a failure below is in the value
+	if i+2 < len(d) && d[i] == ' ' && d[i+2] == '\n' && d[i+1]-'0' <= 9 {
+		// " 0\n", " 1\n": the most common value of all
+		s.value = float64(d[i+1] - '0')
+		return i + 3, true
+	}
+	if i < len(d) && d[i] == ' ' {
+		i++
+	}
+	if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
+		i = p.skipWS(i)
+	}
+	v, j, ok := parseFloatFast(d, i)
+	if ok && j < len(d) && d[j] != ' ' && d[j] != '\t' && d[j] != '\n' && d[j] != '{' {
+		ok = false // the value token goes on: let the general parser judge it
+	}
+	if !ok {
+		j = i
+		for j < len(d) {
+			c := d[j]
+			if c == ' ' || c == '\t' || c == '\n' || c == '{' {
+				break
+			}
+			j++
 		}
-		j++
+		if j == i {
+			return 0, p.setErr(i, "expected value after metric")
+		}
+		if v, ok = parseFloat(d[i:j]); !ok {
+			return 0, p.setErr(i, "invalid value")
+		}
 	}
-	if j == i {
-		return 0, p.setErr(i, "expected value after metric")
-	}
-	if s.value, ok = parseFloat(d[i:j]); !ok {
-		return 0, p.setErr(i, "invalid value")
+	s.value = v
+	if j < len(d) && d[j] == '\n' {
+		return j + 1, true
 	}
 	i = p.skipWS(j)
 	if i >= len(d) {
@@ -195,41 +347,108 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 }
 
 // textLabels parses a text-format label set from just after '{' and returns
-// the index just past '}'.
+// the index just past '}'. The common shape, name="value" pairs separated
+// by commas without blanks, takes the straight path; blanks, missing commas
+// and quoted names take the general one.
 func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 	d := p.data
 	for {
-		i = p.skipWS(i)
 		if i >= len(d) {
 			return 0, p.setErr(i, "unexpected end of input in label set")
 		}
-		var l labelPos
-		quoted := false
-		switch c := d[i]; {
-		case c == '}':
-			return i + 1, true
-		case charClass[c]&cLabelStart != 0:
-			l.nameStart = i
-			i = p.scanLabelName(i + 1)
-			l.nameEnd = i
-		case c == '"':
-			end, esc, ok := p.scanQuoted(i, true, false)
-			if !ok {
-				return 0, false
+		c := d[i]
+		if charClass[c]&cLabelStart != 0 {
+			ns := i
+			i++
+			for {
+				if i+8 > len(d) {
+					i = p.scanLabelName(i)
+					break
+				}
+				if m := notLabelBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+					i += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				i += 8
 			}
-			l.nameStart, l.nameEnd, l.nameEsc = i+1, end-1, esc
-			quoted = true
+			ne := i
+			if i+1 < len(d) && d[i] == '=' && d[i+1] == '"' {
+				i++
+			} else {
+				i = p.skipWS(i)
+				if i >= len(d) || d[i] != '=' {
+					return 0, p.setErr(i, "expected '=' after label name")
+				}
+				i = p.skipWS(i + 1)
+				if i >= len(d) || d[i] != '"' {
+					return 0, p.setErr(i, "expected quoted label value")
+				}
+			}
+			// Plain ASCII values without escapes end at the first quote.
+			end := i + 1
+			for {
+				if end+8 > len(d) {
+					end = -1
+					break
+				}
+				if m := quoteStop(binary.LittleEndian.Uint64(d[end:])); m != 0 {
+					end += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				end += 8
+			}
+			if end >= 0 && d[end] == '"' {
+				end++
+			} else {
+				var esc, ok bool
+				if end, esc, ok = p.scanQuoted(i, true, true); !ok {
+					return 0, false
+				}
+				s.labelEsc = s.labelEsc || esc
+			}
+			s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
 			i = end
+			if i < len(d) {
+				switch d[i] {
+				case ',':
+					i++
+					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
+					continue
+				case '}':
+					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
+					return i + 1, true
+				}
+			}
+			i = p.skipWS(i)
+			peeked := i < len(d)
+			if peeked && d[i] == ',' {
+				i, peeked = i+1, false
+			}
+			s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
+			continue
+		}
+		switch c {
+		case '}':
+			return i + 1, true
+		case ' ', '\t':
+			i = p.skipWS(i)
+			continue
+		case '"':
 		default:
 			return 0, p.setErr(i, "expected label name")
 		}
-		i = p.skipWS(i)
-		if quoted && i < len(d) && (d[i] == ',' || d[i] == '}') {
-			// A lone quoted string is the metric name (Prometheus 3).
+		// A quoted label name, or alone the metric name (Prometheus 3).
+		end, esc, ok := p.scanQuoted(i, true, false)
+		if !ok {
+			return 0, false
+		}
+		ns, ne, nameEsc := i+1, end-1, esc
+		i = p.skipWS(end)
+		if i < len(d) && (d[i] == ',' || d[i] == '}') {
 			if s.nameStart >= 0 {
-				return 0, p.setErr(l.nameStart-1, "metric name already set")
+				return 0, p.setErr(ns-1, "metric name already set")
 			}
-			s.nameStart, s.nameEnd, s.nameEsc = l.nameStart, l.nameEnd, l.nameEsc
+			s.nameStart, s.nameEnd, s.nameEsc = ns, ne, nameEsc
 			if d[i] == '}' {
 				return i + 1, true
 			}
@@ -243,16 +462,18 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 		if i >= len(d) || d[i] != '"' {
 			return 0, p.setErr(i, "expected quoted label value")
 		}
-		end, esc, ok := p.scanQuoted(i, true, true)
+		end, esc, ok = p.scanQuoted(i, true, true)
 		if !ok {
 			return 0, false
 		}
-		l.valStart, l.valEnd, l.valEsc = i+1, end-1, esc
-		s.labels = append(s.labels, l)
+		s.labelEsc = s.labelEsc || nameEsc || esc
+		s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
 		i = p.skipWS(end)
-		if i < len(d) && d[i] == ',' {
-			i++
+		peeked := i < len(d)
+		if peeked && d[i] == ',' {
+			i, peeked = i+1, false
 		}
+		s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
 	}
 }
 
@@ -260,14 +481,19 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 // start of the next line. Tokens are separated by exactly one space.
 func (p *Parser) omSample(s *sample, i int) (int, bool) {
 	d := p.data
-	resetSample(s, i)
 	var ok bool
+	if resume, reused := p.reusePrefix(s, i); reused {
+		if i, ok = p.omLabels(s, resume, false); !ok {
+			return 0, false
+		}
+		return p.omValue(s, i)
+	}
+	resetSample(s, i)
 	switch {
 	case charClass[d[i]]&cMetricStart != 0:
-		j := p.scanMetricName(i + 1)
-		s.nameStart, s.nameEnd = i, j
-		i = j
+		i = p.metricName(s, i)
 		if i < len(d) && d[i] == '{' {
+			s.labelsOpen = i + 1 - s.seriesStart
 			if i, ok = p.omLabels(s, i+1, false); !ok {
 				return 0, false
 			}
@@ -282,8 +508,16 @@ func (p *Parser) omSample(s *sample, i int) (int, bool) {
 	default:
 		return 0, p.setErr(i, "expected metric name or '{'")
 	}
-	s.seriesEnd = i
+	return p.omValue(s, i)
+}
 
+// omValue parses the value, optional timestamp and exemplar and end of an
+// OpenMetrics line from just after the series (at i), and returns the start
+// of the next line.
+func (p *Parser) omValue(s *sample, i int) (int, bool) {
+	d := p.data
+	s.seriesEnd = i
+	s.reusable = true // the series parsed; a failure below is in the rest
 	j, ok := p.omToken(i)
 	if !ok {
 		return 0, p.setErr(i, "expected ' ' and value after metric")
@@ -302,7 +536,7 @@ func (p *Parser) omSample(s *sample, i int) (int, bool) {
 		if j, ok = p.omToken(i); !ok {
 			return 0, p.setErr(i, "expected timestamp, exemplar or end of line")
 		}
-		if s.ts, ok = omSecondsToMillis(d[i+1 : j]); !ok {
+		if s.ts, s.tsSec, ok = omSecondsToMillis(d[i+1 : j]); !ok {
 			return 0, p.setErr(i+1, "invalid timestamp")
 		}
 		s.hasTS = true
@@ -360,7 +594,7 @@ func (p *Parser) omExemplar(s *sample, i int) (int, bool) {
 		if j, ok = p.omToken(i); !ok {
 			return 0, p.setErr(i, "expected exemplar timestamp")
 		}
-		if s.exTS, ok = omSecondsToMillis(d[i+1 : j]); !ok {
+		if s.exTS, _, ok = omSecondsToMillis(d[i+1 : j]); !ok {
 			return 0, p.setErr(i+1, "invalid exemplar timestamp")
 		}
 		s.exHasTS = true
@@ -385,21 +619,24 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if i >= len(d) {
 			return 0, p.setErr(i, "unexpected end of input in label set")
 		}
-		var l labelPos
-		quoted := false
+		var ns, ne int
+		nameEsc, quoted := false, false
 		switch c := d[i]; {
 		case c == '}':
+			if d[i-1] == ',' {
+				s.trailingComma = true
+			}
 			return i + 1, true
 		case charClass[c]&cLabelStart != 0:
-			l.nameStart = i
+			ns = i
 			i = p.scanLabelName(i + 1)
-			l.nameEnd = i
+			ne = i
 		case c == '"':
 			end, esc, ok := p.scanQuoted(i, true, false)
 			if !ok {
 				return 0, false
 			}
-			l.nameStart, l.nameEnd, l.nameEsc = i+1, end-1, esc
+			ns, ne, nameEsc = i+1, end-1, esc
 			quoted = true
 			i = end
 		default:
@@ -407,12 +644,12 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		}
 		if quoted && i < len(d) && (d[i] == ',' || d[i] == '}') {
 			if exemplar {
-				return 0, p.setErr(l.nameStart-1, "metric name in exemplar")
+				return 0, p.setErr(ns-1, "metric name in exemplar")
 			}
 			if s.nameStart >= 0 {
-				return 0, p.setErr(l.nameStart-1, "metric name already set")
+				return 0, p.setErr(ns-1, "metric name already set")
 			}
-			s.nameStart, s.nameEnd, s.nameEsc = l.nameStart, l.nameEnd, l.nameEsc
+			s.nameStart, s.nameEnd, s.nameEsc = ns, ne, nameEsc
 			if d[i] == '}' {
 				return i + 1, true
 			}
@@ -430,10 +667,11 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		l.valStart, l.valEnd, l.valEsc = i+1, end-1, esc
+		l := span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)}
 		if exemplar {
 			s.exLabels = append(s.exLabels, l)
 		} else {
+			s.labelEsc = s.labelEsc || nameEsc || esc
 			s.labels = append(s.labels, l)
 		}
 		i = end
@@ -443,7 +681,13 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		switch d[i] {
 		case ',':
 			i++
+			if !exemplar {
+				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
+			}
 		case '}':
+			if !exemplar {
+				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
+			}
 			return i + 1, true
 		default:
 			return 0, p.setErr(i, "expected ',' or '}' after label value")

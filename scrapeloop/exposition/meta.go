@@ -38,7 +38,7 @@ func (p *Parser) textComment(i int) bool {
 	p.pos = min(end+1, len(d))
 	j := p.skipWS(i + 1)
 	if j == i+1 {
-		return true // "#text": a comment
+		return p.plainComment(i, end) // "#text"
 	}
 	var kind metaKind
 	switch {
@@ -47,11 +47,11 @@ func (p *Parser) textComment(i int) bool {
 	case bytes.HasPrefix(d[j:], kwType):
 		kind = metaType
 	default:
-		return true
+		return p.plainComment(i, end)
 	}
 	k := p.skipWS(j + 4)
 	if k == j+4 {
-		return true // "# HELPER": a comment
+		return p.plainComment(i, end) // "# HELPER"
 	}
 	var ns, ne, after int
 	switch {
@@ -98,6 +98,11 @@ func (p *Parser) textComment(i int) bool {
 	p.setMeta(kind, ns, ne, ts, te, TypeUnknown)
 	return true
 }
+
+// plainComment skips a text-format comment line. (Prometheus' generated
+// lexer sometimes takes a NUL inside a comment for the end of the payload,
+// depending on where it falls; this parser just skips the comment.)
+func (p *Parser) plainComment(_, _ int) bool { return true }
 
 func textTypes(b []byte) (MetricType, bool) {
 	switch string(b) {
@@ -226,7 +231,7 @@ func (p *Parser) omComment() bool {
 		}
 	}
 	if p.strict {
-		if err := p.checkMeta(kind, ns, ne, ts, te); err != nil {
+		if err := p.checkMeta(kind, i, ns, ne); err != nil {
 			p.err = err
 			return false
 		}
@@ -239,6 +244,7 @@ func (p *Parser) omComment() bool {
 // starts a new family.
 func (p *Parser) setMeta(kind metaKind, ns, ne, ts, te int, typ MetricType) {
 	d := p.data
+	p.famGen++
 	if !p.famOpen || !bytes.Equal(d[ns:ne], d[p.fam.start:p.fam.end]) {
 		p.fam = family{start: ns, end: ne}
 		p.famOpen = true
@@ -346,9 +352,8 @@ func roleFor(t MetricType, sfx []byte, om bool) (Role, bool) {
 
 // hasLabel reports whether s has a label with the given (unquoted) name.
 func (p *Parser) hasLabel(s *sample, name []byte) bool {
-	for i := range s.labels {
-		l := &s.labels[i]
-		if bytes.Equal(p.data[l.nameStart:l.nameEnd], name) {
+	for _, l := range s.labels {
+		if bytes.Equal(p.lname(l), name) {
 			return true
 		}
 	}

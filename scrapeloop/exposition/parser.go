@@ -1,19 +1,25 @@
 package exposition
 
 import (
+	"bytes"
 	"math"
+	"slices"
 )
 
 // Label is one label pair of a sample, unescaped.
 type Label struct{ Name, Value []byte }
 
-// labelPos locates one label pair in the payload. Quoted names are stored
-// without their quotes; esc flags say whether unescaping is needed.
-type labelPos struct {
-	nameStart, nameEnd int
-	valStart, valEnd   int
-	nameEsc, valEsc    bool
-}
+// span locates one label pair in the payload: the name (without quotes if
+// quoted) and the value (without quotes), escapes unresolved. Offsets, not
+// slices: they hold no pointers, so storing and moving them is cheap.
+type span struct{ ns, ne, vs, ve int32 }
+
+// lname and lvalue return a label's raw name and value.
+func (p *Parser) lname(l span) []byte  { return p.data[l.ns:l.ne] }
+func (p *Parser) lvalue(l span) []byte { return p.data[l.vs:l.ve] }
+
+// maxPayload is the largest payload span offsets can address.
+const maxPayload = math.MaxInt32
 
 // sample is one parsed sample line, as offsets into the payload.
 type sample struct {
@@ -22,13 +28,21 @@ type sample struct {
 	seriesEnd          int
 	nameStart, nameEnd int
 	nameEsc            bool
-	labels             []labelPos
+	labels             []span
 	value              float64
 	ts                 int64
+	tsSec              float64 // OpenMetrics timestamp as written, in seconds
 	hasTS              bool
+	trailingComma      bool // OpenMetrics label set ends in ",}"
+	labelEsc           bool // some label name or value has escapes
+	// reuse of the previous line parsed into this sample (reuse.go)
+	reusable   bool  // the series parsed completely
+	labelsOpen int   // offset after '{' directly following the name, or 0
+	labelEnds  []int // per label: labelEnd(where the next label's parsing starts, ...)
+	sameName   bool  // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
-	exLabels       []labelPos
+	exLabels       []span
 	exValue        float64
 	exTS           int64
 	exHasTS        bool
@@ -68,6 +82,12 @@ type Parser struct {
 	inFamily bool
 	role     Role
 
+	// name of the previous sample (unquoted names only) and the family
+	// generation it was resolved in, for the repeated-name fast path
+	prevName   []byte
+	prevFamGen uint32
+	famGen     uint32
+
 	nameBuf   []byte
 	nameValid bool
 	labelBuf  []byte
@@ -95,8 +115,11 @@ func (p *Parser) Reset(data []byte, f Format) {
 		helpBuf:  p.helpBuf[:0],
 		check:    p.check.reset(),
 	}
-	p.cur.labels, p.cur.exLabels = cur.labels[:0], cur.exLabels[:0]
-	p.peek.labels, p.peek.exLabels = peek.labels[:0], peek.exLabels[:0]
+	p.cur.labels, p.cur.exLabels, p.cur.labelEnds = cur.labels[:0], cur.exLabels[:0], cur.labelEnds[:0]
+	p.peek.labels, p.peek.exLabels, p.peek.labelEnds = peek.labels[:0], peek.exLabels[:0], peek.labelEnds[:0]
+	if len(data) > maxPayload {
+		p.err = &ParseError{Line: 1, Col: 1, Near: `""`, Msg: "payload larger than 2 GiB"}
+	}
 }
 
 // SetStrict selects strict OpenMetrics validation (true) or the leniency of
@@ -152,8 +175,8 @@ func (p *Parser) Next() bool {
 			// Whitespace may lead a line; blank lines are skipped and a NUL at
 			// the start of a line ends the payload, as in Prometheus' lexer.
 			i := p.pos
-			for i < len(p.data) && (p.data[i] == ' ' || p.data[i] == '\t') {
-				i++
+			if c := p.data[i]; c == ' ' || c == '\t' {
+				i = p.skipWS(i)
 			}
 			if i >= len(p.data) {
 				p.pos = i
@@ -179,7 +202,15 @@ func (p *Parser) Next() bool {
 			}
 			p.pos = next
 		}
-		p.resolveFamily()
+		if !p.cur.sameName || p.prevFamGen != p.famGen || p.fam.typ == TypeSummary {
+			p.resolveFamily()
+		}
+		if p.cur.nameStart != p.cur.seriesStart {
+			p.prevName = nil // quoted names do not take the fast path
+		} else {
+			p.prevName = p.data[p.cur.nameStart:p.cur.nameEnd]
+		}
+		p.prevFamGen = p.famGen
 		if p.strict && om {
 			if err := p.checkSample(); err != nil {
 				p.err = err
@@ -261,35 +292,39 @@ func (p *Parser) Help() []byte {
 // until the next Next or Reset; unescaped ones point into the payload.
 func (p *Parser) Labels(dst []Label) []Label {
 	s := &p.cur
-	need := 0
-	for i := range s.labels {
-		l := &s.labels[i]
-		if l.nameEsc {
-			need += l.nameEnd - l.nameStart
+	d := p.data
+	n := len(dst)
+	dst = slices.Grow(dst, len(s.labels))[:n+len(s.labels)]
+	out := dst[n:]
+	if !s.labelEsc {
+		for k, l := range s.labels {
+			e := &out[k]
+			e.Name = d[l.ns:l.ne]
+			e.Value = d[l.vs:l.ve]
 		}
-		if l.valEsc {
-			need += l.valEnd - l.valStart
-		}
+		return dst
 	}
-	if need > 0 && cap(p.labelBuf) < need {
+	need := 0
+	for _, l := range s.labels {
+		need += int(l.ne-l.ns) + int(l.ve-l.vs)
+	}
+	if cap(p.labelBuf) < need {
 		p.labelBuf = make([]byte, 0, 2*need)
 	}
 	buf := p.labelBuf[:0]
-	for i := range s.labels {
-		l := &s.labels[i]
-		name := p.data[l.nameStart:l.nameEnd]
-		if l.nameEsc {
-			n := len(buf)
-			buf = appendUnescaped(buf, name, false)
-			name = buf[n:len(buf):len(buf)]
+	for k, l := range s.labels {
+		e := &out[k]
+		e.Name, e.Value = d[l.ns:l.ne], d[l.vs:l.ve]
+		if bytes.IndexByte(e.Name, '\\') >= 0 {
+			m := len(buf)
+			buf = appendUnescaped(buf, e.Name, false)
+			e.Name = buf[m:len(buf):len(buf)]
 		}
-		val := p.data[l.valStart:l.valEnd]
-		if l.valEsc {
-			n := len(buf)
-			buf = appendUnescaped(buf, val, false)
-			val = buf[n:len(buf):len(buf)]
+		if bytes.IndexByte(e.Value, '\\') >= 0 {
+			m := len(buf)
+			buf = appendUnescaped(buf, e.Value, false)
+			e.Value = buf[m:len(buf):len(buf)]
 		}
-		dst = append(dst, Label{Name: name, Value: val})
 	}
 	p.labelBuf = buf
 	return dst
@@ -344,5 +379,3 @@ func appendUnescaped(dst, s []byte, helpText bool) []byte {
 	}
 	return dst
 }
-
-func isNaN(f float64) bool { return math.IsNaN(f) }

@@ -236,9 +236,12 @@ h_sum 0.5
 			t.Fatal(p.Err())
 		}
 	}
-	run()
-	if n := testing.AllocsPerRun(100, run); n != 0 {
-		t.Errorf("%v allocs per run, want 0", n)
+	for _, strict := range []bool{false, true} {
+		p.SetStrict(strict)
+		run()
+		if n := testing.AllocsPerRun(100, run); n != 0 {
+			t.Errorf("strict=%v: %v allocs per run, want 0", strict, n)
+		}
 	}
 }
 

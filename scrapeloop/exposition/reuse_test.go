@@ -1,0 +1,40 @@
+package exposition
+
+import "testing"
+
+// TestReuseAgreesWithTextparse: runs of lines sharing prefixes of every
+// length, with blanks, missing commas, quoted names, escapes and errors
+// after the shared part, parse exactly as textparse parses them.
+func TestReuseAgreesWithTextparse(t *testing.T) {
+	for _, c := range reuseCases {
+		t.Run(c.name, func(t *testing.T) {
+			want, werr := parseWithTextparse([]byte(c.input), c.f)
+			var p Parser
+			got, gerr := parseWithUs(&p, []byte(c.input), c.f)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("textparse err=%v, ours err=%v", werr, gerr)
+			}
+			diffRecs(t, want, got)
+		})
+	}
+}
+
+// reuseCases also seed FuzzParse.
+var reuseCases = []struct {
+	name  string
+	input string
+	f     Format
+}{
+	{"buckets", "h_bucket{a=\"1\",b=\"2\",le=\"0.1\"} 1\nh_bucket{a=\"1\",b=\"2\",le=\"0.2\"} 2\nh_bucket{a=\"1\",b=\"2\",le=\"+Inf\"} 3\n", FormatPrometheus},
+	{"value differs first", "m{a=\"x\",b=\"y\"} 1\nm{a=\"z\",b=\"y\"} 2\nm{a=\"z\",b=\"yy\"} 3\nm{a=\"z\",b=\"yy\",c=\"\"} 4\nm{a=\"z\"} 5\nm{} 6\nm 7\n", FormatPrometheus},
+	{"name prefix", "foo{a=\"1\"} 1\nfoo_bar{a=\"1\"} 2\nfoo{a=\"1\"} 3\nfo{a=\"1\"} 4\n", FormatPrometheus},
+	{"blanks and no commas", "m{a=\"1\" , b=\"2\"} 1\nm{a=\"1\" , b=\"3\"} 2\nm{a=\"1\"  b=\"3\"} 3\nm{a=\"1\",b=\"3\" } 4\nm {a=\"1\"} 5\n", FormatPrometheus},
+	{"quoted names", "{\"m.x\",a=\"1\"} 1\n{\"m.x\",a=\"2\"} 2\nm{\"a.b\"=\"1\",c=\"2\"} 3\nm{\"a.b\"=\"1\",c=\"3\"} 4\n", FormatPrometheus},
+	{"escapes", "m{a=\"x\\\"y\",b=\"1\"} 1\nm{a=\"x\\\"y\",b=\"2\"} 2\nm{a=\"x\",b=\"2\"} 3\nm{a=\"x\",b=\"2\\\\\"} 4\n", FormatPrometheus},
+	{"error after shared part", "m{a=\"1\",b=\"2\"} 1\nm{a=\"1\",b=2} 2\n", FormatPrometheus},
+	{"error in second label name", "m{a=\"1\",b=\"2\"} 1\nm{a=\"1\",b-c=\"2\"} 2\n", FormatPrometheus},
+	{"om buckets", "# TYPE h histogram\nh_bucket{a=\"1\",le=\"1\"} 0\nh_bucket{a=\"1\",le=\"+Inf\"} 1\nh_count{a=\"1\"} 1\nh_sum{a=\"1\"} 0\n# EOF\n", FormatOpenMetrics},
+	{"om trailing comma", "m{a=\"1\",b=\"2\"} 1\nm{a=\"1\",b=\"2\",} 2\nm{a=\"1\",} 3\n# EOF\n", FormatOpenMetrics},
+	{"om exemplar", "# TYPE c counter\nc_total{a=\"1\"} 1 # {t=\"1\"} 1\nc_total{a=\"1\"} 2 # {t=\"2\"} 1 5\n# EOF\n", FormatOpenMetrics},
+	{"last label then more", "m{a=\"1\"} 1\nm{a=\"1\" } 2\nm{a=\"1\" ,b=\"2\"} 3\nm{a=\"1\" ,b=\"2\"}4\n", FormatPrometheus},
+}

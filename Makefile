@@ -7,7 +7,7 @@ STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test lint vet staticcheck static-build controlplane unit clean
+.PHONY: all build demo test lint vet staticcheck static-build controlplane unit benchmarks-check clean
 
 all: build
 
@@ -21,7 +21,7 @@ demo: build
 	@scripts/demo.sh
 
 ## test: everything CI checks
-test: vet staticcheck static-build controlplane unit
+test: vet staticcheck static-build controlplane unit benchmarks-check
 
 ## controlplane: etcd (Debian) and kube-apiserver/kube-controller-manager (built once, cached in .cache/kube)
 controlplane:
@@ -48,6 +48,10 @@ static-build:
 
 unit:
 	$(GO) test -count=1 -race -timeout 20m ./...
+
+## benchmarks-check: the benchmark module (own go.mod, peer parsers) builds and its parsers do comparable work
+benchmarks-check:
+	cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run TestComparableWork .
 
 clean:
 	rm -rf bin

@@ -2,9 +2,14 @@ package deltastore
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
+	"time"
 )
+
+// t0 is a wall-clock time in milliseconds; steps in the tests are seconds.
+const t0 = int64(1_800_000_000_000)
+
+func sec(n int64) int64 { return t0 + n*1000 }
 
 func TestUpdate(t *testing.T) {
 	type step struct {
@@ -17,39 +22,65 @@ func TestUpdate(t *testing.T) {
 		steps []step
 	}{
 		{"first sight sets the baseline only", []step{
-			{Obs{Value: 10, TS: 1}, 0, false},
-			{Obs{Value: 15, TS: 2}, 5, true},
-			{Obs{Value: 15, TS: 3}, 0, true},
+			{Obs{Value: 10, TS: sec(1)}, 0, false},
+			{Obs{Value: 15, TS: sec(2)}, 5, true},
+			{Obs{Value: 15, TS: sec(3)}, 0, true},
 		}},
 		{"fresh series emits its first value", []step{
-			{Obs{Value: 3, TS: 1, Fresh: true}, 3, true},
-			{Obs{Value: 4, TS: 2}, 1, true},
+			{Obs{Value: 3, TS: sec(1), Fresh: true}, 3, true},
+			{Obs{Value: 4, TS: sec(2)}, 1, true},
+		}},
+		{"fresh is ignored for a known series", []step{
+			{Obs{Value: 3, TS: sec(1)}, 0, false},
+			{Obs{Value: 4, TS: sec(2), Fresh: true}, 1, true},
 		}},
 		{"decrease is a reset: delta is the new value", []step{
-			{Obs{Value: 100, TS: 1}, 0, false},
-			{Obs{Value: 7, TS: 2}, 7, true},
-			{Obs{Value: 9, TS: 3}, 2, true},
+			{Obs{Value: 100, TS: sec(1)}, 0, false},
+			{Obs{Value: 7, TS: sec(2)}, 7, true},
+			{Obs{Value: 9, TS: sec(3)}, 2, true},
 		}},
 		{"newer created time is a reset even when the value grew", []step{
-			{Obs{Value: 5, TS: 1, Created: 1000}, 0, false},
-			{Obs{Value: 8, TS: 2, Created: 1500}, 8, true},
-			{Obs{Value: 10, TS: 3, Created: 1500}, 2, true},
+			{Obs{Value: 5, TS: sec(1), Created: sec(-100)}, 0, false},
+			{Obs{Value: 8, TS: sec(2), Created: sec(-50)}, 8, true},
+			{Obs{Value: 10, TS: sec(3), Created: sec(-50)}, 2, true},
+			{Obs{Value: 11, TS: sec(4)}, 1, true}, // created unknown: the stored one stays
+			{Obs{Value: 13, TS: sec(5), Created: sec(-50)}, 2, true},
+		}},
+		{"a created time where none was known is no reset", []step{
+			{Obs{Value: 5, TS: sec(1)}, 0, false},
+			{Obs{Value: 8, TS: sec(2), Created: sec(-50)}, 3, true},
+		}},
+		{"created times within one second are one start", []step{
+			{Obs{Value: 5, TS: sec(1), Created: sec(-50) + 100}, 0, false},
+			{Obs{Value: 8, TS: sec(2), Created: sec(-50) + 900}, 3, true},
 		}},
 		{"out-of-order sample is skipped", []step{
-			{Obs{Value: 5, TS: 10}, 0, false},
-			{Obs{Value: 9, TS: 5}, 0, false},
-			{Obs{Value: 9, TS: 11}, 4, true},
+			{Obs{Value: 5, TS: sec(10)}, 0, false},
+			{Obs{Value: 9, TS: sec(5)}, 0, false},
+			{Obs{Value: 9, TS: sec(11)}, 4, true},
 		}},
 		{"a repeated timestamp is the same observation", []step{
-			{Obs{Value: 5, TS: 10}, 0, false},
-			{Obs{Value: 8, TS: 20}, 3, true},
-			{Obs{Value: 8, TS: 20}, 0, false},
-			{Obs{Value: 9, TS: 30}, 1, true},
+			{Obs{Value: 5, TS: sec(10)}, 0, false},
+			{Obs{Value: 8, TS: sec(20)}, 3, true},
+			{Obs{Value: 8, TS: sec(20)}, 0, false},
+			{Obs{Value: 9, TS: sec(30)}, 1, true},
 		}},
-		{"NaN is ignored and keeps the state", []step{
-			{Obs{Value: 5, TS: 1}, 0, false},
-			{Obs{Value: math.NaN(), TS: 2}, 0, false},
-			{Obs{Value: 6, TS: 3}, 1, true},
+		{"a second sample within the same second waits for the next one", []step{
+			{Obs{Value: 5, TS: sec(10)}, 0, false},
+			{Obs{Value: 8, TS: sec(11) + 100}, 3, true},
+			{Obs{Value: 12, TS: sec(11) + 900}, 0, false},
+			{Obs{Value: 13, TS: sec(12)}, 5, true},
+		}},
+		{"NaN and infinities are ignored and keep the state", []step{
+			{Obs{Value: 5, TS: sec(1)}, 0, false},
+			{Obs{Value: math.NaN(), TS: sec(2)}, 0, false},
+			{Obs{Value: math.Inf(1), TS: sec(3)}, 0, false},
+			{Obs{Value: 6, TS: sec(4)}, 1, true},
+		}},
+		{"a NaN first sight stores nothing", []step{
+			{Obs{Value: math.NaN(), TS: sec(1), Fresh: true}, 0, false},
+			{Obs{Value: 4, TS: sec(2)}, 0, false},
+			{Obs{Value: 6, TS: sec(3)}, 2, true},
 		}},
 	}
 	for _, c := range cases {
@@ -65,53 +96,35 @@ func TestUpdate(t *testing.T) {
 	}
 }
 
-// TestFidelity replays random counter histories with resets and checks that the
-// emitted deltas add up to the true increase after the first observation.
-func TestFidelity(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	s := New(Config{})
-	for key := uint64(0); key < 200; key++ {
-		v := float64(r.IntN(1000))
-		var want, got float64
-		first := true
-		for i := 0; i < 100; i++ {
-			prev := v
-			if r.IntN(20) == 0 && prev > 0 {
-				// Restart: counts since the restart, below the old value (a
-				// restart that overtakes the old value is invisible without a
-				// created time, to Prometheus' increase() as well).
-				v = float64(r.IntN(int(min(prev, 5))))
-				if !first {
-					want += v
-				}
-			} else {
-				v += float64(r.IntN(10))
-				if !first {
-					want += v - prev
-				}
-			}
-			d, ok := s.Update(key, Obs{Value: v, TS: int64(i)})
-			if ok {
-				got += d
-			}
-			first = false
-		}
-		if got != want {
-			t.Fatalf("series %d: deltas add up to %v, true increase %v", key, got, want)
+func TestSeconds(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		want uint32
+	}{
+		{-5, 0}, {0, 0}, {999, 0}, {1000, 1}, {t0 + 999, uint32(t0 / 1000)},
+		{math.MaxUint32 * 1000, math.MaxUint32}, {math.MaxInt64, math.MaxUint32},
+	} {
+		if got := seconds(c.ms); got != c.want {
+			t.Errorf("seconds(%d) = %d, want %d", c.ms, got, c.want)
 		}
 	}
 }
 
 func TestMaxSeries(t *testing.T) {
 	s := New(Config{MaxSeries: numShards}) // one series per shard
-	if _, ok := s.Update(0, Obs{Value: 1, Fresh: true}); !ok {
+	if _, ok := s.Update(0, Obs{Value: 1, TS: sec(1), Fresh: true}); !ok {
 		t.Fatal("first series refused")
 	}
-	if _, ok := s.Update(numShards, Obs{Value: 1, Fresh: true}); ok {
+	before := refusedTotal.Get()
+	if _, ok := s.Update(numShards, Obs{Value: 1, TS: sec(1), Fresh: true}); ok {
 		t.Fatal("series beyond the bound accepted")
 	}
+	s.Put(2*numShards, 1, sec(1))
+	if n := refusedTotal.Get() - before; n != 2 {
+		t.Fatalf("refusals counted %d, want 2", n)
+	}
 	s.Delete(0)
-	if _, ok := s.Update(numShards, Obs{Value: 1, Fresh: true}); !ok {
+	if _, ok := s.Update(numShards, Obs{Value: 1, TS: sec(1), Fresh: true}); !ok {
 		t.Fatal("series refused after a delete freed room")
 	}
 	if s.Len() != 1 {
@@ -119,11 +132,45 @@ func TestMaxSeries(t *testing.T) {
 	}
 }
 
-func BenchmarkUpdate(b *testing.B) {
+func TestPutGet(t *testing.T) {
 	s := New(Config{})
-	const n = 1 << 16
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		s.Update(uint64(i%n)*0x9E3779B97F4A7C15, Obs{Value: float64(i), TS: int64(i)})
+	if _, _, ok := s.Get(7); ok {
+		t.Fatal("Get of an unknown key found something")
+	}
+	s.Put(7, float64(sec(3)+456), sec(3)+456)
+	v, ts, ok := s.Get(7)
+	if !ok || v != float64(sec(3)+456) || ts != sec(3) {
+		t.Fatalf("Get = %v, %d, %v; want the exact value and the whole second %d", v, ts, ok, sec(3))
+	}
+	// Put keeps the created time Update learnt; a later Update sees the put value.
+	s.Update(8, Obs{Value: 5, TS: sec(1), Created: sec(-10)})
+	s.Put(8, 6, sec(2))
+	if d, ok := s.Update(8, Obs{Value: 9, TS: sec(3), Created: sec(-10)}); !ok || d != 3 {
+		t.Fatalf("Update after Put = %v, %v; want 3, true", d, ok)
+	}
+}
+
+func TestEvict(t *testing.T) {
+	now := time.UnixMilli(sec(10_000))
+	s := New(Config{StaleAfter: time.Hour, Now: func() time.Time { return now }})
+	s.Update(1, Obs{Value: 1, TS: sec(10_000 - 3600 - 1)}) // older than an hour
+	s.Update(2, Obs{Value: 1, TS: sec(10_000 - 3600)})     // exactly an hour: kept
+	s.Update(3, Obs{Value: 1, TS: sec(10_000)})
+	s.Put(4, 1, sec(10))
+	before := evictionsTotal.Get()
+	if n := s.evict(); n != 2 {
+		t.Fatalf("evicted %d, want 2", n)
+	}
+	if n := evictionsTotal.Get() - before; n != 2 {
+		t.Fatalf("evictions counted %d, want 2", n)
+	}
+	for key, want := range map[uint64]bool{1: false, 2: true, 3: true, 4: false} {
+		if _, _, ok := s.Get(key); ok != want {
+			t.Errorf("series %d kept = %v, want %v", key, ok, want)
+		}
+	}
+	// An evicted series comes back as a first sight.
+	if _, ok := s.Update(1, Obs{Value: 50, TS: sec(10_001)}); ok {
+		t.Fatal("evicted series emitted a delta against its forgotten value")
 	}
 }

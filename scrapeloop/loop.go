@@ -53,6 +53,9 @@ type loop struct {
 	// after it counted entirely while we watched.
 	windowStart int64
 	succeeded   bool
+	// marker is the delta-store key under which the target's last successful
+	// scrape survives an agent restart, together with its series.
+	marker uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -92,6 +95,7 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 		cfg:    cfg,
 		target: t,
 		seed:   t.seed(),
+		marker: mix(t.seed() ^ markerSalt),
 		client: &http.Client{Transport: cfg.Transport, Timeout: t.Timeout},
 		req:    req,
 		cache:  map[uint64]*entry{},
@@ -104,7 +108,7 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 // run scrapes on the target's schedule until ctx is cancelled.
 func (l *loop) run(ctx context.Context) {
 	defer close(l.done)
-	l.windowStart = l.cfg.Now().UnixMilli()
+	l.resume()
 	// Spread start times by the target's hash so a node's scrapes do not fire together.
 	iv := l.target.Interval
 	offset := time.Duration(l.seed % uint64(iv))
@@ -134,6 +138,28 @@ func (l *loop) run(ctx context.Context) {
 	}
 }
 
+// markerSalt keeps a target's marker key apart from its series' keys.
+const markerSalt = 0x6d61726b65722e31 // "marker.1"
+
+// resume starts the observation window. When the delta store holds the
+// target's last successful scrape (restored from the previous agent's
+// checkpoint with the series), the window goes on from there, as if the loop
+// had never stopped: a series that appeared since counted entirely after
+// that scrape, so its first value is an increase, not a baseline.
+func (l *loop) resume() {
+	l.windowStart = l.cfg.Now().UnixMilli()
+	if v, _, ok := l.cfg.Store.Get(l.marker); ok && v > 0 && int64(v) <= l.windowStart {
+		l.windowStart, l.succeeded = int64(v), true
+	}
+}
+
+// succeed ends the observation window at a successful scrape that started at start.
+func (l *loop) succeed(start time.Time) {
+	l.windowStart = start.UnixMilli()
+	l.succeeded = true
+	l.cfg.Store.Put(l.marker, float64(l.windowStart), l.windowStart)
+}
+
 // release drops the target's series from the delta store (the target is gone).
 func (l *loop) release() {
 	for _, e := range l.cache {
@@ -142,6 +168,7 @@ func (l *loop) release() {
 		}
 	}
 	clear(l.cache)
+	l.cfg.Store.Delete(l.marker)
 }
 
 func (l *loop) scrapeOnce(ctx context.Context) {
@@ -193,8 +220,7 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	if err != nil {
 		return samples, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
-	l.windowStart = start.UnixMilli()
-	l.succeeded = true
+	l.succeed(start)
 	return samples, nil
 }
 

@@ -62,21 +62,27 @@ type testLoop struct {
 
 func newTestLoop(t *testing.T, tg Target) *testLoop {
 	t.Helper()
+	return newTestLoopStore(t, tg, deltastore.New(deltastore.Config{}), time.Unix(1_800_000_000, 0))
+}
+
+// newTestLoopStore makes a loop on the given store whose clock starts at now.
+func newTestLoopStore(t *testing.T, tg Target, store *deltastore.Store, now time.Time) *testLoop {
+	t.Helper()
 	if tg.URL == "" {
 		tg.URL = "http://127.0.0.1:1/metrics"
 	}
 	if tg.Interval == 0 {
 		tg.Interval, tg.Timeout = 30*time.Second, 10*time.Second
 	}
-	tl := &testLoop{sink: &captureSink{}, store: deltastore.New(deltastore.Config{}), now: time.Unix(1_800_000_000, 0)}
+	tl := &testLoop{sink: &captureSink{}, store: store, now: now}
 	m := NewManager(Config{Store: tl.store, Sink: tl.sink, Host: "node-a", Logger: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return tl.now }})
 	l, err := newLoop(m.cfg, tg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.windowStart = tl.now.UnixMilli()
 	tl.loop = l
+	l.resume()
 	return tl
 }
 
@@ -90,8 +96,7 @@ func (tl *testLoop) feed(t *testing.T, body, contentType string) error {
 		tl.cfg.Sink.Submit(&tl.batch)
 	}
 	if err == nil {
-		tl.windowStart = tl.now.UnixMilli()
-		tl.succeeded = true
+		tl.succeed(tl.now)
 	}
 	return err
 }
@@ -213,19 +218,71 @@ func TestFirstSightRules(t *testing.T) {
 	}
 }
 
+// TestResumeAfterAgentRestart: the target's last successful scrape survives
+// an agent restart in the delta checkpoint, so the new agent's loop treats a
+// series that appeared while no agent ran as new (its whole value counted
+// after that scrape) and goes on with the restored series.
+func TestResumeAfterAgentRestart(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	start := time.Unix(1_800_000_000, 0)
+	a := deltastore.New(deltastore.Config{Dir: dir, Logger: logger, Now: func() time.Time { return start }})
+	if _, err := a.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tl := newTestLoopStore(t, Target{}, a, start)
+	for _, body := range []string{"# TYPE a counter\na 5\n", "# TYPE a counter\na 6\n"} {
+		if err := tl.feed(t, body, textCT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tl.sink.take(); !equal(got, []string{"a.count count/30 1 "}) {
+		t.Fatalf("before the restart: %q", got)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Five minutes later a new agent restores the state; meanwhile a grew by
+	// 2 and b appeared with 3.
+	later := tl.now.Add(5 * time.Minute)
+	b := deltastore.New(deltastore.Config{Dir: dir, Logger: logger, Now: func() time.Time { return later }})
+	if r, err := b.Restore(context.Background()); err != nil || r.Outcome != deltastore.OutcomeOK {
+		t.Fatalf("restore = %+v, %v", r, err)
+	}
+	body := "# TYPE a counter\na 8\n# TYPE b counter\nb 3\n"
+	tl2 := newTestLoopStore(t, Target{}, b, later)
+	if err := tl2.feed(t, body, textCT); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl2.sink.take(); !equal(got, []string{"a.count count/30 2 ", "b.count count/30 3 "}) {
+		t.Fatalf("first scrape after the restart: %q", got)
+	}
+	b.Close()
+
+	// Without the checkpoint both are first sights: baselines only.
+	tl3 := newTestLoopStore(t, Target{}, deltastore.New(deltastore.Config{}), later)
+	if err := tl3.feed(t, body, textCT); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl3.sink.take(); len(got) != 0 {
+		t.Fatalf("first scrape without a checkpoint emitted %q", got)
+	}
+}
+
 func TestSeriesGoneReleasesState(t *testing.T) {
 	tl := newTestLoop(t, Target{})
 	if err := tl.feed(t, "# TYPE a counter\na{x=\"1\"} 5\na{x=\"2\"} 5\n", textCT); err != nil {
 		t.Fatal(err)
 	}
-	if n := tl.store.Len(); n != 2 {
-		t.Fatalf("store holds %d series, want 2", n)
+	if n := tl.store.Len(); n != 3 {
+		t.Fatalf("store holds %d series, want 2 and the target's marker", n)
 	}
 	if err := tl.feed(t, "# TYPE a counter\na{x=\"1\"} 6\n", textCT); err != nil {
 		t.Fatal(err)
 	}
-	if n, c := tl.store.Len(), len(tl.cache); n != 1 || c != 1 {
-		t.Fatalf("after a series went away: store %d, cache %d, want 1, 1", n, c)
+	if n, c := tl.store.Len(), len(tl.cache); n != 2 || c != 1 {
+		t.Fatalf("after a series went away: store %d, cache %d, want 2 (a series and the marker), 1", n, c)
 	}
 	tl.release()
 	if n := tl.store.Len(); n != 0 {

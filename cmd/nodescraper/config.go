@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,12 @@ type config struct {
 	logLevel          string
 	logFormat         string
 	showVersion       bool
+
+	// Delta state: see package deltastore.
+	checkpointInterval time.Duration
+	checkpointMaxAge   time.Duration
+	seriesStaleAfter   time.Duration
+	maxSeries          int
 }
 
 const usageHead = `nodescraper scrapes the Prometheus targets of the node it runs on and sends
@@ -70,6 +77,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}
 		return def
 	}
+	var envErr error
+	envDuration := func(name string, def time.Duration) time.Duration {
+		return envParse(getenv, name, def, time.ParseDuration, "a duration (e.g. 60s, 5m)", &envErr)
+	}
+	envInt := func(name string, def int) int {
+		return envParse(getenv, name, def, strconv.Atoi, "an integer", &envErr)
+	}
 	fs.StringVar(&c.nodeName, "node-name", env("NODE_NAME", ""), "name of this node; the Datadog host and, in Kubernetes mode, whose pods are scraped (env NODE_NAME; default: the hostname)")
 	fs.StringVar(&c.clusterName, "cluster-name", env("DD_CLUSTER_NAME", ""), "cluster name; the host becomes <node>-<cluster> as the Datadog Agent reports it (env DD_CLUSTER_NAME)")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig file; empty means in-cluster credentials (env KUBECONFIG)")
@@ -84,6 +98,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
 	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /metrics, /targets, /healthz, /readyz (env NODESCRAPER_LISTEN)")
 	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
+	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", envDuration("NODESCRAPER_CHECKPOINT_INTERVAL", time.Minute), "how often the delta state is checkpointed to --state-dir besides at shutdown; bounds what a killed agent counts twice; 0 = only at shutdown (env NODESCRAPER_CHECKPOINT_INTERVAL)")
+	fs.DurationVar(&c.checkpointMaxAge, "checkpoint-max-age", envDuration("NODESCRAPER_CHECKPOINT_MAX_AGE", time.Hour), "an older checkpoint is not restored: counters restart from baselines instead of one delta spanning the outage (env NODESCRAPER_CHECKPOINT_MAX_AGE)")
+	fs.DurationVar(&c.seriesStaleAfter, "series-stale-after", envDuration("NODESCRAPER_SERIES_STALE_AFTER", time.Hour), "delta state of a series not scraped for this long is dropped; must exceed every scrape interval (env NODESCRAPER_SERIES_STALE_AFTER)")
+	fs.IntVar(&c.maxSeries, "max-series", envInt("NODESCRAPER_MAX_SERIES", 2_000_000), "most counter series the delta state holds (about 56 bytes each); new ones beyond it are refused and counted (env NODESCRAPER_MAX_SERIES)")
 	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")
 	fs.DurationVar(&c.timeout, "scrape-timeout", 0, "default scrape timeout (default min(10s, interval))")
 	fs.StringVar(&c.namespace, "metric-namespace", env("NODESCRAPER_METRIC_NAMESPACE", ""), "prefix of Datadog metric names, <namespace>.<name> (env NODESCRAPER_METRIC_NAMESPACE)")
@@ -100,6 +118,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if envErr != nil {
+		return nil, envErr
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
 	}
@@ -108,6 +129,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	c.apiKey = strings.TrimSpace(getenv("DD_API_KEY"))
 	return c, c.validate()
+}
+
+// envParse returns the environment variable name parsed, or def when it is
+// unset. The first value that does not parse is kept in *errp, naming it.
+func envParse[T any](getenv func(string) string, name string, def T, parse func(string) (T, error), what string, errp *error) T {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	x, err := parse(v)
+	if err != nil && *errp == nil {
+		*errp = fmt.Errorf("%s=%q: not %s", name, v, what)
+	}
+	return x
 }
 
 // validate checks settings; each error is one line naming the setting.
@@ -134,6 +169,21 @@ func (c *config) validate() error {
 	}
 	if c.timeout < 0 || c.timeout > c.interval {
 		return fmt.Errorf("--scrape-timeout %s: must be positive and at most --scrape-interval %s", c.timeout, c.interval)
+	}
+	if c.checkpointInterval != 0 && c.checkpointInterval < time.Second {
+		return fmt.Errorf("--checkpoint-interval %s: want 0 (only at shutdown) or at least 1s", c.checkpointInterval)
+	}
+	if c.checkpointMaxAge <= 0 {
+		return fmt.Errorf("--checkpoint-max-age %s: must be positive", c.checkpointMaxAge)
+	}
+	if c.seriesStaleAfter < 2*c.interval {
+		return fmt.Errorf("--series-stale-after %s: must be at least twice --scrape-interval %s, or series are dropped between scrapes", c.seriesStaleAfter, c.interval)
+	}
+	if c.maxSeries <= 0 {
+		return fmt.Errorf("--max-series %d: must be positive", c.maxSeries)
+	}
+	if c.stateDir == "" && !c.dryRun {
+		return errors.New("--state-dir (NODESCRAPER_STATE_DIR) is empty: the delta state needs a directory on the node")
 	}
 	if c.flushInterval <= 0 {
 		return fmt.Errorf("--flush-interval %s: must be positive", c.flushInterval)

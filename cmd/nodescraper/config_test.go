@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -58,6 +60,34 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad url", args: append([]string{"--dry-run", "--dd-url", "api.datadoghq.com"}, base...), err: `--dd-url "api.datadoghq.com": want an http:// or https:// URL`},
 		{name: "missing targets file", args: []string{"--dry-run", "--static-targets", dir + "/none.yaml"}, err: "--static-targets: stat " + dir + "/none.yaml: no such file or directory"},
 		{name: "bad log level", args: append([]string{"--dry-run", "--log-level", "loud"}, base...), err: `--log-level "loud": want debug, info, warn or error`},
+		{name: "delta state defaults", args: append([]string{"--dry-run"}, base...),
+			check: func(c *config) string {
+				if c.checkpointInterval != time.Minute || c.checkpointMaxAge != time.Hour || c.seriesStaleAfter != time.Hour || c.maxSeries != 2_000_000 || c.stateDir != "/var/lib/nodescraper" {
+					return fmt.Sprintf("got %s %s %s %d %s", c.checkpointInterval, c.checkpointMaxAge, c.seriesStaleAfter, c.maxSeries, c.stateDir)
+				}
+				return ""
+			}},
+		{name: "delta state from env, flag wins", args: append([]string{"--dry-run", "--max-series", "7"}, base...),
+			env: map[string]string{"NODESCRAPER_CHECKPOINT_INTERVAL": "0", "NODESCRAPER_CHECKPOINT_MAX_AGE": "10m",
+				"NODESCRAPER_SERIES_STALE_AFTER": "90s", "NODESCRAPER_MAX_SERIES": "1000", "NODESCRAPER_STATE_DIR": "/st"},
+			check: func(c *config) string {
+				if c.checkpointInterval != 0 || c.checkpointMaxAge != 10*time.Minute || c.seriesStaleAfter != 90*time.Second || c.maxSeries != 7 || c.stateDir != "/st" {
+					return fmt.Sprintf("got %s %s %s %d %s", c.checkpointInterval, c.checkpointMaxAge, c.seriesStaleAfter, c.maxSeries, c.stateDir)
+				}
+				return ""
+			}},
+		{name: "bad duration in env", args: append([]string{"--dry-run"}, base...), env: map[string]string{"NODESCRAPER_CHECKPOINT_INTERVAL": "often"},
+			err: `NODESCRAPER_CHECKPOINT_INTERVAL="often": not a duration (e.g. 60s, 5m)`},
+		{name: "bad integer in env", args: append([]string{"--dry-run"}, base...), env: map[string]string{"NODESCRAPER_MAX_SERIES": "1e6"},
+			err: `NODESCRAPER_MAX_SERIES="1e6": not an integer`},
+		{name: "checkpoint interval too short", args: append([]string{"--dry-run", "--checkpoint-interval", "100ms"}, base...),
+			err: "--checkpoint-interval 100ms: want 0 (only at shutdown) or at least 1s"},
+		{name: "max age", args: append([]string{"--dry-run", "--checkpoint-max-age", "0s"}, base...), err: "--checkpoint-max-age 0s: must be positive"},
+		{name: "stale after below the interval", args: append([]string{"--dry-run", "--scrape-interval", "1m", "--series-stale-after", "90s"}, base...),
+			err: "--series-stale-after 1m30s: must be at least twice --scrape-interval 1m0s, or series are dropped between scrapes"},
+		{name: "max series", args: append([]string{"--dry-run", "--max-series", "0"}, base...), err: "--max-series 0: must be positive"},
+		{name: "empty state dir", args: append([]string{"--state-dir", ""}, base...), env: map[string]string{"DD_API_KEY": "k"},
+			err: "--state-dir (NODESCRAPER_STATE_DIR) is empty: the delta state needs a directory on the node"},
 		{name: "stray argument", args: append([]string{"--dry-run", "extra"}, base...), err: `unexpected argument "extra" (all settings are flags)`},
 		{name: "unknown flag", args: []string{"--api-key", "x"}, err: "flag provided but not defined: -api-key"},
 	}
@@ -89,7 +119,7 @@ func TestHelpMentionsEverySetting(t *testing.T) {
 	if err == nil {
 		t.Fatal("--help returned no error")
 	}
-	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir"} {
+	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir", "NODESCRAPER_CHECKPOINT_INTERVAL", "NODESCRAPER_CHECKPOINT_MAX_AGE", "NODESCRAPER_SERIES_STALE_AFTER", "NODESCRAPER_MAX_SERIES"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("--help does not mention %s", s)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,11 +25,7 @@ import (
 // per series, to the true increase, with Datadog's names, types and tags.
 func TestEndToEnd(t *testing.T) {
 	const key = "e2e-key-0123456789abcdef0123456789"
-	in, err := intake.Start("", intake.Config{APIKeys: []string{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	in := startIntake(t, key)
 
 	e := exporter.New()
 	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
@@ -76,13 +71,7 @@ func TestEndToEnd(t *testing.T) {
 	want := map[string]float64{}
 	waitScrape := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for e.Scrapes() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("exporter served %d scrapes, waited for %d", e.Scrapes(), n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitScrapes(t, e, n)
 	}
 	observe := func(v float64) {
 		lat.Observe("", v)
@@ -149,22 +138,11 @@ func TestEndToEnd(t *testing.T) {
 
 	// Every series' counts add up to the true increase.
 	common := []string{"instance:" + srv.Addr(), "job:static", "team:core"}
-	for k, w := range want {
-		metric, tag, _ := strings.Cut(k, "|")
-		tags := common
-		if tag != "" {
-			tags = append(slices.Clone(common), tag)
+	checkCounts(t, in, want, common, func(metric string, p intake.Point) {
+		if p.Type != 1 || p.Interval != 1 || p.Host() != "node-e2e-lab" {
+			t.Errorf("%s: type %v interval %d host %q, want count, 1, node-e2e-lab", metric, p.Type, p.Interval, p.Host())
 		}
-		got := in.Sum(metric, tags...)
-		if math.Abs(got-w) > 1e-9*math.Max(1, math.Abs(w)) {
-			t.Errorf("%s %v: intake sum %v, true increase %v (points %v)", metric, tags, got, w, values(in.Points(metric, tags...)))
-		}
-		for _, p := range in.Points(metric, tags...) {
-			if p.Type != 1 || p.Interval != 1 || p.Host() != "node-e2e-lab" {
-				t.Errorf("%s: type %v interval %d host %q, want count, 1, node-e2e-lab", metric, p.Type, p.Interval, p.Host())
-			}
-		}
-	}
+	})
 	// The +Inf bucket is not sent: it equals .count.
 	if ps := in.Points("e2e.latency_seconds.bucket", "upper_bound:+Inf"); len(ps) != 0 {
 		t.Errorf("+Inf bucket sent: %v", ps)
@@ -190,14 +168,6 @@ func TestEndToEnd(t *testing.T) {
 	if st.DuplicatePoints != 0 || st.Faults != 2 || len(st.Rejected) != 0 {
 		t.Errorf("intake stats: %+v", st)
 	}
-}
-
-func values(ps []intake.Point) []float64 {
-	out := make([]float64, len(ps))
-	for i, p := range ps {
-		out[i] = p.Value
-	}
-	return out
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -96,7 +97,18 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	// tell counters from gauges.
 	metrics.ExposeMetadata(true)
 	logger.Info("nodescraper starting", "version", buildVersion(), "node", c.nodeName, "host", c.host(), "dry_run", c.dryRun)
-	store := deltastore.New(deltastore.Config{})
+	stateDir := c.stateDir
+	if c.dryRun {
+		stateDir = "" // a dry run must not move the state the real agent continues from
+	}
+	store := deltastore.New(deltastore.Config{
+		MaxSeries:          c.maxSeries,
+		StaleAfter:         c.seriesStaleAfter,
+		Dir:                stateDir,
+		CheckpointInterval: c.checkpointInterval,
+		MaxAge:             c.checkpointMaxAge,
+		Logger:             logger,
+	})
 
 	var (
 		out    scrapeloop.Sink // Datadog, or the dry-run printer
@@ -172,8 +184,11 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	})
 	mux.Handle("/targets", mgr.TargetsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	var restored atomic.Bool
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case !restored.Load():
+			http.Error(w, "restoring the delta state", http.StatusServiceUnavailable)
 		case !discoverySynced():
 			http.Error(w, "discovery not synced", http.StatusServiceUnavailable)
 		case client != nil && client.Forbidden():
@@ -194,6 +209,18 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		ready <- ln.Addr().String()
 	}
 
+	// The delta state comes back before the first scrape. Restore waits while
+	// a previous agent on this node still holds the state directory; the
+	// endpoint already answers meanwhile (not ready).
+	if _, err := store.Restore(ctx); err != nil {
+		_ = srv.Close()
+		wg.Wait()
+		return fmt.Errorf("--state-dir %s: %w", c.stateDir, err)
+	}
+	restored.Store(true)
+	storeDone := make(chan struct{})
+	go func() { store.Run(ctx); close(storeDone) }()
+
 	clientDone := make(chan struct{})
 	if client != nil {
 		go func() { client.Run(ctx); close(clientDone) }()
@@ -202,6 +229,13 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	}
 	mgr.Run(ctx, targets) // returns after every loop stopped
 	<-clientDone
+	<-storeDone
+	// The final checkpoint, now that nothing updates the state: the next
+	// agent's first deltas start exactly where these left off. Before the
+	// flush, which may wait for Datadog.
+	if err := store.Close(); err != nil {
+		logger.Error("final delta checkpoint failed; the next start falls back to the last periodic one", "err", err)
+	}
 
 	// Final flush with a fresh deadline: ctx is already cancelled.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

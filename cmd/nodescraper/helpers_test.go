@@ -1,0 +1,91 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/internal/exporter"
+)
+
+// startIntake starts the stand-in Datadog intake accepting key on loopback;
+// it closes with the test.
+func startIntake(t *testing.T, key string) *intake.Server {
+	t.Helper()
+	in, err := intake.Start("127.0.0.1:0", intake.Config{APIKeys: []string{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return in
+}
+
+// waitScrapes waits until e has answered n scrapes.
+func waitScrapes(t *testing.T, e *exporter.Exporter, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for e.Scrapes() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("exporter served %d scrapes, waited for %d", e.Scrapes(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkCounts compares, for every "metric|tag" key of want (tag may be
+// empty), the sum of what the intake received for the series with the common
+// tags and tag to the true increase. each, if not nil, sees every point.
+func checkCounts(t *testing.T, in *intake.Server, want map[string]float64, common []string, each func(metric string, p intake.Point)) {
+	t.Helper()
+	for k, w := range want {
+		metric, tags := seriesTags(k, common)
+		points := in.Points(metric, tags...)
+		if got := in.Sum(metric, tags...); !near(got, w) {
+			t.Errorf("%s %v: intake sum %v, true increase %v (points %v)", metric, tags, got, w, values(points))
+		}
+		if each != nil {
+			for _, p := range points {
+				each(metric, p)
+			}
+		}
+	}
+}
+
+// waitCounts waits up to 15 s until the intake has received the whole of
+// want (checkCounts then reports what is missing).
+func waitCounts(in *intake.Server, want map[string]float64, common []string) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		all := true
+		for k, w := range want {
+			metric, tags := seriesTags(k, common)
+			all = all && near(in.Sum(metric, tags...), w)
+		}
+		if all {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// seriesTags splits a "metric|tag" key and adds the common tags.
+func seriesTags(k string, common []string) (string, []string) {
+	metric, tag, _ := strings.Cut(k, "|")
+	if tag == "" {
+		return metric, common
+	}
+	return metric, append(slices.Clone(common), tag)
+}
+
+func near(got, want float64) bool { return math.Abs(got-want) <= 1e-9*math.Max(1, math.Abs(want)) }
+
+func values(ps []intake.Point) []float64 {
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i] = p.Value
+	}
+	return out
+}

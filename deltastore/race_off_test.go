@@ -1,0 +1,5 @@
+//go:build !race
+
+package deltastore
+
+const raceEnabled = false

@@ -178,7 +178,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 	for _, g := range groups {
 		for _, t := range g.targets {
 			l := g.common.clone().merge(t)
-			if j.SD.AttachNodeMetadata && s.node != nil && onNode(l, k.cfg.NodeName) {
+			if j.SD.AttachNodeMetadata && s.node != nil && onNode(j.SD.Role, l, k.cfg.NodeName) {
 				l.merge(nodeMeta(s.node))
 			}
 			rt, err := j.Target(labels.FromMap(l))
@@ -216,11 +216,18 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 	return out
 }
 
-func onNode(l lset, node string) bool {
-	if n, ok := l[meta+"pod_node_name"]; ok {
-		return n == node
+// onNode reports whether Prometheus attaches this node's metadata to a
+// target: role pod by the pod's node; the endpoint roles by the endpoint's
+// node name, which the extra targets for uncovered container ports lack.
+func onNode(role relabel.Role, l lset, node string) bool {
+	switch role {
+	case relabel.RolePod:
+		return l[meta+"pod_node_name"] == node
+	case relabel.RoleEndpointSlice:
+		return l[meta+"endpointslice_endpoint_node_name"] == node
+	default:
+		return l[meta+"endpoint_node_name"] == node
 	}
-	return l[meta+"endpointslice_endpoint_node_name"] == node || l[meta+"endpoint_node_name"] == node
 }
 
 // serviceGroups gives, per Service, what role endpoints or endpointslice

@@ -145,8 +145,10 @@ func flatten(g group) []string {
 
 func trim(s string) string {
 	var lines []string
-	for l := range strings.SplitSeq(strings.TrimSpace(s), "\n") {
-		lines = append(lines, strings.TrimSpace(l))
+	for l := range strings.SplitSeq(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
@@ -199,12 +201,7 @@ __meta_kubernetes_endpointslice_endpoint_node_name=n1`
 	// pod's and the container port's labels only.
 	extra := sliceCommon + podLabelsP1 + `
 __address__=10.1.0.5:53
-__meta_kubernetes_pod_container_image=img:1
-__meta_kubernetes_pod_container_init=false
-__meta_kubernetes_pod_container_name=app
-__meta_kubernetes_pod_container_port_name=dns
-__meta_kubernetes_pod_container_port_number=53
-__meta_kubernetes_pod_container_port_protocol=UDP`
+` + containerLabels("app", "img:1", false, "dns", 53, "UDP")
 	want := []string{
 		trim(extra),
 		trim(sliceCommon + podLabelsP1 + sliceEndpoint + `
@@ -212,23 +209,13 @@ __address__=10.1.0.5:8080
 __meta_kubernetes_endpointslice_port=8080
 __meta_kubernetes_endpointslice_port_name=web
 __meta_kubernetes_endpointslice_port_protocol=TCP
-__meta_kubernetes_pod_container_image=img:1
-__meta_kubernetes_pod_container_init=false
-__meta_kubernetes_pod_container_name=app
-__meta_kubernetes_pod_container_port_name=metrics
-__meta_kubernetes_pod_container_port_number=8080
-__meta_kubernetes_pod_container_port_protocol=TCP`),
+` + containerLabels("app", "img:1", false, "metrics", 8080, "TCP")),
 		trim(sliceCommon + podLabelsP1 + sliceEndpoint + `
 __address__=10.1.0.5:9000
 __meta_kubernetes_endpointslice_port=9000
 __meta_kubernetes_endpointslice_port_name=side
 __meta_kubernetes_endpointslice_port_protocol=TCP
-__meta_kubernetes_pod_container_image=side:1
-__meta_kubernetes_pod_container_init=true
-__meta_kubernetes_pod_container_name=sidecar
-__meta_kubernetes_pod_container_port_name=sc
-__meta_kubernetes_pod_container_port_number=9000
-__meta_kubernetes_pod_container_port_protocol=TCP`),
+` + containerLabels("sidecar", "side:1", true, "sc", 9000, "TCP")),
 	}
 	slices.Sort(want)
 	got := flatten(endpointSliceGroup("ns", "svc-n1", sliceLabels(svc), nil, "IPv4", svc, eps))
@@ -251,22 +238,12 @@ __meta_kubernetes_endpoint_ready=true`
 __address__=10.1.0.5:8080
 __meta_kubernetes_endpoint_port_name=web
 __meta_kubernetes_endpoint_port_protocol=TCP
-__meta_kubernetes_pod_container_image=img:1
-__meta_kubernetes_pod_container_init=false
-__meta_kubernetes_pod_container_name=app
-__meta_kubernetes_pod_container_port_name=metrics
-__meta_kubernetes_pod_container_port_number=8080
-__meta_kubernetes_pod_container_port_protocol=TCP`),
+` + containerLabels("app", "img:1", false, "metrics", 8080, "TCP")),
 		trim(epCommon + podLabelsP1 + epEndpoint + `
 __address__=10.1.0.5:9000
 __meta_kubernetes_endpoint_port_name=side
 __meta_kubernetes_endpoint_port_protocol=TCP
-__meta_kubernetes_pod_container_image=side:1
-__meta_kubernetes_pod_container_init=true
-__meta_kubernetes_pod_container_name=sidecar
-__meta_kubernetes_pod_container_port_name=sc
-__meta_kubernetes_pod_container_port_number=9000
-__meta_kubernetes_pod_container_port_protocol=TCP`),
+` + containerLabels("sidecar", "side:1", true, "sc", 9000, "TCP")),
 	}
 	slices.Sort(want)
 	compareSets(t, "endpoints", flatten(endpointsGroup(svc, eps)), want)
@@ -276,33 +253,30 @@ __meta_kubernetes_pod_container_port_protocol=TCP`),
 		trim(podCommon + `
 __address__=10.1.0.5:53
 __meta_kubernetes_pod_container_id=containerd://abc
-__meta_kubernetes_pod_container_image=img:1
-__meta_kubernetes_pod_container_init=false
-__meta_kubernetes_pod_container_name=app
-__meta_kubernetes_pod_container_port_name=dns
-__meta_kubernetes_pod_container_port_number=53
-__meta_kubernetes_pod_container_port_protocol=UDP`),
+` + containerLabels("app", "img:1", false, "dns", 53, "UDP")),
 		trim(podCommon + `
 __address__=10.1.0.5:8080
 __meta_kubernetes_pod_container_id=containerd://abc
-__meta_kubernetes_pod_container_image=img:1
-__meta_kubernetes_pod_container_init=false
-__meta_kubernetes_pod_container_name=app
-__meta_kubernetes_pod_container_port_name=metrics
-__meta_kubernetes_pod_container_port_number=8080
-__meta_kubernetes_pod_container_port_protocol=TCP`),
+` + containerLabels("app", "img:1", false, "metrics", 8080, "TCP")),
 		trim(podCommon + `
 __address__=10.1.0.5:9000
 __meta_kubernetes_pod_container_id=
-__meta_kubernetes_pod_container_image=side:1
-__meta_kubernetes_pod_container_init=true
-__meta_kubernetes_pod_container_name=sidecar
-__meta_kubernetes_pod_container_port_name=sc
-__meta_kubernetes_pod_container_port_number=9000
-__meta_kubernetes_pod_container_port_protocol=TCP`),
+` + containerLabels("sidecar", "side:1", true, "sc", 9000, "TCP")),
 	}
 	slices.Sort(want)
 	compareSets(t, "pod", flatten(podGroup(pod)), want)
+}
+
+// containerLabels are the labels of one container port, as every role with
+// a pod gives them.
+func containerLabels(container, image string, init bool, portName string, port int, proto string) string {
+	return fmt.Sprintf(`
+__meta_kubernetes_pod_container_image=%s
+__meta_kubernetes_pod_container_init=%v
+__meta_kubernetes_pod_container_name=%s
+__meta_kubernetes_pod_container_port_name=%s
+__meta_kubernetes_pod_container_port_number=%d
+__meta_kubernetes_pod_container_port_protocol=%s`, image, init, container, portName, port, proto)
 }
 
 func compareSets(t *testing.T, role string, got, want []string) {

@@ -199,6 +199,11 @@ func TestKubeDiscovery(t *testing.T) {
 	_, err = cp.CreatePod(ctx, webPod("web-done", nodeA), controlplane.PodStatus{IP: ip("127.0.0.19"), Phase: corev1.PodSucceeded})
 	must(t, err)
 
+	// A pod not started yet (no IP): in no target set.
+	pending := webPod("web-pending", nodeA)
+	_, err = cp.Kube.CoreV1().Pods("app").Create(ctx, pending, metav1.CreateOptions{})
+	must(t, err)
+
 	web := controlplane.Service("app", "web", map[string]string{"app": "web"}, controlplane.ServicePort("http-metrics", 80, "metrics"))
 	web.Labels = map[string]string{"team": "a"}
 	nodeExp := controlplane.Service("app", "node-exp", map[string]string{"app": "node-exp"}, controlplane.ServicePort("metrics", 9100, "9100"))

@@ -1,6 +1,8 @@
 package informer
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,15 +12,8 @@ import (
 // reads and drop the rest (managed fields, volumes, env, statuses) before an
 // object is cached, so a node with many pods holds little.
 
-func stripObjectMeta(m *metav1.ObjectMeta) {
-	m.ManagedFields = nil
-	m.Finalizers = nil
-	if m.Annotations != nil {
-		// Written by kubectl apply: large, and a copy of the object.
-		delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
-	}
-}
-
+// stripMeta drops the managed fields and kubectl's last-applied copy of the
+// object; the rest of the metadata feeds __meta_* labels.
 func stripMeta(o any) any {
 	if m, ok := o.(metav1.Object); ok {
 		m.SetManagedFields(nil)
@@ -29,18 +24,31 @@ func stripMeta(o any) any {
 	return o
 }
 
-func stripPod(o any) any {
-	p, ok := o.(*corev1.Pod)
-	if !ok {
+// strip returns a transform that strips objects of type T with stripMeta and
+// f, and passes anything else (a DeletedFinalStateUnknown) through.
+func strip[T metav1.Object](f func(T)) func(any) any {
+	return func(o any) any {
+		if x, ok := o.(T); ok {
+			stripMeta(x)
+			f(x)
+		}
 		return o
 	}
-	stripObjectMeta(&p.ObjectMeta)
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, x := range in {
+		out[i] = f(x)
+	}
+	return out
+}
+
+var stripPod = strip(func(p *corev1.Pod) {
 	keep := func(cs []corev1.Container) []corev1.Container {
-		out := make([]corev1.Container, len(cs))
-		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Image: c.Image, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
-		}
-		return out
+		return mapSlice(cs, func(c corev1.Container) corev1.Container {
+			return corev1.Container{Name: c.Name, Image: c.Image, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
+		})
 	}
 	p.Spec = corev1.PodSpec{
 		NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork,
@@ -48,11 +56,9 @@ func stripPod(o any) any {
 		Containers: keep(p.Spec.Containers), InitContainers: keep(p.Spec.InitContainers),
 	}
 	statuses := func(cs []corev1.ContainerStatus) []corev1.ContainerStatus {
-		out := make([]corev1.ContainerStatus, len(cs))
-		for i, c := range cs {
-			out[i] = corev1.ContainerStatus{Name: c.Name, ContainerID: c.ContainerID}
-		}
-		return out
+		return mapSlice(cs, func(c corev1.ContainerStatus) corev1.ContainerStatus {
+			return corev1.ContainerStatus{Name: c.Name, ContainerID: c.ContainerID}
+		})
 	}
 	var conds []corev1.PodCondition
 	for _, c := range p.Status.Conditions {
@@ -66,50 +72,29 @@ func stripPod(o any) any {
 		ContainerStatuses:     statuses(p.Status.ContainerStatuses),
 		InitContainerStatuses: statuses(p.Status.InitContainerStatuses),
 	}
-	return p
-}
+})
 
-func stripService(o any) any {
-	s, ok := o.(*corev1.Service)
-	if !ok {
-		return o
-	}
-	stripObjectMeta(&s.ObjectMeta)
+var stripService = strip(func(s *corev1.Service) {
 	s.Spec = corev1.ServiceSpec{
 		Selector: s.Spec.Selector, Ports: s.Spec.Ports, Type: s.Spec.Type, ClusterIP: s.Spec.ClusterIP,
 		PublishNotReadyAddresses: s.Spec.PublishNotReadyAddresses,
 	}
 	s.Status = corev1.ServiceStatus{}
-	return s
-}
+})
 
-func stripNode(o any) any {
-	n, ok := o.(*corev1.Node)
-	if !ok {
-		return o
-	}
-	stripObjectMeta(&n.ObjectMeta)
+var stripNode = strip(func(n *corev1.Node) {
 	n.Status = corev1.NodeStatus{Addresses: n.Status.Addresses}
 	n.Spec = corev1.NodeSpec{ProviderID: n.Spec.ProviderID}
-	return n
-}
+})
 
 // stripSlice keeps only the endpoints on node (all of them when other
 // addresses are allowed).
 func stripSlice(o any, node string, all bool) any {
-	s, ok := o.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return o
-	}
-	stripObjectMeta(&s.ObjectMeta)
-	if !all {
-		eps := s.Endpoints[:0]
-		for _, ep := range s.Endpoints {
-			if ep.NodeName != nil && *ep.NodeName == node {
-				eps = append(eps, ep)
-			}
+	return strip(func(s *discoveryv1.EndpointSlice) {
+		if !all {
+			s.Endpoints = slices.DeleteFunc(s.Endpoints, func(ep discoveryv1.Endpoint) bool {
+				return ep.NodeName == nil || *ep.NodeName != node
+			})
 		}
-		s.Endpoints = eps
-	}
-	return s
+	})(o)
 }

@@ -20,9 +20,11 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -72,8 +74,13 @@ type agent struct {
 
 func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent {
 	t.Helper()
+	return startAgentWith(t, cp.Admin, node)
+}
+
+func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
+	t.Helper()
 	a := &agent{bytes: &byteCounter{}}
-	rc := rest.CopyConfig(cp.Admin)
+	rc := rest.CopyConfig(cfg)
 	rc.Wrap(a.bytes.wrap)
 	k, err := NewKube(KubeConfig{
 		Rest: rc, NodeName: node,
@@ -367,6 +374,21 @@ func TestKubeDiscovery(t *testing.T) {
 	must(t, err)
 	current = append(current, svcTarget("web-6", "127.0.0.16:8080", "http-metrics", ""))
 	a.waitFor(t, "pod added after apiserver restart", set(current...))
+	// The same discovery with only the rights a DaemonSet's ClusterRole
+	// grants: no Secret list beyond the names monitors reference.
+	read := []string{"get", "list", "watch"}
+	must(t, cp.GrantClusterRole(ctx, "agent", "nodescraper", []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "services", "nodes"}, Verbs: read},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
+		{APIGroups: []string{"monitoring.coreos.com"}, Resources: []string{"servicemonitors", "podmonitors"}, Verbs: read},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"creds"}, Verbs: read},
+	}))
+	saCfg, err := cp.ServiceAccountConfig(ctx, "agent", "nodescraper")
+	must(t, err)
+	c := startAgentWith(t, saCfg, nodeA)
+	c.waitFor(t, "agent with least rights", set(current...))
+	waitRejected(t, c.k, `key "password" in secret app/creds not found`)
+
 	slices.Sort(latencies)
 	t.Logf("change latencies: %v (max %v)", latencies, latencies[len(latencies)-1])
 
@@ -385,6 +407,15 @@ func TestKubeDiscovery(t *testing.T) {
 	}
 	t.Logf("node A agent: objects delivered %v, foreign pods %d, API bytes total %d, during the 500 pods on node B %d",
 		perKind, foreign, a.bytes.n.Load(), a.bytes.n.Load()-beforeA)
+	// A node A agent starting now, beside a cluster-wide pod list for scale.
+	d := startAgent(t, cp, nodeA)
+	d.waitFor(t, "node A agent started after the 500 pods", set(current...))
+	all := &byteCounter{}
+	rc := rest.CopyConfig(cp.Admin)
+	rc.Wrap(all.wrap)
+	list, err := kubernetes.NewForConfigOrDie(rc).CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	t.Logf("node A agent start: %d API bytes; one cluster-wide pod list (%d pods): %d bytes", d.bytes.n.Load(), len(list.Items), all.n.Load())
 	pb, _ := b.k.Delivered()
 	t.Logf("node B agent (the 500 pods' node): objects delivered %v, API bytes during the 500 pods %d", pb, b.bytes.n.Load()-beforeB)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monclient "github.com/prometheus-operator/prometheus-operator/pkg/client/versioned"
+	promrelabel "github.com/prometheus/prometheus/model/relabel"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -303,13 +304,17 @@ func sameTargets(a, b []scrapeloop.Target) bool {
 			a[i].Limits != b[i].Limits || a[i].Source != b[i].Source || len(a[i].MetricRelabel) != len(b[i].MetricRelabel) {
 			return false
 		}
-		for j := range a[i].MetricRelabel {
-			if a[i].MetricRelabel[j] != b[i].MetricRelabel[j] && fmt.Sprint(*a[i].MetricRelabel[j]) != fmt.Sprint(*b[i].MetricRelabel[j]) {
-				return false
-			}
+		if !slices.EqualFunc(a[i].MetricRelabel, b[i].MetricRelabel, ruleEqual) {
+			return false
 		}
 	}
 	return true
+}
+
+func ruleEqual(x, y *promrelabel.Config) bool {
+	return x == y || (x.Action == y.Action && slices.Equal(x.SourceLabels, y.SourceLabels) &&
+		x.Separator == y.Separator && x.Regex.String() == y.Regex.String() && x.Modulus == y.Modulus &&
+		x.TargetLabel == y.TargetLabel && x.Replacement == y.Replacement)
 }
 
 func labelsEqual(a, b scrapeloop.Target) bool { return a.Labels.String() == b.Labels.String() }

@@ -341,6 +341,23 @@ func TestKubeDiscovery(t *testing.T) {
 	current = without("podMonitor/")
 	latencies = append(latencies, a.waitFor(t, "monitor deleted", set(current...)))
 
+	// A change no target label depends on: rebuilt, not emitted again.
+	a.mu.Lock()
+	seq := a.seq
+	a.mu.Unlock()
+	rebuilds := a.k.rebuilds.Get()
+	_, err = cp.Kube.CoreV1().Pods("app").Patch(ctx, "web-1", types.MergePatchType, []byte(`{"metadata":{"annotations":{"note":"x"}}}`), metav1.PatchOptions{})
+	must(t, err)
+	for begin := time.Now(); a.k.rebuilds.Get() == rebuilds && time.Since(begin) < 10*time.Second; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	a.mu.Lock()
+	if a.seq != seq {
+		t.Errorf("an annotation change emitted a new target set (%d emits, want %d)", a.seq, seq)
+	}
+	a.mu.Unlock()
+
 	// A monitor whose secret is missing is rejected, the others keep
 	// working; the secret appearing brings it in.
 	smAuth := controlplane.ServiceMonitor("app", "sm-auth", map[string]string{"team": "a"}, monitoringv1.Endpoint{Port: "http-metrics"})

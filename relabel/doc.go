@@ -16,10 +16,15 @@
 // per-target interval and timeout; __meta_* and __tmp* dropped) to a label
 // set from discovery.
 //
-// The chains are checked rule by rule against 108 Operator goldens
-// (testdata/conformance). They keep the Operator's sharding rules for one
-// shard, $(SHARD) expanded to 0 as its config reloader does: the agent is
-// its node's only scraper.
+// The chains and options are checked rule by rule against the Operator's
+// goldens (testdata/conformance: 108 ServiceMonitor cases, 55 PodMonitor
+// cases). They keep the Operator's sharding rules for one shard, $(SHARD)
+// expanded to 0 as its config reloader does: the agent is its node's only
+// scraper. Options follow Prometheus 3; goldens made for older Prometheus
+// versions differ only by the options those versions lack.
+//
+// Jobs are read-only and share rules and compiled regexes with each other
+// (see ruleCache); do not modify them.
 //
 // Written, not generated through the Operator's own generator
 // (prometheus-operator v0.93.0 pkg/prometheus) used as a library. That would

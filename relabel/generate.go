@@ -53,7 +53,8 @@ type endpointSpec struct {
 // monitorCommon is the checked monitor-level part every job of the monitor
 // shares.
 type monitorCommon struct {
-	class *scrapeClass
+	namespace string
+	class     *scrapeClass
 	// relabelSelector says whether the selector becomes keep/drop rules
 	// (the default) rather than SD role selectors.
 	relabelSelector bool
@@ -65,10 +66,63 @@ type monitorCommon struct {
 	enforce         bool
 }
 
+// generate is what both monitor kinds share once their specs are read:
+// the monitor-level checks, then a job per endpoint. The first error rejects
+// the whole monitor, as the Operator does.
+func (g *Generator) generate(m *Monitor, spec *monitorSpec, roles []Role, store Store, endpoints int,
+	job func(i int, c *monitorCommon, res *resolver) (*Job, error)) (*Monitor, error) {
+	if m.Namespace == "" || m.Name == "" {
+		return m, reject(m, -1, errors.New("namespace and name are required"))
+	}
+	c, err := g.monitorLevel(spec, roles)
+	if err != nil {
+		return m, reject(m, -1, err)
+	}
+	res := &resolver{store: store, ns: m.Namespace, allowFiles: g.s.AllowFileReferences}
+	jobs := make([]*Job, 0, endpoints)
+	for i := range endpoints {
+		j, err := job(i, c, res)
+		if err != nil {
+			return m, reject(m, i, err)
+		}
+		jobs = append(jobs, j)
+	}
+	m.Jobs = jobs
+	return m, nil
+}
+
+// reject is the *Error for monitor m, endpoint ep (-1: the monitor).
+func reject(m *Monitor, ep int, err error) error {
+	e := &Error{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name, Endpoint: ep, Err: err}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		e.Field, e.Err = fe.field, fe.err
+	}
+	return e
+}
+
+// job completes an endpoint's job from its checked HTTP settings: scrape
+// options, relabel chain (from chain) and metric relabeling.
+func (g *Generator) job(name string, i int, spec *endpointSpec, c *monitorCommon, http HTTPConfig,
+	chain func() ([]*promrelabel.Config, error)) (*Job, error) {
+	opts, err := g.endpointOptions(spec, c)
+	if err != nil {
+		return nil, err
+	}
+	j := &Job{Name: name, Endpoint: i, SD: c.sd, Scrape: opts, HTTP: http}
+	if j.RelabelConfigs, err = chain(); err != nil {
+		return nil, err
+	}
+	if j.MetricRelabelConfigs, err = g.metricChain(spec, c); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
 // monitorLevel checks and resolves the monitor-level settings; roles are the
 // SD roles the selector applies to when selectorMechanism is RoleSelector.
 func (g *Generator) monitorLevel(m *monitorSpec, roles []Role) (*monitorCommon, error) {
-	c := &monitorCommon{sd: SDConfig{Role: roles[0]}}
+	c := &monitorCommon{namespace: m.namespace, sd: SDConfig{Role: roles[0]}}
 	sel, err := metav1.LabelSelectorAsSelector(&m.selector)
 	if err != nil {
 		return nil, at("selector", err)
@@ -270,7 +324,7 @@ func (g *Generator) endpointOptions(ep *endpointSpec, c *monitorCommon) (ScrapeO
 // endpointChainTail appends what follows the Operator's discovery rules in
 // every chain: the scrape class relabelings, the endpoint's own, the
 // enforced namespace label and the sharding rules.
-func (g *Generator) endpointChainTail(ch *chain, ep *endpointSpec, c *monitorCommon, ns string) error {
+func (g *Generator) endpointChainTail(ch *chain, ep *endpointSpec, c *monitorCommon) error {
 	ch.addConfigs(c.class.relabel)
 	user, err := convertRelabelings(ep.relabelings, g.cache.regexes)
 	if err != nil {
@@ -278,7 +332,7 @@ func (g *Generator) endpointChainTail(ch *chain, ep *endpointSpec, c *monitorCom
 	}
 	ch.addConfigs(user)
 	if c.enforce {
-		ch.add(ruleSpec{target: g.s.EnforcedNamespaceLabel, replacement: ns})
+		ch.add(ruleSpec{target: g.s.EnforcedNamespaceLabel, replacement: c.namespace})
 	}
 	ch.add(shardingRules...)
 	return ch.err
@@ -296,7 +350,7 @@ var shardingRules = []ruleSpec{
 
 // metricChain is the metric relabeling: the class's, the endpoint's, then
 // the enforced namespace label.
-func (g *Generator) metricChain(ep *endpointSpec, c *monitorCommon, ns string) ([]*promrelabel.Config, error) {
+func (g *Generator) metricChain(ep *endpointSpec, c *monitorCommon) ([]*promrelabel.Config, error) {
 	user, err := convertRelabelings(ep.metricRelabelings, g.cache.regexes)
 	if err != nil {
 		return nil, at("metricRelabelings", err)
@@ -305,7 +359,7 @@ func (g *Generator) metricChain(ep *endpointSpec, c *monitorCommon, ns string) (
 	ch.addConfigs(c.class.metricRelabel)
 	ch.addConfigs(user)
 	if c.enforce {
-		ch.add(ruleSpec{target: g.s.EnforcedNamespaceLabel, replacement: ns})
+		ch.add(ruleSpec{target: g.s.EnforcedNamespaceLabel, replacement: c.namespace})
 	}
 	return ch.cfgs, ch.err
 }

@@ -16,6 +16,21 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// firstJob generates the ServiceMonitor of spec (see sm) under s and
+// returns its first job.
+func firstJob(t *testing.T, s Settings, spec string) *Job {
+	t.Helper()
+	g, err := NewGenerator(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.ServiceMonitor(sm(t, spec), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Jobs[0]
+}
+
 func TestScrapeOptions(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -89,15 +104,7 @@ func TestScrapeOptions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			g, err := NewGenerator(c.settings)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := g.ServiceMonitor(sm(t, c.spec), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.check(t, m.Jobs[0].Scrape)
+			c.check(t, firstJob(t, c.settings, c.spec).Scrape)
 		})
 	}
 }
@@ -185,15 +192,7 @@ func TestTargets(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			g, err := NewGenerator(c.settings)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := g.ServiceMonitor(sm(t, c.spec), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tg, err := m.Jobs[0].Target(c.in)
+			tg, err := firstJob(t, c.settings, c.spec).Target(c.in)
 			if c.want == "" {
 				if !errors.Is(err, ErrDropped) {
 					t.Fatalf("got %v, %v; want dropped", tg.Labels, err)
@@ -431,5 +430,17 @@ endpoints:
 		if _, err := g.ServiceMonitor(m, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Durations reach Populate in Prometheus' notation: Go's "1.5s" is not one.
+func TestTargetDurations(t *testing.T) {
+	j := firstJob(t, Settings{}, "selector: {}\nendpoints: [{port: web, interval: 1m30s, scrapeTimeout: 1500ms}]")
+	tg, err := j.Target(labels.FromStrings("__address__", "10.0.0.1:80", "__meta_kubernetes_endpoint_port_name", "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Interval != 90*time.Second || tg.Timeout != 1500*time.Millisecond {
+		t.Errorf("interval %s timeout %s, want 1m30s 1.5s", tg.Interval, tg.Timeout)
 	}
 }

@@ -1,7 +1,6 @@
 package relabel
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -21,20 +20,8 @@ func (g *Generator) PodMonitor(pm *monitoringv1.PodMonitor, store Store) (*Monit
 		r.proxy(ep.ProxyConfig)
 	}
 	m.Refs = r.list()
-
-	fail := func(ep int, err error) (*Monitor, error) {
-		e := &Error{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name, Endpoint: ep, Err: err}
-		var fe *fieldError
-		if errors.As(err, &fe) {
-			e.Field, e.Err = fe.field, fe.err
-		}
-		return m, e
-	}
-	if pm.Namespace == "" || pm.Name == "" {
-		return fail(-1, errors.New("namespace and name are required"))
-	}
 	s := &pm.Spec
-	c, err := g.monitorLevel(&monitorSpec{
+	spec := &monitorSpec{
 		kind: PodMonitorKind, namespace: pm.Namespace, name: pm.Name,
 		selector: s.Selector, mechanism: s.SelectorMechanism, namespaceSelector: s.NamespaceSelector,
 		sampleLimit: s.SampleLimit, targetLimit: s.TargetLimit, labelLimit: s.LabelLimit,
@@ -42,21 +29,10 @@ func (g *Generator) PodMonitor(pm *monitoringv1.PodMonitor, store Store) (*Monit
 		keepDroppedTargets: s.KeepDroppedTargets, bodySizeLimit: s.BodySizeLimit,
 		nativeHistograms: s.NativeHistogramConfig, protocols: s.ScrapeProtocols, fallback: s.FallbackScrapeProtocol,
 		attach: s.AttachMetadata, scrapeClass: s.ScrapeClassName,
-	}, []Role{RolePod})
-	if err != nil {
-		return fail(-1, err)
 	}
-	res := &resolver{store: store, ns: pm.Namespace, allowFiles: g.s.AllowFileReferences}
-	jobs := make([]*Job, 0, len(s.PodMetricsEndpoints))
-	for i := range s.PodMetricsEndpoints {
-		j, err := g.podMonitorJob(pm, i, c, res)
-		if err != nil {
-			return fail(i, err)
-		}
-		jobs = append(jobs, j)
-	}
-	m.Jobs = jobs
-	return m, nil
+	return g.generate(m, spec, []Role{RolePod}, store, len(s.PodMetricsEndpoints), func(i int, c *monitorCommon, res *resolver) (*Job, error) {
+		return g.podMonitorJob(pm, i, c, res)
+	})
 }
 
 func (g *Generator) podMonitorJob(pm *monitoringv1.PodMonitor, i int, c *monitorCommon, res *resolver) (*Job, error) {
@@ -77,24 +53,8 @@ func (g *Generator) podMonitorJob(pm *monitoringv1.PodMonitor, i int, c *monitor
 		honorLabels: ep.HonorLabels, honorTimestamps: ep.HonorTimestamps, trackStaleness: ep.TrackTimestampsStaleness,
 		relabelings: ep.RelabelConfigs, metricRelabelings: ep.MetricRelabelConfigs, filterRunning: ep.FilterRunning,
 	}
-	opts, err := g.endpointOptions(spec, c)
-	if err != nil {
-		return nil, err
-	}
-	j := &Job{
-		Name:     fmt.Sprintf("podMonitor/%s/%s/%d", pm.Namespace, pm.Name, i),
-		Endpoint: i,
-		SD:       c.sd,
-		Scrape:   opts,
-		HTTP:     httpCfg,
-	}
-	if j.RelabelConfigs, err = g.podMonitorChain(pm, ep, spec, c); err != nil {
-		return nil, err
-	}
-	if j.MetricRelabelConfigs, err = g.metricChain(spec, c, pm.Namespace); err != nil {
-		return nil, err
-	}
-	return j, nil
+	return g.job(fmt.Sprintf("podMonitor/%s/%s/%d", pm.Namespace, pm.Name, i), i, spec, c, httpCfg,
+		func() ([]*promrelabel.Config, error) { return g.podMonitorChain(pm, ep, spec, c) })
 }
 
 // podMonitorChain is the Operator's relabel_configs for one pod endpoint.
@@ -144,7 +104,7 @@ func (g *Generator) podMonitorChain(pm *monitoringv1.PodMonitor, ep *monitoringv
 	if ch.err != nil {
 		return nil, ch.err
 	}
-	if err := g.endpointChainTail(ch, spec, c, pm.Namespace); err != nil {
+	if err := g.endpointChainTail(ch, spec, c); err != nil {
 		return nil, err
 	}
 	return ch.cfgs, nil

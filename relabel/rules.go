@@ -85,19 +85,6 @@ func convertRelabeling(rc *monitoringv1.RelabelConfig, regexes *regexCache) (*pr
 	return c, nil
 }
 
-// validateRules checks rules that come from the agent's own settings.
-func validateRules(cfgs []*promrelabel.Config) error {
-	for i, c := range cfgs {
-		if !knownActions[c.Action] {
-			return fmt.Errorf("[%d]: unknown relabel action %q", i, c.Action)
-		}
-		if err := c.Validate(nameScheme); err != nil {
-			return fmt.Errorf("[%d]: %w", i, err)
-		}
-	}
-	return nil
-}
-
 // ruleSpec is one generated rule; empty separator, regex and replacement
 // take Prometheus' defaults, as when the Operator leaves them out.
 type ruleSpec struct {

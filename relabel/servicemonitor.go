@@ -1,7 +1,6 @@
 package relabel
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -26,18 +25,6 @@ func (g *Generator) ServiceMonitor(sm *monitoringv1.ServiceMonitor, store Store)
 		r.proxy(ep.ProxyConfig)
 	}
 	m.Refs = r.list()
-
-	fail := func(ep int, err error) (*Monitor, error) {
-		e := &Error{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name, Endpoint: ep, Err: err}
-		var fe *fieldError
-		if errors.As(err, &fe) {
-			e.Field, e.Err = fe.field, fe.err
-		}
-		return m, e
-	}
-	if sm.Namespace == "" || sm.Name == "" {
-		return fail(-1, errors.New("namespace and name are required"))
-	}
 	s := &sm.Spec
 	role := RoleEndpoints
 	sdRole := g.s.ServiceDiscoveryRole
@@ -49,9 +36,9 @@ func (g *Generator) ServiceMonitor(sm *monitoringv1.ServiceMonitor, store Store)
 		role = RoleEndpointSlice
 	case "", monitoringv1.EndpointsRole:
 	default:
-		return fail(-1, at("serviceDiscoveryRole", fmt.Errorf("%q: want Endpoints or EndpointSlice", sdRole)))
+		return m, reject(m, -1, at("serviceDiscoveryRole", fmt.Errorf("%q: want Endpoints or EndpointSlice", sdRole)))
 	}
-	c, err := g.monitorLevel(&monitorSpec{
+	spec := &monitorSpec{
 		kind: ServiceMonitorKind, namespace: sm.Namespace, name: sm.Name,
 		selector: s.Selector, mechanism: s.SelectorMechanism, namespaceSelector: s.NamespaceSelector,
 		sampleLimit: s.SampleLimit, targetLimit: s.TargetLimit, labelLimit: s.LabelLimit,
@@ -59,21 +46,10 @@ func (g *Generator) ServiceMonitor(sm *monitoringv1.ServiceMonitor, store Store)
 		keepDroppedTargets: s.KeepDroppedTargets, bodySizeLimit: s.BodySizeLimit,
 		nativeHistograms: s.NativeHistogramConfig, protocols: s.ScrapeProtocols, fallback: s.FallbackScrapeProtocol,
 		attach: s.AttachMetadata, scrapeClass: s.ScrapeClassName,
-	}, []Role{role, RoleService})
-	if err != nil {
-		return fail(-1, err)
 	}
-	res := &resolver{store: store, ns: sm.Namespace, allowFiles: g.s.AllowFileReferences}
-	jobs := make([]*Job, 0, len(s.Endpoints))
-	for i := range s.Endpoints {
-		j, err := g.serviceMonitorJob(sm, i, c, res)
-		if err != nil {
-			return fail(i, err)
-		}
-		jobs = append(jobs, j)
-	}
-	m.Jobs = jobs
-	return m, nil
+	return g.generate(m, spec, []Role{role, RoleService}, store, len(s.Endpoints), func(i int, c *monitorCommon, res *resolver) (*Job, error) {
+		return g.serviceMonitorJob(sm, i, c, res)
+	})
 }
 
 func (g *Generator) serviceMonitorJob(sm *monitoringv1.ServiceMonitor, i int, c *monitorCommon, res *resolver) (*Job, error) {
@@ -99,24 +75,8 @@ func (g *Generator) serviceMonitorJob(sm *monitoringv1.ServiceMonitor, i int, c 
 		honorLabels: ep.HonorLabels, honorTimestamps: ep.HonorTimestamps, trackStaleness: ep.TrackTimestampsStaleness,
 		relabelings: ep.RelabelConfigs, metricRelabelings: ep.MetricRelabelConfigs, filterRunning: ep.FilterRunning,
 	}
-	opts, err := g.endpointOptions(spec, c)
-	if err != nil {
-		return nil, err
-	}
-	j := &Job{
-		Name:     fmt.Sprintf("serviceMonitor/%s/%s/%d", sm.Namespace, sm.Name, i),
-		Endpoint: i,
-		SD:       c.sd,
-		Scrape:   opts,
-		HTTP:     httpCfg,
-	}
-	if j.RelabelConfigs, err = g.serviceMonitorChain(sm, ep, spec, c); err != nil {
-		return nil, err
-	}
-	if j.MetricRelabelConfigs, err = g.metricChain(spec, c, sm.Namespace); err != nil {
-		return nil, err
-	}
-	return j, nil
+	return g.job(fmt.Sprintf("serviceMonitor/%s/%s/%d", sm.Namespace, sm.Name, i), i, spec, c, httpCfg,
+		func() ([]*promrelabel.Config, error) { return g.serviceMonitorChain(sm, ep, spec, c) })
 }
 
 // serviceMonitorChain is the Operator's relabel_configs for one endpoint.
@@ -172,7 +132,7 @@ func (g *Generator) serviceMonitorChain(sm *monitoringv1.ServiceMonitor, ep *mon
 	if ch.err != nil {
 		return nil, ch.err
 	}
-	if err := g.endpointChainTail(ch, spec, c, sm.Namespace); err != nil {
+	if err := g.endpointChainTail(ch, spec, c); err != nil {
 		return nil, err
 	}
 	return ch.cfgs, nil

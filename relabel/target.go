@@ -59,8 +59,8 @@ func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (Targe
 	if d.Job != "" {
 		setDefault(model.JobLabel, d.Job)
 	}
-	setDefault(model.ScrapeIntervalLabel, d.Interval.String())
-	setDefault(model.ScrapeTimeoutLabel, d.Timeout.String())
+	setDefault(model.ScrapeIntervalLabel, model.Duration(d.Interval).String())
+	setDefault(model.ScrapeTimeoutLabel, model.Duration(d.Timeout).String())
 	setDefault(model.MetricsPathLabel, d.MetricsPath)
 	setDefault(model.SchemeLabel, d.Scheme)
 	for k, v := range d.Params {

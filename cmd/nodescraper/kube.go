@@ -24,19 +24,11 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 	}
 	rc.UserAgent = "nodescraper/" + c.nodeName
 	sel := relabel.Selection{}
-	if c.monitorSelector != "" {
-		ls, err := metav1.ParseToLabelSelector(c.monitorSelector)
-		if err != nil {
-			return nil, fmt.Errorf("--monitor-selector %q: %w", c.monitorSelector, err)
-		}
-		sel.Selector = ls
+	if sel.Selector, err = labelSelector("--monitor-selector", c.monitorSelector); err != nil {
+		return nil, err
 	}
-	if c.monitorNSSelector != "" {
-		ls, err := metav1.ParseToLabelSelector(c.monitorNSSelector)
-		if err != nil {
-			return nil, fmt.Errorf("--monitor-namespace-selector %q: %w", c.monitorNSSelector, err)
-		}
-		sel.NamespaceSelector = ls
+	if sel.NamespaceSelector, err = labelSelector("--monitor-namespace-selector", c.monitorNSSelector); err != nil {
+		return nil, err
 	}
 	for _, ns := range strings.Split(c.monitorNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
@@ -59,4 +51,16 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// labelSelector parses a flag's label selector; empty selects everything.
+func labelSelector(flag, s string) (*metav1.LabelSelector, error) {
+	if s == "" {
+		return nil, nil
+	}
+	ls, err := metav1.ParseToLabelSelector(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", flag, s, err)
+	}
+	return ls, nil
 }

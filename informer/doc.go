@@ -2,4 +2,17 @@
 // target set whenever it changes. Targets come from Prometheus-Operator
 // ServiceMonitors and PodMonitors resolved against this node's pods, or, in
 // local mode, from a file in Prometheus' file_sd format.
+//
+// In Kubernetes mode (Kube) the API load does not grow with the cluster's
+// pods: Pods are watched by spec.nodeName, the Node by name, EndpointSlices
+// only when not written by the endpointslice controller, and each Secret or
+// ConfigMap a monitor references by name in the monitor's namespace. What the
+// endpointslice and endpoints controllers would publish for selector
+// Services is rebuilt from the local pods, and labeled as Prometheus'
+// kubernetes SD does (roles endpointslice, endpoints, pod).
+//
+// Known differences from Prometheus: an emulated slice is named
+// <service>-<node> (the controller's name is random) and carries no
+// endpoints.kubernetes.io/last-change-trigger-time annotation; the Endpoints
+// of role endpoints carry no annotations either.
 package informer

@@ -17,21 +17,27 @@ type config struct {
 	clusterName   string
 	kubeconfig    string
 	staticTargets string
-	apiKey        string
-	apiKeyFile    string
-	site          string
-	ddURL         string
-	listen        string
-	stateDir      string
-	interval      time.Duration
-	timeout       time.Duration
-	namespace     string
-	flushInterval time.Duration
-	compression   string
-	dryRun        bool
-	logLevel      string
-	logFormat     string
-	showVersion   bool
+	// Kubernetes mode: which monitors to take, and what targets may be.
+	monitorSelector   string
+	monitorNamespaces string
+	monitorNSSelector string
+	sdRole            string
+	allowOtherAddrs   bool
+	apiKey            string
+	apiKeyFile        string
+	site              string
+	ddURL             string
+	listen            string
+	stateDir          string
+	interval          time.Duration
+	timeout           time.Duration
+	namespace         string
+	flushInterval     time.Duration
+	compression       string
+	dryRun            bool
+	logLevel          string
+	logFormat         string
+	showVersion       bool
 
 	// Delta state: see package deltastore.
 	checkpointInterval time.Duration
@@ -82,6 +88,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.clusterName, "cluster-name", env("DD_CLUSTER_NAME", ""), "cluster name; the host becomes <node>-<cluster> as the Datadog Agent reports it (env DD_CLUSTER_NAME)")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig file; empty means in-cluster credentials (env KUBECONFIG)")
 	fs.StringVar(&c.staticTargets, "static-targets", env("NODESCRAPER_STATIC_TARGETS", ""), "Prometheus file_sd file (JSON or YAML) of targets to scrape instead of Kubernetes discovery; re-read on change (env NODESCRAPER_STATIC_TARGETS)")
+	fs.StringVar(&c.monitorSelector, "monitor-selector", env("NODESCRAPER_MONITOR_SELECTOR", ""), "label selector of the ServiceMonitors and PodMonitors to take, e.g. team=a,tier!=dev; empty takes all (env NODESCRAPER_MONITOR_SELECTOR)")
+	fs.StringVar(&c.monitorNamespaces, "monitor-namespaces", env("NODESCRAPER_MONITOR_NAMESPACES", ""), "comma-separated namespaces whose monitors are taken; empty means all (env NODESCRAPER_MONITOR_NAMESPACES)")
+	fs.StringVar(&c.monitorNSSelector, "monitor-namespace-selector", env("NODESCRAPER_MONITOR_NAMESPACE_SELECTOR", ""), "label selector of the namespaces whose monitors are taken; empty means all (env NODESCRAPER_MONITOR_NAMESPACE_SELECTOR)")
+	fs.StringVar(&c.sdRole, "service-discovery-role", env("NODESCRAPER_SERVICE_DISCOVERY_ROLE", "EndpointSlice"), "role for ServiceMonitors that set none: EndpointSlice or Endpoints (env NODESCRAPER_SERVICE_DISCOVERY_ROLE)")
+	fs.BoolVar(&c.allowOtherAddrs, "allow-other-addresses", false, "scrape targets whose relabeled address is not one of this node's pods or the node itself (off: a monitor cannot aim the agent at another host)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
@@ -136,6 +147,12 @@ func envParse[T any](getenv func(string) string, name string, def T, parse func(
 
 // validate checks settings; each error is one line naming the setting.
 func (c *config) validate() error {
+	if c.nodeName == "" && c.staticTargets == "" {
+		return errors.New("--node-name (NODE_NAME) is required in Kubernetes mode: only this node's pods are scraped")
+	}
+	if c.sdRole != "EndpointSlice" && c.sdRole != "Endpoints" {
+		return fmt.Errorf("--service-discovery-role %q: want EndpointSlice or Endpoints", c.sdRole)
+	}
 	if c.nodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {

@@ -160,7 +160,18 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		discoverySynced = func() bool { return true }
 		go informer.RunStatic(ctx, scfg, targets)
 	} else {
-		return errors.New("kubernetes discovery (ServiceMonitors, PodMonitors) is not built yet: use --static-targets FILE")
+		kube, err := newKubeDiscovery(c, logger)
+		if err != nil {
+			return err
+		}
+		metrics.RegisterSet(kube.Metrics())
+		defer metrics.UnregisterSet(kube.Metrics(), true)
+		discoverySynced = kube.Synced
+		go func() {
+			if err := kube.Run(ctx, targets); err != nil {
+				logger.Error("kubernetes discovery stopped", "err", err)
+			}
+		}()
 	}
 
 	ln, err := net.Listen("tcp", c.listen)

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/nodescraper/nodescraper/informer"
+	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// newKubeDiscovery builds the ServiceMonitor/PodMonitor discovery from the
+// flags: a kubeconfig when given, in-cluster credentials otherwise.
+func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = c.kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig or in-cluster): %w", err)
+	}
+	rc.UserAgent = "nodescraper/" + c.nodeName
+	sel := relabel.Selection{}
+	if sel.Selector, err = labelSelector("--monitor-selector", c.monitorSelector); err != nil {
+		return nil, err
+	}
+	if sel.NamespaceSelector, err = labelSelector("--monitor-namespace-selector", c.monitorNSSelector); err != nil {
+		return nil, err
+	}
+	for _, ns := range strings.Split(c.monitorNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			sel.Namespaces = append(sel.Namespaces, ns)
+		}
+	}
+	k, err := informer.NewKube(informer.KubeConfig{
+		Rest:     rc,
+		NodeName: c.nodeName,
+		Settings: relabel.Settings{
+			ServiceMonitors: sel, PodMonitors: sel,
+			ScrapeInterval: c.interval, ScrapeTimeout: c.timeout,
+			ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
+		},
+		AllowOtherAddresses: c.allowOtherAddrs,
+		Template:            scrapeloop.Target{Namespace: c.namespace},
+		Logger:              logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// labelSelector parses a flag's label selector; empty selects everything.
+func labelSelector(flag, s string) (*metav1.LabelSelector, error) {
+	if s == "" {
+		return nil, nil
+	}
+	ls, err := metav1.ParseToLabelSelector(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", flag, s, err)
+	}
+	return ls, nil
+}

@@ -1,0 +1,339 @@
+package informer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/prometheus/model/labels"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+)
+
+// snapshot is one consistent read of the caches for a rebuild.
+type snapshot struct {
+	node     *corev1.Node
+	pods     map[string][]*corev1.Pod // by namespace
+	podByKey map[string]*corev1.Pod
+	allowed  map[string]bool // hosts a target may point at
+	nsLabels map[string]map[string]string
+}
+
+func (k *Kube) snapshot() *snapshot {
+	s := &snapshot{pods: map[string][]*corev1.Pod{}, podByKey: map[string]*corev1.Pod{}, allowed: map[string]bool{}, nsLabels: map[string]map[string]string{}}
+	if obj, ok, _ := k.nodes.GetStore().GetByKey(k.cfg.NodeName); ok {
+		s.node = obj.(*corev1.Node)
+		for _, a := range s.node.Status.Addresses {
+			s.allowed[a.Address] = true
+		}
+	}
+	for _, o := range k.pods.GetStore().List() {
+		p := o.(*corev1.Pod)
+		s.pods[p.Namespace] = append(s.pods[p.Namespace], p)
+		s.podByKey[p.Namespace+"/"+p.Name] = p
+		for _, ip := range p.Status.PodIPs {
+			s.allowed[ip.IP] = true
+		}
+		if p.Status.PodIP != "" {
+			s.allowed[p.Status.PodIP] = true
+		}
+	}
+	for _, ps := range s.pods {
+		slices.SortFunc(ps, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	}
+	if k.namespaces != nil {
+		for _, o := range k.namespaces.GetStore().List() {
+			ns := o.(*corev1.Namespace)
+			s.nsLabels[ns.Name] = ns.Labels
+		}
+	}
+	return s
+}
+
+func (s *snapshot) zone() string {
+	if s.node == nil {
+		return ""
+	}
+	return s.node.Labels[corev1.LabelTopologyZone]
+}
+
+// rebuild computes the node's target set from the caches.
+func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
+	s := k.snapshot()
+	k.refs.begin()
+	var (
+		out      []scrapeloop.Target
+		rejected []Rejection
+		refs     []relabel.ObjectRef
+	)
+	handle := func(kind relabel.Kind, ns, name string, lbls map[string]string, gen func() (*relabel.Monitor, error)) {
+		if !k.gen.Selects(kind, ns, lbls, s.nsLabels[ns]) {
+			return
+		}
+		m, err := gen()
+		if m != nil {
+			refs = append(refs, m.Refs...)
+		}
+		if err != nil {
+			rejected = append(rejected, Rejection{Kind: kind, Namespace: ns, Name: name, Reason: err.Error()})
+			return
+		}
+		for _, j := range m.Jobs {
+			out = append(out, k.jobTargets(s, j)...)
+		}
+	}
+	for _, o := range k.sms.GetStore().List() {
+		sm := o.(*monitoringv1.ServiceMonitor)
+		handle(relabel.ServiceMonitorKind, sm.Namespace, sm.Name, sm.Labels, func() (*relabel.Monitor, error) {
+			return k.gen.ServiceMonitor(sm, k.refs)
+		})
+	}
+	for _, o := range k.pms.GetStore().List() {
+		pm := o.(*monitoringv1.PodMonitor)
+		handle(relabel.PodMonitorKind, pm.Namespace, pm.Name, pm.Labels, func() (*relabel.Monitor, error) {
+			return k.gen.PodMonitor(pm, k.refs)
+		})
+	}
+	k.refs.end(ctx, refs)
+	k.setRejected(rejected)
+	slices.SortFunc(out, func(a, b scrapeloop.Target) int {
+		if c := strings.Compare(a.Source, b.Source); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.URL, b.URL); c != 0 {
+			return c
+		}
+		return labels.Compare(a.Labels, b.Labels)
+	})
+	// Prometheus keeps one target per label set within a job.
+	return slices.CompactFunc(out, func(a, b scrapeloop.Target) bool {
+		return a.Source == b.Source && a.URL == b.URL && labels.Equal(a.Labels, b.Labels)
+	})
+}
+
+func (k *Kube) setRejected(r []Rejection) {
+	slices.SortFunc(r, func(a, b Rejection) int {
+		return strings.Compare(string(a.Kind)+a.Namespace+"/"+a.Name, string(b.Kind)+b.Namespace+"/"+b.Name)
+	})
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rejected = r
+	k.rejectedCount.Store(int64(len(r)))
+	now := map[string]string{}
+	for _, x := range r {
+		id := string(x.Kind) + " " + x.Namespace + "/" + x.Name
+		now[id] = x.Reason
+		// Logged when the reason changes, not on every rebuild.
+		if k.lastLog[id] != x.Reason {
+			k.log.Error("monitor rejected", "monitor", id, "reason", x.Reason)
+		}
+	}
+	for id := range k.lastLog {
+		if _, ok := now[id]; !ok {
+			k.log.Info("monitor no longer rejected", "monitor", id)
+		}
+	}
+	k.lastLog = now
+}
+
+// selects applies the job's role selectors (selectorMechanism RoleSelector).
+func selects(j *relabel.Job, role relabel.Role, lbls map[string]string) bool {
+	for _, rs := range j.SD.Selectors {
+		if rs.Role == role && rs.Selector != nil && !rs.Selector.Matches(k8slabels.Set(lbls)) {
+			return false
+		}
+	}
+	return true
+}
+
+func inNamespaces(j *relabel.Job, ns string) bool {
+	return j.SD.Namespaces == nil || slices.Contains(j.SD.Namespaces, ns)
+}
+
+// jobTargets discovers the job's label sets on this node and relabels them.
+func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
+	var groups []group
+	switch j.SD.Role {
+	case relabel.RolePod:
+		for ns, pods := range s.pods {
+			if !inNamespaces(j, ns) {
+				continue
+			}
+			for _, p := range pods {
+				if selects(j, relabel.RolePod, p.Labels) {
+					groups = append(groups, podGroup(p))
+				}
+			}
+		}
+	case relabel.RoleEndpoints, relabel.RoleEndpointSlice:
+		groups = k.serviceGroups(s, j)
+	}
+	var out []scrapeloop.Target
+	for _, g := range groups {
+		for _, t := range g.targets {
+			l := g.common.clone().merge(t)
+			if j.SD.AttachNodeMetadata && s.node != nil && onNode(j.SD.Role, l, k.cfg.NodeName) {
+				l.merge(nodeMeta(s.node))
+			}
+			rt, err := j.Target(labels.FromMap(l))
+			if errors.Is(err, relabel.ErrDropped) {
+				continue
+			}
+			if err != nil {
+				k.log.Debug("target not valid", "job", j.Name, "address", l["__address__"], "err", err)
+				continue
+			}
+			host, _, err := net.SplitHostPort(rt.URL.Host)
+			if err != nil {
+				host = rt.URL.Host
+			}
+			if !k.cfg.AllowOtherAddresses && !s.allowed[host] {
+				k.dropped.Inc()
+				continue
+			}
+			tg := k.cfg.Template
+			tg.URL = rt.URL.String()
+			tg.Labels = rt.Labels
+			tg.Interval, tg.Timeout = rt.Interval, rt.Timeout
+			tg.HonorLabels, tg.HonorTimestamps = j.Scrape.HonorLabels, j.Scrape.HonorTimestamps
+			tg.MetricRelabel = j.MetricRelabelConfigs
+			lim := j.Scrape.Limits
+			tg.Limits = scrapeloop.Limits{
+				BodySize: lim.BodySize, Samples: int(lim.Samples), Labels: int(lim.Labels),
+				LabelNameLength: int(lim.LabelNameLength), LabelValueLength: int(lim.LabelValueLength),
+			}
+			tg.Source = j.Name
+			tg.Tags = append(slices.Clone(k.cfg.Template.Tags), datadogTags(l)...)
+			out = append(out, tg)
+		}
+	}
+	return out
+}
+
+// onNode reports whether Prometheus attaches this node's metadata to a
+// target: role pod by the pod's node; the endpoint roles by the endpoint's
+// node name, which the extra targets for uncovered container ports lack.
+func onNode(role relabel.Role, l lset, node string) bool {
+	switch role {
+	case relabel.RolePod:
+		return l[meta+"pod_node_name"] == node
+	case relabel.RoleEndpointSlice:
+		return l[meta+"endpointslice_endpoint_node_name"] == node
+	default:
+		return l[meta+"endpoint_node_name"] == node
+	}
+}
+
+// serviceGroups gives, per Service, what role endpoints or endpointslice
+// would discover on this node: the emulated controller slices of selector
+// Services and the real slices of the others (selectorless or custom).
+func (k *Kube) serviceGroups(s *snapshot, j *relabel.Job) []group {
+	var groups []group
+	slice := j.SD.Role == relabel.RoleEndpointSlice
+	for _, o := range k.services.GetStore().List() {
+		svc := o.(*corev1.Service)
+		if !inNamespaces(j, svc.Namespace) || !selects(j, relabel.RoleService, svc.Labels) {
+			continue
+		}
+		eps := serviceEndpoints(svc, s.pods[svc.Namespace], s.zone())
+		if len(eps) == 0 {
+			continue
+		}
+		if slice {
+			sl := sliceLabels(svc)
+			if !selects(j, relabel.RoleEndpointSlice, sl) {
+				continue
+			}
+			// The controller's slice name is random (generateName); this
+			// stands in for it.
+			byType := map[string][]endpoint{}
+			for _, ep := range eps {
+				at := addressType(ep.addr)
+				byType[at] = append(byType[at], ep)
+			}
+			for at, e := range byType {
+				groups = append(groups, endpointSliceGroup(svc.Namespace, svc.Name+"-"+k.cfg.NodeName, sl, nil, at, svc, e))
+			}
+			continue
+		}
+		if !selects(j, relabel.RoleEndpoints, endpointsLabels(svc)) {
+			continue
+		}
+		var in []endpoint
+		for _, ep := range eps {
+			if inEndpoints(svc, ep) {
+				in = append(in, ep)
+			}
+		}
+		groups = append(groups, endpointsGroup(svc, in))
+	}
+	// Slices not written by the endpointslice controller (mirrored from
+	// custom Endpoints, or written by another controller).
+	for _, o := range k.slices.GetStore().List() {
+		es := o.(*discoveryv1.EndpointSlice)
+		if !inNamespaces(j, es.Namespace) || len(es.Endpoints) == 0 {
+			continue
+		}
+		var svc *corev1.Service
+		if name, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
+			if obj, ok, _ := k.services.GetStore().GetByKey(es.Namespace + "/" + name); ok {
+				svc = obj.(*corev1.Service)
+			}
+		}
+		if svc != nil && !selects(j, relabel.RoleService, svc.Labels) {
+			continue
+		}
+		eps := sliceEndpoints(es, s)
+		if slice {
+			if selects(j, relabel.RoleEndpointSlice, es.Labels) {
+				groups = append(groups, endpointSliceGroup(es.Namespace, es.Name, es.Labels, es.Annotations, string(es.AddressType), svc, eps))
+			}
+			continue
+		}
+		if svc == nil {
+			continue // role endpoints reads Endpoints objects, named after their Service
+		}
+		var withPorts []endpoint
+		for _, ep := range eps {
+			ok := ep.ready != nil
+			for _, p := range ep.ports {
+				ok = ok && p.Port != nil && p.Name != nil && p.Protocol != nil
+			}
+			if ok {
+				withPorts = append(withPorts, ep)
+			}
+		}
+		g := endpointsGroup(svc, withPorts)
+		groups = append(groups, g)
+	}
+	return groups
+}
+
+// sliceEndpoints turns a real slice's endpoints into ours, resolving pod
+// references among this node's pods.
+func sliceEndpoints(es *discoveryv1.EndpointSlice, s *snapshot) []endpoint {
+	var out []endpoint
+	for _, e := range es.Endpoints {
+		for _, addr := range e.Addresses {
+			ep := endpoint{
+				addr: addr, ports: es.Ports,
+				ready: e.Conditions.Ready, serving: e.Conditions.Serving, terminating: e.Conditions.Terminating,
+				hostname: e.Hostname, nodeName: e.NodeName, zone: e.Zone, topology: e.DeprecatedTopology,
+			}
+			if r := e.TargetRef; r != nil {
+				ep.targetKind, ep.targetName = r.Kind, r.Name
+				if r.Kind == "Pod" {
+					ep.pod = s.podByKey[es.Namespace+"/"+r.Name]
+				}
+			}
+			out = append(out, ep)
+		}
+	}
+	return out
+}

@@ -1,0 +1,320 @@
+package informer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	monclient "github.com/prometheus-operator/prometheus-operator/pkg/client/versioned"
+	promrelabel "github.com/prometheus/prometheus/model/relabel"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+)
+
+// KubeConfig configures discovery from ServiceMonitors and PodMonitors.
+type KubeConfig struct {
+	// Rest is the API server client configuration.
+	Rest *rest.Config
+	// NodeName is this node: only its pods are watched and scraped.
+	NodeName string
+	// Settings are the agent-wide scrape settings (what a Prometheus custom
+	// resource would carry), including which monitors to take.
+	Settings relabel.Settings
+	// AllowOtherAddresses lets a target's relabeled __address__ point at a
+	// host that is neither one of this node's pods nor the node itself.
+	AllowOtherAddresses bool
+	// Template carries options every target gets (metric namespace, tags).
+	Template scrapeloop.Target
+	// Debounce is how long a burst of events is collected before a rebuild;
+	// default 100ms.
+	Debounce time.Duration
+	// RefSyncTimeout bounds the wait for a newly referenced Secret or
+	// ConfigMap; default 10s.
+	RefSyncTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Rejection is a monitor the agent does not scrape, and why.
+type Rejection struct {
+	Kind      relabel.Kind
+	Namespace string
+	Name      string
+	Reason    string
+}
+
+// Kube discovers this node's targets from the Kubernetes API.
+type Kube struct {
+	cfg  KubeConfig
+	gen  *relabel.Generator
+	kube kubernetes.Interface
+	mon  monclient.Interface
+	log  *slog.Logger
+
+	pods, services, slices, nodes, sms, pms, namespaces cache.SharedIndexInformer
+
+	refs *refStore
+
+	synced    atomic.Bool
+	kick      chan struct{}
+	delivered sync.Map // kind -> *atomic.Int64
+	foreign   atomic.Int64
+
+	mu       sync.Mutex
+	rejected []Rejection
+	lastLog  map[string]string // monitor -> reason last logged
+
+	metrics       *metrics.Set
+	dropped       *metrics.Counter
+	rebuilds      *metrics.Counter
+	rejectedCount atomic.Int64
+}
+
+// NewKube checks cfg and builds the clients; nothing is contacted until Run.
+func NewKube(cfg KubeConfig) (*Kube, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("kube discovery: node name is required (NODE_NAME)")
+	}
+	if cfg.Rest == nil {
+		return nil, errors.New("kube discovery: no API server configuration")
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 100 * time.Millisecond
+	}
+	if cfg.RefSyncTimeout <= 0 {
+		cfg.RefSyncTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	gen, err := relabel.NewGenerator(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("kube discovery: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(cfg.Rest)
+	if err != nil {
+		return nil, fmt.Errorf("kube discovery: kubernetes client: %w", err)
+	}
+	mc, err := monclient.NewForConfig(cfg.Rest)
+	if err != nil {
+		return nil, fmt.Errorf("kube discovery: monitoring client: %w", err)
+	}
+	k := &Kube{
+		cfg: cfg, gen: gen, kube: kc, mon: mc, log: cfg.Logger,
+		kick:    make(chan struct{}, 1),
+		lastLog: map[string]string{},
+		metrics: metrics.NewSet(),
+	}
+	k.refs = newRefStore(kc, k.count, k.trigger, cfg.RefSyncTimeout)
+	k.dropped = k.metrics.NewCounter(`nodescraper_targets_dropped_total{reason="address_not_on_node"}`)
+	k.rebuilds = k.metrics.NewCounter(`nodescraper_discovery_rebuilds_total`)
+	k.metrics.NewGauge(`nodescraper_monitors_rejected`, func() float64 { return float64(k.rejectedCount.Load()) })
+	k.metrics.NewGauge(`nodescraper_discovery_synced`, func() float64 {
+		if k.synced.Load() {
+			return 1
+		}
+		return 0
+	})
+	k.setupInformers()
+	return k, nil
+}
+
+// Synced reports whether the caches synced and the first target set was
+// emitted (for /readyz).
+func (k *Kube) Synced() bool { return k.synced.Load() }
+
+// Rejected lists the monitors the agent rejects, sorted.
+func (k *Kube) Rejected() []Rejection {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.rejected)
+}
+
+// Delivered returns how many objects of each kind the watches delivered
+// (initial lists and watch events), and how many pods of other nodes were
+// among them (none, when the field selector works).
+func (k *Kube) Delivered() (perKind map[string]int64, foreignPods int64) {
+	perKind = map[string]int64{}
+	k.delivered.Range(func(key, v any) bool {
+		perKind[key.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return perKind, k.foreign.Load()
+}
+
+// Metrics is the set of the discovery's own metrics; the caller registers
+// it (metrics.RegisterSet) to expose it.
+func (k *Kube) Metrics() *metrics.Set { return k.metrics }
+
+func (k *Kube) count(kind string) {
+	v, _ := k.delivered.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (k *Kube) trigger() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
+func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, error), w func(context.Context, metav1.ListOptions) (watch.Interface, error), tweak func(*metav1.ListOptions)) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			tweak(&o)
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			tweak(&o)
+			return w(ctx, o)
+		},
+	}
+}
+
+func (k *Kube) informer(kind string, lw cache.ListerWatcher, obj runtime.Object, strip func(any) any) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	_ = inf.SetTransform(func(o any) (any, error) {
+		k.count(kind)
+		return strip(o), nil
+	})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { k.trigger() },
+		UpdateFunc: func(any, any) { k.trigger() },
+		DeleteFunc: func(any) { k.trigger() },
+	})
+	return inf
+}
+
+func (k *Kube) setupInformers() {
+	node := k.cfg.NodeName
+	core := k.kube.CoreV1()
+	none := func(*metav1.ListOptions) {}
+	k.pods = k.informer("Pod", listWatch(core.Pods("").List, core.Pods("").Watch, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+	}), &corev1.Pod{}, func(o any) any {
+		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != node {
+			k.foreign.Add(1)
+		}
+		return stripPod(o)
+	})
+	k.services = k.informer("Service", listWatch(core.Services("").List, core.Services("").Watch, none), &corev1.Service{}, stripService)
+	k.nodes = k.informer("Node", listWatch(core.Nodes().List, core.Nodes().Watch, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
+	}), &corev1.Node{}, stripNode)
+	disc := k.kube.DiscoveryV1()
+	k.slices = k.informer("EndpointSlice", listWatch(disc.EndpointSlices("").List, disc.EndpointSlices("").Watch, func(o *metav1.ListOptions) {
+		o.LabelSelector = discoveryv1.LabelManagedBy + "!=" + sliceManager
+	}), &discoveryv1.EndpointSlice{}, func(o any) any { return stripSlice(o, node, k.cfg.AllowOtherAddresses) })
+	mon := k.mon.MonitoringV1()
+	smSel := k.gen.MonitorSelector(relabel.ServiceMonitorKind).String()
+	pmSel := k.gen.MonitorSelector(relabel.PodMonitorKind).String()
+	k.sms = k.informer("ServiceMonitor", listWatch(mon.ServiceMonitors("").List, mon.ServiceMonitors("").Watch, func(o *metav1.ListOptions) {
+		o.LabelSelector = smSel
+	}), &monitoringv1.ServiceMonitor{}, stripMeta)
+	k.pms = k.informer("PodMonitor", listWatch(mon.PodMonitors("").List, mon.PodMonitors("").Watch, func(o *metav1.ListOptions) {
+		o.LabelSelector = pmSel
+	}), &monitoringv1.PodMonitor{}, stripMeta)
+	if k.gen.NeedsNamespaceLabels(relabel.ServiceMonitorKind) || k.gen.NeedsNamespaceLabels(relabel.PodMonitorKind) {
+		k.namespaces = k.informer("Namespace", listWatch(core.Namespaces().List, core.Namespaces().Watch, none), &corev1.Namespace{}, stripMeta)
+	}
+}
+
+func (k *Kube) all() []cache.SharedIndexInformer {
+	out := []cache.SharedIndexInformer{k.pods, k.services, k.nodes, k.slices, k.sms, k.pms}
+	if k.namespaces != nil {
+		out = append(out, k.namespaces)
+	}
+	return out
+}
+
+// RunKube watches until ctx is cancelled and sends the node's target set to
+// out after the caches synced and whenever it changes. out should have a
+// buffer of one: a newer target set replaces one not yet taken.
+func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		k.refs.stopAll()
+		wg.Wait()
+	}()
+	var syncs []cache.InformerSynced
+	for _, inf := range k.all() {
+		wg.Go(func() { inf.RunWithContext(ctx) })
+		syncs = append(syncs, inf.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
+		return fmt.Errorf("kube discovery: caches not synced: %w", ctx.Err())
+	}
+	k.log.Info("kube discovery synced", "node", k.cfg.NodeName)
+	var last []scrapeloop.Target
+	first := true
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-k.kick:
+			timer.Reset(k.cfg.Debounce)
+			continue
+		case <-timer.C:
+		}
+		// Drain a kick that came with the timer: the rebuild sees it.
+		select {
+		case <-k.kick:
+		default:
+		}
+		targets := k.rebuild(ctx)
+		k.rebuilds.Inc()
+		if first || !sameTargets(last, targets) {
+			send(out, targets)
+			last = targets
+		}
+		if first {
+			first = false
+			k.synced.Store(true)
+		}
+	}
+}
+
+func sameTargets(a, b []scrapeloop.Target) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].URL != b[i].URL || !labelsEqual(a[i], b[i]) || a[i].Interval != b[i].Interval ||
+			a[i].Timeout != b[i].Timeout || a[i].HonorLabels != b[i].HonorLabels ||
+			a[i].HonorTimestamps != b[i].HonorTimestamps || !slices.Equal(a[i].Tags, b[i].Tags) ||
+			a[i].Limits != b[i].Limits || a[i].Source != b[i].Source || len(a[i].MetricRelabel) != len(b[i].MetricRelabel) {
+			return false
+		}
+		if !slices.EqualFunc(a[i].MetricRelabel, b[i].MetricRelabel, ruleEqual) {
+			return false
+		}
+	}
+	return true
+}
+
+func ruleEqual(x, y *promrelabel.Config) bool {
+	return x == y || (x.Action == y.Action && slices.Equal(x.SourceLabels, y.SourceLabels) &&
+		x.Separator == y.Separator && x.Regex.String() == y.Regex.String() && x.Modulus == y.Modulus &&
+		x.TargetLabel == y.TargetLabel && x.Replacement == y.Replacement)
+}
+
+func labelsEqual(a, b scrapeloop.Target) bool { return a.Labels.String() == b.Labels.String() }

@@ -1,0 +1,36 @@
+package informer
+
+import (
+	"testing"
+
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	promrelabel "github.com/prometheus/prometheus/model/relabel"
+)
+
+func TestSameTargets(t *testing.T) {
+	rule := func(regex string) *promrelabel.Config {
+		return &promrelabel.Config{Action: promrelabel.Drop, SourceLabels: model.LabelNames{"__name__"}, Separator: ";", Regex: promrelabel.MustNewRegexp(regex)}
+	}
+	target := func(regex string, tags ...string) []scrapeloop.Target {
+		return []scrapeloop.Target{{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "a"), Tags: tags,
+			MetricRelabel: []*promrelabel.Config{rule(regex)}}}
+	}
+	cases := []struct {
+		name string
+		a, b []scrapeloop.Target
+		same bool
+	}{
+		{"rebuilt alike, other rule pointers", target("go_.*"), target("go_.*"), true},
+		{"rule regex differs", target("go_.*"), target("process_.*"), false},
+		{"tags differ", target("x", "pod_name:a"), target("x", "pod_name:b"), false},
+		{"one more target", target("x"), append(target("x"), target("y")...), false},
+		{"both empty", nil, []scrapeloop.Target{}, true},
+	}
+	for _, c := range cases {
+		if got := sameTargets(c.a, c.b); got != c.same {
+			t.Errorf("%s: sameTargets = %v, want %v", c.name, got, c.same)
+		}
+	}
+}

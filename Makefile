@@ -7,7 +7,7 @@ STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test lint vet staticcheck static-build controlplane unit benchmarks-check clean
+.PHONY: all build demo demo-local test lint vet staticcheck static-build controlplane unit benchmarks-check clean
 
 all: build
 
@@ -16,8 +16,14 @@ build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
-## demo: the whole data path on this machine, no cluster or Datadog account needed
-demo: build
+## demo: the whole product on this machine: a local control plane (etcd +
+## kube-apiserver), two nodes with ServiceMonitor/PodMonitor workloads, the
+## stand-in Datadog intake, nodescraper as node-a's agent. No cluster or Datadog account needed.
+demo: build controlplane
+	@bin/kubedemo -bin bin
+
+## demo-local: the same data path without Kubernetes (targets from a file_sd file)
+demo-local: build
 	@scripts/demo.sh
 
 ## test: everything CI checks

@@ -203,6 +203,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			tg.Interval, tg.Timeout = rt.Interval, rt.Timeout
 			tg.HonorLabels, tg.HonorTimestamps = j.Scrape.HonorLabels, j.Scrape.HonorTimestamps
 			tg.MetricRelabel = j.MetricRelabelConfigs
+			tg.HTTP = &j.HTTP
 			lim := j.Scrape.Limits
 			tg.Limits = scrapeloop.Limits{
 				BodySize: lim.BodySize, Samples: int(lim.Samples), Labels: int(lim.Labels),

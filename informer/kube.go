@@ -15,7 +15,6 @@ import (
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monclient "github.com/prometheus-operator/prometheus-operator/pkg/client/versioned"
-	promrelabel "github.com/prometheus/prometheus/model/relabel"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -293,28 +292,7 @@ func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
 	}
 }
 
+// sameTargets reports whether two target sets would run the same loops.
 func sameTargets(a, b []scrapeloop.Target) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].URL != b[i].URL || !labelsEqual(a[i], b[i]) || a[i].Interval != b[i].Interval ||
-			a[i].Timeout != b[i].Timeout || a[i].HonorLabels != b[i].HonorLabels ||
-			a[i].HonorTimestamps != b[i].HonorTimestamps || !slices.Equal(a[i].Tags, b[i].Tags) ||
-			a[i].Limits != b[i].Limits || a[i].Source != b[i].Source || len(a[i].MetricRelabel) != len(b[i].MetricRelabel) {
-			return false
-		}
-		if !slices.EqualFunc(a[i].MetricRelabel, b[i].MetricRelabel, ruleEqual) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a, b, func(x, y scrapeloop.Target) bool { return x.Key() == y.Key() })
 }
-
-func ruleEqual(x, y *promrelabel.Config) bool {
-	return x == y || (x.Action == y.Action && slices.Equal(x.SourceLabels, y.SourceLabels) &&
-		x.Separator == y.Separator && x.Regex.String() == y.Regex.String() && x.Modulus == y.Modulus &&
-		x.TargetLabel == y.TargetLabel && x.Replacement == y.Replacement)
-}
-
-func labelsEqual(a, b scrapeloop.Target) bool { return a.Labels.String() == b.Labels.String() }

@@ -70,7 +70,7 @@ func TestTargetHTTPSettings(t *testing.T) {
 	a := Target{URL: "https://x", HTTP: &relabel.HTTPConfig{Authorization: &relabel.Authorization{Credentials: "old"}}}
 	b := a
 	b.HTTP = &relabel.HTTPConfig{Authorization: &relabel.Authorization{Credentials: "new"}}
-	if a.key() == b.key() {
+	if a.Key() == b.Key() {
 		t.Fatal("a rotated credential does not change the target key")
 	}
 }

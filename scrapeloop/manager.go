@@ -107,7 +107,7 @@ func NewManager(cfg Config) *Manager {
 func (m *Manager) Sync(ctx context.Context, targets []Target) {
 	want := make(map[string]Target, len(targets))
 	for _, t := range targets {
-		want[t.key()] = t
+		want[t.Key()] = t
 	}
 	m.mu.Lock()
 	var gone []*loop

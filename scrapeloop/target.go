@@ -44,8 +44,8 @@ type Limits struct {
 	LabelValueLength int
 }
 
-// key identifies a target: two targets with the same key are the same loop.
-func (t *Target) key() string {
+// Key identifies a target: two targets with the same key are the same loop.
+func (t *Target) Key() string {
 	b := make([]byte, 0, 256)
 	b = append(b, t.URL...)
 	b = append(b, 0)
@@ -85,6 +85,8 @@ func (t *Target) key() string {
 	b = strconv.AppendInt(b, int64(t.Limits.LabelNameLength), 10)
 	b = strconv.AppendInt(b, int64(t.Limits.LabelValueLength), 10)
 	b = appendHTTPKey(b, t.HTTP)
+	b = append(b, 0)
+	b = append(b, t.Source...)
 	return string(b)
 }
 

@@ -117,6 +117,10 @@ func run(ctx context.Context, bin string, interval time.Duration) error {
 	agent.Env = append(os.Environ(), "DD_API_KEY="+apiKey)
 	agent.Stdout, agent.Stderr = agentLog, agentLog
 	for _, c := range []*exec.Cmd{intake, agent} {
+		// Own process group: a terminal's Ctrl-C reaches only this command,
+		// which then stops each child with one SIGTERM (a second signal would
+		// make the agent skip its final checkpoint and flush).
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
 		c.WaitDelay = 15 * time.Second
 		if err := c.Start(); err != nil {

@@ -116,11 +116,14 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 			return nil, fmt.Errorf("control plane dir: %w", err)
 		}
 		cp.ownDir = true
+	} else if err = os.MkdirAll(cp.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("control plane dir: %w", err)
 	}
 	cp.sp = newSpawner()
+	started := cp // a "return nil, err" below clears cp before this runs
 	defer func() {
 		if err != nil {
-			if serr := cp.Stop(); serr != nil {
+			if serr := started.Stop(); serr != nil {
 				err = errors.Join(err, serr)
 			}
 			cp = nil

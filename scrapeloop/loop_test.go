@@ -428,12 +428,17 @@ func TestManagerSync(t *testing.T) {
 	if len(ts) != 1 || ts[0].Labels["job"] != "b" || ts[0].Health != "up" {
 		t.Fatalf("targets after removal: %+v", ts)
 	}
+	problems := func() []Problem {
+		return []Problem{{Object: "ServiceMonitor app/web", Reason: "secret app/creds not found"}}
+	}
 	for _, c := range []struct{ url, want string }{
 		{"/targets", `<td class="up">up</td>`},
+		{"/targets", `<td>ServiceMonitor app/web</td><td class="down">secret app/creds not found</td>`},
 		{"/targets?format=json", `"health":"up"`},
+		{"/targets?format=json", `"rejected":[{"object":"ServiceMonitor app/web","reason":"secret app/creds not found"}]`},
 	} {
 		rec := httptest.NewRecorder()
-		m.TargetsHandler().ServeHTTP(rec, httptest.NewRequest("GET", c.url, nil))
+		m.TargetsHandler(problems).ServeHTTP(rec, httptest.NewRequest("GET", c.url, nil))
 		if body := rec.Body.String(); !strings.Contains(body, c.want) || !strings.Contains(body, srv.Addr()) || strings.Contains(body, `job="a"`) {
 			t.Errorf("%s: %s", c.url, body)
 		}

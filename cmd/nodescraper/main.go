@@ -147,6 +147,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 
 	targets := make(chan []scrapeloop.Target, 1)
 	var discoverySynced func() bool
+	var problems func() []scrapeloop.Problem // rejected monitors, for the targets page
 	if c.staticTargets != "" {
 		scfg := informer.StaticConfig{
 			Path:     c.staticTargets,
@@ -167,6 +168,13 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		metrics.RegisterSet(kube.Metrics())
 		defer metrics.UnregisterSet(kube.Metrics(), true)
 		discoverySynced = kube.Synced
+		problems = func() []scrapeloop.Problem {
+			var ps []scrapeloop.Problem
+			for _, r := range kube.Rejected() {
+				ps = append(ps, scrapeloop.Problem{Object: fmt.Sprintf("%s %s/%s", r.Kind, r.Namespace, r.Name), Reason: r.Reason})
+			}
+			return ps
+		}
 		go func() {
 			if err := kube.Run(ctx, targets); err != nil {
 				logger.Error("kubernetes discovery stopped", "err", err)
@@ -182,7 +190,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		metrics.WritePrometheus(w, true)
 	})
-	mux.Handle("/targets", mgr.TargetsHandler())
+	mux.Handle("/targets", mgr.TargetsHandler(problems))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	var restored atomic.Bool
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {

@@ -378,6 +378,29 @@ func TestKubeDiscovery(t *testing.T) {
 	if r := a.k.Rejected(); len(r) != 0 {
 		t.Fatalf("still rejected: %+v", r)
 	}
+	// A rotated password reaches the targets' HTTP settings, so their loops
+	// restart with it (the password is part of the target key).
+	password := func() string {
+		for _, tg := range a.targets() {
+			if strings.HasPrefix(tg.Source, "serviceMonitor/app/sm-auth/") && tg.HTTP != nil && tg.HTTP.BasicAuth != nil {
+				return string(tg.HTTP.BasicAuth.Password)
+			}
+		}
+		return ""
+	}
+	if p := password(); p != "p1" {
+		t.Fatalf("sm-auth targets carry password %q, want p1", p)
+	}
+	_, err = cp.Kube.CoreV1().Secrets("app").Patch(ctx, "creds", types.MergePatchType, []byte(`{"data":{"password":"cDI="}}`), metav1.PatchOptions{})
+	must(t, err)
+	rotated := time.Now()
+	for password() != "p2" {
+		if time.Since(rotated) > 10*time.Second {
+			t.Fatalf("rotated password not in the targets after 10s (have %q)", password())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("secret rotation reached the targets in %v", time.Since(rotated).Round(time.Millisecond))
 	// The key removed: rejected again.
 	_, err = cp.Kube.CoreV1().Secrets("app").Patch(ctx, "creds", types.MergePatchType, []byte(`{"data":{"password":null}}`), metav1.PatchOptions{})
 	must(t, err)

@@ -22,7 +22,7 @@ type Problem struct {
 func (m *Manager) TargetsHandler(problems func() []Problem) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts := m.Targets()
-		var ps []Problem
+		ps := []Problem{}
 		if problems != nil {
 			ps = problems()
 		}

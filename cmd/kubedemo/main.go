@@ -103,7 +103,10 @@ func run(ctx context.Context, bin string, interval time.Duration) error {
 		return err
 	}
 
-	intake := exec.CommandContext(ctx, filepath.Join(bin, "ddintake"), "-listen", "127.0.0.1:8129", "-api-key", apiKey, "-summary-interval", "10s")
+	// The intake outlives the agent, so the agent's final flush reaches it.
+	intakeCtx, stopIntake := context.WithCancel(context.Background())
+	defer stopIntake()
+	intake := exec.CommandContext(intakeCtx, filepath.Join(bin, "ddintake"), "-listen", "127.0.0.1:8129", "-api-key", apiKey, "-summary-interval", "10s")
 	intake.Stdout, intake.Stderr = os.Stdout, os.Stderr
 	agentLog, err := os.Create(filepath.Join(work, "nodescraper.log"))
 	if err != nil {
@@ -138,18 +141,28 @@ nodescraper demo is running (Ctrl-C stops everything):
 The stand-in Datadog intake prints what it receives below.
 
 `, agentLog.Name(), cp.Kubeconfig)
-	errc := make(chan error, 2)
-	go func() { errc <- agent.Wait() }()
-	go func() { errc <- intake.Wait() }()
+	agentDone := make(chan error, 1)
+	intakeDone := make(chan error, 1)
+	go func() { agentDone <- agent.Wait() }()
+	go func() { intakeDone <- intake.Wait() }()
+	var early error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if ctx.Err() == nil {
-			return fmt.Errorf("a demo process exited early: %v (see %s)", err, agentLog.Name())
-		}
+		<-agentDone // SIGTERM'd through ctx: checkpoint and final flush first
+	case err := <-agentDone:
+		early = fmt.Errorf("nodescraper exited early: %v (see %s)", err, agentLog.Name())
+	case err := <-intakeDone:
+		early = fmt.Errorf("ddintake exited early: %v", err)
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		<-agentDone
 	}
-	<-errc
-	<-errc
+	stopIntake()
+	if early == nil {
+		<-intakeDone
+	}
+	if early != nil {
+		return early
+	}
 	fmt.Println("demo stopped; agent log kept at", agentLog.Name())
 	return nil
 }

@@ -83,6 +83,9 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 		// Datadog keeps one point per series and second.
 		return nil, fmt.Errorf("target %s: interval %s must be at least 1s and timeout %s within it", t.URL, t.Interval, t.Timeout)
 	}
+	if cfg.MaxInterval > 0 && t.Interval > cfg.MaxInterval {
+		return nil, fmt.Errorf("target %s: interval %s is longer than half of --series-stale-after (%s): its delta state would expire between scrapes", t.URL, t.Interval, cfg.MaxInterval)
+	}
 	req, err := http.NewRequest(http.MethodGet, t.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.URL, err)

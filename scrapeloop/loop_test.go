@@ -347,6 +347,25 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+func TestTargetIntervalBounds(t *testing.T) {
+	m := NewManager(Config{MaxInterval: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	cases := []struct {
+		interval, timeout time.Duration
+		err               string
+	}{
+		{30 * time.Second, 10 * time.Second, ""},
+		{500 * time.Millisecond, 100 * time.Millisecond, "must be at least 1s"},
+		{10 * time.Second, 20 * time.Second, "timeout 20s within it"},
+		{2 * time.Minute, 10 * time.Second, "longer than half of --series-stale-after"},
+	}
+	for _, c := range cases {
+		_, err := newLoop(m.cfg, Target{URL: "http://127.0.0.1:1/metrics", Interval: c.interval, Timeout: c.timeout})
+		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("interval %s timeout %s: err = %v, want %q", c.interval, c.timeout, err, c.err)
+		}
+	}
+}
+
 func TestParseErrorNamesTheLine(t *testing.T) {
 	tl := newTestLoop(t, Target{})
 	err := tl.feed(t, "ok 1\nbroken{ 2\n", textCT)

@@ -30,6 +30,9 @@ type Config struct {
 	Transport http.RoundTripper
 	// MaxBodySize bounds a response body when the target sets no limit; default 64 MiB.
 	MaxBodySize int64
+	// MaxInterval refuses targets scraped less often (their delta state
+	// would expire between scrapes); 0 means no bound.
+	MaxInterval time.Duration
 	// ParseConcurrency bounds concurrent parsing; default GOMAXPROCS.
 	ParseConcurrency int
 	Logger           *slog.Logger

@@ -143,6 +143,8 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		Sink:   out,
 		Host:   c.host(),
 		Logger: logger,
+		// A longer interval would let the delta state expire between scrapes.
+		MaxInterval: c.seriesStaleAfter / 2,
 	})
 
 	targets := make(chan []scrapeloop.Target, 1)

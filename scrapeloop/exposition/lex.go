@@ -118,7 +118,8 @@ func (p *Parser) metricName(s *sample, i int) int {
 		s.nameStart, s.nameEnd, s.sameName = i, i+n, true
 		return i + n
 	}
-	j := p.scanMetricName(i + 1)
+	// The first sample of a family usually repeats the name of its # TYPE.
+	j := p.famNameAt(i)
 	s.nameStart, s.nameEnd = i, j
 	return j
 }

@@ -59,7 +59,6 @@ type family struct {
 	helpEnd      int
 	unitStart    int
 	unitEnd      int
-	helpEsc      bool
 	helpFromText bool // text format help escapes (\\ and \n only)
 }
 
@@ -280,7 +279,7 @@ func (p *Parser) Help() []byte {
 		return nil
 	}
 	raw := p.data[p.fam.helpStart:p.fam.helpEnd]
-	if !p.fam.helpEsc {
+	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw
 	}
 	p.helpBuf = appendUnescaped(p.helpBuf[:0], raw, p.fam.helpFromText)

@@ -104,7 +104,9 @@ func (p *Parser) textComment(i int) bool {
 // the name repeats the current family's, one comparison replaces the scan.
 func (p *Parser) famNameAt(k int) int {
 	d := p.data
-	if p.famOpen {
+	// A quoted family name (the byte before it is the quote) may hold bytes
+	// an unquoted name cannot, so it is never taken for one.
+	if fs := p.fam.start; p.famOpen && (fs == 0 || d[fs-1] != '"') {
 		n := p.fam.end - p.fam.start
 		if e := k + n; e < len(d) && charClass[d[e]]&cMetric == 0 && string(d[k:e]) == string(d[p.fam.start:p.fam.end]) {
 			return e

@@ -212,7 +212,6 @@ func specialBytes(x uint64) uint64 {
 // resetSample clears the per-line fields of s.
 func resetSample(s *sample, i int) {
 	s.labels = s.labels[:0]
-	s.labelEnds = s.labelEnds[:0]
 	resetLine(s, i)
 }
 
@@ -407,16 +406,18 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 				}
 				s.labelEsc = s.labelEsc || esc
 			}
-			s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
+			l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
 			i = end
 			if i < len(d) {
 				switch d[i] {
 				case ',':
 					i++
-					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
+					l.end = labelEnd(i-s.seriesStart, false)
+					s.labels = append(s.labels, l)
 					continue
 				case '}':
-					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
+					l.end = labelEnd(i-s.seriesStart, true)
+					s.labels = append(s.labels, l)
 					return i + 1, true
 				}
 			}
@@ -425,7 +426,8 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 			if peeked && d[i] == ',' {
 				i, peeked = i+1, false
 			}
-			s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
+			l.end = labelEnd(i-s.seriesStart, peeked)
+			s.labels = append(s.labels, l)
 			continue
 		}
 		switch c {
@@ -468,13 +470,14 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 			return 0, false
 		}
 		s.labelEsc = s.labelEsc || nameEsc || esc
-		s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
+		l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
 		i = p.skipWS(end)
 		peeked := i < len(d)
 		if peeked && d[i] == ',' {
 			i, peeked = i+1, false
 		}
-		s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
+		l.end = labelEnd(i-s.seriesStart, peeked)
+		s.labels = append(s.labels, l)
 	}
 }
 
@@ -668,30 +671,30 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		l := span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)}
+		l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
+		i = end
+		if i >= len(d) {
+			return 0, p.setErr(i, "unexpected end of input in label set")
+		}
+		closing := false
+		switch d[i] {
+		case ',':
+			i++
+			l.end = labelEnd(i-s.seriesStart, false)
+		case '}':
+			closing = true
+			l.end = labelEnd(i-s.seriesStart, true)
+		default:
+			return 0, p.setErr(i, "expected ',' or '}' after label value")
+		}
 		if exemplar {
 			s.exLabels = append(s.exLabels, l)
 		} else {
 			s.labelEsc = s.labelEsc || nameEsc || esc
 			s.labels = append(s.labels, l)
 		}
-		i = end
-		if i >= len(d) {
-			return 0, p.setErr(i, "unexpected end of input in label set")
-		}
-		switch d[i] {
-		case ',':
-			i++
-			if !exemplar {
-				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
-			}
-		case '}':
-			if !exemplar {
-				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
-			}
+		if closing {
 			return i + 1, true
-		default:
-			return 0, p.setErr(i, "expected ',' or '}' after label value")
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"slices"
+	"unsafe"
 )
 
 // Label is one label pair of a sample, unescaped.
@@ -12,7 +13,11 @@ type Label struct{ Name, Value []byte }
 // span locates one label pair in the payload: the name (without quotes if
 // quoted) and the value (without quotes), escapes unresolved. Offsets, not
 // slices: they hold no pointers, so storing and moving them is cheap.
-type span struct{ ns, ne, vs, ve int32 }
+// end is where parsing stood after the pair, for prefix reuse (labelEnd).
+type span struct {
+	ns, ne, vs, ve int32
+	end            uint32
+}
 
 // lname and lvalue return a label's raw name and value.
 func (p *Parser) lname(l span) []byte  { return p.data[l.ns:l.ne] }
@@ -36,10 +41,9 @@ type sample struct {
 	trailingComma      bool // OpenMetrics label set ends in ",}"
 	labelEsc           bool // some label name or value has escapes
 	// reuse of the previous line parsed into this sample (reuse.go)
-	reusable   bool  // the series parsed completely
-	labelsOpen int   // offset after '{' directly following the name, or 0
-	labelEnds  []int // per label: labelEnd(where the next label's parsing starts, ...)
-	sameName   bool  // unquoted name equal to the previous sample's
+	reusable   bool // the series parsed completely
+	labelsOpen int  // offset after '{' directly following the name, or 0
+	sameName   bool // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
 	exLabels       []span
@@ -114,8 +118,8 @@ func (p *Parser) Reset(data []byte, f Format) {
 		helpBuf:  p.helpBuf[:0],
 		check:    p.check.reset(),
 	}
-	p.cur.labels, p.cur.exLabels, p.cur.labelEnds = cur.labels[:0], cur.exLabels[:0], cur.labelEnds[:0]
-	p.peek.labels, p.peek.exLabels, p.peek.labelEnds = peek.labels[:0], peek.exLabels[:0], peek.labelEnds[:0]
+	p.cur.labels, p.cur.exLabels = cur.labels[:0], cur.exLabels[:0]
+	p.peek.labels, p.peek.exLabels = peek.labels[:0], peek.exLabels[:0]
 	if len(data) > maxPayload {
 		p.err = &ParseError{Line: 1, Col: 1, Near: `""`, Msg: "payload larger than 2 GiB"}
 	}
@@ -296,10 +300,13 @@ func (p *Parser) Labels(dst []Label) []Label {
 	dst = slices.Grow(dst, len(s.labels))[:n+len(s.labels)]
 	out := dst[n:]
 	if !s.labelEsc {
+		// The spans were checked against the payload when parsed: slice
+		// without bounds checks, capped at their length.
+		base := unsafe.Pointer(unsafe.SliceData(d))
 		for k, l := range s.labels {
 			e := &out[k]
-			e.Name = d[l.ns:l.ne]
-			e.Value = d[l.vs:l.ve]
+			e.Name = unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), l.ne-l.ns)
+			e.Value = unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), l.ve-l.vs)
 		}
 		return dst
 	}

@@ -31,7 +31,7 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 		return 0, false
 	}
 	k := 0
-	for k < len(s.labelEnds) && labelNeeds(s.labelEnds[k]) <= common {
+	for k < len(s.labels) && labelNeeds(s.labels[k].end) <= common {
 		k++
 	}
 	delta := int32(i - prev)
@@ -41,10 +41,10 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 	}
 	resume := s.labelsOpen
 	if k > 0 {
-		resume = s.labelEnds[k-1] >> 1
+		resume = int(s.labels[k-1].end >> 1)
 	}
 	nameLen, open := s.nameEnd-s.nameStart, s.labelsOpen
-	s.labels, s.labelEnds = s.labels[:k], s.labelEnds[:k]
+	s.labels = s.labels[:k]
 	resetLine(s, i)
 	s.nameStart, s.nameEnd, s.sameName = i, i+nameLen, true
 	s.labelsOpen = open
@@ -55,15 +55,15 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 // where the next pair's parsing starts, and whether the byte there was
 // already looked at (a '}' or a blank-separated next label), in which case
 // it must be shared as well for the label to be carried over.
-func labelEnd(resume int, peeked bool) int {
+func labelEnd(resume int, peeked bool) uint32 {
 	if peeked {
-		return resume<<1 | 1
+		return uint32(resume)<<1 | 1
 	}
-	return resume << 1
+	return uint32(resume) << 1
 }
 
 // labelNeeds returns how many leading series bytes a labelEnd depends on.
-func labelNeeds(e int) int { return e>>1 + e&1 }
+func labelNeeds(e uint32) int { return int(e>>1 + e&1) }
 
 // commonPrefix returns the length of the common prefix of a and b,
 // comparing 32 bytes per step, then eight, then one.

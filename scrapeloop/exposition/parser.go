@@ -303,10 +303,11 @@ func (p *Parser) Labels(dst []Label) []Label {
 		// The spans were checked against the payload when parsed: slice
 		// without bounds checks, capped at their length.
 		base := unsafe.Pointer(unsafe.SliceData(d))
-		for k, l := range s.labels {
-			e := &out[k]
-			e.Name = unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), l.ne-l.ns)
-			e.Value = unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), l.ve-l.vs)
+		out = out[:len(s.labels)]
+		for k := range s.labels {
+			l, e := &s.labels[k], &out[k]
+			e.Name = unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), uint32(l.ne-l.ns))
+			e.Value = unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), uint32(l.ve-l.vs))
 		}
 		return dst
 	}

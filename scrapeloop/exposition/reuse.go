@@ -70,24 +70,29 @@ func labelNeeds(e uint32) int { return int(e>>1 + e&1) }
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	a, b = a[:n], b[:n]
-	i := 0
-	for ; i+32 <= n; i += 32 {
-		x, y := a[i:i+32], b[i:i+32]
-		d := binary.LittleEndian.Uint64(x) ^ binary.LittleEndian.Uint64(y)
-		d |= binary.LittleEndian.Uint64(x[8:]) ^ binary.LittleEndian.Uint64(y[8:])
-		d |= binary.LittleEndian.Uint64(x[16:]) ^ binary.LittleEndian.Uint64(y[16:])
-		d |= binary.LittleEndian.Uint64(x[24:]) ^ binary.LittleEndian.Uint64(y[24:])
+	// Reslicing as it goes lets the compiler drop the bounds checks.
+	for len(a) >= 32 {
+		b = b[:len(a)]
+		d := binary.LittleEndian.Uint64(a) ^ binary.LittleEndian.Uint64(b)
+		d |= binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(b[8:])
+		d |= binary.LittleEndian.Uint64(a[16:]) ^ binary.LittleEndian.Uint64(b[16:])
+		d |= binary.LittleEndian.Uint64(a[24:]) ^ binary.LittleEndian.Uint64(b[24:])
 		if d != 0 {
 			break
 		}
+		a, b = a[32:], b[32:]
 	}
-	for ; i+8 <= n; i += 8 {
-		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
-			return i + bits.TrailingZeros64(x)>>3
+	for len(a) >= 8 {
+		b = b[:len(a)]
+		if x := binary.LittleEndian.Uint64(a) ^ binary.LittleEndian.Uint64(b); x != 0 {
+			return n - len(a) + bits.TrailingZeros64(x)>>3
 		}
+		a, b = a[8:], b[8:]
 	}
-	for i < n && a[i] == b[i] {
+	b = b[:len(a)]
+	i := 0
+	for i < len(a) && a[i] == b[i] {
 		i++
 	}
-	return i
+	return n - len(a) + i
 }

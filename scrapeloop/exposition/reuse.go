@@ -30,18 +30,16 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 	if common < s.labelsOpen {
 		return 0, false
 	}
-	k := 0
-	for k < len(s.labels) && labelNeeds(s.labels[k].end) <= common {
-		k++
-	}
 	delta := int32(i - prev)
-	for j := range s.labels[:k] {
-		l := &s.labels[j]
-		l.ns, l.ne, l.vs, l.ve = l.ns+delta, l.ne+delta, l.vs+delta, l.ve+delta
-	}
 	resume := s.labelsOpen
-	if k > 0 {
-		resume = int(s.labels[k-1].end >> 1)
+	k := 0
+	for ; k < len(s.labels); k++ {
+		l := &s.labels[k]
+		if labelNeeds(l.end) > common {
+			break
+		}
+		l.ns, l.ne, l.vs, l.ve = l.ns+delta, l.ne+delta, l.vs+delta, l.ve+delta
+		resume = int(l.end >> 1)
 	}
 	nameLen, open := s.nameEnd-s.nameStart, s.labelsOpen
 	s.labels = s.labels[:k]

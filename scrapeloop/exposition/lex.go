@@ -294,6 +294,18 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 	if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
 		i = p.skipWS(i)
 	}
+	// A plain integer of up to 15 digits ending the line (most counters) is
+	// below 2^53, so converting it is exact, as strconv's result is.
+	var m uint64
+	j := i
+	for j < len(d) && j-i < 15 && d[j]-'0' <= 9 {
+		m = m*10 + uint64(d[j]-'0')
+		j++
+	}
+	if j > i && j < len(d) && d[j] == '\n' {
+		s.value = float64(m)
+		return j + 1, true
+	}
 	v, j, ok := parseFloatFast(d, i)
 	if ok && j < len(d) && d[j] != ' ' && d[j] != '\t' && d[j] != '\n' && d[j] != '{' {
 		ok = false // the value token goes on: let the general parser judge it

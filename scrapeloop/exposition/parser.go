@@ -292,7 +292,8 @@ func (p *Parser) Help() []byte {
 
 // Labels appends the sample's label pairs (the metric name excluded) to dst,
 // unescaped, in input order. Escaped bytes live in a buffer that stays valid
-// until the next Next or Reset; unescaped ones point into the payload.
+// until the next Next or Reset; unescaped ones point into the payload, with
+// capacity equal to length so that appending to them copies.
 func (p *Parser) Labels(dst []Label) []Label {
 	s := &p.cur
 	d := p.data

@@ -322,7 +322,7 @@ func (p *Parser) Labels(dst []Label) []Label {
 	buf := p.labelBuf[:0]
 	for k, l := range s.labels {
 		e := &out[k]
-		e.Name, e.Value = d[l.ns:l.ne], d[l.vs:l.ve]
+		e.Name, e.Value = d[l.ns:l.ne:l.ne], d[l.vs:l.ve:l.ve]
 		if bytes.IndexByte(e.Name, '\\') >= 0 {
 			m := len(buf)
 			buf = appendUnescaped(buf, e.Name, false)

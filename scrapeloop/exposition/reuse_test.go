@@ -65,3 +65,20 @@ func TestCommonPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelsCapped: label bytes handed out are capped at their length, so a
+// caller appending to one cannot overwrite the payload.
+func TestLabelsCapped(t *testing.T) {
+	for _, in := range []string{"a{b=\"c\",d=\"e\"} 1\n", "a{b=\"c\\\\\",d=\"e\"} 1\n"} {
+		var p Parser
+		p.Reset([]byte(in), FormatPrometheus)
+		if !p.Next() {
+			t.Fatalf("%q: %v", in, p.Err())
+		}
+		for _, l := range p.Labels(nil) {
+			if cap(l.Name) != len(l.Name) || cap(l.Value) != len(l.Value) {
+				t.Errorf("%q: label %q=%q has spare capacity", in, l.Name, l.Value)
+			}
+		}
+	}
+}

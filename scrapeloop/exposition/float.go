@@ -44,8 +44,8 @@ func parseFloat(b []byte) (float64, bool) {
 // need the general parser (too many digits, big exponents, Inf, NaN...).
 func parseFloatFast(b []byte, i int) (f float64, end int, ok bool) {
 	neg := false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg = b[0] == '-'
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		neg = b[i] == '-'
 		i++
 	}
 	var mant uint64

@@ -118,7 +118,8 @@ func (p *Parser) metricName(s *sample, i int) int {
 		s.nameStart, s.nameEnd, s.sameName = i, i+n, true
 		return i + n
 	}
-	j := p.scanMetricName(i + 1)
+	// The first sample of a family usually repeats the name of its # TYPE.
+	j := p.famNameAt(i)
 	s.nameStart, s.nameEnd = i, j
 	return j
 }
@@ -211,7 +212,6 @@ func specialBytes(x uint64) uint64 {
 // resetSample clears the per-line fields of s.
 func resetSample(s *sample, i int) {
 	s.labels = s.labels[:0]
-	s.labelEnds = s.labelEnds[:0]
 	resetLine(s, i)
 }
 
@@ -293,6 +293,18 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 	}
 	if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
 		i = p.skipWS(i)
+	}
+	// A plain integer of up to 15 digits ending the line (most counters) is
+	// below 2^53, so converting it is exact, as strconv's result is.
+	var m uint64
+	j := i
+	for j < len(d) && j-i < 15 && d[j]-'0' <= 9 {
+		m = m*10 + uint64(d[j]-'0')
+		j++
+	}
+	if j > i && j < len(d) && d[j] == '\n' {
+		s.value = float64(m)
+		return j + 1, true
 	}
 	v, j, ok := parseFloatFast(d, i)
 	if ok && j < len(d) && d[j] != ' ' && d[j] != '\t' && d[j] != '\n' && d[j] != '{' {
@@ -406,16 +418,18 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 				}
 				s.labelEsc = s.labelEsc || esc
 			}
-			s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
+			l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
 			i = end
 			if i < len(d) {
 				switch d[i] {
 				case ',':
 					i++
-					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
+					l.end = labelEnd(i-s.seriesStart, false)
+					s.labels = append(s.labels, l)
 					continue
 				case '}':
-					s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
+					l.end = labelEnd(i-s.seriesStart, true)
+					s.labels = append(s.labels, l)
 					return i + 1, true
 				}
 			}
@@ -424,7 +438,8 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 			if peeked && d[i] == ',' {
 				i, peeked = i+1, false
 			}
-			s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
+			l.end = labelEnd(i-s.seriesStart, peeked)
+			s.labels = append(s.labels, l)
 			continue
 		}
 		switch c {
@@ -467,13 +482,14 @@ func (p *Parser) textLabels(s *sample, i int) (int, bool) {
 			return 0, false
 		}
 		s.labelEsc = s.labelEsc || nameEsc || esc
-		s.labels = append(s.labels, span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)})
+		l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
 		i = p.skipWS(end)
 		peeked := i < len(d)
 		if peeked && d[i] == ',' {
 			i, peeked = i+1, false
 		}
-		s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, peeked))
+		l.end = labelEnd(i-s.seriesStart, peeked)
+		s.labels = append(s.labels, l)
 	}
 }
 
@@ -667,30 +683,30 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		l := span{int32(ns), int32(ne), int32(i + 1), int32(end - 1)}
+		l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
+		i = end
+		if i >= len(d) {
+			return 0, p.setErr(i, "unexpected end of input in label set")
+		}
+		closing := false
+		switch d[i] {
+		case ',':
+			i++
+			l.end = labelEnd(i-s.seriesStart, false)
+		case '}':
+			closing = true
+			l.end = labelEnd(i-s.seriesStart, true)
+		default:
+			return 0, p.setErr(i, "expected ',' or '}' after label value")
+		}
 		if exemplar {
 			s.exLabels = append(s.exLabels, l)
 		} else {
 			s.labelEsc = s.labelEsc || nameEsc || esc
 			s.labels = append(s.labels, l)
 		}
-		i = end
-		if i >= len(d) {
-			return 0, p.setErr(i, "unexpected end of input in label set")
-		}
-		switch d[i] {
-		case ',':
-			i++
-			if !exemplar {
-				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, false))
-			}
-		case '}':
-			if !exemplar {
-				s.labelEnds = append(s.labelEnds, labelEnd(i-s.seriesStart, true))
-			}
+		if closing {
 			return i + 1, true
-		default:
-			return 0, p.setErr(i, "expected ',' or '}' after label value")
 		}
 	}
 }

@@ -67,7 +67,7 @@ func (p *Parser) textComment(i int) bool {
 			p.pos = min(end+1, len(d))
 		}
 	case k < len(d) && charClass[d[k]]&cMetricStart != 0:
-		ns, ne = k, p.scanMetricName(k+1)
+		ns, ne = k, p.famNameAt(k)
 		after = ne
 	default:
 		p.fail(k, "expected metric name after "+string(d[j:j+4]))
@@ -97,6 +97,22 @@ func (p *Parser) textComment(i int) bool {
 	}
 	p.setMeta(kind, ns, ne, ts, te, TypeUnknown)
 	return true
+}
+
+// famNameAt returns the end of the unquoted metric name starting at k (a
+// valid first byte). # TYPE usually follows # HELP of the same family: when
+// the name repeats the current family's, one comparison replaces the scan.
+func (p *Parser) famNameAt(k int) int {
+	d := p.data
+	// A quoted family name (the byte before it is the quote) may hold bytes
+	// an unquoted name cannot, so it is never taken for one.
+	if fs := p.fam.start; p.famOpen && (fs == 0 || d[fs-1] != '"') {
+		n := p.fam.end - p.fam.start
+		if e := k + n; e < len(d) && charClass[d[e]]&cMetric == 0 && string(d[k:e]) == string(d[p.fam.start:p.fam.end]) {
+			return e
+		}
+	}
+	return p.scanMetricName(k + 1)
 }
 
 // plainComment skips a text-format comment line. (Prometheus' generated
@@ -256,7 +272,6 @@ func (p *Parser) setMeta(kind metaKind, ns, ne, ts, te int, typ MetricType) {
 	case metaHelp:
 		p.fam.hasHelp = true
 		p.fam.helpStart, p.fam.helpEnd = ts, te
-		p.fam.helpEsc = bytes.IndexByte(d[ts:te], '\\') >= 0
 		p.fam.helpFromText = p.format == FormatPrometheus
 	case metaUnit:
 		p.fam.hasUnit = true

@@ -39,20 +39,29 @@ func (r rec) String() string {
 // canonLabels renders label pairs sorted. le and quantile values are
 // rewritten in OpenMetrics float form because textparse does so while this
 // parser keeps them as written (the raw bytes are the series identity).
+//
+// Pairs are sorted by name, then value: with a duplicate label name
+// textparse's (unstable) sort leaves the duplicates in no defined order.
 func canonLabels(pairs [][2]string) string {
-	sort.Slice(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
+	for i, l := range pairs {
+		if l[0] == "le" || l[0] == "quantile" {
+			if f, err := strconv.ParseFloat(l[1], 64); err == nil {
+				pairs[i][1] = labels.FormatOpenMetricsFloat(f)
+			}
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i][0] != pairs[j][0] {
+			return pairs[i][0] < pairs[j][0]
+		}
+		return pairs[i][1] < pairs[j][1]
+	})
 	var b strings.Builder
 	for i, l := range pairs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		v := l[1]
-		if l[0] == "le" || l[0] == "quantile" {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				v = labels.FormatOpenMetricsFloat(f)
-			}
-		}
-		b.WriteString(l[0] + "=" + strconv.Quote(v))
+		b.WriteString(l[0] + "=" + strconv.Quote(l[1]))
 	}
 	return b.String()
 }

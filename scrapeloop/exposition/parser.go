@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"slices"
+	"unsafe"
 )
 
 // Label is one label pair of a sample, unescaped.
@@ -12,7 +13,11 @@ type Label struct{ Name, Value []byte }
 // span locates one label pair in the payload: the name (without quotes if
 // quoted) and the value (without quotes), escapes unresolved. Offsets, not
 // slices: they hold no pointers, so storing and moving them is cheap.
-type span struct{ ns, ne, vs, ve int32 }
+// end is where parsing stood after the pair, for prefix reuse (labelEnd).
+type span struct {
+	ns, ne, vs, ve int32
+	end            uint32
+}
 
 // lname and lvalue return a label's raw name and value.
 func (p *Parser) lname(l span) []byte  { return p.data[l.ns:l.ne] }
@@ -36,10 +41,9 @@ type sample struct {
 	trailingComma      bool // OpenMetrics label set ends in ",}"
 	labelEsc           bool // some label name or value has escapes
 	// reuse of the previous line parsed into this sample (reuse.go)
-	reusable   bool  // the series parsed completely
-	labelsOpen int   // offset after '{' directly following the name, or 0
-	labelEnds  []int // per label: labelEnd(where the next label's parsing starts, ...)
-	sameName   bool  // unquoted name equal to the previous sample's
+	reusable   bool // the series parsed completely
+	labelsOpen int  // offset after '{' directly following the name, or 0
+	sameName   bool // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
 	exLabels       []span
@@ -59,7 +63,6 @@ type family struct {
 	helpEnd      int
 	unitStart    int
 	unitEnd      int
-	helpEsc      bool
 	helpFromText bool // text format help escapes (\\ and \n only)
 }
 
@@ -115,8 +118,8 @@ func (p *Parser) Reset(data []byte, f Format) {
 		helpBuf:  p.helpBuf[:0],
 		check:    p.check.reset(),
 	}
-	p.cur.labels, p.cur.exLabels, p.cur.labelEnds = cur.labels[:0], cur.exLabels[:0], cur.labelEnds[:0]
-	p.peek.labels, p.peek.exLabels, p.peek.labelEnds = peek.labels[:0], peek.exLabels[:0], peek.labelEnds[:0]
+	p.cur.labels, p.cur.exLabels = cur.labels[:0], cur.exLabels[:0]
+	p.peek.labels, p.peek.exLabels = peek.labels[:0], peek.exLabels[:0]
 	if len(data) > maxPayload {
 		p.err = &ParseError{Line: 1, Col: 1, Near: `""`, Msg: "payload larger than 2 GiB"}
 	}
@@ -280,7 +283,7 @@ func (p *Parser) Help() []byte {
 		return nil
 	}
 	raw := p.data[p.fam.helpStart:p.fam.helpEnd]
-	if !p.fam.helpEsc {
+	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw
 	}
 	p.helpBuf = appendUnescaped(p.helpBuf[:0], raw, p.fam.helpFromText)
@@ -289,7 +292,8 @@ func (p *Parser) Help() []byte {
 
 // Labels appends the sample's label pairs (the metric name excluded) to dst,
 // unescaped, in input order. Escaped bytes live in a buffer that stays valid
-// until the next Next or Reset; unescaped ones point into the payload.
+// until the next Next or Reset; unescaped ones point into the payload, with
+// capacity equal to length so that appending to them copies.
 func (p *Parser) Labels(dst []Label) []Label {
 	s := &p.cur
 	d := p.data
@@ -297,10 +301,14 @@ func (p *Parser) Labels(dst []Label) []Label {
 	dst = slices.Grow(dst, len(s.labels))[:n+len(s.labels)]
 	out := dst[n:]
 	if !s.labelEsc {
-		for k, l := range s.labels {
-			e := &out[k]
-			e.Name = d[l.ns:l.ne]
-			e.Value = d[l.vs:l.ve]
+		// The spans were checked against the payload when parsed: slice
+		// without bounds checks, capped at their length.
+		base := unsafe.Pointer(unsafe.SliceData(d))
+		out = out[:len(s.labels)]
+		for k := range s.labels {
+			l, e := &s.labels[k], &out[k]
+			e.Name = unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), uint32(l.ne-l.ns))
+			e.Value = unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), uint32(l.ve-l.vs))
 		}
 		return dst
 	}
@@ -314,7 +322,7 @@ func (p *Parser) Labels(dst []Label) []Label {
 	buf := p.labelBuf[:0]
 	for k, l := range s.labels {
 		e := &out[k]
-		e.Name, e.Value = d[l.ns:l.ne], d[l.vs:l.ve]
+		e.Name, e.Value = d[l.ns:l.ne:l.ne], d[l.vs:l.ve:l.ve]
 		if bytes.IndexByte(e.Name, '\\') >= 0 {
 			m := len(buf)
 			buf = appendUnescaped(buf, e.Name, false)

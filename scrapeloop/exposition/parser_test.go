@@ -204,6 +204,9 @@ func TestErrors(t *testing.T) {
 	f("a  1\n# EOF\n", om, 1, 2, "expected ' ' and value", `"  1"`)
 	f("a{b=\""+strings.Repeat("x", 100)+"\n", prom, 1, 5, "unterminated", `"\"`+strings.Repeat("x", 39)+`"...`)
 	f("# EOF\na 1\n", om, 2, 1, "after # EOF", `"a 1"`)
+	// an unquoted name is never matched against a quoted family name
+	f("# TYPE \"a.b\" counter\na.b 1\n", prom, 2, 2, "invalid value", `".b 1"`)
+	f("# HELP \"a.b\" x\n# TYPE a.b counter\n", prom, 2, 10, "invalid metric type", `"b counter"`)
 }
 
 // TestZeroAlloc: parsing a warm payload with every accessor allocates nothing.

@@ -30,21 +30,19 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 	if common < s.labelsOpen {
 		return 0, false
 	}
-	k := 0
-	for k < len(s.labelEnds) && labelNeeds(s.labelEnds[k]) <= common {
-		k++
-	}
 	delta := int32(i - prev)
-	for j := range s.labels[:k] {
-		l := &s.labels[j]
-		l.ns, l.ne, l.vs, l.ve = l.ns+delta, l.ne+delta, l.vs+delta, l.ve+delta
-	}
 	resume := s.labelsOpen
-	if k > 0 {
-		resume = s.labelEnds[k-1] >> 1
+	k := 0
+	for ; k < len(s.labels); k++ {
+		l := &s.labels[k]
+		if labelNeeds(l.end) > common {
+			break
+		}
+		l.ns, l.ne, l.vs, l.ve = l.ns+delta, l.ne+delta, l.vs+delta, l.ve+delta
+		resume = int(l.end >> 1)
 	}
 	nameLen, open := s.nameEnd-s.nameStart, s.labelsOpen
-	s.labels, s.labelEnds = s.labels[:k], s.labelEnds[:k]
+	s.labels = s.labels[:k]
 	resetLine(s, i)
 	s.nameStart, s.nameEnd, s.sameName = i, i+nameLen, true
 	s.labelsOpen = open
@@ -55,39 +53,44 @@ func (p *Parser) reusePrefix(s *sample, i int) (int, bool) {
 // where the next pair's parsing starts, and whether the byte there was
 // already looked at (a '}' or a blank-separated next label), in which case
 // it must be shared as well for the label to be carried over.
-func labelEnd(resume int, peeked bool) int {
+func labelEnd(resume int, peeked bool) uint32 {
 	if peeked {
-		return resume<<1 | 1
+		return uint32(resume)<<1 | 1
 	}
-	return resume << 1
+	return uint32(resume) << 1
 }
 
 // labelNeeds returns how many leading series bytes a labelEnd depends on.
-func labelNeeds(e int) int { return e>>1 + e&1 }
+func labelNeeds(e uint32) int { return int(e>>1 + e&1) }
 
 // commonPrefix returns the length of the common prefix of a and b,
 // comparing 32 bytes per step, then eight, then one.
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	a, b = a[:n], b[:n]
-	i := 0
-	for ; i+32 <= n; i += 32 {
-		x, y := a[i:i+32], b[i:i+32]
-		d := binary.LittleEndian.Uint64(x) ^ binary.LittleEndian.Uint64(y)
-		d |= binary.LittleEndian.Uint64(x[8:]) ^ binary.LittleEndian.Uint64(y[8:])
-		d |= binary.LittleEndian.Uint64(x[16:]) ^ binary.LittleEndian.Uint64(y[16:])
-		d |= binary.LittleEndian.Uint64(x[24:]) ^ binary.LittleEndian.Uint64(y[24:])
+	// Reslicing as it goes lets the compiler drop the bounds checks.
+	for len(a) >= 32 {
+		b = b[:len(a)]
+		d := binary.LittleEndian.Uint64(a) ^ binary.LittleEndian.Uint64(b)
+		d |= binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(b[8:])
+		d |= binary.LittleEndian.Uint64(a[16:]) ^ binary.LittleEndian.Uint64(b[16:])
+		d |= binary.LittleEndian.Uint64(a[24:]) ^ binary.LittleEndian.Uint64(b[24:])
 		if d != 0 {
 			break
 		}
+		a, b = a[32:], b[32:]
 	}
-	for ; i+8 <= n; i += 8 {
-		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
-			return i + bits.TrailingZeros64(x)>>3
+	for len(a) >= 8 {
+		b = b[:len(a)]
+		if x := binary.LittleEndian.Uint64(a) ^ binary.LittleEndian.Uint64(b); x != 0 {
+			return n - len(a) + bits.TrailingZeros64(x)>>3
 		}
+		a, b = a[8:], b[8:]
 	}
-	for i < n && a[i] == b[i] {
+	b = b[:len(a)]
+	i := 0
+	for i < len(a) && a[i] == b[i] {
 		i++
 	}
-	return i
+	return n - len(a) + i
 }

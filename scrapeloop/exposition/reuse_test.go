@@ -38,3 +38,47 @@ var reuseCases = []struct {
 	{"om exemplar", "# TYPE c counter\nc_total{a=\"1\"} 1 # {t=\"1\"} 1\nc_total{a=\"1\"} 2 # {t=\"2\"} 1 5\n# EOF\n", FormatOpenMetrics},
 	{"last label then more", "m{a=\"1\"} 1\nm{a=\"1\" } 2\nm{a=\"1\" ,b=\"2\"} 3\nm{a=\"1\" ,b=\"2\"}4\n", FormatPrometheus},
 }
+
+// TestCommonPrefix checks the word-at-a-time comparison against a byte loop
+// for a difference at every position of inputs around the 8- and 32-byte
+// step sizes.
+func TestCommonPrefix(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 40, 64, 71, 100} {
+		a := make([]byte, n)
+		for i := range a {
+			a[i] = byte('a' + i%26)
+		}
+		for diff := 0; diff <= n; diff++ {
+			b := append([]byte(nil), a...)
+			if diff < n {
+				b[diff] ^= 0x20
+			}
+			for _, bl := range []int{n, diff} {
+				want := 0
+				for want < min(n, bl) && a[want] == b[want] {
+					want++
+				}
+				if got := commonPrefix(a, b[:bl]); got != want {
+					t.Errorf("n=%d diff=%d len(b)=%d: got %d, want %d", n, diff, bl, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestLabelsCapped: label bytes handed out are capped at their length, so a
+// caller appending to one cannot overwrite the payload.
+func TestLabelsCapped(t *testing.T) {
+	for _, in := range []string{"a{b=\"c\",d=\"e\"} 1\n", "a{b=\"c\\\\\",d=\"e\"} 1\n"} {
+		var p Parser
+		p.Reset([]byte(in), FormatPrometheus)
+		if !p.Next() {
+			t.Fatalf("%q: %v", in, p.Err())
+		}
+		for _, l := range p.Labels(nil) {
+			if cap(l.Name) != len(l.Name) || cap(l.Value) != len(l.Value) {
+				t.Errorf("%q: label %q=%q has spare capacity", in, l.Name, l.Value)
+			}
+		}
+	}
+}

@@ -5,7 +5,8 @@ package ddclient
 // reuse it after Submit.
 type Batch struct {
 	buf    []byte
-	ends   []int // end offset of each entry in buf
+	ends   []int   // end offset of each entry in buf
+	tss    []int64 // timestamp of each entry, for the intake's age limit
 	minTS  int64
 	maxTS  int64
 	invals int // points dropped because JSON cannot carry their value
@@ -20,6 +21,7 @@ func (b *Batch) Add(s *Series, tsSec int64, v float64) {
 		return
 	}
 	b.ends = append(b.ends, len(b.buf))
+	b.tss = append(b.tss, tsSec)
 	if len(b.ends) == 1 || tsSec < b.minTS {
 		b.minTS = tsSec
 	}
@@ -35,6 +37,7 @@ func (b *Batch) Len() int { return len(b.ends) }
 func (b *Batch) Reset() {
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
+	b.tss = b.tss[:0]
 	b.minTS, b.maxTS, b.invals = 0, 0, 0
 }
 

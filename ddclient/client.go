@@ -215,12 +215,7 @@ func (c *Client) Submit(b *Batch) {
 		}
 		c.cur.buf = append(c.cur.buf, e...)
 		c.cur.ends = append(c.cur.ends, len(c.cur.buf))
-	}
-	if b.Len() > 0 {
-		if c.cur.Len() == b.Len() || b.minTS < c.cur.minTS {
-			c.cur.minTS = b.minTS
-		}
-		c.cur.maxTS = max(c.cur.maxTS, b.maxTS)
+		c.cur.tss = append(c.cur.tss, b.tss[i])
 	}
 	full := len(c.sealed) > 0
 	c.mu.Unlock()
@@ -355,7 +350,7 @@ func (c *Client) compressBatch(b *Batch, from, to int) {
 		}
 		e := b.entry(i)
 		raw = append(raw, e...)
-		if ts := entryTS(e); i == from || ts < minTS {
+		if ts := b.tss[i]; i == from || ts < minTS {
 			minTS = ts
 		}
 	}
@@ -394,21 +389,6 @@ func (c *Client) compressBatch(b *Batch, from, to int) {
 		c.drop(droppedQueueFull, dropped)
 		c.cfg.Logger.Warn("send queue full: dropped the oldest points", "points", dropped, "max_queue_bytes", c.cfg.MaxQueueBytes)
 	}
-}
-
-// entryTS reads the timestamp of an entry written by appendPoint.
-func entryTS(e []byte) int64 {
-	i := bytes.LastIndex(e, []byte(`{"timestamp":`))
-	if i < 0 {
-		return 0
-	}
-	e = e[i+len(`{"timestamp":`):]
-	j := bytes.IndexByte(e, ',')
-	if j < 0 {
-		return 0
-	}
-	ts, _ := strconv.ParseInt(string(e[:j]), 10, 64)
-	return ts
 }
 
 // sendQueued posts queued payloads in order until the queue is empty or a

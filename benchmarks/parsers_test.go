@@ -40,11 +40,9 @@ func sumString(s string) uint64 {
 }
 
 // ours is the exposition parser, reused across payloads as the scrape loop
-// reuses it per target.
-type ours struct {
-	p  exposition.Parser
-	ls []exposition.Label
-}
+// reuses it per target. It walks the label pairs with Label(k), as the
+// scrape loop does on a series-cache miss.
+type ours struct{ p exposition.Parser }
 
 func (o *ours) parse(data []byte) (int, uint64, error) {
 	o.p.Reset(data, exposition.FormatPrometheus)
@@ -53,8 +51,8 @@ func (o *ours) parse(data []byte) (int, uint64, error) {
 	for o.p.Next() {
 		n++
 		sum += sumBytes(o.p.Name())
-		o.ls = o.p.Labels(o.ls[:0])
-		for _, l := range o.ls {
+		for k := range o.p.NumLabels() {
+			l := o.p.Label(k)
 			sum += sumBytes(l.Name) + sumBytes(l.Value)
 		}
 		ts, _ := o.p.Timestamp()

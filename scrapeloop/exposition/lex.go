@@ -113,8 +113,8 @@ func notMetricBytes(x uint64) uint64 {
 // and s.sameName lets family resolution be skipped too.
 func (p *Parser) metricName(s *sample, i int) int {
 	d := p.data
-	prev := p.prevName
-	if n := len(prev); n > 0 && i+n < len(d) && charClass[d[i+n]]&cMetric == 0 && string(d[i:i+n]) == string(prev) {
+	ps := p.prevNameStart
+	if n := p.prevNameEnd - ps; n > 0 && i+n < len(d) && charClass[d[i+n]]&cMetric == 0 && string(d[i:i+n]) == string(d[ps:ps+n]) {
 		s.nameStart, s.nameEnd, s.sameName = i, i+n, true
 		return i + n
 	}

@@ -3,7 +3,6 @@ package exposition
 import (
 	"bytes"
 	"math"
-	"slices"
 	"unsafe"
 )
 
@@ -85,15 +84,17 @@ type Parser struct {
 	inFamily bool
 	role     Role
 
-	// name of the previous sample (unquoted names only) and the family
-	// generation it was resolved in, for the repeated-name fast path
-	prevName   []byte
-	prevFamGen uint32
-	famGen     uint32
+	// name of the previous sample (unquoted names only; offsets, not a
+	// slice, to spare a pointer store per sample) and the family generation
+	// it was resolved in, for the repeated-name fast path
+	prevNameStart, prevNameEnd int
+	prevFamGen                 uint32
+	famGen                     uint32
 
-	nameBuf   []byte
-	nameValid bool
-	labelBuf  []byte
+	nameBuf  []byte // the current sample's name when escaped
+	labelBuf []byte
+	// unescaped pairs of the current sample when it has escapes (Label)
+	escLabels []Label
 	helpBuf   []byte
 
 	created createdCache
@@ -110,13 +111,14 @@ type Parser struct {
 func (p *Parser) Reset(data []byte, f Format) {
 	cur, peek := p.cur, p.peek
 	*p = Parser{
-		data:     data,
-		format:   f,
-		strict:   p.strict,
-		nameBuf:  p.nameBuf[:0],
-		labelBuf: p.labelBuf[:0],
-		helpBuf:  p.helpBuf[:0],
-		check:    p.check.reset(),
+		data:      data,
+		format:    f,
+		strict:    p.strict,
+		nameBuf:   p.nameBuf[:0],
+		labelBuf:  p.labelBuf[:0],
+		escLabels: p.escLabels[:0],
+		helpBuf:   p.helpBuf[:0],
+		check:     p.check.reset(),
 	}
 	p.cur.labels, p.cur.exLabels = cur.labels[:0], cur.exLabels[:0]
 	p.peek.labels, p.peek.exLabels = peek.labels[:0], peek.exLabels[:0]
@@ -139,7 +141,6 @@ func (p *Parser) Next() bool {
 	if p.err != nil || p.done {
 		return false
 	}
-	p.nameValid = false
 	om := p.format == FormatOpenMetrics
 	for {
 		if p.pos >= len(p.data) {
@@ -209,11 +210,19 @@ func (p *Parser) Next() bool {
 			p.resolveFamily()
 		}
 		if p.cur.nameStart != p.cur.seriesStart {
-			p.prevName = nil // quoted names do not take the fast path
+			p.prevNameStart, p.prevNameEnd = 0, 0 // quoted names do not take the fast path
 		} else {
-			p.prevName = p.data[p.cur.nameStart:p.cur.nameEnd]
+			p.prevNameStart, p.prevNameEnd = p.cur.nameStart, p.cur.nameEnd
 		}
 		p.prevFamGen = p.famGen
+		// The rare escaped names and labels are resolved here, so that the
+		// accessors stay small enough to inline.
+		if p.cur.nameEsc {
+			p.nameBuf = appendUnescaped(p.nameBuf[:0], p.data[p.cur.nameStart:p.cur.nameEnd], false)
+		}
+		if p.cur.labelEsc {
+			p.unescapeLabels()
+		}
 		if p.strict && om {
 			if err := p.checkSample(); err != nil {
 				p.err = err
@@ -237,15 +246,10 @@ func (p *Parser) Series() []byte { return p.data[p.cur.seriesStart:p.cur.seriesE
 
 // Name returns the metric name, unquoted and unescaped.
 func (p *Parser) Name() []byte {
-	s := &p.cur
-	if !s.nameEsc {
-		return p.data[s.nameStart:s.nameEnd]
+	if p.cur.nameEsc {
+		return p.nameBuf // unescaped by Next
 	}
-	if !p.nameValid {
-		p.nameBuf = appendUnescaped(p.nameBuf[:0], p.data[s.nameStart:s.nameEnd], false)
-		p.nameValid = true
-	}
-	return p.nameBuf
+	return p.data[p.cur.nameStart:p.cur.nameEnd]
 }
 
 // Family returns the family name from # TYPE/HELP/UNIT when the sample
@@ -295,23 +299,30 @@ func (p *Parser) Help() []byte {
 // until the next Next or Reset; unescaped ones point into the payload, with
 // capacity equal to length so that appending to them copies.
 func (p *Parser) Labels(dst []Label) []Label {
+	for k := range len(p.cur.labels) {
+		dst = append(dst, p.Label(k))
+	}
+	return dst
+}
+
+// Label returns the k-th label pair of the sample (0 <= k < NumLabels),
+// unescaped, with the lifetime rules of Labels. Unlike Labels it stores
+// nothing: the pair comes back in registers, which is what a caller that
+// walks the pairs once (hashing, relabeling, building a label set) wants.
+// It is small enough to be inlined.
+func (p *Parser) Label(k int) Label {
+	if p.cur.labelEsc {
+		return p.escLabels[k]
+	}
+	return spanLabel(unsafe.Pointer(unsafe.SliceData(p.data)), &p.cur.labels[k])
+}
+
+// unescapeLabels resolves the escapes of the current sample's label pairs
+// into labelBuf (sized up front, so no slice moves) and escLabels. Next
+// calls it for the few samples with escapes, which keeps Label inlinable.
+func (p *Parser) unescapeLabels() {
 	s := &p.cur
 	d := p.data
-	n := len(dst)
-	dst = slices.Grow(dst, len(s.labels))[:n+len(s.labels)]
-	out := dst[n:]
-	if !s.labelEsc {
-		// The spans were checked against the payload when parsed: slice
-		// without bounds checks, capped at their length.
-		base := unsafe.Pointer(unsafe.SliceData(d))
-		out = out[:len(s.labels)]
-		for k := range s.labels {
-			l, e := &s.labels[k], &out[k]
-			e.Name = unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), uint32(l.ne-l.ns))
-			e.Value = unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), uint32(l.ve-l.vs))
-		}
-		return dst
-	}
 	need := 0
 	for _, l := range s.labels {
 		need += int(l.ne-l.ns) + int(l.ve-l.vs)
@@ -320,9 +331,9 @@ func (p *Parser) Labels(dst []Label) []Label {
 		p.labelBuf = make([]byte, 0, 2*need)
 	}
 	buf := p.labelBuf[:0]
-	for k, l := range s.labels {
-		e := &out[k]
-		e.Name, e.Value = d[l.ns:l.ne:l.ne], d[l.vs:l.ve:l.ve]
+	out := p.escLabels[:0]
+	for _, l := range s.labels {
+		e := Label{Name: d[l.ns:l.ne:l.ne], Value: d[l.vs:l.ve:l.ve]}
 		if bytes.IndexByte(e.Name, '\\') >= 0 {
 			m := len(buf)
 			buf = appendUnescaped(buf, e.Name, false)
@@ -333,9 +344,9 @@ func (p *Parser) Labels(dst []Label) []Label {
 			buf = appendUnescaped(buf, e.Value, false)
 			e.Value = buf[m:len(buf):len(buf)]
 		}
+		out = append(out, e)
 	}
-	p.labelBuf = buf
-	return dst
+	p.labelBuf, p.escLabels = buf, out
 }
 
 // NumLabels returns how many label pairs the sample has, without unescaping.

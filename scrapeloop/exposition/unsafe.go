@@ -8,3 +8,21 @@ import "unsafe"
 func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
+
+// labelHeader is the memory layout of a Label: two []byte headers.
+type labelHeader struct {
+	name               unsafe.Pointer
+	nameLen, nameCap   int
+	value              unsafe.Pointer
+	valueLen, valueCap int
+}
+
+// spanLabel returns the pair l locates in the payload starting at base,
+// each slice capped at its length, without the bounds and overflow checks
+// that slicing or unsafe.Slice carry: the span was checked against the
+// payload when it was parsed. This keeps Label inlinable and costs a
+// handful of instructions per pair.
+func spanLabel(base unsafe.Pointer, l *span) Label {
+	n, v := int(l.ne-l.ns), int(l.ve-l.vs)
+	return *(*Label)(unsafe.Pointer(&labelHeader{unsafe.Add(base, l.ns), n, n, unsafe.Add(base, l.vs), v, v}))
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Character classes of the exposition grammars.
@@ -359,10 +360,84 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 }
 
 // textLabels parses a text-format label set from just after '{' and returns
-// the index just past '}'. The common shape, name="value" pairs separated
-// by commas without blanks, takes the straight path; blanks, missing commas
-// and quoted names take the general one.
+// the index just past '}'. The common shape, name="value" pairs of plain
+// ASCII separated by commas without blanks, takes this straight path, which
+// reads the payload a word at a time without bounds checks (every load is
+// checked against its length first); anything else, or the last bytes of
+// the payload, hand over to textLabelsGeneral at the start of that pair.
 func (p *Parser) textLabels(s *sample, i int) (int, bool) {
+	d := p.data
+	n := len(d)
+	base := unsafe.Pointer(unsafe.SliceData(d))
+	ss := s.seriesStart
+	ls := s.labels
+pairs:
+	for i+8 <= n {
+		if charClass[byteAt(base, i)]&cLabelStart == 0 {
+			break
+		}
+		ns := i
+		j := i + 1
+		for {
+			if j+8 > n {
+				break pairs
+			}
+			if m := notLabelBytes(load64(base, j)); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		if j+2 > n || load16(base, j) != '"'<<8|'=' {
+			break
+		}
+		vs := j + 2
+		e := vs
+		for {
+			if e+8 > n {
+				break pairs
+			}
+			if m := quoteStop(load64(base, e)); m != 0 {
+				e += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			e += 8
+		}
+		if byteAt(base, e) != '"' || e+1 >= n {
+			break // an escape or a non-ASCII byte: the general path checks it
+		}
+		var end uint32
+		switch byteAt(base, e+1) {
+		case ',':
+			end = labelEnd(e+2-ss, false)
+		case '}':
+			end = labelEnd(e+1-ss, true)
+		default:
+			break pairs
+		}
+		// Append in place: s.labels is written back only when it grows, so
+		// the common case stores no slice header (and no pointer).
+		k := len(ls)
+		if k == cap(ls) {
+			ls = append(ls, span{})[:k]
+			s.labels = ls
+		}
+		ls = ls[:k+1]
+		ls[k] = span{ns: int32(ns), ne: int32(j), vs: int32(vs), ve: int32(e), end: end}
+		i = e + 2
+		if end&1 != 0 {
+			s.labels = s.labels[:k+1]
+			return i, true
+		}
+	}
+	s.labels = s.labels[:len(ls)]
+	return p.textLabelsGeneral(s, i)
+}
+
+// textLabelsGeneral parses the rest of a text-format label set from i, in
+// every shape Prometheus' text lexer accepts: blanks between tokens, pairs
+// without commas, quoted label names and the quoted metric name, escapes.
+func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 	d := p.data
 	for {
 		if i >= len(d) {

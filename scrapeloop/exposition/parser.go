@@ -314,7 +314,14 @@ func (p *Parser) Label(k int) Label {
 	if p.cur.labelEsc {
 		return p.escLabels[k]
 	}
-	return spanLabel(unsafe.Pointer(unsafe.SliceData(p.data)), &p.cur.labels[k])
+	// The span was checked against the payload when parsed: slice it
+	// without bounds checks, capped at its length.
+	l := &p.cur.labels[k]
+	base := unsafe.Pointer(unsafe.SliceData(p.data))
+	return Label{
+		Name:  unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), uint32(l.ne-l.ns)),
+		Value: unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), uint32(l.ve-l.vs)),
+	}
 }
 
 // unescapeLabels resolves the escapes of the current sample's label pairs

@@ -1,6 +1,9 @@
 package exposition
 
-import "unsafe"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // yoloString views b as a string without copying. The caller must not keep
 // the string past the life of b, and b must not change while it is used;
@@ -9,20 +12,15 @@ func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// labelHeader is the memory layout of a Label: two []byte headers.
-type labelHeader struct {
-	name               unsafe.Pointer
-	nameLen, nameCap   int
-	value              unsafe.Pointer
-	valueLen, valueCap int
+// byteAt, load16 and load64 read the payload at base+i without bounds
+// checks, little-endian; the caller has checked that i+1, i+2 or i+8 bytes
+// are there. They let the hot loops check the length once per word.
+func byteAt(base unsafe.Pointer, i int) byte { return *(*byte)(unsafe.Add(base, i)) }
+
+func load16(base unsafe.Pointer, i int) uint16 {
+	return binary.LittleEndian.Uint16((*[2]byte)(unsafe.Add(base, i))[:])
 }
 
-// spanLabel returns the pair l locates in the payload starting at base,
-// each slice capped at its length, without the bounds and overflow checks
-// that slicing or unsafe.Slice carry: the span was checked against the
-// payload when it was parsed. This keeps Label inlinable and costs a
-// handful of instructions per pair.
-func spanLabel(base unsafe.Pointer, l *span) Label {
-	n, v := int(l.ne-l.ns), int(l.ve-l.vs)
-	return *(*Label)(unsafe.Pointer(&labelHeader{unsafe.Add(base, l.ns), n, n, unsafe.Add(base, l.vs), v, v}))
+func load64(base unsafe.Pointer, i int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(base, i))[:])
 }

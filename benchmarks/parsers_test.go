@@ -52,8 +52,8 @@ func (o *ours) parse(data []byte) (int, uint64, error) {
 		n++
 		sum += sumBytes(o.p.Name())
 		for k := range o.p.NumLabels() {
-			l := o.p.Label(k)
-			sum += sumBytes(l.Name) + sumBytes(l.Value)
+			name, value := o.p.Label(k)
+			sum += sumBytes(name) + sumBytes(value)
 		}
 		ts, _ := o.p.Timestamp()
 		sum += math.Float64bits(o.p.Value()) + uint64(ts)

@@ -423,7 +423,8 @@ pairs:
 			s.labels = ls
 		}
 		ls = ls[:k+1]
-		ls[k] = span{ns: int32(ns), ne: int32(j), vs: int32(vs), ve: int32(e), end: end}
+		l := &ls[k] // field by field: see appendSpan
+		l.ns, l.ne, l.vs, l.ve, l.end = int32(ns), int32(j), int32(vs), int32(e), end
 		i = e + 2
 		if end&1 != 0 {
 			s.labels = s.labels[:k+1]
@@ -493,18 +494,16 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 				}
 				s.labelEsc = s.labelEsc || esc
 			}
-			l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
+			vs, ve := i+1, end-1
 			i = end
 			if i < len(d) {
 				switch d[i] {
 				case ',':
 					i++
-					l.end = labelEnd(i-s.seriesStart, false)
-					s.labels = append(s.labels, l)
+					s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, false))
 					continue
 				case '}':
-					l.end = labelEnd(i-s.seriesStart, true)
-					s.labels = append(s.labels, l)
+					s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, true))
 					return i + 1, true
 				}
 			}
@@ -513,8 +512,7 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 			if peeked && d[i] == ',' {
 				i, peeked = i+1, false
 			}
-			l.end = labelEnd(i-s.seriesStart, peeked)
-			s.labels = append(s.labels, l)
+			s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
 			continue
 		}
 		switch c {
@@ -557,14 +555,13 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 			return 0, false
 		}
 		s.labelEsc = s.labelEsc || nameEsc || esc
-		l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
+		vs, ve := i+1, end-1
 		i = p.skipWS(end)
 		peeked := i < len(d)
 		if peeked && d[i] == ',' {
 			i, peeked = i+1, false
 		}
-		l.end = labelEnd(i-s.seriesStart, peeked)
-		s.labels = append(s.labels, l)
+		s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
 	}
 }
 
@@ -758,27 +755,28 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		l := span{ns: int32(ns), ne: int32(ne), vs: int32(i + 1), ve: int32(end - 1)}
+		vs, ve := i+1, end-1
 		i = end
 		if i >= len(d) {
 			return 0, p.setErr(i, "unexpected end of input in label set")
 		}
+		var le uint32
 		closing := false
 		switch d[i] {
 		case ',':
 			i++
-			l.end = labelEnd(i-s.seriesStart, false)
+			le = labelEnd(i-s.seriesStart, false)
 		case '}':
 			closing = true
-			l.end = labelEnd(i-s.seriesStart, true)
+			le = labelEnd(i-s.seriesStart, true)
 		default:
 			return 0, p.setErr(i, "expected ',' or '}' after label value")
 		}
 		if exemplar {
-			s.exLabels = append(s.exLabels, l)
+			s.exLabels = appendSpan(s.exLabels, ns, ne, vs, ve, le)
 		} else {
 			s.labelEsc = s.labelEsc || nameEsc || esc
-			s.labels = append(s.labels, l)
+			s.labels = appendSpan(s.labels, ns, ne, vs, ve, le)
 		}
 		if closing {
 			return i + 1, true

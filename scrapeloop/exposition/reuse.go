@@ -3,6 +3,7 @@ package exposition
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 )
 
 // Consecutive samples of a family repeat most of their series bytes: the
@@ -63,34 +64,46 @@ func labelEnd(resume int, peeked bool) uint32 {
 // labelNeeds returns how many leading series bytes a labelEnd depends on.
 func labelNeeds(e uint32) int { return int(e>>1 + e&1) }
 
-// commonPrefix returns the length of the common prefix of a and b,
-// comparing 32 bytes per step, then eight, then one.
+// commonPrefix returns the length of the common prefix of a and b. It
+// compares 32 bytes per step and finds the first differing byte of a step
+// without branching; the last step overlaps the one before instead of
+// falling back to shorter loops. Data-dependent loop exits are what costs
+// here (the prefix length differs from line to line), so there are few.
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
-	a, b = a[:n], b[:n]
-	// Reslicing as it goes lets the compiler drop the bounds checks.
-	for len(a) >= 32 {
-		b = b[:len(a)]
-		d := binary.LittleEndian.Uint64(a) ^ binary.LittleEndian.Uint64(b)
-		d |= binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(b[8:])
-		d |= binary.LittleEndian.Uint64(a[16:]) ^ binary.LittleEndian.Uint64(b[16:])
-		d |= binary.LittleEndian.Uint64(a[24:]) ^ binary.LittleEndian.Uint64(b[24:])
-		if d != 0 {
-			break
+	if n < 32 {
+		i := 0
+		for i+8 <= n {
+			if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+				return i + bits.TrailingZeros64(x)>>3
+			}
+			i += 8
 		}
-		a, b = a[32:], b[32:]
-	}
-	for len(a) >= 8 {
-		b = b[:len(a)]
-		if x := binary.LittleEndian.Uint64(a) ^ binary.LittleEndian.Uint64(b); x != 0 {
-			return n - len(a) + bits.TrailingZeros64(x)>>3
+		for i < n && a[i] == b[i] {
+			i++
 		}
-		a, b = a[8:], b[8:]
+		return i
 	}
-	b = b[:len(a)]
+	pa, pb := unsafe.Pointer(unsafe.SliceData(a)), unsafe.Pointer(unsafe.SliceData(b))
 	i := 0
-	for i < len(a) && a[i] == b[i] {
-		i++
+	for {
+		if i+32 > n {
+			i = n - 32 // overlap: bytes before i are known equal
+		}
+		x0 := load64(pa, i) ^ load64(pb, i)
+		x1 := load64(pa, i+8) ^ load64(pb, i+8)
+		x2 := load64(pa, i+16) ^ load64(pb, i+16)
+		x3 := load64(pa, i+24) ^ load64(pb, i+24)
+		if x0|x1|x2|x3 != 0 {
+			// Byte index of the first difference in each word, 8 when the
+			// word is equal; chained so that an equal word defers to the next.
+			t0, t1 := bits.TrailingZeros64(x0)>>3, bits.TrailingZeros64(x1)>>3
+			t2, t3 := bits.TrailingZeros64(x2)>>3, bits.TrailingZeros64(x3)>>3
+			return i + t0 + t0>>3*(t1+t1>>3*(t2+t2>>3*t3))
+		}
+		i += 32
+		if i >= n {
+			return n
+		}
 	}
-	return n - len(a) + i
 }

@@ -106,6 +106,26 @@ inf/unknown/value inf{} -Inf @5
 # HELP esc a\\b\nc\"d
 esc 2
 `, prom, "my.metric/unknown/value my.metric{label.name=a\"b\\c\nd,x=\\q} 1\nesc/unknown/value esc{} 2\n")
+	// Values near the one-word integer path's edges: 1 to 8 digits, leading
+	// zeros, a timestamp or blanks after the value, signs, a last line
+	// without newline and the payload's last bytes.
+	f("text integer values", "a 0\nb 7\nc 42\nd 123456\ne 1234567\nf 12345678\ng 007\n"+
+		"h 5 1700000000000\ni 12 \nj +3\nk -3\nl 1e3\nm{x=\"y\"} 99\nn 4",
+		prom, `a/unknown/value a{} 0
+b/unknown/value b{} 7
+c/unknown/value c{} 42
+d/unknown/value d{} 123456
+e/unknown/value e{} 1234567
+f/unknown/value f{} 12345678
+g/unknown/value g{} 7
+h/unknown/value h{} 5 @1700000000000
+i/unknown/value i{} 12
+j/unknown/value j{} 3
+k/unknown/value k{} -3
+l/unknown/value l{} 1000
+m/unknown/value m{x=y} 99
+n/unknown/value n{} 4
+`)
 	f("text NUL at line start ends the payload", "a 1\n\x00b 2\n", prom, "a/unknown/value a{} 1\n")
 
 	f("om families, units, created", `# TYPE req_seconds counter

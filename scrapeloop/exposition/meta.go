@@ -2,7 +2,9 @@ package exposition
 
 import (
 	"bytes"
+	"math/bits"
 	"unicode/utf8"
+	"unsafe"
 )
 
 type metaKind uint8
@@ -33,6 +35,9 @@ func (p *Parser) lineEnd(i int) int {
 // # TYPE set metadata, anything else is a comment. As in Prometheus, a
 // malformed HELP or TYPE line is an error, not a comment.
 func (p *Parser) textComment(i int) bool {
+	if p.textMetaFast(i) {
+		return true
+	}
 	d := p.data
 	end := p.lineEnd(i)
 	p.pos = min(end+1, len(d))
@@ -97,6 +102,78 @@ func (p *Parser) textComment(i int) bool {
 	}
 	p.setMeta(kind, ns, ne, ts, te, TypeUnknown)
 	return true
+}
+
+// Little-endian words of "# HELP " and "# TYPE " (seven bytes).
+const (
+	wordHelp = 0x20504c45482023
+	wordType = 0x20455059542023
+)
+
+// textMetaFast takes the shape nearly every exporter writes, "# HELP name
+// text" or "# TYPE name type" with single blanks, an unquoted name and a
+// text that starts with a non-blank, in one pass over the line that finds
+// its end and checks for non-ASCII bytes at once. It returns false, having
+// changed nothing, for any other line, which textComment then parses.
+func (p *Parser) textMetaFast(i int) bool {
+	d := p.data
+	base := unsafe.Pointer(unsafe.SliceData(d))
+	if i+8 > len(d) {
+		return false
+	}
+	var kind metaKind
+	switch load64(base, i) & (1<<56 - 1) {
+	case wordHelp:
+		kind = metaHelp
+	case wordType:
+		kind = metaType
+	default:
+		return false
+	}
+	k := i + 7
+	if charClass[byteAt(base, k)]&cMetricStart == 0 {
+		return false
+	}
+	ne := p.famNameAt(k)
+	ts := ne + 1
+	if ts >= len(d) || d[ne] != ' ' || d[ts] == ' ' || d[ts] == '\t' || d[ts] == '\n' {
+		return false
+	}
+	te, ascii := p.lineEndASCII(ts)
+	text := d[ts:te]
+	typ := TypeUnknown
+	if kind == metaType {
+		var ok bool
+		if typ, ok = textTypes(text); !ok {
+			return false // the general path reports it
+		}
+	} else if !ascii && !utf8.Valid(text) {
+		return false
+	}
+	p.pos = min(te+1, len(d))
+	p.setMeta(kind, k, ne, ts, te, typ)
+	return true
+}
+
+// lineEndASCII returns the end of the line whose rest starts at i (the
+// index of its newline, or len(data)) and whether the bytes up to it are
+// all ASCII, scanning eight bytes at a time for a newline or a high bit.
+func (p *Parser) lineEndASCII(i int) (int, bool) {
+	d := p.data
+	base := unsafe.Pointer(unsafe.SliceData(d))
+	for i+8 <= len(d) {
+		w := load64(base, i)
+		n := w ^ swarLo*'\n'
+		if m := ((n-swarLo)&^n | w) & swarHi; m != 0 {
+			i += bits.TrailingZeros64(m) >> 3 // the lowest mark is exact
+			if byteAt(base, i) == '\n' {
+				return i, true
+			}
+			return p.lineEnd(i), false
+		}
+		i += 8
+	}
+	return p.lineEnd(i), false
 }
 
 // famNameAt returns the end of the unquoted metric name starting at k (a
@@ -262,7 +339,10 @@ func (p *Parser) setMeta(kind metaKind, ns, ne, ts, te int, typ MetricType) {
 	d := p.data
 	p.famGen++
 	if !p.famOpen || !bytes.Equal(d[ns:ne], d[p.fam.start:p.fam.end]) {
-		p.fam = family{start: ns, end: ne}
+		// Zeroed, then set: a literal with fields would be built on the
+		// stack and copied (see span).
+		p.fam = family{}
+		p.fam.start, p.fam.end = ns, ne
 		p.famOpen = true
 		p.created = createdCache{}
 	}

@@ -191,6 +191,23 @@ func quoteStop(x uint64) uint64 {
 	return ((q-swarLo)&^q | (b-swarLo)&^b | x) & swarHi
 }
 
+// notDigits marks the bytes of x that are not 0-9 (x holds digits with
+// '0' xored out); every mark is exact.
+func notDigits(x uint64) uint64 {
+	return ((x &^ swarHi) + swarLo*(0x80-10) | x) & swarHi
+}
+
+// swarDigits returns the number written by the k (1 to 8) leading decimal
+// digits of x, most significant first (x holds digits with '0' xored out):
+// shifted to the top, the digits are combined pairwise, then in fours,
+// then in eights, three multiplications in all.
+func swarDigits(x uint64, k int) uint64 {
+	x <<= 64 - 8*uint(k) // the bytes below become leading zeros
+	x = (x & 0x0f0f0f0f0f0f0f0f) * (10<<8 + 1) >> 8
+	x = (x & 0x00ff00ff00ff00ff) * (100<<16 + 1) >> 16
+	return (x & 0x0000ffff0000ffff) * (10000<<32 + 1) >> 32
+}
+
 // SWAR constants: one in every byte, and every byte's high bit.
 const (
 	swarLo = 0x0101010101010101
@@ -284,10 +301,19 @@ func (p *Parser) textSample(s *sample, i int) (int, bool) {
 func (p *Parser) textValue(s *sample, i int) (int, bool) {
 	d := p.data
 	s.reusable = true // the series parsed; a failure below is in the value
-	if i+2 < len(d) && d[i] == ' ' && d[i+2] == '\n' && d[i+1]-'0' <= 9 {
-		// " 0\n", " 1\n": the most common value of all
-		s.value = float64(d[i+1] - '0')
-		return i + 3, true
+	if i+9 <= len(d) && d[i] == ' ' {
+		// " 42\n": a blank and an integer of one to seven digits ending
+		// the line is the value of most samples (0 and 1 above all). One
+		// word holds it; the digits are counted and converted without a
+		// loop, so the next line's position is known after a few
+		// instructions whatever the length.
+		w := load64(unsafe.Pointer(unsafe.SliceData(d)), i+1)
+		x := w ^ swarLo*'0' // digits become 0-9
+		k := bits.TrailingZeros64(notDigits(x)) >> 3
+		if k >= 1 && k <= 7 && byte(w>>(8*k)) == '\n' {
+			s.value = float64(swarDigits(x, k))
+			return i + k + 2, true
+		}
 	}
 	if i < len(d) && d[i] == ' ' {
 		i++

@@ -2,7 +2,10 @@ package exposition
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +69,45 @@ func TestSWARAgainstTable(t *testing.T) {
 		var w [8]byte
 		binary.LittleEndian.PutUint64(w[:], r.Uint64())
 		check(w)
+	}
+}
+
+// TestSWARDigits checks the one-word integer conversion and digit count
+// against strconv for every length, leading zeros included.
+func TestSWARDigits(t *testing.T) {
+	for k := 1; k <= 8; k++ {
+		for _, v := range []uint64{0, 1, 7, 9, 10, 42, 99, 100, 12345, 99999999, 10000000, 1234567, 8000001} {
+			s := strconv.FormatUint(v, 10)
+			if len(s) > k {
+				continue
+			}
+			s = strings.Repeat("0", k-len(s)) + s
+			var b [8]byte
+			copy(b[:], s)
+			for j := k; j < 8; j++ {
+				b[j] = "\n x.e}/:"[j] // whatever follows the digits
+			}
+			x := binary.LittleEndian.Uint64(b[:]) ^ swarLo*'0'
+			if got := swarDigits(x, k); got != v {
+				t.Errorf("swarDigits(%q, %d) = %d, want %d", s, k, got, v)
+			}
+			if n := bits.TrailingZeros64(notDigits(x)) >> 3; n != k {
+				t.Errorf("notDigits(%q): %d leading digits, want %d", b[:], n, k)
+			}
+		}
+	}
+	for c := 0; c < 256; c++ { // every byte value in every position
+		for pos := 0; pos < 8; pos++ {
+			b := [8]byte{'1', '2', '3', '4', '5', '6', '7', '8'}
+			b[pos] = byte(c)
+			x := binary.LittleEndian.Uint64(b[:]) ^ swarLo*'0'
+			want := pos
+			if c >= '0' && c <= '9' {
+				want = 8
+			}
+			if n := bits.TrailingZeros64(notDigits(x)) >> 3; n != want {
+				t.Errorf("byte %#x at %d: %d leading digits, want %d", c, pos, n, want)
+			}
+		}
 	}
 }

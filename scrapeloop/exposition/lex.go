@@ -321,18 +321,6 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 	if i < len(d) && (d[i] == ' ' || d[i] == '\t') {
 		i = p.skipWS(i)
 	}
-	// A plain integer of up to 15 digits ending the line (most counters) is
-	// below 2^53, so converting it is exact, as strconv's result is.
-	var m uint64
-	j := i
-	for j < len(d) && j-i < 15 && d[j]-'0' <= 9 {
-		m = m*10 + uint64(d[j]-'0')
-		j++
-	}
-	if j > i && j < len(d) && d[j] == '\n' {
-		s.value = float64(m)
-		return j + 1, true
-	}
 	v, j, ok := parseFloatFast(d, i)
 	if ok && j < len(d) && d[j] != ' ' && d[j] != '\t' && d[j] != '\n' && d[j] != '{' {
 		ok = false // the value token goes on: let the general parser judge it
@@ -364,16 +352,26 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 	if d[i] == '\n' {
 		return i + 1, true
 	}
+	// Digits are scanned and converted in one loop; past 18 of them the
+	// general conversion checks for overflow.
+	var ts int64
 	j = i
-	for j < len(d) && d[j] >= '0' && d[j] <= '9' {
+	for j < len(d) && j-i < 18 && d[j]-'0' <= 9 {
+		ts = ts*10 + int64(d[j]-'0')
 		j++
 	}
 	if j == i {
 		return 0, p.setErr(i, "expected timestamp or end of line")
 	}
-	if s.ts, ok = parseTextTimestamp(d[i:j]); !ok {
-		return 0, p.setErr(i, "invalid timestamp")
+	if j < len(d) && d[j]-'0' <= 9 {
+		for j < len(d) && d[j]-'0' <= 9 {
+			j++
+		}
+		if ts, ok = parseTextTimestamp(d[i:j]); !ok {
+			return 0, p.setErr(i, "invalid timestamp")
+		}
 	}
+	s.ts = ts
 	s.hasTS = true
 	i = p.skipWS(j)
 	if i >= len(d) {

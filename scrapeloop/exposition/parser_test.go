@@ -110,7 +110,7 @@ esc 2
 	// zeros, a timestamp or blanks after the value, signs, a last line
 	// without newline and the payload's last bytes.
 	f("text integer values", "a 0\nb 7\nc 42\nd 123456\ne 1234567\nf 12345678\ng 007\n"+
-		"h 5 1700000000000\ni 12 \nj +3\nk -3\nl 1e3\nm{x=\"y\"} 99\nn 4",
+		"h 5 1700000000000\ni 12 \nj +3\nk -3\nl 1e3\nm{x=\"y\"} 99\nt 1 1000000000000000000\nn 4",
 		prom, `a/unknown/value a{} 0
 b/unknown/value b{} 7
 c/unknown/value c{} 42
@@ -124,6 +124,7 @@ j/unknown/value j{} 3
 k/unknown/value k{} -3
 l/unknown/value l{} 1000
 m/unknown/value m{x=y} 99
+t/unknown/value t{} 1 @1000000000000000000
 n/unknown/value n{} 4
 `)
 	f("text NUL at line start ends the payload", "a 1\n\x00b 2\n", prom, "a/unknown/value a{} 1\n")
@@ -219,6 +220,7 @@ func TestErrors(t *testing.T) {
 	f("a 1\nb x\n", prom, 2, 3, "invalid value", `"x"`)
 	f("a 1 1.5\n", prom, 1, 6, "expected end of line after timestamp", `".5"`)
 	f("# TYPE a counte\n", prom, 1, 10, "invalid metric type", `"counte"`)
+	f("a 1 99999999999999999999\n", prom, 1, 5, "invalid timestamp", `"99999999999999999999"`) // past int64
 	f("a 1\n", om, 2, 1, "does not end with # EOF", `""`)
 	f("a 1\n\n# EOF\n", om, 2, 1, "blank line", `""`)
 	f("a  1\n# EOF\n", om, 1, 2, "expected ' ' and value", `"  1"`)

@@ -1,6 +1,7 @@
 package exposition
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"unicode/utf8"
@@ -180,6 +181,27 @@ func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool
 		}
 	}
 	return 0, false, p.setErr(start, "unterminated quoted string")
+}
+
+// plainQuoted reports whether data[i:end] holds no backslash and no
+// non-ASCII byte. It accumulates marks over whole words and tests once:
+// the lowest mark of a word is exact and a spurious mark needs a true one
+// below it, so the total is non-zero exactly when such a byte is there.
+func plainQuoted(base unsafe.Pointer, i, end int) bool {
+	var acc uint64
+	for ; i+8 <= end; i += 8 {
+		w := load64(base, i)
+		b := w ^ swarLo*'\\'
+		acc |= (b-swarLo)&^b | w
+	}
+	for ; i < end; i++ {
+		c := byteAt(base, i)
+		if c == '\\' {
+			return false
+		}
+		acc |= uint64(c)
+	}
+	return acc&swarHi == 0
 }
 
 // quoteStop marks the bytes of x that end a plain run inside a text-format
@@ -426,6 +448,18 @@ pairs:
 				break
 			}
 			e += 8
+			if e-vs == 32 {
+				// A long value (ids, paths, images): find the closing
+				// quote with IndexByte, which reads 16 or 32 bytes per
+				// step, then check the bytes before it for a backslash or
+				// a non-ASCII byte in one pass without early exits.
+				q := bytes.IndexByte(d[e:], '"')
+				if q < 0 || !plainQuoted(base, e, e+q) {
+					break pairs
+				}
+				e += q
+				break
+			}
 		}
 		if byteAt(base, e) != '"' || e+1 >= n {
 			break // an escape or a non-ASCII byte: the general path checks it

@@ -127,6 +127,11 @@ m/unknown/value m{x=y} 99
 t/unknown/value t{} 1 @1000000000000000000
 n/unknown/value n{} 4
 `)
+	// Values past the 32 bytes the word scan covers take IndexByte and a
+	// separate check: escapes and UTF-8 there still count.
+	long := strings.Repeat("0123456789", 4)
+	f("text long label values", "a{x=\""+long+"\",y=\""+long+"\\\"q\",z=\""+long+"é\"} 1\n",
+		prom, "a/unknown/value a{x="+long+",y="+long+"\"q,z="+long+"é} 1\n")
 	f("text NUL at line start ends the payload", "a 1\n\x00b 2\n", prom, "a/unknown/value a{} 1\n")
 
 	f("om families, units, created", `# TYPE req_seconds counter
@@ -220,6 +225,7 @@ func TestErrors(t *testing.T) {
 	f("a 1\nb x\n", prom, 2, 3, "invalid value", `"x"`)
 	f("a 1 1.5\n", prom, 1, 6, "expected end of line after timestamp", `".5"`)
 	f("# TYPE a counte\n", prom, 1, 10, "invalid metric type", `"counte"`)
+	f("a{x=\""+strings.Repeat("x", 40)+"\xff\"} 1\n", prom, 1, 5, "invalid UTF-8", `"\"`+strings.Repeat("x", 39)+`"...`)
 	f("a 1 99999999999999999999\n", prom, 1, 5, "invalid timestamp", `"99999999999999999999"`) // past int64
 	f("a 1\n", om, 2, 1, "does not end with # EOF", `""`)
 	f("a 1\n\n# EOF\n", om, 2, 1, "blank line", `""`)

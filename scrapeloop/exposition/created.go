@@ -83,12 +83,12 @@ func (p *Parser) sameMetricPoint(a, b *sample) bool {
 	skip := pointLabel(p.fam.typ)
 	na, nb := 0, 0
 	for _, l := range a.labels {
-		if !bytes.Equal(p.lname(l), skip) {
+		if !bytes.Equal(p.lname(a, l), skip) {
 			na++
 		}
 	}
 	for _, l := range b.labels {
-		if !bytes.Equal(p.lname(l), skip) {
+		if !bytes.Equal(p.lname(b, l), skip) {
 			nb++
 		}
 	}
@@ -96,13 +96,13 @@ func (p *Parser) sameMetricPoint(a, b *sample) bool {
 		return false
 	}
 	for _, la := range a.labels {
-		if bytes.Equal(p.lname(la), skip) {
+		if bytes.Equal(p.lname(a, la), skip) {
 			continue
 		}
 		found := false
 		for _, lb := range b.labels {
-			if bytes.Equal(p.lname(lb), p.lname(la)) {
-				found = bytes.Equal(p.lvalue(la), p.lvalue(lb))
+			if bytes.Equal(p.lname(b, lb), p.lname(a, la)) {
+				found = bytes.Equal(p.lvalue(a, la), p.lvalue(b, lb))
 				break
 			}
 		}

@@ -482,7 +482,7 @@ pairs:
 		}
 		ls = ls[:k+1]
 		l := &ls[k] // field by field: see appendSpan
-		l.ns, l.ne, l.vs, l.ve, l.end = int32(ns), int32(j), int32(vs), int32(e), end
+		l.ns, l.ne, l.vs, l.ve, l.end = int32(ns-ss), int32(j-ss), int32(vs-ss), int32(e-ss), end
 		i = e + 2
 		if end&1 != 0 {
 			s.labels = s.labels[:k+1]
@@ -558,10 +558,10 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 				switch d[i] {
 				case ',':
 					i++
-					s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, false))
+					s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, labelEnd(i-s.seriesStart, false))
 					continue
 				case '}':
-					s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, true))
+					s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, labelEnd(i-s.seriesStart, true))
 					return i + 1, true
 				}
 			}
@@ -570,7 +570,7 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 			if peeked && d[i] == ',' {
 				i, peeked = i+1, false
 			}
-			s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
+			s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
 			continue
 		}
 		switch c {
@@ -619,7 +619,7 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 		if peeked && d[i] == ',' {
 			i, peeked = i+1, false
 		}
-		s.labels = appendSpan(s.labels, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
+		s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
 	}
 }
 
@@ -831,10 +831,10 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 			return 0, p.setErr(i, "expected ',' or '}' after label value")
 		}
 		if exemplar {
-			s.exLabels = appendSpan(s.exLabels, ns, ne, vs, ve, le)
+			s.exLabels = appendSpan(s.exLabels, s.seriesStart, ns, ne, vs, ve, le)
 		} else {
 			s.labelEsc = s.labelEsc || nameEsc || esc
-			s.labels = appendSpan(s.labels, ns, ne, vs, ve, le)
+			s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, le)
 		}
 		if closing {
 			return i + 1, true

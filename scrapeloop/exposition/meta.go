@@ -448,7 +448,7 @@ func roleFor(t MetricType, sfx []byte, om bool) (Role, bool) {
 // hasLabel reports whether s has a label with the given (unquoted) name.
 func (p *Parser) hasLabel(s *sample, name []byte) bool {
 	for _, l := range s.labels {
-		if bytes.Equal(p.lname(l), name) {
+		if bytes.Equal(p.lname(s, l), name) {
 			return true
 		}
 	}

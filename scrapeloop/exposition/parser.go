@@ -9,10 +9,12 @@ import (
 // Label is one label pair of a sample, unescaped.
 type Label struct{ Name, Value []byte }
 
-// span locates one label pair in the payload: the name (without quotes if
-// quoted) and the value (without quotes), escapes unresolved. Offsets, not
-// slices: they hold no pointers, so storing and moving them is cheap.
-// end is where parsing stood after the pair, for prefix reuse (labelEnd).
+// span locates one label pair of a sample: the name (without quotes if
+// quoted) and the value (without quotes), escapes unresolved, as offsets
+// from the sample's seriesStart. Offsets, not slices: they hold no
+// pointers, so storing them is cheap; relative, so that pairs carried over
+// to the next line (reuse.go) stay valid as they are. end is where parsing
+// stood after the pair, for prefix reuse (labelEnd).
 //
 // Spans are written field by field (appendSpan), never as a literal: Go
 // builds a five-field literal on the stack and copies it with 16-byte
@@ -23,17 +25,23 @@ type span struct {
 	end            uint32
 }
 
-// appendSpan appends a span to ls field by field.
-func appendSpan(ls []span, ns, ne, vs, ve int, end uint32) []span {
+// appendSpan appends to ls, field by field, the span of the pair at payload
+// offsets ns, ne, vs, ve of a sample whose series starts at base.
+func appendSpan(ls []span, base, ns, ne, vs, ve int, end uint32) []span {
 	ls = append(ls, span{})
 	l := &ls[len(ls)-1]
-	l.ns, l.ne, l.vs, l.ve, l.end = int32(ns), int32(ne), int32(vs), int32(ve), end
+	l.ns, l.ne, l.vs, l.ve, l.end = int32(ns-base), int32(ne-base), int32(vs-base), int32(ve-base), end
 	return ls
 }
 
-// lname and lvalue return a label's raw name and value.
-func (p *Parser) lname(l span) []byte  { return p.data[l.ns:l.ne] }
-func (p *Parser) lvalue(l span) []byte { return p.data[l.vs:l.ve] }
+// lname and lvalue return the raw name and value of a pair of sample s.
+func (p *Parser) lname(s *sample, l span) []byte {
+	return p.data[s.seriesStart+int(l.ns) : s.seriesStart+int(l.ne)]
+}
+
+func (p *Parser) lvalue(s *sample, l span) []byte {
+	return p.data[s.seriesStart+int(l.vs) : s.seriesStart+int(l.ve)]
+}
 
 // maxPayload is the largest payload span offsets can address.
 const maxPayload = math.MaxInt32
@@ -332,7 +340,7 @@ func (p *Parser) Label(k int) (name, value []byte) {
 	// The span was checked against the payload when parsed: slice it
 	// without bounds checks, capped at its length.
 	l := &p.cur.labels[k]
-	base := unsafe.Pointer(unsafe.SliceData(p.data))
+	base := unsafe.Add(unsafe.Pointer(unsafe.SliceData(p.data)), p.cur.seriesStart)
 	return unsafe.Slice((*byte)(unsafe.Add(base, l.ns)), uint32(l.ne-l.ns)),
 		unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), uint32(l.ve-l.vs))
 }
@@ -342,7 +350,7 @@ func (p *Parser) Label(k int) (name, value []byte) {
 // calls it for the few samples with escapes, which keeps Label inlinable.
 func (p *Parser) unescapeLabels() {
 	s := &p.cur
-	d := p.data
+	d := p.data[s.seriesStart:]
 	need := 0
 	for _, l := range s.labels {
 		need += int(l.ne-l.ns) + int(l.ve-l.vs)

@@ -197,8 +197,8 @@ func (p *Parser) checkSample() error {
 	}
 	for i := 1; i < len(s.labels); i++ {
 		for j := 0; j < i; j++ {
-			if bytes.Equal(p.lname(s.labels[i]), p.lname(s.labels[j])) {
-				return p.strictErr(int(s.labels[i].ns), "duplicate label name")
+			if bytes.Equal(p.lname(s, s.labels[i]), p.lname(s, s.labels[j])) {
+				return p.strictErr(s.seriesStart+int(s.labels[i].ns), "duplicate label name")
 			}
 		}
 	}
@@ -267,8 +267,8 @@ func (p *Parser) checkValue() error {
 // labelValue returns the raw value of the current sample's label name.
 func (p *Parser) labelValue(name []byte) ([]byte, bool) {
 	for _, l := range p.cur.labels {
-		if bytes.Equal(p.lname(l), name) {
-			return p.lvalue(l), true
+		if bytes.Equal(p.lname(&p.cur, l), name) {
+			return p.lvalue(&p.cur, l), true
 		}
 	}
 	return nil, false
@@ -290,11 +290,11 @@ func (p *Parser) checkExemplar() error {
 	n := 0
 	for i, l := range s.exLabels {
 		for j := 0; j < i; j++ {
-			if bytes.Equal(p.lname(l), p.lname(s.exLabels[j])) {
-				return p.strictErr(int(l.ns), "duplicate exemplar label name")
+			if bytes.Equal(p.lname(s, l), p.lname(s, s.exLabels[j])) {
+				return p.strictErr(s.seriesStart+int(l.ns), "duplicate exemplar label name")
 			}
 		}
-		n += unescapedRunes(p.lname(l)) + unescapedRunes(p.lvalue(l))
+		n += unescapedRunes(p.lname(s, l)) + unescapedRunes(p.lvalue(s, l))
 	}
 	if n > maxExemplarRunes {
 		return p.strictErr(s.exStart, "exemplar labels longer than 128 characters")
@@ -321,10 +321,10 @@ func (p *Parser) groupHash() uint64 {
 	skip := pointLabel(p.fam.typ)
 	var sum uint64
 	for _, l := range p.cur.labels {
-		if skip != nil && bytes.Equal(p.lname(l), skip) {
+		if skip != nil && bytes.Equal(p.lname(&p.cur, l), skip) {
 			continue
 		}
-		h := p.hashNames(p.lname(l), p.lvalue(l), true)
+		h := p.hashNames(p.lname(&p.cur, l), p.lvalue(&p.cur, l), true)
 		sum += h * 0x9e3779b97f4a7c15
 	}
 	return sum

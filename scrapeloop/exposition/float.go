@@ -3,7 +3,9 @@ package exposition
 import (
 	"bytes"
 	"math"
+	"math/bits"
 	"strconv"
+	"unsafe"
 )
 
 // normalNaN is the NaN bit pattern Prometheus stores (value.NormalNaN); every
@@ -43,6 +45,11 @@ func parseFloat(b []byte) (float64, bool) {
 // returns it with the index just past it. ok is false when the bytes there
 // need the general parser (too many digits, big exponents, Inf, NaN...).
 func parseFloatFast(b []byte, i int) (f float64, end int, ok bool) {
+	if i+24 <= len(b) {
+		if f, end, ok := parseFloatWords(b, i); ok {
+			return f, end, true
+		}
+	}
 	neg := false
 	if i < len(b) && (b[i] == '-' || b[i] == '+') {
 		neg = b[i] == '-'
@@ -162,4 +169,81 @@ func omSecondsToMillis(b []byte) (int64, float64, bool) {
 		return 0, 0, false
 	}
 	return int64(f * 1000), f, true
+}
+
+// pow10u holds 10^k for k up to 8.
+var pow10u = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
+
+// parseFloatWords is parseFloatFast for the shape most float values have,
+// [sign] 1-7 digits [. 0-7 digits] [e|E [sign] digits]: each run of digits
+// is counted and converted within one word (notDigits, swarDigits), so the
+// branches taken do not depend on the digits. It needs 24 readable bytes
+// from i and returns ok false, for the loop to decide, on anything else.
+func parseFloatWords(b []byte, i int) (f float64, end int, ok bool) {
+	base := unsafe.Pointer(unsafe.SliceData(b))
+	neg := false
+	if c := byteAt(base, i); c == '-' || c == '+' {
+		neg = c == '-'
+		i++
+	}
+	w := load64(base, i)
+	x := w ^ swarLo*'0'
+	k := bits.TrailingZeros64(notDigits(x)) >> 3
+	if k == 0 || k == 8 {
+		return 0, 0, false
+	}
+	mant := swarDigits(x, k)
+	i += k
+	exp := 0
+	if byte(w>>(8*k)) == '.' {
+		i++
+		w = load64(base, i)
+		x = w ^ swarLo*'0'
+		k = bits.TrailingZeros64(notDigits(x)) >> 3
+		if k == 8 {
+			return 0, 0, false
+		}
+		if k > 0 {
+			mant = mant*pow10u[k] + swarDigits(x, k)
+		}
+		exp = -k
+		i += k
+	}
+	if c := byteAt(base, i); c == 'e' || c == 'E' {
+		i++
+		eneg := false
+		if c := byteAt(base, i); c == '-' || c == '+' {
+			eneg = c == '-'
+			i++
+		}
+		w = load64(base, i)
+		x = w ^ swarLo*'0'
+		k = bits.TrailingZeros64(notDigits(x)) >> 3
+		if k == 0 || k > 3 {
+			return 0, 0, false
+		}
+		e := int(swarDigits(x, k))
+		if eneg {
+			e = -e
+		}
+		exp += e
+		i += k
+	}
+	if mant > 1<<53 {
+		return 0, 0, false
+	}
+	f = float64(mant)
+	switch {
+	case mant == 0 || exp == 0:
+	case exp > 0 && exp <= 22:
+		f *= exactPow10[exp]
+	case exp < 0 && exp >= -22:
+		f /= exactPow10[-exp]
+	default:
+		return 0, 0, false
+	}
+	if neg {
+		f = -f
+	}
+	return f, i, true
 }

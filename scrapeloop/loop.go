@@ -45,7 +45,6 @@ type loop struct {
 	batch  ddclient.Batch
 	cache  map[uint64]*entry
 	gen    uint32
-	lbuf   []exposition.Label
 
 	builder labels.Builder
 	// windowStart is when the current observation window began: the last

@@ -47,26 +47,28 @@ func (l *loop) newEntry(p *exposition.Parser, raw []byte, h uint64) (*entry, err
 	if role == exposition.RoleCreated {
 		return e, nil
 	}
-	l.lbuf = p.Labels(l.lbuf[:0])
 	t := &l.target
+	nl := p.NumLabels()
 	if lim := t.Limits; lim.Labels > 0 || lim.LabelNameLength > 0 || lim.LabelValueLength > 0 {
-		if lim.Labels > 0 && len(l.lbuf)+t.Labels.Len() > lim.Labels {
-			return nil, fmt.Errorf("series %s has %d labels, limit %d: %w", raw, len(l.lbuf)+t.Labels.Len(), lim.Labels, errLabelLimit)
+		if lim.Labels > 0 && nl+t.Labels.Len() > lim.Labels {
+			return nil, fmt.Errorf("series %s has %d labels, limit %d: %w", raw, nl+t.Labels.Len(), lim.Labels, errLabelLimit)
 		}
-		for _, lb := range l.lbuf {
-			if lim.LabelNameLength > 0 && len(lb.Name) > lim.LabelNameLength {
-				return nil, fmt.Errorf("series %s label %q longer than %d: %w", raw, lb.Name, lim.LabelNameLength, errLabelNameLimit)
+		for k := range nl {
+			name, value := p.Label(k)
+			if lim.LabelNameLength > 0 && len(name) > lim.LabelNameLength {
+				return nil, fmt.Errorf("series %s label %q longer than %d: %w", raw, name, lim.LabelNameLength, errLabelNameLimit)
 			}
-			if lim.LabelValueLength > 0 && len(lb.Value) > lim.LabelValueLength {
-				return nil, fmt.Errorf("series %s label %q value longer than %d: %w", raw, lb.Name, lim.LabelValueLength, errLabelValueLimit)
+			if lim.LabelValueLength > 0 && len(value) > lim.LabelValueLength {
+				return nil, fmt.Errorf("series %s label %q value longer than %d: %w", raw, name, lim.LabelValueLength, errLabelValueLimit)
 			}
 		}
 	}
 	b := &l.builder
 	b.Reset(labels.EmptyLabels())
 	b.Set(model.MetricNameLabel, string(p.Name()))
-	for _, lb := range l.lbuf {
-		b.Set(string(lb.Name), string(lb.Value))
+	for k := range nl {
+		name, value := p.Label(k)
+		b.Set(string(name), string(value))
 	}
 	// Target labels win over scraped ones unless honor_labels, as in Prometheus;
 	// a clashing scraped label is kept as exported_<name>.

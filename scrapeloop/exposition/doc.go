@@ -23,7 +23,8 @@
 // stricter mode.
 //
 // Two deliberate differences from textparse: the metric name of a text line
-// never includes the blanks that lead the line (textparse keeps them), and
+// never includes the blanks that lead the line (textparse keeps them, and
+// so finds no # TYPE for such a name; here it gets its family's type), and
 // le/quantile label values are returned as written (textparse rewrites them
 // in OpenMetrics float form); the raw bytes are the series identity.
 package exposition

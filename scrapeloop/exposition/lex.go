@@ -279,6 +279,7 @@ func resetLine(s *sample, i int) {
 func (p *Parser) textSample(s *sample, i int) (int, bool) {
 	d := p.data
 	var ok bool
+	s.prevStart, s.prevCount = s.seriesStart, len(s.labels)
 	if resume, reused := p.reusePrefix(s, i); reused {
 		if i, ok = p.textLabels(s, resume); !ok {
 			return 0, false
@@ -423,16 +424,29 @@ pairs:
 			break
 		}
 		ns := i
-		j := i + 1
-		for {
-			if j+8 > n {
-				break pairs
+		j := -1
+		k := len(ls)
+		if k < s.prevCount {
+			// Label names repeat from line to line, pair by pair: the same
+			// bytes as the previous line's name at this index (and '="'
+			// after them) were validated then and need no scanning now.
+			h := &ls[:k+1][k]
+			if hn := int(h.ne - h.ns); i+hn+10 <= n && equalAt(base, i, s.prevStart+int(h.ns), hn+2) {
+				j = i + hn
 			}
-			if m := notLabelBytes(load64(base, j)); m != 0 {
-				j += bits.TrailingZeros64(m) >> 3
-				break
+		}
+		if j < 0 {
+			j = i + 1
+			for {
+				if j+8 > n {
+					break pairs
+				}
+				if m := notLabelBytes(load64(base, j)); m != 0 {
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				j += 8
 			}
-			j += 8
 		}
 		if j+2 > n || load16(base, j) != '"'<<8|'=' {
 			break
@@ -475,7 +489,6 @@ pairs:
 		}
 		// Append in place: s.labels is written back only when it grows, so
 		// the common case stores no slice header (and no pointer).
-		k := len(ls)
 		if k == cap(ls) {
 			ls = append(ls, span{})[:k]
 			s.labels = ls

@@ -61,9 +61,13 @@ type sample struct {
 	trailingComma      bool // OpenMetrics label set ends in ",}"
 	labelEsc           bool // some label name or value has escapes
 	// reuse of the previous line parsed into this sample (reuse.go)
-	reusable   bool // the series parsed completely
-	labelsOpen int  // offset after '{' directly following the name, or 0
-	sameName   bool // unquoted name equal to the previous sample's
+	reusable bool // the series parsed completely
+	// where the previous line parsed into this sample started and how many
+	// pairs it had: its spans stay in labels' backing array past the
+	// current ones, as hints for the label names (textLabels)
+	prevStart, prevCount int
+	labelsOpen           int  // offset after '{' directly following the name, or 0
+	sameName             bool // unquoted name equal to the previous sample's
 	// exemplar (OpenMetrics): span after "# ", labels, value, timestamp
 	exStart, exEnd int
 	exLabels       []span

@@ -24,3 +24,16 @@ func load16(base unsafe.Pointer, i int) uint16 {
 func load64(base unsafe.Pointer, i int) uint64 {
 	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(base, i))[:])
 }
+
+// equalAt reports whether the n bytes at base+a and base+b are equal,
+// comparing a word at a time, the last one masked; the caller has checked
+// that n+8 bytes are readable at both offsets.
+func equalAt(base unsafe.Pointer, a, b, n int) bool {
+	for n >= 8 {
+		if load64(base, a) != load64(base, b) {
+			return false
+		}
+		a, b, n = a+8, b+8, n-8
+	}
+	return (load64(base, a)^load64(base, b))&(1<<(8*uint(n))-1) == 0
+}

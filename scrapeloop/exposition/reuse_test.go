@@ -36,6 +36,11 @@ var reuseCases = []struct {
 	{"om buckets", "# TYPE h histogram\nh_bucket{a=\"1\",le=\"1\"} 0\nh_bucket{a=\"1\",le=\"+Inf\"} 1\nh_count{a=\"1\"} 1\nh_sum{a=\"1\"} 0\n# EOF\n", FormatOpenMetrics},
 	{"om trailing comma", "m{a=\"1\",b=\"2\"} 1\nm{a=\"1\",b=\"2\",} 2\nm{a=\"1\",} 3\n# EOF\n", FormatOpenMetrics},
 	{"om exemplar", "# TYPE c counter\nc_total{a=\"1\"} 1 # {t=\"1\"} 1\nc_total{a=\"1\"} 2 # {t=\"2\"} 1 5\n# EOF\n", FormatOpenMetrics},
+	// names checked against the previous line's name at the same index:
+	// a quoted name, blanks after a name, a longer or shorter name, and a
+	// name-like byte run that is not followed by '="'
+	{"name hints", "m{\"a.b\"=\"1\",b=\"2\"} 1\nn{a.b=\"1\"} 2\n", FormatPrometheus},
+	{"name hints ok", "m{\"ab\"=\"1\",b=\"2\"} 1\nn{ab=\"1\",b =\"2\"} 2\no{ab =\"3\",b=\"2\"} 3\np{abc=\"3\",b=\"2\"} 4\nq{a=\"3\",bb=\"2\"} 5\nr{a=\"3\",bb=\"2\",c=\"\"} 6\n", FormatPrometheus},
 	{"last label then more", "m{a=\"1\"} 1\nm{a=\"1\" } 2\nm{a=\"1\" ,b=\"2\"} 3\nm{a=\"1\" ,b=\"2\"}4\n", FormatPrometheus},
 }
 

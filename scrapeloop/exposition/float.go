@@ -122,24 +122,8 @@ func parseFloatFast(b []byte, i int) (f float64, end int, ok bool) {
 		}
 		exp += e
 	}
-	if mant > 1<<53 {
-		return 0, 0, false
-	}
-	f = float64(mant)
-	switch {
-	case mant == 0:
-	case exp == 0:
-	case exp > 0 && exp <= 22:
-		f *= exactPow10[exp]
-	case exp < 0 && exp >= -22:
-		f /= exactPow10[-exp]
-	default:
-		return 0, 0, false
-	}
-	if neg {
-		f = -f
-	}
-	return f, i, true
+	f, ok = exactFloat(mant, exp, neg)
+	return f, i, ok
 }
 
 // parseTextTimestamp parses the text format's timestamp: decimal digits only,
@@ -229,8 +213,16 @@ func parseFloatWords(b []byte, i int) (f float64, end int, ok bool) {
 		exp += e
 		i += k
 	}
+	f, ok = exactFloat(mant, exp, neg)
+	return f, i, ok
+}
+
+// exactFloat returns ±mant·10^exp when one IEEE operation rounds it
+// correctly, as strconv's result is: a mantissa up to 2^53 scaled by a power
+// of ten that float64 holds exactly. ok is false otherwise.
+func exactFloat(mant uint64, exp int, neg bool) (f float64, ok bool) {
 	if mant > 1<<53 {
-		return 0, 0, false
+		return 0, false
 	}
 	f = float64(mant)
 	switch {
@@ -240,10 +232,10 @@ func parseFloatWords(b []byte, i int) (f float64, end int, ok bool) {
 	case exp < 0 && exp >= -22:
 		f /= exactPow10[-exp]
 	default:
-		return 0, 0, false
+		return 0, false
 	}
 	if neg {
 		f = -f
 	}
-	return f, i, true
+	return f, true
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
 // Intake limits of POST /api/v2/series.
@@ -27,28 +29,13 @@ const (
 	MaxPointAge = time.Hour
 )
 
-var (
-	payloadsSent     = metrics.NewCounter(`nodescraper_dd_payloads_sent_total`)
-	pointsSent       = metrics.NewCounter(`nodescraper_dd_points_sent_total`)
-	bytesSent        = metrics.NewCounter(`nodescraper_dd_bytes_sent_total`)
-	bytesRaw         = metrics.NewCounter(`nodescraper_dd_bytes_uncompressed_total`)
-	retriesTotal     = metrics.NewCounter(`nodescraper_dd_retries_total`)
-	droppedRejected  = metrics.NewCounter(`nodescraper_dd_points_dropped_total{reason="rejected"}`)
-	droppedTooOld    = metrics.NewCounter(`nodescraper_dd_points_dropped_total{reason="too_old"}`)
-	droppedQueueFull = metrics.NewCounter(`nodescraper_dd_points_dropped_total{reason="queue_full"}`)
-	droppedInvalid   = metrics.NewCounter(`nodescraper_dd_points_dropped_total{reason="invalid_value"}`)
-	droppedShutdown  = metrics.NewCounter(`nodescraper_dd_points_dropped_total{reason="shutdown"}`)
-
-	// queueBytes is the compressed bytes waiting to be sent, over all clients.
-	queueBytes atomic.Int64
-	_          = metrics.NewGauge(`nodescraper_dd_queue_bytes`, func() float64 { return float64(queueBytes.Load()) })
-)
-
 // Config configures a Client.
 type Config struct {
 	// URL is the API base, e.g. "https://api.datadoghq.com".
 	URL    string
 	APIKey string
+	// Mapping names and tags the series.
+	Mapping Mapping
 	// Compression is "zstd" (default), "gzip" or "none".
 	Compression string
 	// FlushInterval is how often gathered points are sent; default 5s.
@@ -70,26 +57,37 @@ type Config struct {
 	Now            func() time.Time
 }
 
-// Client gathers points into payloads and sends them.
+// Client encodes points into payloads, compresses them and sends them. It
+// is the scrape loops' backend: NewAppender gives each target an appender
+// that writes into buffers shared by all targets, at most one per scrape in
+// progress, so memory follows concurrency rather than the number of targets.
 type Client struct {
 	cfg    Config
 	url    string
-	encode func(dst, src []byte) ([]byte, error)
+	encode func(dst, src []byte) ([]byte, error) // safe for concurrent use
 	encTag string
+	m      clientMetrics
+	enc    *encodeMetrics
+	sealAt int
 
 	mu     sync.Mutex
-	cur    Batch      // points not yet sealed into a payload
-	sealed []*Batch   // raw payloads waiting for compression
+	open   []*buffer  // partly filled, held by no appender
+	free   []*buffer  // empty, for reuse
 	queue  []*payload // compressed payloads waiting to be sent
 	qbytes int
 	// sending is the payload being posted: never dropped from under the post.
 	sending *payload
-	free    []*Batch
 
 	wake      chan struct{}
 	dropped   atomic.Int64 // points this client dropped, all reasons
 	forbidden atomic.Bool
 	lastErr   atomic.Pointer[string]
+}
+
+type clientMetrics struct {
+	set                                   *metrics.Set
+	payloads, points, bytes, raw, retries *metrics.Counter
+	rejected, tooOld, queueFull, shutdown *metrics.Counter
 }
 
 type payload struct {
@@ -139,28 +137,55 @@ func New(cfg Config) (*Client, error) {
 		cfg.Now = time.Now
 	}
 	c := &Client{cfg: cfg, url: cfg.URL + "/api/v2/series", wake: make(chan struct{}, 1)}
+	// Half the raw limit: payloads compress to well under 512 kB, and any
+	// entry still fits in the buffer that holds it.
+	c.sealAt = cfg.MaxRawPayloadBytes / 2
+	set := metrics.NewSet()
+	c.m = clientMetrics{
+		set:       set,
+		payloads:  set.NewCounter(`nodescraper_dd_payloads_sent_total`),
+		points:    set.NewCounter(`nodescraper_dd_points_sent_total`),
+		bytes:     set.NewCounter(`nodescraper_dd_bytes_sent_total`),
+		raw:       set.NewCounter(`nodescraper_dd_bytes_uncompressed_total`),
+		retries:   set.NewCounter(`nodescraper_dd_retries_total`),
+		rejected:  set.NewCounter(`nodescraper_dd_points_dropped_total{reason="rejected"}`),
+		tooOld:    set.NewCounter(`nodescraper_dd_points_dropped_total{reason="too_old"}`),
+		queueFull: set.NewCounter(`nodescraper_dd_points_dropped_total{reason="queue_full"}`),
+		shutdown:  set.NewCounter(`nodescraper_dd_points_dropped_total{reason="shutdown"}`),
+	}
+	c.enc = newEncodeMetrics(set)
+	set.NewGauge(`nodescraper_dd_queue_bytes`, func() float64 { return float64(c.QueueBytes()) })
 	switch cfg.Compression {
 	case "", "zstd":
-		// SpeedDefault: ~3x smaller than gzip -1 on series JSON at similar cost.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		// Level 1 (SpeedFastest), the Datadog Agent's default zstd level:
+		// series JSON is repetitive enough that higher levels gain little
+		// for twice the CPU. EncodeAll is safe for concurrent use; appenders
+		// seal payloads from their own goroutines.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, fmt.Errorf("ddclient: zstd: %w", err)
 		}
 		c.encode = func(dst, src []byte) ([]byte, error) { return enc.EncodeAll(src, dst), nil }
 		c.encTag = "zstd1"
 	case "gzip":
-		var buf bytes.Buffer
-		zw, _ := kgzip.NewWriterLevel(&buf, kgzip.DefaultCompression)
+		var writers sync.Pool
 		c.encode = func(dst, src []byte) ([]byte, error) {
-			buf.Reset()
-			zw.Reset(&buf)
+			buf := bytes.NewBuffer(dst)
+			zw, _ := writers.Get().(*kgzip.Writer)
+			if zw == nil {
+				zw, _ = kgzip.NewWriterLevel(buf, kgzip.DefaultCompression)
+			} else {
+				zw.Reset(buf)
+			}
+			defer writers.Put(zw)
 			if _, err := zw.Write(src); err != nil {
 				return nil, err
 			}
 			if err := zw.Close(); err != nil {
 				return nil, err
 			}
-			return append(dst, buf.Bytes()...), nil
+			return buf.Bytes(), nil
 		}
 		c.encTag = "gzip"
 	case "none":
@@ -176,8 +201,13 @@ func (c *Client) drop(m *metrics.Counter, n int) {
 	c.dropped.Add(int64(n))
 }
 
+// Metrics returns the client's own metrics.
+func (c *Client) Metrics() *metrics.Set { return c.m.set }
+
 // Dropped returns how many points this client dropped, for any reason.
-func (c *Client) Dropped() int64 { return c.dropped.Load() }
+func (c *Client) Dropped() int64 {
+	return c.dropped.Load() + int64(c.enc.invalid.Get()+c.enc.oversized.Get())
+}
 
 // QueueBytes returns the compressed bytes waiting to be sent.
 func (c *Client) QueueBytes() int {
@@ -197,31 +227,87 @@ func (c *Client) LastError() string {
 	return ""
 }
 
-// payload framing: {"series":[ e1,e2,... ]}
-const prefixLen = len(`{"series":[`) + len(`]}`)
+// NewAppender implements scrapeloop.Backend.
+func (c *Client) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+	return newAppender(c, &c.cfg.Mapping, t), nil
+}
 
-// Submit hands b's points to the client and resets b. Safe for concurrent use.
-func (c *Client) Submit(b *Batch) {
-	if b.invals > 0 {
-		c.drop(droppedInvalid, b.invals)
+func (c *Client) counters() *encodeMetrics { return c.enc }
+
+func (c *Client) maxEntry() int {
+	return c.cfg.MaxRawPayloadBytes - len(payloadOpen) - len(payloadClose)
+}
+
+// acquire implements sink: a partly filled buffer if one waits, else an
+// empty one.
+func (c *Client) acquire() *buffer {
+	c.mu.Lock()
+	if n := len(c.open); n > 0 {
+		bf := c.open[n-1]
+		c.open = c.open[:n-1]
+		c.mu.Unlock()
+		return bf
+	}
+	c.mu.Unlock()
+	return c.empty()
+}
+
+func (c *Client) empty() *buffer {
+	c.mu.Lock()
+	var bf *buffer
+	if n := len(c.free); n > 0 {
+		bf = c.free[n-1]
+		c.free = c.free[:n-1]
+	}
+	c.mu.Unlock()
+	if bf == nil {
+		bf = &buffer{seal: c.sealAt, limit: c.cfg.MaxRawPayloadBytes - len(payloadClose)}
+	}
+	bf.reset(c.cfg.Now())
+	return bf
+}
+
+// full implements sink.
+func (c *Client) full(bf *buffer) *buffer {
+	c.seal(bf)
+	return c.empty()
+}
+
+// release implements sink: a buffer that is full enough, or has waited a
+// flush interval, is sealed; others wait for the next appender.
+func (c *Client) release(bf *buffer) {
+	if len(bf.b) >= c.sealAt || c.cfg.Now().Sub(bf.opened) >= c.cfg.FlushInterval {
+		c.seal(bf)
+		return
 	}
 	c.mu.Lock()
-	for i := range b.ends {
-		e := b.entry(i)
-		// One payload holds at most the raw limit; a quarter of it keeps the
-		// compressed size well under 512 kB for ordinary series JSON.
-		if c.cur.Len() > 0 && len(c.cur.buf)+len(e)+c.cur.Len()+prefixLen > c.cfg.MaxRawPayloadBytes/4 {
-			c.sealLocked()
-		}
-		c.cur.buf = append(c.cur.buf, e...)
-		c.cur.ends = append(c.cur.ends, len(c.cur.buf))
-		c.cur.tss = append(c.cur.tss, b.tss[i])
-	}
-	full := len(c.sealed) > 0
+	c.open = append(c.open, bf)
 	c.mu.Unlock()
-	b.Reset()
-	if full {
+}
+
+// seal compresses bf into the send queue, in the caller's goroutine, and
+// keeps bf for reuse.
+func (c *Client) seal(bf *buffer) {
+	if bf.points() > 0 {
+		c.compress(bf, 0, bf.points())
 		c.signal()
+	}
+	c.mu.Lock()
+	// Keep about as many buffers as can be in use at once.
+	if len(c.free) < runtime.GOMAXPROCS(0)+2 {
+		c.free = append(c.free, bf)
+	}
+	c.mu.Unlock()
+}
+
+// sealOpen seals every buffer no appender holds.
+func (c *Client) sealOpen() {
+	c.mu.Lock()
+	open := c.open
+	c.open = nil
+	c.mu.Unlock()
+	for _, bf := range open {
+		c.seal(bf)
 	}
 }
 
@@ -230,21 +316,6 @@ func (c *Client) signal() {
 	case c.wake <- struct{}{}:
 	default:
 	}
-}
-
-// sealLocked moves the current points into the list of raw payloads.
-func (c *Client) sealLocked() {
-	if c.cur.Len() == 0 {
-		return
-	}
-	nb := &Batch{}
-	if n := len(c.free); n > 0 {
-		nb = c.free[n-1]
-		c.free = c.free[:n-1]
-	}
-	*nb, c.cur = c.cur, *nb
-	c.cur.Reset()
-	c.sealed = append(c.sealed, nb)
 }
 
 // Run sends payloads until ctx is cancelled. Call Drain afterwards, with a
@@ -264,14 +335,9 @@ func (c *Client) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.mu.Lock()
-			c.sealLocked()
-			c.mu.Unlock()
+			c.sealOpen()
 		case <-c.wake:
 		}
-		// Compress even while backing off: the compressed queue is what
-		// MaxQueueBytes bounds, raw payloads are not kept waiting.
-		c.compressSealed()
 		if c.cfg.Now().Before(retryAt) {
 			continue
 		}
@@ -290,10 +356,7 @@ func (c *Client) Run(ctx context.Context) {
 // Drain seals what is gathered and sends everything queued until ctx ends;
 // what could not be sent is counted as dropped.
 func (c *Client) Drain(ctx context.Context) error {
-	c.mu.Lock()
-	c.sealLocked()
-	c.mu.Unlock()
-	c.compressSealed()
+	c.sealOpen()
 	for {
 		wait, err := c.sendQueued(ctx)
 		if err == nil {
@@ -306,72 +369,35 @@ func (c *Client) Drain(ctx context.Context) error {
 			for _, p := range c.queue {
 				n += p.points
 			}
-			queueBytes.Add(-int64(c.qbytes))
 			c.queue, c.qbytes = nil, 0
 			c.mu.Unlock()
-			c.drop(droppedShutdown, n)
+			c.drop(c.m.shutdown, n)
 			return fmt.Errorf("drain: %d points not sent: %w", n, err)
 		case <-time.After(min(wait, time.Second)):
 		}
 	}
 }
 
-// compressSealed turns raw payloads into compressed ones, splitting any that
-// compress past the limit.
-func (c *Client) compressSealed() {
-	for {
-		c.mu.Lock()
-		if len(c.sealed) == 0 {
-			c.mu.Unlock()
-			return
-		}
-		b := c.sealed[0]
-		c.sealed = c.sealed[1:]
-		c.mu.Unlock()
-		c.compressBatch(b, 0, b.Len())
-		b.Reset()
-		c.mu.Lock()
-		c.free = append(c.free, b)
-		c.mu.Unlock()
-	}
-}
-
-func (c *Client) compressBatch(b *Batch, from, to int) {
-	start := 0
-	if from > 0 {
-		start = b.ends[from-1]
-	}
-	raw := make([]byte, 0, b.ends[to-1]-start+(to-from)+prefixLen)
-	raw = append(raw, `{"series":[`...)
-	minTS := int64(0)
-	for i := from; i < to; i++ {
-		if i > from {
-			raw = append(raw, ',')
-		}
-		e := b.entry(i)
-		raw = append(raw, e...)
-		if ts := b.tss[i]; i == from || ts < minTS {
-			minTS = ts
-		}
-	}
-	raw = append(raw, `]}`...)
+// compress turns entries [from, to) of bf into a compressed payload,
+// splitting it when it compresses past the limit.
+func (c *Client) compress(bf *buffer, from, to int) {
+	raw := bf.body(nil, from, to)
 	body, err := c.encode(nil, raw)
 	if err == nil && len(body) > c.cfg.MaxPayloadBytes && to-from > 1 {
 		mid := from + (to-from)/2
-		c.compressBatch(b, from, mid)
-		c.compressBatch(b, mid, to)
+		c.compress(bf, from, mid)
+		c.compress(bf, mid, to)
 		return
 	}
 	if err != nil || len(body) > c.cfg.MaxPayloadBytes || len(raw) > c.cfg.MaxRawPayloadBytes {
 		c.cfg.Logger.Error("dropping a series payload the intake would refuse", "points", to-from, "raw_bytes", len(raw), "compressed_bytes", len(body), "err", err)
-		c.drop(droppedRejected, to-from)
+		c.drop(c.m.rejected, to-from)
 		return
 	}
-	p := &payload{body: body, raw: len(raw), points: to - from, minTS: minTS}
+	p := &payload{body: body, raw: len(raw), points: to - from, minTS: bf.minTS}
 	c.mu.Lock()
 	c.queue = append(c.queue, p)
 	c.qbytes += len(body)
-	queueBytes.Add(int64(len(body)))
 	dropped := 0
 	for c.qbytes > c.cfg.MaxQueueBytes && len(c.queue) > 1 {
 		i := 0
@@ -381,12 +407,11 @@ func (c *Client) compressBatch(b *Batch, from, to int) {
 		old := c.queue[i]
 		c.queue = append(c.queue[:i], c.queue[i+1:]...)
 		c.qbytes -= len(old.body)
-		queueBytes.Add(-int64(len(old.body)))
 		dropped += old.points
 	}
 	c.mu.Unlock()
 	if dropped > 0 {
-		c.drop(droppedQueueFull, dropped)
+		c.drop(c.m.queueFull, dropped)
 		c.cfg.Logger.Warn("send queue full: dropped the oldest points", "points", dropped, "max_queue_bytes", c.cfg.MaxQueueBytes)
 	}
 }
@@ -405,7 +430,7 @@ func (c *Client) sendQueued(ctx context.Context) (time.Duration, error) {
 		c.mu.Unlock()
 		if age := c.cfg.Now().Unix() - p.minTS; age > int64(MaxPointAge/time.Second)-60 {
 			c.cfg.Logger.Warn("dropping points older than Datadog accepts", "points", p.points, "age_s", age)
-			c.drop(droppedTooOld, p.points)
+			c.drop(c.m.tooOld, p.points)
 			c.pop(p)
 			continue
 		}
@@ -415,7 +440,7 @@ func (c *Client) sendQueued(ctx context.Context) (time.Duration, error) {
 			continue
 		}
 		if errors.Is(err, errDrop) {
-			c.drop(droppedRejected, p.points)
+			c.drop(c.m.rejected, p.points)
 			c.pop(p)
 			continue
 		}
@@ -423,7 +448,7 @@ func (c *Client) sendQueued(ctx context.Context) (time.Duration, error) {
 		c.sending = nil
 		c.mu.Unlock()
 		p.tries++
-		retriesTotal.Inc()
+		c.m.retries.Inc()
 		msg := err.Error()
 		c.lastErr.Store(&msg)
 		if wait == 0 {
@@ -440,7 +465,6 @@ func (c *Client) pop(p *payload) {
 	if len(c.queue) > 0 && c.queue[0] == p {
 		c.queue = c.queue[1:]
 		c.qbytes -= len(p.body)
-		queueBytes.Add(-int64(len(p.body)))
 	}
 	c.mu.Unlock()
 }
@@ -481,10 +505,10 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 	case code < 300:
 		c.forbidden.Store(false)
 		c.lastErr.Store(nil)
-		payloadsSent.Inc()
-		pointsSent.Add(p.points)
-		bytesSent.Add(len(p.body))
-		bytesRaw.Add(p.raw)
+		c.m.payloads.Inc()
+		c.m.points.Add(p.points)
+		c.m.bytes.Add(len(p.body))
+		c.m.raw.Add(p.raw)
 		return 0, nil
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
 		c.cfg.Logger.Error("Datadog rejected a payload; dropping it", "status", code, "points", p.points, "body", string(msg))

@@ -1,8 +1,6 @@
 package ddclient
 
 import (
-	"math"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -38,61 +36,6 @@ type Desc struct {
 	Tags     []string
 	// Host is the host resource the series belongs to; empty for none.
 	Host string
-}
-
-// Series is a series whose JSON head is encoded once; points are appended to it.
-// It is immutable and safe to share.
-type Series struct {
-	desc Desc
-	head []byte // `{"metric":...,"points":[`
-}
-
-// NewSeries encodes d's head.
-func NewSeries(d Desc) *Series {
-	b := make([]byte, 0, 64+len(d.Metric)+16*len(d.Tags))
-	b = append(b, `{"metric":`...)
-	b = appendJSONString(b, d.Metric)
-	b = append(b, `,"type":`...)
-	b = strconv.AppendInt(b, int64(d.Type), 10)
-	if d.Interval > 0 && d.Type != Gauge {
-		b = append(b, `,"interval":`...)
-		b = strconv.AppendInt(b, d.Interval, 10)
-	}
-	if d.Host != "" {
-		b = append(b, `,"resources":[{"name":`...)
-		b = appendJSONString(b, d.Host)
-		b = append(b, `,"type":"host"}]`...)
-	}
-	if len(d.Tags) > 0 {
-		b = append(b, `,"tags":[`...)
-		for i, t := range d.Tags {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, t)
-		}
-		b = append(b, ']')
-	}
-	b = append(b, `,"points":[`...)
-	return &Series{desc: d, head: b}
-}
-
-// Desc returns the series description.
-func (s *Series) Desc() Desc { return s.desc }
-
-// appendPoint appends one series entry holding a single point. It reports false
-// for values JSON cannot carry (NaN, ±Inf).
-func appendPoint(b []byte, s *Series, tsSec int64, v float64) ([]byte, bool) {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return b, false
-	}
-	b = append(b, s.head...)
-	b = append(b, `{"timestamp":`...)
-	b = strconv.AppendInt(b, tsSec, 10)
-	b = append(b, `,"value":`...)
-	b = strconv.AppendFloat(b, v, 'g', -1, 64)
-	b = append(b, `}]}`...)
-	return b, true
 }
 
 const hex = "0123456789abcdef"

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
 // Point is one decoded point with its series description.
@@ -32,13 +35,13 @@ type wireSeries struct {
 	} `json:"points"`
 }
 
-// Points decodes b's points. It is meant for the dry run and tests, not the
-// hot path.
-func (b *Batch) Points() ([]Point, error) {
-	out := make([]Point, 0, b.Len())
-	for i := range b.ends {
+// decodePoints decodes the entries of bf. It is meant for the dry run and
+// tests, not the hot path.
+func decodePoints(bf *buffer) ([]Point, error) {
+	out := make([]Point, 0, bf.points())
+	for i := range bf.points() {
 		var s wireSeries
-		if err := json.Unmarshal(b.entry(i), &s); err != nil {
+		if err := json.Unmarshal(bf.entry(i), &s); err != nil {
 			return out, fmt.Errorf("entry %d: %w", i, err)
 		}
 		d := Desc{Metric: s.Metric, Type: MetricType(s.Type), Interval: s.Interval, Tags: s.Tags}
@@ -54,19 +57,42 @@ func (b *Batch) Points() ([]Point, error) {
 	return out, nil
 }
 
-// Printer writes points in a readable form instead of sending them (dry run).
+// Printer writes points in a readable form instead of sending them (dry
+// run): a scrape loop backend like Client.
 type Printer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu      sync.Mutex
+	w       io.Writer
+	mapping Mapping
+	enc     *encodeMetrics
 }
 
 // NewPrinter returns a Printer writing to w.
-func NewPrinter(w io.Writer) *Printer { return &Printer{w: w} }
+func NewPrinter(w io.Writer, m Mapping) *Printer {
+	return &Printer{w: w, mapping: m, enc: newEncodeMetrics(metrics.NewSet())}
+}
 
-// Submit prints b's points, one line each, and resets b.
-func (p *Printer) Submit(b *Batch) {
-	points, err := b.Points()
-	b.Reset()
+// NewAppender implements scrapeloop.Backend.
+func (p *Printer) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+	return newAppender(p, &p.mapping, t), nil
+}
+
+func (p *Printer) counters() *encodeMetrics { return p.enc }
+func (p *Printer) maxEntry() int            { return MaxUncompressedBytes - len(payloadOpen) - len(payloadClose) }
+
+func (p *Printer) acquire() *buffer {
+	bf := &buffer{seal: MaxUncompressedBytes / 2, limit: MaxUncompressedBytes - len(payloadClose)}
+	bf.reset(time.Now())
+	return bf
+}
+
+func (p *Printer) full(bf *buffer) *buffer {
+	p.release(bf)
+	return p.acquire()
+}
+
+// release prints bf's points, one line each, sorted.
+func (p *Printer) release(bf *buffer) {
+	points, err := decodePoints(bf)
 	lines := make([]string, 0, len(points)+1)
 	if err != nil {
 		lines = append(lines, "# undecodable entry: "+err.Error())

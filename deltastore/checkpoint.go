@@ -11,49 +11,40 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
-
-	"github.com/VictoriaMetrics/metrics"
 )
 
-// The checkpoint file, version 1, all integers little-endian:
+// The checkpoint file, version 2, all integers little-endian:
 //
 //	header, 40 bytes:
 //	  0  magic "NSDELTA\n"
-//	  8  version uint16 = 1
+//	  8  version uint16 = 2
 //	 10  flags uint16: bit 0 = final (written by Close after the last Update)
 //	 12  record size uint32 = 24
 //	 16  written at, Unix milliseconds int64 (when the state was current)
-//	 24  record count uint64
+//	 24  series record count uint64
 //	 32  CRC-32C (Castagnoli) of the body followed by header bytes 0..31
-//	 36  reserved uint32 = 0
-//	body: count records of 24 bytes:
-//	  key uint64, value float64 bits, last observation uint32 Unix seconds,
-//	  created uint32 Unix seconds (0 = unknown)
+//	 36  target record count uint32
+//	body: per target, a target record then its series records, 24 bytes each:
+//	  target: seed uint64, last successful scrape Unix ms int64, series count uint64
+//	  series: raw series hash uint64, value float64 bits,
+//	          last observation uint32 Unix seconds, created uint32 Unix seconds (0 = unknown)
 //
-// The count and checksum sit in the header although they are known only
+// The counts and checksum sit in the header although they are known only
 // after the body: the writer fills them in last, before the fsync and rename
-// that make the file visible.
+// that make the file visible. Version 1 (one flat list keyed by a hash that
+// mixed target and series) cannot be split back into targets and is refused.
 const (
 	fileName   = "delta.ckpt"
 	magic      = "NSDELTA\n"
-	version    = 1
+	version    = 2
 	headerSize = 40
 	recordSize = 24
 	flagFinal  = 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-var (
-	checkpointsTotal      = metrics.NewCounter(`nodescraper_delta_checkpoints_total`)
-	checkpointErrorsTotal = metrics.NewCounter(`nodescraper_delta_checkpoint_errors_total`)
-	checkpointDuration    = metrics.NewHistogram(`nodescraper_delta_checkpoint_duration_seconds`)
-	checkpointSize        = metrics.NewGauge(`nodescraper_delta_checkpoint_size_bytes`, nil)
-	checkpointLast        = metrics.NewGauge(`nodescraper_delta_checkpoint_last_success_timestamp_seconds`, nil)
-	restoredSeries        = metrics.NewGauge(`nodescraper_delta_restored_series`, nil)
-	restoreOutcomes       = map[string]*metrics.Gauge{}
-)
 
 // Restore outcomes, also the label values of nodescraper_delta_restore_outcome.
 const (
@@ -63,12 +54,6 @@ const (
 	OutcomeCorrupt = "corrupt" // truncated, damaged, foreign or of an unknown version
 	OutcomeTooOld  = "too_old" // older than MaxAge
 )
-
-func init() {
-	for _, o := range []string{OutcomeOK, OutcomeUnclean, OutcomeNone, OutcomeCorrupt, OutcomeTooOld} {
-		restoreOutcomes[o] = metrics.NewGauge(`nodescraper_delta_restore_outcome{outcome="`+o+`"}`, nil)
-	}
-}
 
 // Restored says what Restore found.
 type Restored struct {
@@ -99,10 +84,10 @@ func (s *Store) Restore(ctx context.Context) (Restored, error) {
 	if err != nil {
 		return r, err
 	}
-	for o, g := range restoreOutcomes {
+	for o, g := range s.m.outcomes {
 		g.Set(b2f(o == r.Outcome))
 	}
-	restoredSeries.Set(float64(r.Series))
+	s.m.restoredSeries.Set(float64(r.Series))
 	log := s.cfg.Logger
 	path := filepath.Join(s.cfg.Dir, fileName)
 	switch r.Outcome {
@@ -172,7 +157,7 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 	if _, err := f.Seek(headerSize, io.SeekStart); err != nil {
 		return Restored{}, err
 	}
-	r.Series, r.Skipped, err = s.load(bufio.NewReaderSize(f, 1<<16), h.count)
+	r.Series, r.Skipped, err = s.load(bufio.NewReaderSize(f, 1<<16), h)
 	if err != nil {
 		// The checksum held, so the file changed under us.
 		return Restored{}, fmt.Errorf("delta checkpoint %s: %w", path, err)
@@ -202,7 +187,8 @@ func clearFinal(f *os.File, h header, bodyCRC uint32) error {
 type header struct {
 	flags     uint16
 	writtenAt int64
-	count     uint64
+	count     uint64 // series records
+	targets   uint32 // target records
 }
 
 // encode returns the header of a body whose CRC-32C is bodyCRC.
@@ -215,6 +201,7 @@ func (h header) encode(bodyCRC uint32) [headerSize]byte {
 	binary.LittleEndian.PutUint64(hb[16:], uint64(h.writtenAt))
 	binary.LittleEndian.PutUint64(hb[24:], h.count)
 	binary.LittleEndian.PutUint32(hb[32:], crc32.Update(bodyCRC, castagnoli, hb[:32]))
+	binary.LittleEndian.PutUint32(hb[36:], h.targets)
 	return hb
 }
 
@@ -241,14 +228,13 @@ func verify(f *os.File) (h header, bodyCRC uint32, err error) {
 	}
 	h.writtenAt = int64(binary.LittleEndian.Uint64(hb[16:]))
 	h.count = binary.LittleEndian.Uint64(hb[24:])
+	h.targets = binary.LittleEndian.Uint32(hb[36:])
+	want := h.count + uint64(h.targets)
 	switch body := uint64(fi.Size() - headerSize); {
-	case h.count > body/recordSize:
-		return h, 0, fmt.Errorf("truncated: %d bytes hold %d of its %d series", fi.Size(), body/recordSize, h.count)
-	case body != h.count*recordSize:
-		return h, 0, fmt.Errorf("%d stray bytes after its %d series", body-h.count*recordSize, h.count)
-	}
-	if binary.LittleEndian.Uint32(hb[36:]) != 0 {
-		return h, 0, errors.New("reserved header bytes are not zero")
+	case want > body/recordSize:
+		return h, 0, fmt.Errorf("truncated: %d bytes hold %d of its %d records", fi.Size(), body/recordSize, want)
+	case body != want*recordSize:
+		return h, 0, fmt.Errorf("%d stray bytes after its %d records", body-want*recordSize, want)
 	}
 	c := crc32.New(castagnoli)
 	if _, err := io.Copy(c, f); err != nil {
@@ -262,45 +248,55 @@ func verify(f *os.File) (h header, bodyCRC uint32, err error) {
 	return h, bodyCRC, nil
 }
 
-// load inserts count records from r, skipping stale series and those beyond
-// MaxSeries.
-func (s *Store) load(r io.Reader, count uint64) (loaded, skipped int, err error) {
-	// Size the shards for what comes rather than growing them step by step:
-	// faster, and a map sized once is fuller than one that doubled. count is
-	// bounded by the file size verify checked.
-	hint := int(min(count, uint64(s.cfg.MaxSeries))/numShards) + 1
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.m = make(map[uint64]state, hint)
-		sh.mu.Unlock()
-	}
+// load reads the records of h into the pending state, skipping stale series
+// and those beyond MaxSeries.
+func (s *Store) load(r io.Reader, h header) (loaded, skipped int, err error) {
 	cutoff := s.staleCutoff()
 	var rec [recordSize]byte
-	for range count {
+	left := h.count
+	pending := map[uint64]*restored{}
+	for range h.targets {
 		if _, err := io.ReadFull(r, rec[:]); err != nil {
 			return loaded, skipped, err
 		}
-		key := binary.LittleEndian.Uint64(rec[0:])
-		st := state{
-			last:    math.Float64frombits(binary.LittleEndian.Uint64(rec[8:])),
-			ts:      binary.LittleEndian.Uint32(rec[16:]),
-			created: binary.LittleEndian.Uint32(rec[20:]),
+		seed := binary.LittleEndian.Uint64(rec[0:])
+		lastSuccess := int64(binary.LittleEndian.Uint64(rec[8:]))
+		n := binary.LittleEndian.Uint64(rec[16:])
+		if n > left {
+			return loaded, skipped, fmt.Errorf("target %016x claims %d series, %d left", seed, n, left)
 		}
-		sh := &s.shards[key%numShards]
-		sh.mu.Lock()
-		full := len(sh.m) >= s.maxPerShard
-		if st.ts >= cutoff && !full {
-			sh.m[key] = st
+		left -= n
+		tr := pending[seed]
+		if tr == nil {
+			tr = &restored{lastSuccess: lastSuccess}
+			pending[seed] = tr
 		}
-		sh.mu.Unlock()
-		if st.ts < cutoff || full {
-			skipped++
-			continue
+		tr.recs = slices.Grow(tr.recs, int(min(n, uint64(s.cfg.MaxSeries))))
+		for range n {
+			if _, err := io.ReadFull(r, rec[:]); err != nil {
+				return loaded, skipped, err
+			}
+			rc := record{
+				hash:    binary.LittleEndian.Uint64(rec[0:]),
+				last:    math.Float64frombits(binary.LittleEndian.Uint64(rec[8:])),
+				ts:      binary.LittleEndian.Uint32(rec[16:]),
+				created: binary.LittleEndian.Uint32(rec[20:]),
+			}
+			if rc.ts < cutoff || !s.reserve(1) {
+				skipped++
+				continue
+			}
+			tr.recs = append(tr.recs, rc)
+			loaded++
 		}
-		loaded++
 	}
-	seriesGauge.Add(float64(loaded))
+	if left != 0 {
+		return loaded, skipped, fmt.Errorf("%d series records belong to no target", left)
+	}
+	s.mu.Lock()
+	s.pending = pending
+	s.restored = s.cfg.Now()
+	s.mu.Unlock()
 	return loaded, skipped, nil
 }
 
@@ -350,14 +346,14 @@ func (s *Store) write(final bool, writtenAt int64) (CheckpointStats, error) {
 	}
 	st, err := s.writeFile(final, writtenAt)
 	if err != nil {
-		checkpointErrorsTotal.Inc()
+		s.m.checkpointErrors.Inc()
 		return st, fmt.Errorf("delta checkpoint in %s: %w", s.cfg.Dir, err)
 	}
 	st.Duration = time.Since(start)
-	checkpointsTotal.Inc()
-	checkpointDuration.Update(st.Duration.Seconds())
-	checkpointSize.Set(float64(st.Bytes))
-	checkpointLast.Set(float64(time.Now().UnixMilli()) / 1000)
+	s.m.checkpoints.Inc()
+	s.m.checkpointDuration.Update(st.Duration.Seconds())
+	s.m.checkpointSize.Set(float64(st.Bytes))
+	s.m.checkpointLast.Set(float64(time.Now().UnixMilli()) / 1000)
 	return st, nil
 }
 
@@ -382,32 +378,64 @@ func (s *Store) writeFile(final bool, writtenAt int64) (st CheckpointStats, err 
 	}
 	cutoff := s.staleCutoff()
 	crc := uint32(0)
-	count := uint64(0)
-	for i := range s.shards {
-		sh := &s.shards[i]
-		buf := s.scratch[:0]
-		sh.mu.Lock()
-		for k, v := range sh.m {
-			if v.ts < cutoff {
-				continue // evicted at the next sweep; not worth restoring
-			}
-			buf = binary.LittleEndian.AppendUint64(buf, k)
-			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v.last))
-			buf = binary.LittleEndian.AppendUint32(buf, v.ts)
-			buf = binary.LittleEndian.AppendUint32(buf, v.created)
-		}
-		sh.mu.Unlock()
-		s.scratch = buf
+	count, targets := uint64(0), uint32(0)
+	emit := func(seed uint64, lastSuccess int64, buf []byte) error {
+		// buf holds a placeholder target record, then the series records.
+		n := uint64(len(buf)/recordSize - 1)
+		binary.LittleEndian.PutUint64(buf[0:], seed)
+		binary.LittleEndian.PutUint64(buf[8:], uint64(lastSuccess))
+		binary.LittleEndian.PutUint64(buf[16:], n)
 		crc = crc32.Update(crc, castagnoli, buf)
-		count += uint64(len(buf) / recordSize)
-		if _, err := w.Write(buf); err != nil {
+		count += n
+		targets++
+		_, err := w.Write(buf)
+		return err
+	}
+	s.mu.Lock()
+	tables := make([]*Table, 0, len(s.tables))
+	for _, t := range s.tables {
+		tables = append(tables, t)
+	}
+	// Restored state no target claimed yet survives another restart too.
+	for seed, r := range s.pending {
+		buf := make([]byte, recordSize, recordSize*(1+len(r.recs)))
+		for _, rc := range r.recs {
+			buf = appendRecord(buf, rc.hash, rc.last, rc.ts, rc.created)
+		}
+		if err := emit(seed, r.lastSuccess, buf); err != nil {
+			s.mu.Unlock()
+			return st, err
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range tables {
+		buf := append(s.scratch[:0], make([]byte, recordSize)...)
+		t.mu.Lock()
+		if t.released {
+			t.mu.Unlock()
+			continue
+		}
+		lastSuccess := t.lastSuccess
+		for i := range t.slots {
+			sl := &t.slots[i]
+			if !sl.used || sl.ts == 0 || sl.ts < cutoff {
+				continue // no counter state, or evicted at the next sweep
+			}
+			buf = appendRecord(buf, sl.Hash, sl.last, sl.ts, sl.created)
+		}
+		t.mu.Unlock()
+		s.scratch = buf
+		if len(buf) == recordSize && lastSuccess == 0 {
+			continue
+		}
+		if err := emit(t.seed, lastSuccess, buf); err != nil {
 			return st, err
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return st, err
 	}
-	h := header{writtenAt: writtenAt, count: count}
+	h := header{writtenAt: writtenAt, count: count, targets: targets}
 	if final {
 		h.flags = flagFinal
 	}
@@ -427,7 +455,14 @@ func (s *Store) writeFile(final bool, writtenAt int64) (st CheckpointStats, err 
 	if err := syncDir(s.cfg.Dir); err != nil {
 		return st, err
 	}
-	return CheckpointStats{Series: int(count), Bytes: headerSize + int64(count)*recordSize}, nil
+	return CheckpointStats{Series: int(count), Bytes: headerSize + int64(count+uint64(targets))*recordSize}, nil
+}
+
+func appendRecord(b []byte, hash uint64, last float64, ts, created uint32) []byte {
+	b = binary.LittleEndian.AppendUint64(b, hash)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(last))
+	b = binary.LittleEndian.AppendUint32(b, ts)
+	return binary.LittleEndian.AppendUint32(b, created)
 }
 
 func syncDir(dir string) error {

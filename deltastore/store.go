@@ -4,30 +4,23 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
 
-var (
-	seriesGauge     = metrics.NewGauge(`nodescraper_delta_series`, nil)
-	resetsTotal     = metrics.NewCounter(`nodescraper_delta_resets_total`)
-	outOfOrderTotal = metrics.NewCounter(`nodescraper_delta_out_of_order_total`)
-	refusedTotal    = metrics.NewCounter(`nodescraper_delta_series_refused_total`)
-	evictionsTotal  = metrics.NewCounter(`nodescraper_delta_evictions_total`)
-)
-
 // Config sets the store's bounds and where its checkpoint lives.
 type Config struct {
-	// MaxSeries bounds memory: new series beyond it are refused (and counted)
-	// rather than growing without limit. It is enforced per shard, so the
-	// store may refuse a little before it is reached. 0 means 10 million.
+	// MaxSeries bounds memory: the series of all targets together, restored
+	// ones included. New series beyond it are refused (and counted) rather
+	// than growing without limit. 0 means 10 million.
 	MaxSeries int
-	// StaleAfter evicts a series whose last observation is older: state no
-	// scrape loop claims any more (a pod that went away while the agent was
-	// down). It must exceed the longest scrape interval. 0 means one hour.
+	// StaleAfter drops restored state that no target claims within it (a
+	// pod that went away while the agent was down) and counter state not
+	// observed for as long. It must exceed the longest scrape interval.
+	// 0 means one hour.
 	StaleAfter time.Duration
 
 	// Dir is the node's state directory; "" keeps the state in memory only.
@@ -43,13 +36,17 @@ type Config struct {
 	Now    func() time.Time
 }
 
-const numShards = 64
-
-// Store is the node's cumulative→delta state. It is safe for concurrent use.
+// Store is the node's series state: one Table per target, and the restored
+// state of targets not scraped again yet. It is safe for concurrent use.
 type Store struct {
-	cfg         Config
-	maxPerShard int
-	shards      [numShards]shard
+	cfg    Config
+	m      storeMetrics
+	series atomic.Int64 // slots of all tables plus pending records
+
+	mu       sync.Mutex
+	tables   map[uint64]*Table    // by target seed
+	pending  map[uint64]*restored // restored state not claimed by a table yet
+	restored time.Time            // when Restore loaded pending
 
 	// ckptMu serializes checkpoint writes and guards what they share.
 	ckptMu  sync.Mutex
@@ -58,21 +55,27 @@ type Store struct {
 	closed  bool
 }
 
-type shard struct {
-	mu sync.Mutex
-	m  map[uint64]state
-	_  [48]byte // keep shards on separate cache lines
+// restored is one target's state read from a checkpoint.
+type restored struct {
+	lastSuccess int64
+	recs        []record
 }
 
-// state is everything a series needs between two observations. It is 16
-// bytes, so a map slot with its key is 24: the store's memory per series is
-// dominated by it (see BenchmarkMemory). Times are whole Unix seconds:
-// Datadog keeps one point per series and second anyway, and uint32 seconds
-// last until 2106.
-type state struct {
-	last    float64
-	ts      uint32 // the last observation
-	created uint32 // when the series started counting; 0 = unknown
+type record struct {
+	hash        uint64
+	last        float64
+	ts, created uint32
+}
+
+type storeMetrics struct {
+	set                                    *metrics.Set
+	resets, outOfOrder, refused, evictions *metrics.Counter
+	invalid                                *metrics.Counter
+	checkpoints, checkpointErrors          *metrics.Counter
+	checkpointDuration                     *metrics.Histogram
+	checkpointSize, checkpointLast         *metrics.Gauge
+	restoredSeries                         *metrics.Gauge
+	outcomes                               map[string]*metrics.Gauge
 }
 
 // New returns an empty store. Restore fills it from the checkpoint.
@@ -92,156 +95,118 @@ func New(cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg, maxPerShard: (cfg.MaxSeries + numShards - 1) / numShards}
-	for i := range s.shards {
-		s.shards[i].m = make(map[uint64]state)
+	s := &Store{cfg: cfg, tables: map[uint64]*Table{}, pending: map[uint64]*restored{}}
+	set := metrics.NewSet()
+	s.m = storeMetrics{
+		set:                set,
+		resets:             set.NewCounter(`nodescraper_delta_resets_total`),
+		outOfOrder:         set.NewCounter(`nodescraper_delta_out_of_order_total`),
+		refused:            set.NewCounter(`nodescraper_delta_series_refused_total`),
+		evictions:          set.NewCounter(`nodescraper_delta_evictions_total`),
+		invalid:            set.NewCounter(`nodescraper_delta_invalid_values_total`),
+		checkpoints:        set.NewCounter(`nodescraper_delta_checkpoints_total`),
+		checkpointErrors:   set.NewCounter(`nodescraper_delta_checkpoint_errors_total`),
+		checkpointDuration: set.NewHistogram(`nodescraper_delta_checkpoint_duration_seconds`),
+		checkpointSize:     set.NewGauge(`nodescraper_delta_checkpoint_size_bytes`, nil),
+		checkpointLast:     set.NewGauge(`nodescraper_delta_checkpoint_last_success_timestamp_seconds`, nil),
+		restoredSeries:     set.NewGauge(`nodescraper_delta_restored_series`, nil),
+		outcomes:           map[string]*metrics.Gauge{},
+	}
+	set.NewGauge(`nodescraper_delta_series`, func() float64 { return float64(s.series.Load()) })
+	for _, o := range []string{OutcomeOK, OutcomeUnclean, OutcomeNone, OutcomeCorrupt, OutcomeTooOld} {
+		s.m.outcomes[o] = set.NewGauge(`nodescraper_delta_restore_outcome{outcome="`+o+`"}`, nil)
 	}
 	return s
 }
 
-// Obs is one observation of a cumulative series.
-type Obs struct {
-	Value float64
-	// TS is the sample time in milliseconds.
-	TS int64
-	// Created is when the series started counting, in milliseconds
-	// (OpenMetrics _created or the process start time); 0 if unknown.
-	// A newer Created than the stored one is a reset even if the value grew.
-	Created int64
-	// Fresh says the series is known to have started after the previous
-	// observation window, so its whole first value is an increase that
-	// happened while we watched. Without it a first sight only sets the baseline.
-	Fresh bool
-}
+// Metrics returns the store's own metrics.
+func (s *Store) Metrics() *metrics.Set { return s.m.set }
 
-// Update records o for the series key and returns the increase since the
-// previous observation. ok is false when nothing must be emitted: first sight
-// of a series that may have counted before we saw it, a NaN or infinite
-// value, a sample not newer (by whole seconds) than the last one, or a
-// refused series. A skipped sample leaves the state as it was, so its
-// increase is part of the next delta.
-func (s *Store) Update(key uint64, o Obs) (delta float64, ok bool) {
-	if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) {
-		return 0, false
+// Table returns the table of the target with this seed (an identity that
+// survives restarts: see scrapeloop). A second call with the same seed
+// returns the same table, so a target's next loop continues its state. The
+// first call takes over what Restore loaded for the seed.
+func (s *Store) Table(seed uint64) *Table {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tables[seed]; t != nil {
+		return t
 	}
-	ts, created := seconds(o.TS), seconds(o.Created)
-	sh := &s.shards[key%numShards]
-	sh.mu.Lock()
-	st, found := sh.m[key]
-	if !found {
-		if len(sh.m) >= s.maxPerShard {
-			sh.mu.Unlock()
-			refusedTotal.Inc()
-			return 0, false
+	t := &Table{store: s, seed: seed, index: map[uint64]int32{}}
+	if r := s.pending[seed]; r != nil {
+		delete(s.pending, seed)
+		t.lastSuccess = r.lastSuccess
+		t.slots = make([]Slot, len(r.recs))
+		t.index = make(map[uint64]int32, len(r.recs))
+		for i, rec := range r.recs {
+			t.slots[i] = Slot{Hash: rec.hash, last: rec.last, ts: rec.ts, created: rec.created, used: true}
+			t.index[rec.hash] = int32(i)
 		}
-		sh.m[key] = state{last: o.Value, ts: ts, created: created}
-		sh.mu.Unlock()
-		seriesGauge.Inc()
-		if o.Fresh {
-			return o.Value, true
-		}
-		return 0, false
+		t.live = len(r.recs) // already reserved by the restore
 	}
-	if ts <= st.ts {
-		// Older, or within the second of the last observation: Datadog keeps
-		// one value per series and second, so a second point there would
-		// overwrite the first one's delta. This also covers an agent that
-		// restarts within the second of its predecessor's last scrape.
-		sh.mu.Unlock()
-		if ts < st.ts {
-			outOfOrderTotal.Inc()
-		}
-		return 0, false
-	}
-	reset := o.Value < st.last || (created > st.created && st.created != 0)
-	if reset {
-		delta = o.Value
-	} else {
-		delta = o.Value - st.last
-	}
-	if created == 0 {
-		created = st.created
-	}
-	sh.m[key] = state{last: o.Value, ts: ts, created: created}
-	sh.mu.Unlock()
-	if reset {
-		resetsTotal.Inc()
-	}
-	return delta, true
+	s.tables[seed] = t
+	return t
 }
 
-// Put sets key's value and time without computing a delta. Callers keep
-// bookkeeping in it that must survive a restart together with the series,
-// such as a target's last successful scrape.
-func (s *Store) Put(key uint64, v float64, tsMs int64) {
-	sh := &s.shards[key%numShards]
-	sh.mu.Lock()
-	st, found := sh.m[key]
-	if !found && len(sh.m) >= s.maxPerShard {
-		sh.mu.Unlock()
-		refusedTotal.Inc()
-		return
+func (s *Store) release(t *Table) {
+	s.mu.Lock()
+	if s.tables[t.seed] == t {
+		delete(s.tables, t.seed)
 	}
-	st.last, st.ts = v, seconds(tsMs)
-	sh.m[key] = st
-	sh.mu.Unlock()
-	if !found {
-		seriesGauge.Inc()
+	s.mu.Unlock()
+	t.mu.Lock()
+	if !t.released {
+		t.released = true
+		s.unreserve(int64(t.live))
+		t.slots, t.index, t.free, t.live = nil, nil, nil, 0
 	}
+	t.mu.Unlock()
 }
 
-// Get returns key's last value and its time in milliseconds (whole seconds).
-func (s *Store) Get(key uint64) (v float64, tsMs int64, ok bool) {
-	sh := &s.shards[key%numShards]
-	sh.mu.Lock()
-	st, ok := sh.m[key]
-	sh.mu.Unlock()
-	return st.last, int64(st.ts) * 1000, ok
-}
-
-// Delete releases the state of a series that went away.
-func (s *Store) Delete(key uint64) {
-	sh := &s.shards[key%numShards]
-	sh.mu.Lock()
-	_, found := sh.m[key]
-	delete(sh.m, key)
-	sh.mu.Unlock()
-	if found {
-		seriesGauge.Dec()
+// reserve counts n new series against MaxSeries.
+func (s *Store) reserve(n int64) bool {
+	if s.series.Add(n) > int64(s.cfg.MaxSeries) {
+		s.series.Add(-n)
+		s.m.refused.Add(int(n))
+		return false
 	}
+	return true
 }
 
-// Len returns the number of series held.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *Store) unreserve(n int64) { s.series.Add(-n) }
 
-// evict drops the series whose last observation is older than StaleAfter,
-// one shard at a time, and returns how many went.
+// Len returns the number of series held, restored ones included.
+func (s *Store) Len() int { return int(s.series.Load()) }
+
+// Full reports whether the series budget is exhausted.
+func (s *Store) Full() bool { return s.series.Load() >= int64(s.cfg.MaxSeries) }
+
+// evict drops restored state no target claimed within StaleAfter of the
+// restore, and counter state not observed for StaleAfter; it returns how
+// many series went.
 func (s *Store) evict() int {
 	cutoff := s.staleCutoff()
 	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for k, st := range sh.m {
-			if st.ts < cutoff {
-				delete(sh.m, k)
-				n++
-			}
+	s.mu.Lock()
+	if len(s.pending) > 0 && s.cfg.Now().Sub(s.restored) > s.cfg.StaleAfter {
+		for seed, r := range s.pending {
+			n += len(r.recs)
+			s.unreserve(int64(len(r.recs)))
+			delete(s.pending, seed)
 		}
-		sh.mu.Unlock()
+	}
+	tables := make([]*Table, 0, len(s.tables))
+	for _, t := range s.tables {
+		tables = append(tables, t)
+	}
+	s.mu.Unlock()
+	for _, t := range tables {
+		t.mu.Lock()
+		n += t.Sweep(func(sl *Slot) bool { return sl.ts != 0 && sl.ts < cutoff })
+		t.mu.Unlock()
 	}
 	if n > 0 {
-		evictionsTotal.Add(n)
-		seriesGauge.Add(-float64(n))
+		s.m.evictions.Add(n)
 	}
 	return n
 }
@@ -276,16 +241,4 @@ func (s *Store) Run(ctx context.Context) {
 			s.cfg.Logger.Error("delta checkpoint failed; the previous one stays in place", "err", err)
 		}
 	}
-}
-
-// seconds converts milliseconds to the stored Unix seconds, clamped to what
-// a uint32 holds.
-func seconds(ms int64) uint32 {
-	switch {
-	case ms <= 0:
-		return 0
-	case ms/1000 > math.MaxUint32:
-		return math.MaxUint32
-	}
-	return uint32(ms / 1000)
 }

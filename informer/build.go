@@ -210,7 +210,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 				LabelNameLength: int(lim.LabelNameLength), LabelValueLength: int(lim.LabelValueLength),
 			}
 			tg.Source = j.Name
-			tg.Tags = append(slices.Clone(k.cfg.Template.Tags), datadogTags(l)...)
+			tg.Discovered = labels.FromMap(l)
 			out = append(out, tg)
 		}
 	}

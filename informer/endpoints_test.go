@@ -291,26 +291,3 @@ func compareSets(t *testing.T, role string, got, want []string) {
 		}
 	}
 }
-
-func TestDatadogTags(t *testing.T) {
-	cases := []struct {
-		kind, name, hash, want string
-	}{
-		{"ReplicaSet", "web-5d8f9", "5d8f9", "kube_replica_set:web-5d8f9 kube_deployment:web"},
-		{"ReplicaSet", "plain-rs", "", "kube_replica_set:plain-rs"},
-		{"DaemonSet", "agent", "", "kube_daemon_set:agent"},
-		{"StatefulSet", "db", "", "kube_stateful_set:db"},
-		{"Job", "backup-29012345", "", "kube_job:backup-29012345 kube_cronjob:backup"},
-		{"Job", "one-off", "", "kube_job:one-off"},
-	}
-	for _, c := range cases {
-		l := lset{meta + "namespace": "ns", meta + "pod_name": "p", meta + "pod_controller_kind": c.kind, meta + "pod_controller_name": c.name}
-		if c.hash != "" {
-			l[meta+"pod_label_pod_template_hash"] = c.hash
-		}
-		want := "kube_namespace:ns pod_name:p " + c.want
-		if got := strings.Join(datadogTags(l), " "); got != want {
-			t.Errorf("%s %s: got %s, want %s", c.kind, c.name, got, want)
-		}
-	}
-}

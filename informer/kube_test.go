@@ -277,17 +277,37 @@ func TestKubeDiscovery(t *testing.T) {
 		t.Error("the relabeling to 169.254.169.254 was not counted as dropped")
 	}
 
-	// Tags and scrape options of one target.
+	// Discovered labels (what ddclient derives the Kubernetes tags from) and
+	// scrape options of one target.
+	found := false
 	for _, tg := range a.targets() {
 		if tg.Source == "serviceMonitor/app/sm-web/0" && tg.Labels.Get("pod") == "web-1" {
-			wantTags := "kube_namespace:app kube_service:web pod_name:web-1 kube_container_name:app kube_replica_set:web-5d8f9 kube_deployment:web env:prod"
-			if got := strings.Join(tg.Tags, " "); got != wantTags {
-				t.Errorf("tags = %s, want %s", got, wantTags)
+			found = true
+			for name, want := range map[string]string{
+				"__meta_kubernetes_namespace":                               "app",
+				"__meta_kubernetes_service_name":                            "web",
+				"__meta_kubernetes_pod_name":                                "web-1",
+				"__meta_kubernetes_pod_container_name":                      "app",
+				"__meta_kubernetes_pod_controller_kind":                     "ReplicaSet",
+				"__meta_kubernetes_pod_controller_name":                     "web-5d8f9",
+				"__meta_kubernetes_pod_label_pod_template_hash":             "5d8f9",
+				"__meta_kubernetes_pod_label_tags_datadoghq_com_env":        "prod",
+				"__meta_kubernetes_pod_labelpresent_tags_datadoghq_com_env": "true",
+			} {
+				if got := tg.Discovered.Get(name); got != want {
+					t.Errorf("discovered %s = %q, want %q (all: %s)", name, got, want, tg.Discovered)
+				}
+			}
+			if got := tg.Discovered.Get("__address__"); got != "127.0.0.11:8080" {
+				t.Errorf("discovered __address__ = %q, want the address before relabeling", got)
 			}
 			if tg.URL != "http://127.0.0.11:8080/metrics" || tg.Interval != 30*time.Second || tg.Timeout != 10*time.Second {
 				t.Errorf("scrape options: %s %v %v", tg.URL, tg.Interval, tg.Timeout)
 			}
 		}
+	}
+	if !found {
+		t.Error("no target of serviceMonitor/app/sm-web/0 for pod web-1")
 	}
 
 	current := slices.Clone(want)

@@ -13,8 +13,8 @@ func TestSameTargets(t *testing.T) {
 	rule := func(regex string) *promrelabel.Config {
 		return &promrelabel.Config{Action: promrelabel.Drop, SourceLabels: model.LabelNames{"__name__"}, Separator: ";", Regex: promrelabel.MustNewRegexp(regex)}
 	}
-	target := func(regex string, tags ...string) []scrapeloop.Target {
-		return []scrapeloop.Target{{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "a"), Tags: tags,
+	target := func(regex string, discovered ...string) []scrapeloop.Target {
+		return []scrapeloop.Target{{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "a"), Discovered: labels.FromStrings(discovered...),
 			MetricRelabel: []*promrelabel.Config{rule(regex)}}}
 	}
 	cases := []struct {
@@ -24,7 +24,8 @@ func TestSameTargets(t *testing.T) {
 	}{
 		{"rebuilt alike, other rule pointers", target("go_.*"), target("go_.*"), true},
 		{"rule regex differs", target("go_.*"), target("process_.*"), false},
-		{"tags differ", target("x", "pod_name:a"), target("x", "pod_name:b"), false},
+		{"discovered labels differ", target("x", "__meta_kubernetes_pod_name", "a"), target("x", "__meta_kubernetes_pod_name", "b"), false},
+		{"discovered labels alike", target("x", "__meta_kubernetes_pod_name", "a"), target("x", "__meta_kubernetes_pod_name", "a"), true},
 		{"one more target", target("x"), append(target("x"), target("y")...), false},
 		{"both empty", nil, []scrapeloop.Target{}, true},
 	}

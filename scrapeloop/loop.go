@@ -7,14 +7,13 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
 	kgzip "github.com/klauspost/compress/gzip"
-	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
@@ -22,39 +21,31 @@ import (
 
 const acceptHeader = `application/openmetrics-text;version=1.0.0;q=0.6,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`
 
-var (
-	scrapesTotal      = metrics.NewCounter(`nodescraper_scrapes_total`)
-	scrapeErrorsTotal = metrics.NewCounter(`nodescraper_scrape_errors_total`)
-	samplesTotal      = metrics.NewCounter(`nodescraper_scrape_samples_total`)
-	pointsTotal       = metrics.NewCounter(`nodescraper_points_total`)
-	scrapeDuration    = metrics.NewHistogram(`nodescraper_scrape_duration_seconds`)
-	bodyBytesTotal    = metrics.NewCounter(`nodescraper_scrape_body_bytes_total`)
-)
-
-// loop scrapes one target. Its goroutine owns the parser, cache and buffers;
-// status is shared with the targets page under mu.
+// loop scrapes one target. Its goroutine owns the parser and appender, and
+// holds its table's lock while it processes a scrape; status is shared with
+// the targets page under mu.
 type loop struct {
 	cfg    *env
 	target Target
+	limits Limits
 	seed   uint64
 	client *http.Client
 	req    *http.Request
 	parser exposition.Parser
-	body   bytes.Buffer
 	gz     *kgzip.Reader
-	batch  ddclient.Batch
-	cache  map[uint64]*entry
+	app    Appender
+	table  *deltastore.Table
 	gen    uint32
+	// bodySize is the previous body's size: the next one's buffer is taken
+	// from the pool at about that size.
+	bodySize int
 
-	builder labels.Builder
+	builder, verbatim labels.Builder
 	// windowStart is when the current observation window began: the last
 	// successful scrape, or when the loop started. A series known to start
 	// after it counted entirely while we watched.
 	windowStart int64
 	succeeded   bool
-	// marker is the delta-store key under which the target's last successful
-	// scrape survives an agent restart, together with its series.
-	marker uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -74,7 +65,9 @@ type Status struct {
 	LastError    string            `json:"lastError,omitempty"`
 	Samples      int               `json:"samples"`
 	Series       int               `json:"series"`
-	Interval     time.Duration     `json:"intervalNs"`
+	// Refused counts the series the node's series budget refused in the last scrape.
+	Refused  int           `json:"refused,omitempty"`
+	Interval time.Duration `json:"intervalNs"`
 }
 
 func newLoop(cfg *env, t Target) (*loop, error) {
@@ -98,17 +91,22 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 		return nil, fmt.Errorf("target %s: %w", t.URL, err)
 	}
 	client.Timeout = t.Timeout
+	app, err := cfg.Backend.NewAppender(&t)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", t.URL, err)
+	}
 	l := &loop{
 		cfg:    cfg,
 		target: t,
+		limits: t.Limits.orDefaults(cfg.DefaultLimits),
 		seed:   t.seed(),
-		marker: mix(t.seed() ^ markerSalt),
 		client: client,
 		req:    req,
-		cache:  map[uint64]*entry{},
+		app:    app,
 		done:   make(chan struct{}),
 		status: Status{URL: t.URL, Labels: t.Labels.Map(), Source: t.Source, Health: "unknown", Interval: t.Interval},
 	}
+	l.table = cfg.Store.Table(l.seed)
 	return l, nil
 }
 
@@ -145,57 +143,55 @@ func (l *loop) run(ctx context.Context) {
 	}
 }
 
-// markerSalt keeps a target's marker key apart from its series' keys.
-const markerSalt = 0x6d61726b65722e31 // "marker.1"
-
-// resume starts the observation window. When the delta store holds the
-// target's last successful scrape (restored from the previous agent's
-// checkpoint with the series), the window goes on from there, as if the loop
-// had never stopped: a series that appeared since counted entirely after
-// that scrape, so its first value is an increase, not a baseline.
+// resume starts the observation window. When the table holds the target's
+// last successful scrape (restored from the previous agent's checkpoint with
+// the series, or kept from the target's previous loop), the window goes on
+// from there, as if the loop had never stopped: a series that appeared since
+// counted entirely after that scrape, so its first value is an increase, not
+// a baseline. A previous loop's classifications are dropped: the new loop's
+// configuration (relabeling, limits) may differ.
 func (l *loop) resume() {
+	l.table.Lock()
+	defer l.table.Unlock()
+	l.table.ForgetKinds()
 	l.windowStart = l.cfg.Now().UnixMilli()
-	if v, _, ok := l.cfg.Store.Get(l.marker); ok && v > 0 && int64(v) <= l.windowStart {
-		l.windowStart, l.succeeded = int64(v), true
+	if v := l.table.LastSuccess(); v > 0 && v <= l.windowStart {
+		l.windowStart, l.succeeded = v, true
 	}
 }
 
-// succeed ends the observation window at a successful scrape that started at start.
+// succeed ends the observation window at a successful scrape that started
+// at start. Call with the table locked.
 func (l *loop) succeed(start time.Time) {
 	l.windowStart = start.UnixMilli()
 	l.succeeded = true
-	l.cfg.Store.Put(l.marker, float64(l.windowStart), l.windowStart)
+	l.table.SetLastSuccess(l.windowStart)
 }
 
-// release drops the target's series from the delta store (the target is gone).
+// release drops the target's series and state (the target is gone).
 func (l *loop) release() {
-	for _, e := range l.cache {
-		if e.kind == kindCounter {
-			l.cfg.Store.Delete(e.key)
-		}
-	}
-	clear(l.cache)
-	l.cfg.Store.Delete(l.marker)
+	l.table.Release()
 }
 
 func (l *loop) scrapeOnce(ctx context.Context) {
 	start := l.cfg.Now()
 	samples, err := l.scrape(ctx, start)
 	dur := l.cfg.Now().Sub(start)
-	scrapesTotal.Inc()
-	scrapeDuration.Update(dur.Seconds())
+	m := &l.cfg.m
+	m.scrapes.Inc()
+	m.duration.Update(dur.Seconds())
 	if err != nil && ctx.Err() != nil {
 		return // shutting down: not the target's fault
 	}
 	if err != nil {
-		scrapeErrorsTotal.Inc()
+		m.errors.Inc()
 		l.cfg.errorLog(l.target.URL, err)
 	}
 	l.mu.Lock()
 	l.status.LastScrape = start
 	l.status.LastDuration = dur
 	l.status.Samples = samples
-	l.status.Series = len(l.cache)
+	l.status.Series = l.table.Len()
 	if err != nil {
 		l.status.Health, l.status.LastError = "down", err.Error()
 	} else {
@@ -204,26 +200,39 @@ func (l *loop) scrapeOnce(ctx context.Context) {
 	l.mu.Unlock()
 }
 
-// scrape fetches, parses and hands the points to the sink. Points computed
-// before a mid-body error are still sent: their deltas are real increases and
-// the delta state already counts them, so dropping them would lose data.
+// scrape fetches, parses and hands the points to the appender. Points
+// computed before a mid-body error are still sent: their deltas are real
+// increases and the delta state already counts them, so dropping them would
+// lose data.
 func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
-	ct, err := l.fetch(ctx)
+	buf := l.cfg.bodies.get(l.bodySize + l.bodySize/8)
+	defer l.cfg.bodies.put(buf)
+	ct, err := l.fetch(ctx, buf)
 	if err != nil {
+		// Size the next buffer afresh: an oversized or broken body says
+		// nothing of the next one.
+		l.bodySize = 0
 		return 0, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
+	l.bodySize = len(*buf)
 	select {
 	case l.cfg.parseSem <- struct{}{}:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
 	defer func() { <-l.cfg.parseSem }()
-	samples, err := l.process(l.body.Bytes(), ct, start)
-	if l.batch.Len() > 0 {
-		pointsTotal.Add(l.batch.Len())
-		l.cfg.Sink.Submit(&l.batch)
+	l.table.Lock()
+	defer l.table.Unlock()
+	samples, refused, err := l.process(*buf, ct, start)
+	l.app.Commit()
+	l.cfg.m.samples.Add(samples)
+	if refused > 0 {
+		l.cfg.m.refused.Add(refused)
+		l.cfg.refusedLog(l.target.URL, refused)
 	}
-	samplesTotal.Add(samples)
+	l.mu.Lock()
+	l.status.Refused = refused
+	l.mu.Unlock()
 	if err != nil {
 		return samples, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
@@ -231,8 +240,8 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	return samples, nil
 }
 
-// fetch reads the response body into l.body and returns its content type.
-func (l *loop) fetch(ctx context.Context) (string, error) {
+// fetch reads the response body into buf and returns its content type.
+func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	req := l.req.WithContext(ctx)
 	resp, err := l.client.Do(req)
 	if err != nil {
@@ -257,35 +266,40 @@ func (l *loop) fetch(ctx context.Context) (string, error) {
 		}
 		r = l.gz
 	}
-	limit := l.target.Limits.BodySize
-	if limit <= 0 {
-		limit = l.cfg.MaxBodySize
+	limit := l.limits.BodySize
+	if n := resp.ContentLength; r == resp.Body && n > int64(cap(*buf)) && n <= limit {
+		*buf = slices.Grow((*buf)[:0], int(n))
 	}
-	l.body.Reset()
-	n, err := l.body.ReadFrom(io.LimitReader(r, limit+1))
+	n, err := l.cfg.bodies.readBody(buf, r, limit)
 	if err != nil {
 		return "", fmt.Errorf("read body: %w", err)
 	}
 	if n > limit {
 		return "", fmt.Errorf("body larger than %d bytes: %w", limit, errBodySizeLimit)
 	}
-	bodyBytesTotal.Add(int(n))
+	l.cfg.m.bodyBytes.Add(int(n))
 	return resp.Header.Get("Content-Type"), nil
 }
 
-// process parses body and turns its samples into points in l.batch.
-func (l *loop) process(body []byte, contentType string, start time.Time) (int, error) {
+// process parses body and hands its points to the appender. Call with the
+// table locked. It returns the samples read and the new series the node's
+// series budget refused.
+func (l *loop) process(body []byte, contentType string, start time.Time) (samples, refused int, err error) {
 	p := &l.parser
 	p.Reset(body, exposition.FormatFor(contentType))
+	tab := l.table
+	app := l.app
 	l.gen++
+	gen := l.gen
 	nowMs := start.UnixMilli()
 	procStart := processStart(body)
 	// A target whose process started after our window began counted every
 	// first-seen series while we watched.
 	freshProcess := procStart > 0 && procStart > l.windowStart
-	samples := 0
-	limit := l.target.Limits.Samples
-	var err error
+	honorTS := l.target.HonorTimestamps
+	limit := l.limits.Samples
+	slots := tab.Slots()
+	next := int32(0)
 	for p.Next() {
 		samples++
 		if limit > 0 && samples > limit {
@@ -294,29 +308,51 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (int, e
 		}
 		raw := p.Series()
 		h := xxhash.Sum64(raw)
-		e := l.cache[h]
+		// Expositions keep their order from scrape to scrape, and slots are
+		// added in it: the next sample is most often in the next slot, which
+		// saves the map lookup and keeps memory access sequential.
+		i := next
 		isNew := false
-		if e == nil || e.raw != string(raw) {
-			e, err = l.newEntry(p, raw, h)
-			if err != nil {
+		if int(i) >= len(slots) || slots[i].Hash != h || !slots[i].Used() {
+			if i = tab.Find(h); i < 0 {
+				var ok bool
+				if i, ok = tab.Add(h); !ok {
+					refused++
+					continue
+				}
+				slots = tab.Slots()
+				isNew = true
+			}
+		}
+		next = i + 1
+		sl := &slots[i]
+		if sl.Kind == 0 {
+			ref, kind, cerr := l.classify(p, raw)
+			if cerr != nil {
+				tab.Remove(i)
+				err = cerr
 				break
 			}
-			l.cache[h] = e
-			isNew = true
+			sl.Ref, sl.Kind, sl.Len = ref, uint8(kind), len16(raw)
+		} else if sl.Len != len16(raw) {
+			// Two series with one 64-bit hash (about one in 10^8 for a
+			// million series): the first keeps the slot, the other is not sent.
+			l.cfg.m.collisions.Inc()
+			continue
 		}
-		e.gen = l.gen
-		if e.kind == kindSkip {
+		sl.Gen = gen
+		if Kind(sl.Kind) == KindDrop {
 			continue
 		}
 		ts := nowMs
-		if l.target.HonorTimestamps {
+		if honorTS {
 			if t, ok := p.Timestamp(); ok {
 				ts = t
 			}
 		}
 		v := p.Value()
-		if e.kind == kindGauge {
-			l.batch.Add(e.series, ts/1000, v)
+		if Kind(sl.Kind) == KindGauge {
+			app.Append(sl.Ref, p, ts, v)
 			continue
 		}
 		created, hasCreated := p.Created()
@@ -325,27 +361,31 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (int, e
 			obs.Created = procStart
 		}
 		obs.Fresh = freshProcess || (hasCreated && created > l.windowStart) || (isNew && l.succeeded)
-		if d, ok := l.cfg.Store.Update(e.key, obs); ok {
-			l.batch.Add(e.series, ts/1000, d)
+		if d, ok := tab.Update(sl, obs); ok {
+			app.Append(sl.Ref, p, ts, d)
 		}
 	}
 	if err == nil {
 		err = p.Err()
 	}
 	if err != nil {
-		return samples, err
+		return samples, refused, err
 	}
 	// Series that went away release their state.
-	for h, e := range l.cache {
-		if e.gen != l.gen {
-			if e.kind == kindCounter {
-				l.cfg.Store.Delete(e.key)
-			}
-			delete(l.cache, h)
+	tab.Sweep(func(sl *deltastore.Slot) bool {
+		if sl.Gen == gen {
+			return false
 		}
-	}
-	return samples, nil
+		if sl.Kind != 0 {
+			app.Forget(sl.Ref)
+		}
+		return true
+	})
+	return samples, refused, nil
 }
+
+// len16 is a series' length as a slot keeps it.
+func len16(raw []byte) uint16 { return uint16(min(len(raw), math.MaxUint16)) }
 
 var processStartName = []byte("\nprocess_start_time_seconds ")
 

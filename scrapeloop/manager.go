@@ -2,6 +2,7 @@ package scrapeloop
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -10,26 +11,19 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/deltastore"
 )
-
-// Sink receives the points of each scrape. *ddclient.Client and
-// *ddclient.Printer are sinks.
-type Sink interface {
-	Submit(*ddclient.Batch)
-}
 
 // Config configures a Manager.
 type Config struct {
 	Store *deltastore.Store
-	Sink  Sink
-	// Host is the Datadog host resource of every series (the node name).
-	Host string
+	// Backend makes each target's appender (Datadog, or the dry-run printer).
+	Backend Backend
 	// Transport is shared by all loops; nil means a default transport.
 	Transport http.RoundTripper
-	// MaxBodySize bounds a response body when the target sets no limit; default 64 MiB.
-	MaxBodySize int64
+	// DefaultLimits apply where a target sets no limit of its own; zero
+	// fields take the package defaults (see Limits).
+	DefaultLimits Limits
 	// MaxInterval refuses targets scraped less often (their delta state
 	// would expire between scrapes); 0 means no bound.
 	MaxInterval time.Duration
@@ -42,9 +36,39 @@ type Config struct {
 // env is what the loops of one Manager share.
 type env struct {
 	Config
+	m        managerMetrics
+	bodies   bodyPool
 	parseSem chan struct{} // bounds CPU-heavy parsing to ParseConcurrency
 	errMu    sync.Mutex
 	lastLog  map[string]time.Time
+}
+
+type managerMetrics struct {
+	set                                 *metrics.Set
+	scrapes, errors, samples, bodyBytes *metrics.Counter
+	refused, collisions                 *metrics.Counter
+	duration                            *metrics.Histogram
+}
+
+func newManagerMetrics(targets func() float64) managerMetrics {
+	set := metrics.NewSet()
+	set.NewGauge(`nodescraper_targets`, targets)
+	return managerMetrics{
+		set:        set,
+		scrapes:    set.NewCounter(`nodescraper_scrapes_total`),
+		errors:     set.NewCounter(`nodescraper_scrape_errors_total`),
+		samples:    set.NewCounter(`nodescraper_scrape_samples_total`),
+		bodyBytes:  set.NewCounter(`nodescraper_scrape_body_bytes_total`),
+		refused:    set.NewCounter(`nodescraper_scrape_series_refused_total`),
+		collisions: set.NewCounter(`nodescraper_scrape_series_hash_collisions_total`),
+		duration:   set.NewHistogram(`nodescraper_scrape_duration_seconds`),
+	}
+}
+
+// refusedLog says, at most once a minute per target, that the node's series
+// budget refused some of the target's new series.
+func (c *env) refusedLog(target string, n int) {
+	c.errorLog(target+" (series budget)", fmt.Errorf("%d new series refused: the node's series budget (--max-series) is exhausted", n))
 }
 
 // errorLog logs a target's scrape error at most once a minute per target:
@@ -76,8 +100,6 @@ type Manager struct {
 	loops map[string]*loop
 }
 
-var targetsGauge = metrics.NewGauge(`nodescraper_targets`, nil)
-
 // NewManager returns a manager with no targets.
 func NewManager(cfg Config) *Manager {
 	if cfg.Transport == nil {
@@ -87,9 +109,6 @@ func NewManager(cfg Config) *Manager {
 			// Bodies are decompressed by the loop with a reused reader.
 			DisableCompression: true,
 		}
-	}
-	if cfg.MaxBodySize <= 0 {
-		cfg.MaxBodySize = 64 << 20
 	}
 	if cfg.ParseConcurrency <= 0 {
 		cfg.ParseConcurrency = runtime.GOMAXPROCS(0)
@@ -101,8 +120,17 @@ func NewManager(cfg Config) *Manager {
 		cfg.Now = time.Now
 	}
 	e := &env{Config: cfg, parseSem: make(chan struct{}, cfg.ParseConcurrency), lastLog: map[string]time.Time{}}
-	return &Manager{cfg: e, loops: map[string]*loop{}}
+	m := &Manager{cfg: e, loops: map[string]*loop{}}
+	e.m = newManagerMetrics(func() float64 {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return float64(len(m.loops))
+	})
+	return m
 }
+
+// Metrics returns the manager's own metrics.
+func (m *Manager) Metrics() *metrics.Set { return m.cfg.m.set }
 
 // Sync makes the running loops match targets: loops of removed targets stop
 // (and release their delta state) before new ones start. Loops stop when ctx
@@ -121,10 +149,19 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		}
 	}
 	m.mu.Unlock()
+	seeds := make(map[uint64]bool, len(want))
+	for _, t := range want {
+		seeds[t.seed()] = true
+	}
 	for _, l := range gone {
 		l.cancel()
 		<-l.done
-		l.release()
+		l.app.Close()
+		// A target whose configuration changed keeps its identity (URL and
+		// labels): its next loop continues the same table.
+		if !seeds[l.seed] {
+			l.release()
+		}
 		m.cfg.forget(l.target.URL)
 	}
 	m.mu.Lock()
@@ -143,7 +180,6 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		m.loops[k] = l
 		go l.run(lctx)
 	}
-	targetsGauge.Set(float64(len(m.loops)))
 }
 
 // Run applies target sets from updates until ctx is cancelled, then waits for
@@ -172,6 +208,7 @@ func (m *Manager) Wait() {
 	for _, l := range loops {
 		l.cancel()
 		<-l.done
+		l.app.Close()
 	}
 }
 

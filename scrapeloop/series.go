@@ -3,33 +3,12 @@ package scrapeloop
 import (
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
 )
-
-// kind says what the loop does with a series' samples.
-type kind uint8
-
-const (
-	kindSkip    kind = iota // dropped by relabeling, _created, +Inf bucket
-	kindGauge               // sent as is
-	kindCounter             // cumulative: sent as deltas
-)
-
-// entry is the cached result of everything done once per series: label
-// parsing, relabeling, Datadog naming and tag encoding.
-type entry struct {
-	raw    string // raw series bytes, to tell hash collisions apart
-	kind   kind
-	gen    uint32 // last scrape generation that saw the series
-	key    uint64 // identity in the delta store
-	series *ddclient.Series
-}
 
 // Limit errors; checked with errors.Is.
 var (
@@ -40,26 +19,27 @@ var (
 	errLabelValueLimit = errors.New("label value length limit exceeded")
 )
 
-// newEntry builds the cache entry of the parser's current sample.
-func (l *loop) newEntry(p *exposition.Parser, raw []byte, h uint64) (*entry, error) {
-	e := &entry{raw: string(raw), key: mix(l.seed ^ h)}
-	role := p.Role()
-	if role == exposition.RoleCreated {
-		return e, nil
+// classify does what is done once per series: limits, the target's labels,
+// metric relabeling, then the appender's verdict. It runs on a cache miss
+// only.
+func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) {
+	if p.Role() == exposition.RoleCreated {
+		return 0, KindDrop, nil // read through Parser.Created with its series
 	}
 	t := &l.target
 	nl := p.NumLabels()
-	if lim := t.Limits; lim.Labels > 0 || lim.LabelNameLength > 0 || lim.LabelValueLength > 0 {
-		if lim.Labels > 0 && nl+t.Labels.Len() > lim.Labels {
-			return nil, fmt.Errorf("series %s has %d labels, limit %d: %w", raw, nl+t.Labels.Len(), lim.Labels, errLabelLimit)
-		}
+	lim := l.limits
+	if lim.Labels > 0 && nl+t.Labels.Len() > lim.Labels {
+		return 0, 0, fmt.Errorf("series %.200s has %d labels, limit %d: %w", raw, nl+t.Labels.Len(), lim.Labels, errLabelLimit)
+	}
+	if lim.LabelNameLength > 0 || lim.LabelValueLength > 0 {
 		for k := range nl {
 			name, value := p.Label(k)
 			if lim.LabelNameLength > 0 && len(name) > lim.LabelNameLength {
-				return nil, fmt.Errorf("series %s label %q longer than %d: %w", raw, name, lim.LabelNameLength, errLabelNameLimit)
+				return 0, 0, fmt.Errorf("series %.200s label %.100q longer than %d: %w", raw, name, lim.LabelNameLength, errLabelNameLimit)
 			}
 			if lim.LabelValueLength > 0 && len(value) > lim.LabelValueLength {
-				return nil, fmt.Errorf("series %s label %q value longer than %d: %w", raw, name, lim.LabelValueLength, errLabelValueLimit)
+				return 0, 0, fmt.Errorf("series %.200s label %.100q value of %d bytes, limit %d: %w", raw, name, len(value), lim.LabelValueLength, errLabelValueLimit)
 			}
 		}
 	}
@@ -70,107 +50,103 @@ func (l *loop) newEntry(p *exposition.Parser, raw []byte, h uint64) (*entry, err
 		name, value := p.Label(k)
 		b.Set(string(name), string(value))
 	}
-	// Target labels win over scraped ones unless honor_labels, as in Prometheus;
-	// a clashing scraped label is kept as exported_<name>.
+	// Target labels win over scraped ones unless honor_labels, as in
+	// Prometheus; a clashing scraped label is kept as exported_<name>.
+	var exported uint32
+	var omitted uint64
+	verbatim := nl <= 32 && t.Labels.Len() <= 64
+	i := 0
 	t.Labels.Range(func(tl labels.Label) {
 		if v := b.Get(tl.Name); v != "" {
 			if t.HonorLabels {
+				omitted |= 1 << (i & 63)
+				i++
 				return
 			}
 			b.Set(model.ExportedLabelPrefix+tl.Name, v)
+			if k := sampleLabelIndex(p, tl.Name); k >= 0 {
+				exported |= 1 << (k & 31)
+			}
 		}
 		b.Set(tl.Name, tl.Value)
+		i++
 	})
 	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
-		return e, nil
+		return 0, KindDrop, nil
 	}
-	name := b.Get(model.MetricNameLabel)
-	if name == "" {
-		return e, nil
+	if b.Get(model.MetricNameLabel) == "" {
+		return 0, KindDrop, nil
 	}
-	family := string(p.Family())
-	if family == "" || !strings.HasPrefix(name, family) {
-		// Relabeling renamed the series: name it after its new name.
-		family = name
+	final := b.Labels()
+	s := Series{
+		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: final,
+		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(),
 	}
-	d := ddclient.Desc{Host: l.cfg.Host}
-	tagLabel := ""
-	switch typ := p.Type(); {
-	case typ == exposition.TypeCounter:
-		d.Metric, d.Type = strings.TrimSuffix(name, "_total")+".count", ddclient.Count
-	case typ == exposition.TypeHistogram && role == exposition.RoleBucket:
-		le := b.Get(model.BucketLabel)
-		if le == "+Inf" || le == "" {
-			return e, nil // the +Inf bucket is .count
+	s.Verbatim = verbatim && l.sameAsVerbatim(p, final, exported, omitted)
+	ref, kind := l.app.AddSeries(&s)
+	return ref, kind, nil
+}
+
+// sampleLabelIndex returns the position of the sample's label name, or -1.
+func sampleLabelIndex(p *exposition.Parser, name string) int {
+	for k := range p.NumLabels() {
+		if n, _ := p.Label(k); string(n) == name {
+			return k
 		}
-		d.Metric, d.Type, tagLabel = family+".bucket", ddclient.Count, model.BucketLabel
-	case (typ == exposition.TypeHistogram || typ == exposition.TypeSummary) && role == exposition.RoleSum:
-		d.Metric, d.Type = family+".sum", ddclient.Count
-	case (typ == exposition.TypeHistogram || typ == exposition.TypeSummary) && role == exposition.RoleCount:
-		d.Metric, d.Type = family+".count", ddclient.Count
-	case typ == exposition.TypeSummary && role == exposition.RoleQuantile:
-		d.Metric, d.Type = family+".quantile", ddclient.Gauge
-	default:
-		d.Metric, d.Type = name, ddclient.Gauge
 	}
-	d.Metric = metricName(t.Namespace, d.Metric)
-	if d.Type == ddclient.Count {
-		d.Interval = int64(t.Interval.Seconds())
-		e.kind = kindCounter
-	} else {
-		e.kind = kindGauge
+	return -1
+}
+
+// sameAsVerbatim reports whether final is exactly what the Verbatim rules of
+// Series give: anything else (relabeling that rewrote labels, duplicate or
+// empty labels, a clash with an exported_ label) makes the appender keep the
+// final labels instead.
+func (l *loop) sameAsVerbatim(p *exposition.Parser, final labels.Labels, exported uint32, omitted uint64) bool {
+	b := &l.verbatim
+	b.Reset(labels.EmptyLabels())
+	n := 1 // __name__
+	name := p.Name()
+	if string(name) != final.Get(model.MetricNameLabel) {
+		return false
 	}
-	tags := make([]string, 0, b.Labels().Len()+len(t.Tags))
-	b.Range(func(lb labels.Label) {
-		switch lb.Name {
-		case model.MetricNameLabel:
-		case tagLabel:
-			tags = append(tags, "upper_bound:"+lb.Value)
-		default:
-			tags = append(tags, lb.Name+":"+lb.Value)
+	for k := range p.NumLabels() {
+		ln, lv := p.Label(k)
+		if len(lv) == 0 {
+			return false
+		}
+		key := string(ln)
+		if exported&(1<<k) != 0 {
+			key = model.ExportedLabelPrefix + key
+		}
+		if b.Get(key) != "" {
+			return false // duplicate
+		}
+		b.Set(key, string(lv))
+		n++
+	}
+	i := 0
+	ok := true
+	l.target.Labels.Range(func(tl labels.Label) {
+		if omitted&(1<<i) == 0 {
+			if b.Get(tl.Name) != "" {
+				ok = false
+			}
+			b.Set(tl.Name, tl.Value)
+			n++
+		}
+		i++
+	})
+	if !ok || n != final.Len() {
+		return false
+	}
+	same := true
+	final.Range(func(fl labels.Label) {
+		if fl.Name == model.MetricNameLabel {
+			return
+		}
+		if b.Get(fl.Name) != fl.Value {
+			same = false
 		}
 	})
-	d.Tags = append(tags, t.Tags...)
-	e.series = ddclient.NewSeries(d)
-	return e, nil
-}
-
-// metricName joins namespace and name and maps characters Datadog does not
-// allow in metric names to '_'.
-func metricName(ns, name string) string {
-	if ns != "" {
-		name = ns + "." + name
-	}
-	ok := true
-	for i := 0; i < len(name); i++ {
-		if !validMetricByte(name[i]) {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return name
-	}
-	b := []byte(name)
-	for i, c := range b {
-		if !validMetricByte(c) {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-func validMetricByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.'
-}
-
-// mix turns the target seed xor the raw series hash into the series'
-// delta-store key (a splitmix64 finalizer, so the xor does not cancel out).
-func mix(h uint64) uint64 {
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
+	return same
 }

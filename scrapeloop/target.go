@@ -1,7 +1,8 @@
 package scrapeloop
 
 import (
-	"strconv"
+	"encoding/binary"
+	"math"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -21,11 +22,11 @@ type Target struct {
 	HonorLabels     bool
 	HonorTimestamps bool
 	MetricRelabel   []*promrelabel.Config
-	// Namespace prefixes Datadog metric names ("<namespace>.<name>").
-	Namespace string
-	// Tags are extra Datadog tags (kube_namespace, pod_name, ...).
-	Tags   []string
-	Limits Limits
+	// Discovered are the target's labels before relabeling (the
+	// __meta_kubernetes_* labels of Prometheus' SD): what backends derive
+	// their own tags from, such as Datadog's kube_namespace.
+	Discovered labels.Labels
+	Limits     Limits
 	// HTTP holds TLS, credentials, proxy and redirect settings; nil means
 	// plain HTTP(S) with Go's defaults.
 	HTTP *relabel.HTTPConfig
@@ -34,8 +35,10 @@ type Target struct {
 	Source string
 }
 
-// Limits bound what one scrape may hold; 0 means no limit. A scrape over a
-// limit fails with a clear reason and other targets are not affected.
+// Limits bound what one scrape may hold. A scrape over a limit fails with a
+// clear reason and other targets are not affected. 0 takes the agent's
+// default (Config.DefaultLimits, then the package defaults below); a
+// negative value means no limit.
 type Limits struct {
 	BodySize         int64
 	Samples          int
@@ -44,50 +47,91 @@ type Limits struct {
 	LabelValueLength int
 }
 
-// Key identifies a target: two targets with the same key are the same loop.
+// Package defaults: generous for real exporters (a large cluster's
+// kube-state-metrics serves about 50 MB), tight enough that one hostile
+// target cannot take the node's memory: a body past the limit is cut off
+// while it is read. vmagent's default is 16 MiB (-promscrape.maxScrapeSize).
+const (
+	DefaultBodySize         = 64 << 20
+	DefaultSamples          = 2_000_000
+	DefaultLabels           = 64
+	DefaultLabelNameLength  = 256
+	DefaultLabelValueLength = 4096
+)
+
+// orDefaults fills unset limits from d, then from the package defaults, and
+// turns "no limit" into 0 (BodySize: the largest int64).
+func (l Limits) orDefaults(d Limits) Limits {
+	pick := func(v, dv, pkg int64) int64 {
+		switch {
+		case v < 0:
+			return 0
+		case v > 0:
+			return v
+		case dv < 0:
+			return 0
+		case dv > 0:
+			return dv
+		}
+		return pkg
+	}
+	out := Limits{
+		BodySize:         pick(l.BodySize, d.BodySize, DefaultBodySize),
+		Samples:          int(pick(int64(l.Samples), int64(d.Samples), DefaultSamples)),
+		Labels:           int(pick(int64(l.Labels), int64(d.Labels), DefaultLabels)),
+		LabelNameLength:  int(pick(int64(l.LabelNameLength), int64(d.LabelNameLength), DefaultLabelNameLength)),
+		LabelValueLength: int(pick(int64(l.LabelValueLength), int64(d.LabelValueLength), DefaultLabelValueLength)),
+	}
+	if out.BodySize == 0 {
+		out.BodySize = math.MaxInt64 - 1
+	}
+	return out
+}
+
+// Key identifies a target's configuration: two targets with the same key
+// are the same loop. Fields are length-prefixed, so no two configurations
+// share a key.
 func (t *Target) Key() string {
 	b := make([]byte, 0, 256)
-	b = append(b, t.URL...)
-	b = append(b, 0)
-	b = t.Labels.Bytes(b)
-	b = append(b, 0)
-	b = strconv.AppendInt(b, int64(t.Interval), 10)
-	b = append(b, 0)
-	b = strconv.AppendInt(b, int64(t.Timeout), 10)
-	b = strconv.AppendBool(b, t.HonorLabels)
-	b = strconv.AppendBool(b, t.HonorTimestamps)
-	b = append(b, t.Namespace...)
-	for _, tag := range t.Tags {
-		b = append(b, 0)
-		b = append(b, tag...)
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
+	num := func(n int64) { b = binary.AppendVarint(b, n) }
+	str(t.URL)
+	str(string(t.Labels.Bytes(nil)))
+	str(string(t.Discovered.Bytes(nil)))
+	num(int64(t.Interval))
+	num(int64(t.Timeout))
+	num(int64(b2i(t.HonorLabels)<<1 | b2i(t.HonorTimestamps)))
+	num(int64(len(t.MetricRelabel)))
 	for _, c := range t.MetricRelabel {
-		b = append(b, 0)
-		b = append(b, c.Action...)
+		str(string(c.Action))
+		num(int64(len(c.SourceLabels)))
 		for _, l := range c.SourceLabels {
-			b = append(b, 1)
-			b = append(b, l...)
+			str(string(l))
 		}
-		b = append(b, 1)
-		b = append(b, c.Separator...)
-		b = append(b, 1)
-		b = append(b, c.Regex.String()...)
-		b = append(b, 1)
-		b = strconv.AppendUint(b, c.Modulus, 10)
-		b = append(b, 1)
-		b = append(b, c.TargetLabel...)
-		b = append(b, 1)
-		b = append(b, c.Replacement...)
+		str(c.Separator)
+		str(c.Regex.String())
+		num(int64(c.Modulus))
+		str(c.TargetLabel)
+		str(c.Replacement)
 	}
-	b = strconv.AppendInt(b, t.Limits.BodySize, 10)
-	b = strconv.AppendInt(b, int64(t.Limits.Samples), 10)
-	b = strconv.AppendInt(b, int64(t.Limits.Labels), 10)
-	b = strconv.AppendInt(b, int64(t.Limits.LabelNameLength), 10)
-	b = strconv.AppendInt(b, int64(t.Limits.LabelValueLength), 10)
-	b = appendHTTPKey(b, t.HTTP)
-	b = append(b, 0)
-	b = append(b, t.Source...)
+	num(t.Limits.BodySize)
+	num(int64(t.Limits.Samples))
+	num(int64(t.Limits.Labels))
+	num(int64(t.Limits.LabelNameLength))
+	num(int64(t.Limits.LabelValueLength))
+	str(string(appendHTTPKey(nil, t.HTTP)))
+	str(t.Source)
 	return string(b)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // seed identifies the target's series in the delta store. It depends only on

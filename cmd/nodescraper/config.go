@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
 // config is everything the agent is told at start.
@@ -44,6 +46,12 @@ type config struct {
 	checkpointMaxAge   time.Duration
 	seriesStaleAfter   time.Duration
 	maxSeries          int
+
+	// Per-target limits where a target (monitor) sets none; see scrapeloop.Limits.
+	limits scrapeloop.Limits
+	// memoryLimit is the Go runtime's soft memory limit: "auto" (from the
+	// container's cgroup), "off", or a size such as 512MiB.
+	memoryLimit string
 }
 
 const usageHead = `nodescraper scrapes the Prometheus targets of the node it runs on and sends
@@ -101,7 +109,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", envDuration("NODESCRAPER_CHECKPOINT_INTERVAL", time.Minute), "how often the delta state is checkpointed to --state-dir besides at shutdown; bounds what a killed agent counts twice; 0 = only at shutdown (env NODESCRAPER_CHECKPOINT_INTERVAL)")
 	fs.DurationVar(&c.checkpointMaxAge, "checkpoint-max-age", envDuration("NODESCRAPER_CHECKPOINT_MAX_AGE", time.Hour), "an older checkpoint is not restored: counters restart from baselines instead of one delta spanning the outage (env NODESCRAPER_CHECKPOINT_MAX_AGE)")
 	fs.DurationVar(&c.seriesStaleAfter, "series-stale-after", envDuration("NODESCRAPER_SERIES_STALE_AFTER", time.Hour), "delta state of a series not scraped for this long is dropped; must exceed every scrape interval (env NODESCRAPER_SERIES_STALE_AFTER)")
-	fs.IntVar(&c.maxSeries, "max-series", envInt("NODESCRAPER_MAX_SERIES", 2_000_000), "most counter series the delta state holds (about 56 bytes each); new ones beyond it are refused and counted (env NODESCRAPER_MAX_SERIES)")
+	fs.IntVar(&c.maxSeries, "max-series", envInt("NODESCRAPER_MAX_SERIES", 2_000_000), "most series the agent holds over all targets (about 100 bytes each, delta state included); new ones beyond it are refused and counted per target (env NODESCRAPER_MAX_SERIES)")
+	fs.IntVar(&c.limits.Samples, "sample-limit", envInt("NODESCRAPER_SAMPLE_LIMIT", scrapeloop.DefaultSamples), "most samples per scrape of a target that sets none (a monitor's sampleLimit); a scrape over it fails; -1 = no limit (env NODESCRAPER_SAMPLE_LIMIT)")
+	fs.IntVar(&c.limits.Labels, "label-limit", envInt("NODESCRAPER_LABEL_LIMIT", scrapeloop.DefaultLabels), "most labels per series, target labels included, where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_LIMIT)")
+	fs.IntVar(&c.limits.LabelNameLength, "label-name-length-limit", envInt("NODESCRAPER_LABEL_NAME_LENGTH_LIMIT", scrapeloop.DefaultLabelNameLength), "longest label name in bytes where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_NAME_LENGTH_LIMIT)")
+	fs.IntVar(&c.limits.LabelValueLength, "label-value-length-limit", envInt("NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT", scrapeloop.DefaultLabelValueLength), "longest label value in bytes where a target sets none (values over Datadog's 200-character tag limit are shortened with a hash); -1 = no limit (env NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT)")
+	bodyLimit := fs.Int64("body-size-limit", int64(envInt("NODESCRAPER_BODY_SIZE_LIMIT", scrapeloop.DefaultBodySize)), "largest uncompressed response body in bytes where a target sets none; -1 = no limit (env NODESCRAPER_BODY_SIZE_LIMIT)")
+	fs.StringVar(&c.memoryLimit, "memory-limit", env("NODESCRAPER_MEMORY_LIMIT", "auto"), "the Go runtime's soft memory limit: auto (90% of the container's cgroup limit; GOMEMLIMIT wins when set), off, or a size like 512MiB (env NODESCRAPER_MEMORY_LIMIT)")
 	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")
 	fs.DurationVar(&c.timeout, "scrape-timeout", 0, "default scrape timeout (default min(10s, interval))")
 	fs.StringVar(&c.namespace, "metric-namespace", env("NODESCRAPER_METRIC_NAMESPACE", ""), "prefix of Datadog metric names, <namespace>.<name> (env NODESCRAPER_METRIC_NAMESPACE)")
@@ -121,6 +135,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if envErr != nil {
 		return nil, envErr
 	}
+	c.limits.BodySize = *bodyLimit
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
 	}
@@ -181,6 +196,21 @@ func (c *config) validate() error {
 	}
 	if c.maxSeries <= 0 {
 		return fmt.Errorf("--max-series %d: must be positive", c.maxSeries)
+	}
+	for _, l := range []struct {
+		flag string
+		v    int64
+	}{
+		{"--sample-limit", int64(c.limits.Samples)}, {"--label-limit", int64(c.limits.Labels)},
+		{"--label-name-length-limit", int64(c.limits.LabelNameLength)}, {"--label-value-length-limit", int64(c.limits.LabelValueLength)},
+		{"--body-size-limit", c.limits.BodySize},
+	} {
+		if l.v == 0 || l.v < -1 {
+			return fmt.Errorf("%s %d: want a positive number, or -1 for no limit", l.flag, l.v)
+		}
+	}
+	if _, err := parseMemoryLimit(c.memoryLimit); err != nil {
+		return fmt.Errorf("--memory-limit %q: %v", c.memoryLimit, err)
 	}
 	if c.stateDir == "" && !c.dryRun {
 		return errors.New("--state-dir (NODESCRAPER_STATE_DIR) is empty: the delta state needs a directory on the node")

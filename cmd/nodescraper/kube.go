@@ -7,7 +7,6 @@ import (
 
 	"github.com/nodescraper/nodescraper/informer"
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -44,7 +43,6 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 			ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
 		},
 		AllowOtherAddresses: c.allowOtherAddrs,
-		Template:            scrapeloop.Target{Namespace: c.namespace},
 		Logger:              logger,
 	})
 	if err != nil {

@@ -92,11 +92,18 @@ func signalContext() (context.Context, func()) {
 
 // run is the agent. It returns when ctx is cancelled and everything has shut
 // down. ready, if not nil, receives the endpoint's address once it listens.
+//
+// Its components run under one group: discovery, the scrape manager, the
+// delta store's checkpoints, the Datadog client and the endpoint each have one
+// goroutine that run starts and waits for before it returns.
 func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, ready chan<- string) error {
 	// TYPE lines let a scraper of our own /metrics (this agent, in the demo)
 	// tell counters from gauges.
 	metrics.ExposeMetadata(true)
 	logger.Info("nodescraper starting", "version", buildVersion(), "node", c.nodeName, "host", c.host(), "dry_run", c.dryRun)
+	if lim, why := applyMemoryLimit(c.memoryLimit, os.Getenv, cgroupFiles); lim > 0 {
+		logger.Info("Go memory limit set", "bytes", lim, "from", why)
+	}
 	stateDir := c.stateDir
 	if c.dryRun {
 		stateDir = "" // a dry run must not move the state the real agent continues from
@@ -109,18 +116,21 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		MaxAge:             c.checkpointMaxAge,
 		Logger:             logger,
 	})
+	sets := []*metrics.Set{store.Metrics()}
 
+	mapping := ddclient.Mapping{Namespace: c.namespace, Host: c.host()}
 	var (
-		out    scrapeloop.Sink // Datadog, or the dry-run printer
-		client *ddclient.Client
+		backend scrapeloop.Backend // Datadog, or the dry-run printer
+		client  *ddclient.Client
 	)
 	if c.dryRun {
-		out = ddclient.NewPrinter(stdout)
+		backend = ddclient.NewPrinter(stdout, mapping)
 	} else {
 		var err error
 		client, err = ddclient.New(ddclient.Config{
 			URL:           c.apiURL(),
 			APIKey:        c.apiKey,
+			Mapping:       mapping,
 			Compression:   c.compression,
 			FlushInterval: c.flushInterval,
 			Logger:        logger,
@@ -135,17 +145,26 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 			logger.Error("Datadog API key check failed", "err", err)
 		}
 		cancel()
-		out = client
+		backend = client
+		sets = append(sets, client.Metrics())
 	}
 
 	mgr := scrapeloop.NewManager(scrapeloop.Config{
-		Store:  store,
-		Sink:   out,
-		Host:   c.host(),
-		Logger: logger,
+		Store:         store,
+		Backend:       backend,
+		DefaultLimits: c.limits,
+		Logger:        logger,
 		// A longer interval would let the delta state expire between scrapes.
 		MaxInterval: c.seriesStaleAfter / 2,
 	})
+	sets = append(sets, mgr.Metrics())
+
+	var group sync.WaitGroup
+	defer group.Wait()
+	// Components stop when runCtx ends: the caller's cancellation, or a
+	// component that fails.
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
 
 	targets := make(chan []scrapeloop.Target, 1)
 	var discoverySynced func() bool
@@ -154,21 +173,20 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		scfg := informer.StaticConfig{
 			Path:     c.staticTargets,
 			Defaults: relabel.Defaults{Interval: c.interval, Timeout: c.timeout},
-			Template: scrapeloop.Target{HonorTimestamps: true, Namespace: c.namespace},
+			Template: scrapeloop.Target{HonorTimestamps: true},
 			Logger:   logger,
 		}
 		if _, err := informer.LoadStatic(scfg); err != nil {
 			return err
 		}
 		discoverySynced = func() bool { return true }
-		go informer.RunStatic(ctx, scfg, targets)
+		group.Go(func() { informer.RunStatic(runCtx, scfg, targets) })
 	} else {
 		kube, err := newKubeDiscovery(c, logger)
 		if err != nil {
 			return err
 		}
-		metrics.RegisterSet(kube.Metrics())
-		defer metrics.UnregisterSet(kube.Metrics(), true)
+		sets = append(sets, kube.Metrics())
 		discoverySynced = kube.Synced
 		problems = func() []scrapeloop.Problem {
 			var ps []scrapeloop.Problem
@@ -177,15 +195,25 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 			}
 			return ps
 		}
-		go func() {
-			if err := kube.Run(ctx, targets); err != nil {
+		group.Go(func() {
+			if err := kube.Run(runCtx, targets); err != nil && runCtx.Err() == nil {
 				logger.Error("kubernetes discovery stopped", "err", err)
+				stopAll()
 			}
-		}()
+		})
 	}
+	for _, set := range sets {
+		metrics.RegisterSet(set)
+	}
+	defer func() {
+		for _, set := range sets {
+			metrics.UnregisterSet(set, false)
+		}
+	}()
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
+		stopAll()
 		return fmt.Errorf("--listen %s: %w", c.listen, err)
 	}
 	mux := http.NewServeMux()
@@ -208,12 +236,12 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	group.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("endpoint stopped", "err", err)
 		}
 	})
+	defer srv.Close()
 	logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /healthz /readyz")
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -222,24 +250,18 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	// The delta state comes back before the first scrape. Restore waits while
 	// a previous agent on this node still holds the state directory; the
 	// endpoint already answers meanwhile (not ready).
-	if _, err := store.Restore(ctx); err != nil {
-		_ = srv.Close()
-		wg.Wait()
+	if _, err := store.Restore(runCtx); err != nil {
+		stopAll()
 		return fmt.Errorf("--state-dir %s: %w", c.stateDir, err)
 	}
 	restored.Store(true)
-	storeDone := make(chan struct{})
-	go func() { store.Run(ctx); close(storeDone) }()
-
-	clientDone := make(chan struct{})
+	group.Go(func() { store.Run(runCtx) })
+	var clientDone sync.WaitGroup
 	if client != nil {
-		go func() { client.Run(ctx); close(clientDone) }()
-	} else {
-		close(clientDone)
+		clientDone.Go(func() { client.Run(runCtx) })
 	}
-	mgr.Run(ctx, targets) // returns after every loop stopped
-	<-clientDone
-	<-storeDone
+	mgr.Run(runCtx, targets) // returns after every loop stopped
+	clientDone.Wait()
 	// The final checkpoint, now that nothing updates the state: the next
 	// agent's first deltas start exactly where these left off. Before the
 	// flush, which may wait for Datadog.
@@ -256,7 +278,8 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		}
 	}
 	_ = srv.Shutdown(sctx)
-	wg.Wait()
+	stopAll()
+	group.Wait()
 	logger.Info("nodescraper stopped")
 	return nil
 }

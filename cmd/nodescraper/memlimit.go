@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// parseMemoryLimit reads --memory-limit: "auto" and "off" give 0 (decided
+// at start), a size gives its bytes.
+func parseMemoryLimit(s string) (int64, error) {
+	switch s {
+	case "auto", "off":
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(s, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+		if err != nil || n <= 0 || n*float64(u.mult) > math.MaxInt64/2 {
+			return 0, errors.New("want auto, off, or a size such as 512MiB")
+		}
+		return int64(n * float64(u.mult)), nil
+	}
+	return 0, errors.New("want auto, off, or a size such as 512MiB")
+}
+
+// cgroupFiles are where a container's memory limit is read: cgroup v2, then v1.
+var cgroupFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// cgroupLimit returns the container's memory limit, or 0 when there is none.
+func cgroupLimit(files []string) int64 {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "max" {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		// cgroup v1 reports "no limit" as a huge page-aligned number.
+		if err != nil || n <= 0 || n >= 1<<60 {
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit so that the
+// garbage collector works harder before the container's limit is reached,
+// instead of letting the heap grow to twice its live size (GOGC=100). An
+// explicit GOMEMLIMIT wins. It returns the limit set (0: none) and why.
+func applyMemoryLimit(setting string, getenv func(string) string, files []string) (int64, string) {
+	if getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1), "GOMEMLIMIT"
+	}
+	switch setting {
+	case "off":
+		return 0, "off"
+	case "auto":
+		lim := cgroupLimit(files)
+		if lim == 0 {
+			return 0, "no container limit"
+		}
+		// 10% for what the runtime does not count: stacks, mappings, the
+		// kernel's page cache charged to the container.
+		lim = lim / 10 * 9
+		debug.SetMemoryLimit(lim)
+		return lim, fmt.Sprintf("90%% of the cgroup limit %d", cgroupLimit(files))
+	}
+	n, _ := parseMemoryLimit(setting)
+	debug.SetMemoryLimit(n)
+	return n, "--memory-limit"
+}

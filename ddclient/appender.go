@@ -1,0 +1,338 @@
+package ddclient
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// sink takes the encoded entries of appenders: the Client's payloads, or
+// the dry-run Printer.
+type sink interface {
+	// acquire returns a buffer the caller owns until release or full.
+	acquire() *buffer
+	// full hands over a buffer that reached its size and returns a new one.
+	full(b *buffer) *buffer
+	// release gives a buffer back at the end of a scrape.
+	release(b *buffer)
+	// maxEntry is the largest entry a payload can hold.
+	maxEntry() int
+	counters() *encodeMetrics
+}
+
+// encodeMetrics count what appenders refuse to encode.
+type encodeMetrics struct {
+	invalid   *metrics.Counter // NaN or ±Inf values: JSON cannot carry them
+	oversized *metrics.Counter // an entry larger than a payload
+	shortened *metrics.Counter // tags cut to Datadog's length
+}
+
+func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
+	return &encodeMetrics{
+		invalid:   set.NewCounter(`nodescraper_dd_points_dropped_total{reason="invalid_value"}`),
+		oversized: set.NewCounter(`nodescraper_dd_points_dropped_total{reason="oversized"}`),
+		shortened: set.NewCounter(`nodescraper_dd_tags_shortened_total`),
+	}
+}
+
+// appender encodes one target's points straight into payload buffers. Per
+// series it keeps nothing for a verbatim series (the points are encoded from
+// the parser's labels through a shape shared by all series of one metric
+// name) and the encoded tags of a series whose labels relabeling changed.
+type appender struct {
+	out sink
+	m   *encodeMetrics
+	mp  *Mapping
+	// interval is the scrape interval in seconds, the interval of counts.
+	interval int64
+
+	shapes   []shape
+	shapeIdx map[shapeKey]uint32
+	stored   []stored
+	free     []uint32
+
+	// mid follows a point's value: the host resource and the opening of the tags.
+	mid []byte
+	// targetTags are the target's labels as encoded tags ("k:v" quoted),
+	// in Target.Labels order; extra the Kubernetes tags; tail all of them,
+	// each led by a comma, then the entry's end.
+	targetTags [][]byte
+	extra      []byte
+	tail       []byte
+
+	buf    *buffer
+	tsSec  int64
+	tsText []byte
+	scr    []byte
+}
+
+// shape is what the points of verbatim series with one metric and one
+// label layout share.
+type shape struct {
+	head     []byte // `{"metric":"…","type":1,"interval":15,"points":[{"timestamp":`
+	exported uint32
+	omitted  uint64
+	bucket   bool
+}
+
+type shapeKey struct {
+	name     string
+	typ      MetricType
+	bucket   bool
+	exported uint32
+	omitted  uint64
+}
+
+// stored is a series whose tags are kept encoded.
+type stored struct {
+	shape uint32
+	tags  string // encoded tags, comma separated, without the target's extra tags
+}
+
+const storedBit = 1 << 63
+
+func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
+	a := &appender{
+		out: out, m: out.counters(), mp: mp,
+		interval: int64(t.Interval / 1e9), shapeIdx: map[shapeKey]uint32{},
+		tsSec: -1,
+	}
+	a.mid = append(a.mid, `}]`...)
+	if mp.Host != "" {
+		a.mid = append(a.mid, `,"resources":[{"name":`...)
+		a.mid = appendJSONString(a.mid, mp.Host)
+		a.mid = append(a.mid, `,"type":"host"}]`...)
+	}
+	a.mid = append(a.mid, `,"tags":[`...)
+	t.Labels.Range(func(l labels.Label) {
+		a.targetTags = append(a.targetTags, a.appendTag(nil, "", l.Name, l.Value))
+	})
+	for _, tag := range kubeTags(t.Discovered) {
+		a.extra = append(a.extra, ',')
+		a.extra = appendJSONString(a.extra, tag)
+	}
+	for _, tag := range a.targetTags {
+		a.tail = append(a.tail, ',')
+		a.tail = append(a.tail, tag...)
+	}
+	a.tail = append(a.tail, a.extra...)
+	a.tail = append(a.tail, `]}`...)
+	return a
+}
+
+// AddSeries implements scrapeloop.Appender.
+func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
+	name := s.Labels.Get(model.MetricNameLabel)
+	met := a.mp.metricFor(string(s.Family), name, s.Type, s.Role, s.Labels.Get(model.BucketLabel))
+	if met.kind == scrapeloop.KindDrop {
+		return 0, scrapeloop.KindDrop
+	}
+	key := shapeKey{name: met.name, typ: met.typ, bucket: met.bucket}
+	if s.Verbatim {
+		key.exported, key.omitted = s.Exported, s.Omitted
+	}
+	si, ok := a.shapeIdx[key]
+	if !ok {
+		si = uint32(len(a.shapes))
+		a.shapes = append(a.shapes, shape{head: a.head(met), exported: key.exported, omitted: key.omitted, bucket: met.bucket})
+		a.shapeIdx[key] = si
+	}
+	if s.Verbatim {
+		return uint64(si), met.kind
+	}
+	// Labels changed by relabeling: keep the series' tags encoded.
+	var tags []byte
+	s.Labels.Range(func(l labels.Label) {
+		if l.Name == model.MetricNameLabel {
+			return
+		}
+		if len(tags) > 0 {
+			tags = append(tags, ',')
+		}
+		n := l.Name
+		if met.bucket && n == model.BucketLabel {
+			n = "upper_bound"
+		}
+		tags = a.appendTag(tags, "", n, l.Value)
+	})
+	st := stored{shape: si, tags: string(tags)}
+	var i uint32
+	if n := len(a.free); n > 0 {
+		i = a.free[n-1]
+		a.free = a.free[:n-1]
+		a.stored[i] = st
+	} else {
+		i = uint32(len(a.stored))
+		a.stored = append(a.stored, st)
+	}
+	return storedBit | uint64(i), met.kind
+}
+
+// head encodes the start of a series entry up to its point's timestamp.
+func (a *appender) head(met metric) []byte {
+	b := append([]byte(nil), `{"metric":`...)
+	b = appendJSONString(b, met.name)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendInt(b, int64(met.typ), 10)
+	if met.typ == Count && a.interval > 0 {
+		b = append(b, `,"interval":`...)
+		b = strconv.AppendInt(b, a.interval, 10)
+	}
+	return append(b, `,"points":[{"timestamp":`...)
+}
+
+// Forget implements scrapeloop.Appender.
+func (a *appender) Forget(ref uint64) {
+	if ref&storedBit != 0 {
+		i := uint32(ref)
+		a.stored[i] = stored{}
+		a.free = append(a.free, i)
+	}
+}
+
+// Append implements scrapeloop.Appender: it encodes one series entry with
+// one point.
+func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		a.m.invalid.Inc()
+		return
+	}
+	if a.buf == nil {
+		a.buf = a.out.acquire()
+	}
+	if sec := tsMs / 1000; sec != a.tsSec {
+		a.tsSec = sec
+		a.tsText = strconv.AppendInt(a.tsText[:0], sec, 10)
+	}
+	bf := a.buf
+	b := bf.b
+	if len(bf.ends) > 0 {
+		b = append(b, ',')
+	}
+	start := len(b)
+	var sh *shape
+	var st *stored
+	if ref&storedBit != 0 {
+		st = &a.stored[uint32(ref)]
+		sh = &a.shapes[st.shape]
+	} else {
+		sh = &a.shapes[uint32(ref)]
+	}
+	b = append(b, sh.head...)
+	b = append(b, a.tsText...)
+	b = append(b, `,"value":`...)
+	b = appendValue(b, v)
+	b = append(b, a.mid...)
+	if st != nil {
+		b = append(b, st.tags...)
+		b = a.appendTail(b, len(st.tags) == 0)
+	} else {
+		first := true
+		for k := range p.NumLabels() {
+			name, value := p.Label(k)
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			prefix := ""
+			if sh.exported&(1<<k) != 0 {
+				prefix = model.ExportedLabelPrefix
+			}
+			if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
+				b = a.appendTag(b, prefix, "upper_bound", string(value))
+				continue
+			}
+			b = a.appendTagBytes(b, prefix, name, value)
+		}
+		if sh.omitted == 0 {
+			b = a.appendTail(b, first)
+		} else {
+			for i, tag := range a.targetTags {
+				if sh.omitted&(1<<i) != 0 {
+					continue
+				}
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				b = append(b, tag...)
+			}
+			if first && len(a.extra) > 0 {
+				b = append(b, a.extra[1:]...)
+			} else {
+				b = append(b, a.extra...)
+			}
+			b = append(b, `]}`...)
+		}
+	}
+	bf.b = b
+	a.finish(start)
+}
+
+// appendTail closes an entry with the target's tags; first says no tag was
+// written yet.
+func (a *appender) appendTail(b []byte, first bool) []byte {
+	if first && len(a.tail) > 2 {
+		return append(b, a.tail[1:]...)
+	}
+	return append(b, a.tail...)
+}
+
+// finish records the entry that starts at start, moving it to a new buffer
+// when it does not fit in the current one.
+func (a *appender) finish(start int) {
+	bf := a.buf
+	n := len(bf.b) - start
+	if n > a.out.maxEntry() {
+		a.m.oversized.Inc()
+		bf.b = bf.b[:max(start-1, len(payloadOpen))]
+		if len(bf.ends) == 0 {
+			bf.b = bf.b[:len(payloadOpen)]
+		}
+		return
+	}
+	if len(bf.b)+len(payloadClose) > bf.limit && len(bf.ends) > 0 {
+		// Over the payload's size: the entry opens the next payload.
+		a.scr = append(a.scr[:0], bf.b[start:]...)
+		bf.b = bf.b[:start-1] // and its comma
+		a.buf = a.out.full(bf)
+		bf = a.buf
+		bf.b = append(bf.b, a.scr...)
+		start = len(payloadOpen)
+	}
+	bf.ends = append(bf.ends, int32(len(bf.b)))
+	if a.tsSec < bf.minTS || bf.minTS == 0 {
+		bf.minTS = a.tsSec
+	}
+	if len(bf.b) >= bf.seal {
+		a.buf = a.out.full(bf)
+	}
+}
+
+// Commit implements scrapeloop.Appender.
+func (a *appender) Commit() {
+	if a.buf != nil {
+		a.out.release(a.buf)
+		a.buf = nil
+	}
+}
+
+// Close implements scrapeloop.Appender.
+func (a *appender) Close() {
+	a.Commit()
+	a.shapes, a.stored, a.free, a.shapeIdx = nil, nil, nil, nil
+}
+
+// appendValue appends v as JSON: integers (most counts) without the float
+// formatter.
+func appendValue(b []byte, v float64) []byte {
+	if v == math.Trunc(v) && v > -1e15 && v < 1e15 {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}

@@ -1,0 +1,247 @@
+package deltastore
+
+import (
+	"math"
+	"sync"
+)
+
+// Table holds the series of one target: per series one Slot with its delta
+// state beside the fields its scrape loop caches, so a sample costs one
+// lookup, and in steady state none (see Predict). The loop that owns a table
+// holds its lock while it processes a scrape; checkpoints take the same lock
+// for the moment they copy the table.
+type Table struct {
+	store *Store
+	seed  uint64
+
+	mu    sync.Mutex
+	index map[uint64]int32 // series hash → slot
+	slots []Slot
+	free  []int32
+	live  int
+	// lastSuccess is the target's last successful scrape in Unix
+	// milliseconds, kept with its series across restarts: a series that
+	// appeared after it counted entirely while the agent watched or was away.
+	lastSuccess int64
+	released    bool
+}
+
+// Slot is one series: its delta state, and what the scrape loop keeps of the
+// series between scrapes (Ref, Kind, Gen, Len). 40 bytes, no pointers, so
+// the garbage collector never scans the tables.
+type Slot struct {
+	// Hash is the 64-bit hash of the series' raw exposition bytes, the
+	// series' identity within its target.
+	Hash    uint64
+	last    float64
+	ts      uint32 // last observation, Unix seconds; 0 = no delta state
+	created uint32 // when the series started counting; 0 = unknown
+	// Ref is the scrape loop's handle of the series in its backend.
+	Ref uint64
+	// Gen is the last scrape generation that saw the series.
+	Gen uint32
+	// Len is the length of the raw series (capped), a second check beside
+	// the hash.
+	Len uint16
+	// Kind is the scrape loop's classification; 0 means not classified
+	// (a slot restored from a checkpoint, or handed to a new loop).
+	Kind uint8
+	used bool
+}
+
+// Used reports whether the slot holds a series (a removed one does not).
+func (sl *Slot) Used() bool { return sl.used }
+
+// HasState reports whether the slot holds a counter observation.
+func (sl *Slot) HasState() bool { return sl.ts != 0 }
+
+// Lock and Unlock guard the table; the owning loop holds the lock around
+// each scrape's processing.
+func (t *Table) Lock()   { t.mu.Lock() }
+func (t *Table) Unlock() { t.mu.Unlock() }
+
+// Slots returns the table's slots, valid until the next Add or Remove. Call
+// with the lock held.
+func (t *Table) Slots() []Slot { return t.slots }
+
+// Find returns the slot of hash, or -1.
+func (t *Table) Find(hash uint64) int32 {
+	if i, ok := t.index[hash]; ok {
+		return i
+	}
+	return -1
+}
+
+// Len returns the number of series in the table.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.live
+}
+
+// Add inserts a slot for hash and returns its index; false when the store's
+// series budget (MaxSeries) is exhausted, counted in
+// nodescraper_delta_series_refused_total. Call with the lock held.
+func (t *Table) Add(hash uint64) (int32, bool) {
+	if !t.store.reserve(1) {
+		return -1, false
+	}
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		if len(t.slots) >= math.MaxInt32 {
+			t.store.unreserve(1)
+			return -1, false
+		}
+		t.slots = append(t.slots, Slot{})
+		i = int32(len(t.slots) - 1)
+	}
+	t.slots[i] = Slot{Hash: hash, used: true}
+	t.index[hash] = i
+	t.live++
+	return i, true
+}
+
+// Remove frees slot i. Call with the lock held.
+func (t *Table) Remove(i int32) {
+	sl := &t.slots[i]
+	delete(t.index, sl.Hash)
+	*sl = Slot{}
+	t.free = append(t.free, i)
+	t.live--
+	t.store.unreserve(1)
+	t.maybeShrink()
+}
+
+// maybeShrink gives memory back after a target lost most of its series: a
+// table whose slots are mostly free is rebuilt at its live size.
+func (t *Table) maybeShrink() {
+	if len(t.slots) < 1024 || t.live > len(t.slots)/4 {
+		return
+	}
+	slots := make([]Slot, 0, t.live+t.live/4)
+	index := make(map[uint64]int32, t.live)
+	for _, sl := range t.slots {
+		if !sl.used {
+			continue
+		}
+		index[sl.Hash] = int32(len(slots))
+		slots = append(slots, sl)
+	}
+	t.slots, t.index, t.free = slots, index, nil
+}
+
+// Sweep removes every slot for which gone returns true. Call with the lock held.
+func (t *Table) Sweep(gone func(*Slot) bool) int {
+	n := 0
+	for i := range t.slots {
+		sl := &t.slots[i]
+		if sl.used && gone(sl) {
+			delete(t.index, sl.Hash)
+			*sl = Slot{}
+			t.free = append(t.free, int32(i))
+			t.live--
+			n++
+		}
+	}
+	if n > 0 {
+		t.store.unreserve(int64(n))
+		t.maybeShrink()
+	}
+	return n
+}
+
+// ForgetKinds clears what a previous loop cached in the slots (Ref, Kind,
+// Len), keeping the delta state: the next loop of the same target, with a new
+// configuration, classifies its series again. Call with the lock held.
+func (t *Table) ForgetKinds() {
+	for i := range t.slots {
+		sl := &t.slots[i]
+		sl.Ref, sl.Kind, sl.Len = 0, 0, 0
+	}
+}
+
+// LastSuccess returns the target's last successful scrape (Unix ms), 0 if none.
+func (t *Table) LastSuccess() int64 { return t.lastSuccess }
+
+// SetLastSuccess records a successful scrape that started at ms.
+func (t *Table) SetLastSuccess(ms int64) { t.lastSuccess = ms }
+
+// Release drops the table and its state: the target is gone.
+func (t *Table) Release() {
+	t.store.release(t)
+}
+
+// Obs is one observation of a cumulative series.
+type Obs struct {
+	Value float64
+	// TS is the sample time in milliseconds.
+	TS int64
+	// Created is when the series started counting, in milliseconds
+	// (OpenMetrics _created or the process start time); 0 if unknown.
+	// A newer Created than the stored one is a reset even if the value grew.
+	Created int64
+	// Fresh says the series is known to have started after the previous
+	// observation window, so its whole first value is an increase that
+	// happened while we watched. Without it a first sight only sets the baseline.
+	Fresh bool
+}
+
+// Update records o for slot sl and returns the increase since the previous
+// observation. ok is false when nothing must be emitted: first sight of a
+// series that may have counted before we saw it, a NaN or infinite value, a
+// negative value, or a sample not newer (by whole seconds) than the last one.
+// A skipped sample leaves the state as it was, so its increase is part of the
+// next delta. Call with the lock held.
+func (t *Table) Update(sl *Slot, o Obs) (delta float64, ok bool) {
+	if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || o.Value < 0 {
+		// A counter is never negative; taking one as a reset would send its
+		// magnitude twice. Counted, the state stays.
+		t.store.m.invalid.Inc()
+		return 0, false
+	}
+	ts, created := seconds(o.TS), seconds(o.Created)
+	if sl.ts == 0 {
+		sl.last, sl.ts, sl.created = o.Value, ts, created
+		if o.Fresh {
+			return o.Value, true
+		}
+		return 0, false
+	}
+	if ts <= sl.ts {
+		// Older, or within the second of the last observation: Datadog keeps
+		// one value per series and second, so a second point there would
+		// overwrite the first one's delta. This also covers an agent that
+		// restarts within the second of its predecessor's last scrape.
+		if ts < sl.ts {
+			t.store.m.outOfOrder.Inc()
+		}
+		return 0, false
+	}
+	reset := o.Value < sl.last || (created > sl.created && sl.created != 0)
+	if reset {
+		delta = o.Value
+		t.store.m.resets.Inc()
+	} else {
+		delta = o.Value - sl.last
+	}
+	if created == 0 {
+		created = sl.created
+	}
+	sl.last, sl.ts, sl.created = o.Value, ts, created
+	return delta, true
+}
+
+// seconds converts milliseconds to the stored Unix seconds, clamped to what
+// a uint32 holds.
+func seconds(ms int64) uint32 {
+	switch {
+	case ms <= 0:
+		return 0
+	case ms/1000 > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(ms / 1000)
+}

@@ -1,0 +1,74 @@
+package scrapeloop
+
+import (
+	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Kind says how a loop treats the samples of a series.
+type Kind uint8
+
+// Kinds; 0 is kept for a series not classified yet.
+const (
+	// KindDrop: not sent (relabeled away, _created samples, or refused by
+	// the backend).
+	KindDrop Kind = iota + 1
+	// KindGauge: sent as sampled.
+	KindGauge
+	// KindCounter: cumulative; its increases are sent.
+	KindCounter
+)
+
+// Series describes a new series to the appender. It is valid only during
+// the AddSeries call.
+type Series struct {
+	// Family is the metric family (from # TYPE, else the metric name), Type
+	// its type and Role what the sample is within it.
+	Family []byte
+	Type   exposition.MetricType
+	Role   exposition.Role
+	// Labels are the series' final labels: the sample's, the target's and
+	// metric relabeling applied, as Prometheus would store them, __name__
+	// included.
+	Labels labels.Labels
+	// Verbatim says Labels follow from the sample's own labels (as
+	// Parser.Label gives them, in input order) and the target's labels by
+	// these rules alone, so an appender may encode every point straight from
+	// the parser and keep nothing of the series:
+	//   - the name is the sample's metric name;
+	//   - the sample's k-th label is renamed "exported_<name>" when bit k of
+	//     Exported is set (a clash with a target label, honor_labels off);
+	//   - the target's i-th label (in Target.Labels order) is left out when
+	//     bit i of Omitted is set (a clash, honor_labels on).
+	Verbatim bool
+	Exported uint32
+	Omitted  uint64
+	// Help and Unit are the family's # HELP and # UNIT text, or nil.
+	Help, Unit []byte
+}
+
+// Appender receives one target's points, in the manner of Prometheus'
+// storage.Appender: the loop asks once per new series how to treat it and
+// caches the answer; every point after that names the series by its ref.
+// A loop calls its appender from its own goroutine only.
+type Appender interface {
+	// AddSeries classifies a new series and returns the appender's handle
+	// of it, which the loop keeps with the series.
+	AddSeries(s *Series) (ref uint64, k Kind)
+	// Append hands over one point: the sample value of a gauge, the
+	// increase of a counter. p is positioned on the sample; its labels are
+	// valid only during the call. tsMs is in Unix milliseconds.
+	Append(ref uint64, p *exposition.Parser, tsMs int64, v float64)
+	// Forget says the series of ref went away; the ref is not used again.
+	Forget(ref uint64)
+	// Commit ends a scrape: the points appended since the previous Commit
+	// are handed on.
+	Commit()
+	// Close releases the appender when its loop stops.
+	Close()
+}
+
+// Backend makes the appender of each target; *ddclient.Client is one.
+type Backend interface {
+	NewAppender(t *Target) (Appender, error)
+}

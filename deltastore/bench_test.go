@@ -10,55 +10,75 @@ import (
 )
 
 // benchKey spreads i over the key space as series hashes would.
-func benchKey(i uint64) uint64 { return i * 0x9E3779B97F4A7C15 }
+func benchKey(i uint64) uint64 { return i*0x9E3779B97F4A7C15 + 1 }
 
-// BenchmarkUpdate is the steady state: known series, a new observation each.
+// fillTable adds n series with counter state to tab.
+func fillTable(tab *Table, n int) {
+	tab.Lock()
+	defer tab.Unlock()
+	for k := range uint64(n) {
+		i, ok := tab.Add(benchKey(k))
+		if !ok {
+			panic("series refused")
+		}
+		tab.Update(&tab.Slots()[i], Obs{Value: float64(k), TS: sec(0), Created: sec(-3600)})
+	}
+}
+
+// BenchmarkUpdate is the steady state of a scrape: a known series found by
+// its hash, and a new observation of it.
 func BenchmarkUpdate(b *testing.B) {
 	const n = 1 << 16
 	s := New(Config{})
-	for k := range uint64(n) {
-		s.Update(benchKey(k), Obs{Value: 1, TS: sec(0)})
-	}
+	tab := s.Table(1)
+	fillTable(tab, n)
+	tab.Lock()
+	defer tab.Unlock()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		// Every round over the n series is one second later.
-		s.Update(benchKey(uint64(i%n)), Obs{Value: float64(i), TS: sec(int64(1 + i/n))})
+		j := tab.Find(benchKey(uint64(i % n)))
+		tab.Update(&tab.Slots()[j], Obs{Value: float64(i), TS: sec(int64(1 + i/n))})
 		i++
 	}
 }
 
-// BenchmarkUpdateParallel is Update from as many goroutines as CPUs, as
-// concurrent scrape loops call it.
+// BenchmarkUpdateParallel is as many loops as CPUs, each on its own table,
+// as concurrent scrape loops are.
 func BenchmarkUpdateParallel(b *testing.B) {
 	const n = 1 << 16
 	s := New(Config{})
-	for w := range uint64(runtime.GOMAXPROCS(0)) {
-		for k := range uint64(n) {
-			s.Update(benchKey(k)^(w+1)<<40, Obs{Value: 1, TS: sec(0)})
-		}
+	procs := runtime.GOMAXPROCS(0)
+	for w := range procs {
+		fillTable(s.Table(uint64(w)), n)
 	}
 	var worker atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		// RunParallel runs again for every b.N tried: keep to the prefilled keys.
-		base := (worker.Add(1)%uint64(runtime.GOMAXPROCS(0)) + 1) << 40
+		// RunParallel runs again for every b.N tried: keep to the prefilled tables.
+		tab := s.Table(worker.Add(1) % uint64(procs))
 		i := 0
 		for pb.Next() {
-			s.Update(benchKey(uint64(i%n))^base, Obs{Value: float64(i), TS: sec(int64(1 + i/n))})
+			// A scrape holds its table's lock for the whole exposition.
+			if i%n == 0 {
+				if i > 0 {
+					tab.Unlock()
+				}
+				tab.Lock()
+			}
+			j := tab.Find(benchKey(uint64(i % n)))
+			tab.Update(&tab.Slots()[j], Obs{Value: float64(i), TS: sec(int64(1 + i/n))})
 			i++
+		}
+		if i > 0 {
+			tab.Unlock()
 		}
 	})
 }
 
 const million = 1_000_000
-
-func fill(s *Store, n int) {
-	for k := range uint64(n) {
-		s.Update(benchKey(k), Obs{Value: float64(k), TS: sec(0), Created: sec(-3600)})
-	}
-}
 
 func heapInUse() uint64 {
 	runtime.GC()
@@ -68,8 +88,9 @@ func heapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// BenchmarkMemory fills a store with one million series and reports the heap
-// it holds per series (after GC), and the time to insert one.
+// BenchmarkMemory fills a table with one million series and reports the heap
+// it holds per series (after GC): the slot and its index entry. ns/insert is
+// the time to add one.
 func BenchmarkMemory(b *testing.B) {
 	var perSeries float64
 	for b.Loop() {
@@ -77,7 +98,7 @@ func BenchmarkMemory(b *testing.B) {
 		before := heapInUse()
 		b.StartTimer()
 		s := New(Config{})
-		fill(s, million)
+		fillTable(s.Table(1), million)
 		b.StopTimer()
 		perSeries = float64(heapInUse()-before) / million
 		runtime.KeepAlive(s)
@@ -87,11 +108,22 @@ func BenchmarkMemory(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/million, "ns/insert")
 }
 
-// BenchmarkCheckpoint writes the checkpoint of one million series to disk
-// (fsync included).
+// fillTargets spreads a million series over 1000 targets of 1000.
+func fillTargets(s *Store) {
+	for seed := range uint64(1000) {
+		tab := s.Table(seed)
+		fillTable(tab, million/1000)
+		tab.Lock()
+		tab.SetLastSuccess(sec(0))
+		tab.Unlock()
+	}
+}
+
+// BenchmarkCheckpoint writes the checkpoint of one million series in 1000
+// targets to disk (fsync included).
 func BenchmarkCheckpoint(b *testing.B) {
 	s := New(Config{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), Now: fixedNow})
-	fill(s, million)
+	fillTargets(s)
 	var st CheckpointStats
 	for b.Loop() {
 		var err error
@@ -103,18 +135,22 @@ func BenchmarkCheckpoint(b *testing.B) {
 	b.ReportMetric(float64(st.Series), "series")
 }
 
-// BenchmarkRestore restores the checkpoint of one million series into an
-// empty store: verification, loading, marking the file in use; and reports
-// the heap the restored store holds per series (its maps sized at once).
+// BenchmarkRestore restores the checkpoint of one million series in 1000
+// targets into an empty store, and their tables take it over: verification,
+// loading, marking the file in use, building the tables. It reports the heap
+// the restored store holds per series.
 func BenchmarkRestore(b *testing.B) {
 	dir := b.TempDir()
 	cfg := Config{Dir: dir, Logger: slog.New(slog.DiscardHandler), Now: fixedNow}
 	s := New(cfg)
-	fill(s, million)
+	fillTargets(s)
+	st, err := s.Checkpoint()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-	var bytes int64
 	var perSeries float64
 	for b.Loop() {
 		b.StopTimer()
@@ -125,16 +161,18 @@ func BenchmarkRestore(b *testing.B) {
 		if err != nil || r.Series != million {
 			b.Fatalf("restore = %+v, %v", r, err)
 		}
+		for seed := range uint64(1000) {
+			s.Table(seed)
+		}
 		b.StopTimer()
 		perSeries = float64(heapInUse()-before) / million
 		// A final checkpoint again, so that every iteration restores one.
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
-		bytes = headerSize + million*recordSize
 		b.StartTimer()
 	}
-	b.SetBytes(bytes)
+	b.SetBytes(st.Bytes)
 	b.ReportMetric(perSeries, "B/series")
 }
 

@@ -73,6 +73,10 @@ type CheckpointStats struct {
 
 var errClosed = errors.New("delta store closed")
 
+// errLayout is a checksummed checkpoint whose records do not add up: not
+// what the writer writes, so corrupt.
+var errLayout = errors.New("inconsistent records")
+
 // Restore takes the state directory and loads the checkpoint in it into the
 // empty store. It waits while another agent holds the directory (an
 // overlapping DaemonSet rollout) until that one exits or ctx ends. A corrupt,
@@ -158,6 +162,10 @@ func (s *Store) restore(ctx context.Context) (Restored, error) {
 		return Restored{}, err
 	}
 	r.Series, r.Skipped, err = s.load(bufio.NewReaderSize(f, 1<<16), h)
+	if errors.Is(err, errLayout) {
+		_ = os.Rename(path, path+".corrupt")
+		return Restored{Outcome: OutcomeCorrupt, Reason: err}, nil
+	}
 	if err != nil {
 		// The checksum held, so the file changed under us.
 		return Restored{}, fmt.Errorf("delta checkpoint %s: %w", path, err)
@@ -251,6 +259,11 @@ func verify(f *os.File) (h header, bodyCRC uint32, err error) {
 // load reads the records of h into the pending state, skipping stale series
 // and those beyond MaxSeries.
 func (s *Store) load(r io.Reader, h header) (loaded, skipped int, err error) {
+	defer func() {
+		if err != nil {
+			s.unreserve(int64(loaded)) // nothing of it is kept
+		}
+	}()
 	cutoff := s.staleCutoff()
 	var rec [recordSize]byte
 	left := h.count
@@ -263,7 +276,13 @@ func (s *Store) load(r io.Reader, h header) (loaded, skipped int, err error) {
 		lastSuccess := int64(binary.LittleEndian.Uint64(rec[8:]))
 		n := binary.LittleEndian.Uint64(rec[16:])
 		if n > left {
-			return loaded, skipped, fmt.Errorf("target %016x claims %d series, %d left", seed, n, left)
+			return loaded, skipped, fmt.Errorf("%w: target %016x claims %d series, %d left", errLayout, seed, n, left)
+		}
+		if seconds(lastSuccess) < cutoff {
+			// The series of that scrape are as old, and skipped below as
+			// stale: kept without them, the last success would make each of
+			// them pass for one that appeared since, its whole value sent.
+			lastSuccess = 0
 		}
 		left -= n
 		tr := pending[seed]
@@ -289,9 +308,12 @@ func (s *Store) load(r io.Reader, h header) (loaded, skipped int, err error) {
 			tr.recs = append(tr.recs, rc)
 			loaded++
 		}
+		if len(tr.recs) == 0 && tr.lastSuccess == 0 {
+			delete(pending, seed) // nothing left to restore
+		}
 	}
 	if left != 0 {
-		return loaded, skipped, fmt.Errorf("%d series records belong to no target", left)
+		return loaded, skipped, fmt.Errorf("%w: %d series records belong to no target", errLayout, left)
 	}
 	s.mu.Lock()
 	s.pending = pending

@@ -1,13 +1,21 @@
 // Package deltastore turns cumulative Prometheus counters into deltas and
 // keeps that state on the node, across agent restarts.
 //
-// Per series, keyed by a 64-bit hash of its identity, it holds 16 bytes: the
-// last value, the time of the last observation and the series' creation time
-// (whole Unix seconds), in 64 mutex-guarded shards so concurrent scrape loops
-// do not contend. The scrape loop owns the lifecycle: it deletes series that
-// vanish and the series of removed targets. Eviction of series not observed
-// for StaleAfter is the safety net for state no loop claims again, such as a
-// checkpointed pod that died while the agent was down.
+// State is kept per target, in a Table owned by that target's scrape loop:
+// per series one 40-byte Slot, without pointers, holding the delta state (the
+// last value, the time of the last observation and the series' creation
+// time, whole Unix seconds) beside what the loop caches of the series (its
+// backend handle and classification). The loop finds a series' slot with one
+// map lookup by the 64-bit hash of its raw bytes, or none at all when the
+// slot after the previous sample's is the one (expositions keep their order).
+// A table is locked by its loop for a whole scrape, not per sample, so the
+// hot path takes no lock of its own; a checkpoint takes each table's lock
+// while it copies it. A Store counts the slots of all tables against one
+// budget, MaxSeries. The loop owns the lifecycle: it removes series that
+// vanish and releases the table of a removed target; a target whose
+// configuration changes keeps its table (Store.Table returns the same one for
+// the same seed). Restored state waits for its target's table; what no
+// target claims within StaleAfter is dropped.
 //
 // # Restarts
 //

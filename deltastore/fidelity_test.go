@@ -12,20 +12,33 @@ import (
 )
 
 // The fidelity simulation drives the store as a node would: targets whose
-// counters grow, restart, gain and lose series, scrapes that fail, targets
-// that come and go, and an agent that stops cleanly or is killed and starts
-// again on the same state directory. The scrape loop is modelled after
-// scrapeloop's first-sight rules; the ground truth is kept apart from it.
+// counters grow, restart, gain and lose series, scrapes that fail, outages
+// longer than StaleAfter, targets that come and go, and an agent that stops
+// cleanly or is killed and starts again on the same state directory. The
+// scrape loop is modelled after scrapeloop: one table per target, a series
+// new when its table lacks it, the series a successful scrape did not see
+// swept, the target's last successful scrape kept in its table
+// (SetLastSuccess) and a new loop's window resumed from it (LastSuccess).
+// The ground truth is kept apart from it.
 //
 // The truth for a series is the increase an observer that never restarts
 // would report without extrapolation, as Prometheus' increase() does:
 // increments between two observations, where after a counter reset only what
 // was counted since the reset is visible. The window starts at the series'
 // first observation, or at its creation when it started while its target was
-// already watched (after the target's first successful scrape).
+// already watched (after the target's first successful scrape). As doc.go
+// decides, no delta spans more than StaleAfter: a series whose state is
+// dropped as stale (evicted, or not restored) starts again from a baseline,
+// unless it restarted since its last observation and the agent still knows
+// the target's last successful scrape, so that it can tell.
+//
+// Beside the truth the simulation models what the store holds of each series
+// (whether an observation, and its second) and of each target (its last
+// success), in the running agent and in the last checkpoint, and checks the
+// store against that model at every scrape.
 
 type simSeries struct {
-	key     uint64
+	hash    uint64
 	target  *simTarget
 	value   float64
 	created int64 // ms
@@ -37,6 +50,13 @@ type simSeries struct {
 	pending   float64 // visible increase since the last observation
 	inWindow  bool    // the window started: pending counts
 	want, got float64
+	// resetSinceObs: the series restarted since its last observation.
+	resetSinceObs bool
+
+	// Model of the store: an observation held, and its second; the same in
+	// the last checkpoint.
+	hasState, ckptState bool
+	obsSec, ckptSec     uint32
 
 	// Kill bound: true increments since the observation the store holds,
 	// since the one the last checkpoint holds, and after a kill until the
@@ -51,7 +71,7 @@ type simSeries struct {
 }
 
 type simTarget struct {
-	marker    uint64
+	seed      uint64
 	interval  int // ticks
 	phase     int
 	procStart int64 // ms
@@ -59,14 +79,19 @@ type simTarget struct {
 	series    []*simSeries
 	alive     bool
 	watched   bool // truth: first successful scrape happened (in the agent's continuity)
-	okAtCkpt  bool // a successful scrape happened before the last checkpoint
+	downUntil int  // the target does not answer before this tick
+
+	// Model of the table's last success (ms, 0 = none), in the running
+	// agent and in the last checkpoint.
+	lastOK, ckptOK int64
 
 	loop *simLoop // nil while no agent runs it
 }
 
 // simLoop is the scrape loop's per-target state, lost with the agent.
 type simLoop struct {
-	seen        map[*simSeries]bool
+	tab         *Table
+	gen         uint32
 	windowStart int64
 	succeeded   bool
 }
@@ -74,6 +99,7 @@ type simLoop struct {
 type simStats struct {
 	scrapes, failed, resets, targetRestarts, newSeries, goneSeries, newTargets, goneTargets int
 	cleanRestarts, kills, sameSecond, checkpoints, evicted, freshEmits                      int
+	outages, outageEvictions, staleAtRestore, windowsDropped                                int // windowsDropped: series of targets whose last success was stale at a restore
 	overCounted, underCounted                                                               int
 }
 
@@ -82,6 +108,7 @@ type sim struct {
 	r       *rand.Rand
 	dir     string
 	now     int64 // ms
+	tickNo  int
 	store   *Store
 	up      bool
 	downFor int
@@ -100,8 +127,9 @@ func simTicks() int {
 	return 3000
 }
 
-// simStaleAfter evicts unclaimed series a few times in a history.
-func simStaleAfter() time.Duration { return time.Duration(simTicks()/5) * time.Second }
+// simStaleAfter is short beside a history, so that state goes stale in
+// outages, and unclaimed state is evicted, many times in one.
+func simStaleAfter() time.Duration { return time.Minute }
 
 func newSim(t *testing.T, seed uint64, kills bool) *sim {
 	s := &sim{t: t, r: rand.New(rand.NewPCG(seed, 7)), dir: memDir(t), now: sec(0), kills: kills,
@@ -128,8 +156,11 @@ func memDir(t *testing.T) string {
 
 func (s *sim) clock() time.Time { return time.UnixMilli(s.now) }
 
+// cutoff is the store's stale cutoff now.
+func (s *sim) cutoff() uint32 { return seconds(s.now - simStaleAfter().Milliseconds()) }
+
 func (s *sim) addTarget() {
-	tg := &simTarget{marker: s.r.Uint64(), interval: 1 + s.r.IntN(3), procStart: s.now - int64(s.r.IntN(1e6)) - 1000,
+	tg := &simTarget{seed: s.r.Uint64(), interval: 1 + s.r.IntN(3), procStart: s.now - int64(s.r.IntN(1e6)) - 1000,
 		om: s.r.IntN(2) == 0, alive: true}
 	tg.phase = s.r.IntN(tg.interval)
 	for range 1 + s.r.IntN(8) {
@@ -142,7 +173,7 @@ func (s *sim) addTarget() {
 }
 
 func (s *sim) addSeries(tg *simTarget, v float64, created int64) {
-	se := &simSeries{key: s.r.Uint64(), target: tg, value: v, created: created, alive: true, sinceStored: v, sinceCkpt: v}
+	se := &simSeries{hash: s.r.Uint64(), target: tg, value: v, created: created, alive: true, sinceStored: v, sinceCkpt: v}
 	// Created while the target is watched: all of it is inside the window.
 	se.inWindow = tg.watched
 	se.pending = 0
@@ -164,18 +195,24 @@ func (s *sim) increment(se *simSeries, n float64) {
 	}
 }
 
-// newLoop starts tg's loop at s.now plus at.
+// newLoop starts tg's loop at s.now plus at, as scrapeloop's resume does.
 func (s *sim) newLoop(tg *simTarget, at int64) *simLoop {
 	start := s.now + at
-	l := &simLoop{seen: map[*simSeries]bool{}, windowStart: start}
-	// scrapeloop's resume: the marker restored with the series.
-	if v, _, ok := s.store.Get(tg.marker); ok && v > 0 && int64(v) <= start {
-		l.windowStart, l.succeeded = int64(v), true
+	l := &simLoop{tab: s.store.Table(tg.seed), windowStart: start}
+	l.tab.Lock()
+	defer l.tab.Unlock()
+	l.tab.ForgetKinds()
+	v := l.tab.LastSuccess()
+	if v != tg.lastOK {
+		s.t.Fatalf("target %x: table's last success %d, model %d", tg.seed, v, tg.lastOK)
+	}
+	if v > 0 && v <= start {
+		l.windowStart, l.succeeded = v, true
 	}
 	return l
 }
 
-// start starts an agent at s.now plus at.
+// start starts an agent at s.now plus at: it restores the last checkpoint.
 func (s *sim) start(at int64) {
 	s.store = New(Config{Dir: s.dir, StaleAfter: simStaleAfter(), Logger: s.logger, Now: s.clock})
 	r, err := s.store.Restore(context.Background())
@@ -185,10 +222,48 @@ func (s *sim) start(at int64) {
 	if r.Outcome == OutcomeCorrupt || r.Outcome == OutcomeTooOld {
 		s.t.Fatalf("restore: %+v", r)
 	}
+	s.stats.staleAtRestore += r.Skipped
 	s.up = true
+	cut := s.cutoff()
 	for _, tg := range s.targets {
-		if tg.alive {
-			tg.loop = s.newLoop(tg, at)
+		if !tg.alive {
+			continue
+		}
+		// The model of the restore: what the checkpoint holds, less what
+		// went stale since.
+		tg.lastOK = tg.ckptOK
+		drop := false
+		if tg.lastOK != 0 && seconds(tg.lastOK) < cut {
+			// The target's last success is stale: the new loop cannot tell
+			// series that appeared or restarted since from the others.
+			tg.lastOK = 0
+			drop = tg.watched
+			tg.watched = false
+		}
+		for _, se := range tg.series {
+			se.hasState = se.ckptState && se.ckptSec >= cut
+			se.obsSec = se.ckptSec
+			if drop && !se.hasState && se.alive {
+				se.inWindow, se.pending = false, 0
+				s.stats.windowsDropped++
+			}
+		}
+		tg.loop = s.newLoop(tg, at)
+	}
+}
+
+// noteCheckpoint updates the model after a checkpoint was written.
+func (s *sim) noteCheckpoint() {
+	cut := s.cutoff()
+	for _, tg := range s.targets {
+		if tg.loop == nil {
+			continue // gone: not in the checkpoint
+		}
+		tg.ckptOK = tg.lastOK
+		for _, se := range tg.series {
+			se.ckptState = se.hasState && se.obsSec >= cut
+			se.ckptSec = se.obsSec
+			se.sinceCkpt = se.sinceStored
 		}
 	}
 }
@@ -196,13 +271,11 @@ func (s *sim) start(at int64) {
 // stop ends the agent: cleanly (loops stop, final checkpoint) or killed (the
 // last periodic checkpoint is what the next agent finds).
 func (s *sim) stop(kill bool) {
-	for _, tg := range s.targets {
-		tg.loop = nil
-	}
 	if !kill {
 		if err := s.store.Close(); err != nil {
 			s.t.Fatal(err)
 		}
+		s.noteCheckpoint()
 		s.stats.cleanRestarts++
 	} else {
 		s.store.ckptMu.Lock()
@@ -211,10 +284,10 @@ func (s *sim) stop(kill bool) {
 		s.store.ckptMu.Unlock()
 		s.stats.kills++
 		for _, tg := range s.targets {
-			// Without a marker in the checkpoint the next agent does not know
-			// the target was watched: its series start from baselines.
-			lost := tg.watched && !tg.okAtCkpt
-			tg.watched = tg.watched && tg.okAtCkpt
+			// Without its last success in the checkpoint the next agent does
+			// not know the target was watched: its series start from baselines.
+			lost := tg.watched && tg.ckptOK == 0
+			tg.watched = tg.watched && tg.ckptOK != 0
 			for _, se := range tg.series {
 				se.continuityLost = se.continuityLost || lost
 				// The next agent starts from the checkpointed observation.
@@ -223,6 +296,9 @@ func (s *sim) stop(kill bool) {
 				se.killOpen = true
 			}
 		}
+	}
+	for _, tg := range s.targets {
+		tg.loop = nil
 	}
 	s.store = nil
 	s.up = false
@@ -233,16 +309,36 @@ func (s *sim) checkpoint() {
 		s.t.Fatal(err)
 	}
 	s.stats.checkpoints++
+	s.noteCheckpoint()
+}
+
+// evict runs the store's eviction and its model: the state of a series not
+// observed for StaleAfter (its target not answering) goes.
+func (s *sim) evict() {
+	s.stats.evicted += s.store.evict()
+	cut := s.cutoff()
 	for _, tg := range s.targets {
-		tg.okAtCkpt = tg.watched
+		if tg.loop == nil {
+			continue
+		}
 		for _, se := range tg.series {
-			se.sinceCkpt = se.sinceStored
+			if !se.alive || !se.hasState || se.obsSec >= cut {
+				continue
+			}
+			se.hasState = false
+			s.stats.outageEvictions++
+			if !se.resetSinceObs {
+				// The next observation is a baseline: what was counted
+				// since the last one is part of no delta.
+				se.inWindow, se.pending = false, 0
+			}
 		}
 	}
 }
 
 func (s *sim) tick(i int) {
 	s.now = sec(int64(i))
+	s.tickNo = i
 	r := s.r
 	// The world moves.
 	for _, tg := range s.targets {
@@ -262,7 +358,7 @@ func (s *sim) tick(i int) {
 			tg.procStart = s.now
 			for _, se := range tg.series {
 				if se.alive {
-					se.value, se.pending, se.created, se.inWindow = 0, 0, tg.procStart, true
+					se.value, se.pending, se.created, se.inWindow, se.resetSinceObs = 0, 0, tg.procStart, true, true
 				}
 			}
 			s.stats.targetRestarts++
@@ -274,6 +370,12 @@ func (s *sim) tick(i int) {
 				se.alive = false // gone for good; a returning label set is a new series
 				s.stats.goneSeries++
 			}
+		}
+		if tg.downUntil <= i && r.IntN(5000) == 0 {
+			// Unreachable for longer than StaleAfter.
+			stale := int(simStaleAfter() / time.Second)
+			tg.downUntil = i + stale + 11 + r.IntN(stale)
+			s.stats.outages++
 		}
 	}
 	if x := r.IntN(1000); x < 6 && len(s.targets) < 30 {
@@ -287,7 +389,7 @@ func (s *sim) tick(i int) {
 				se.alive = false
 			}
 			if tg.loop != nil {
-				s.release(tg)
+				tg.loop.tab.Release()
 			}
 			tg.loop = nil
 			s.stats.goneTargets++
@@ -308,7 +410,7 @@ func (s *sim) tick(i int) {
 	}
 	if i%10 == 0 {
 		s.checkpoint()
-		s.stats.evicted += s.store.evict()
+		s.evict()
 	}
 	for _, tg := range s.targets {
 		if tg.loop != nil && (i+tg.phase)%tg.interval == 0 {
@@ -330,27 +432,49 @@ func (s *sim) tick(i int) {
 // scrape is one scrape of tg by its loop at ts, with scrapeloop's rules.
 func (s *sim) scrape(tg *simTarget, ts int64) {
 	l := tg.loop
-	if s.r.IntN(20) == 0 {
+	if s.r.IntN(20) == 0 || s.tickNo < tg.downUntil {
 		s.stats.failed++
 		return
 	}
 	s.stats.scrapes++
+	tab := l.tab
+	tab.Lock()
+	defer tab.Unlock()
+	if v := tab.LastSuccess(); v != tg.lastOK {
+		s.t.Fatalf("target %x: table's last success %d, model %d", tg.seed, v, tg.lastOK)
+	}
+	l.gen++
 	freshProcess := tg.procStart > l.windowStart
 	for _, se := range tg.series {
 		if !se.alive {
 			continue
 		}
-		isNew := !l.seen[se]
-		l.seen[se] = true
+		i := tab.Find(se.hash)
+		isNew := i < 0
+		if isNew {
+			var ok bool
+			if i, ok = tab.Add(se.hash); !ok {
+				s.t.Fatal("series refused")
+			}
+		}
+		sl := &tab.Slots()[i]
+		sl.Gen = l.gen
+		if sl.HasState() != se.hasState || (se.hasState && sl.ts != se.obsSec) {
+			s.t.Fatalf("series %x: store holds state %v of second %d, model %v of %d", se.hash, sl.HasState(), sl.ts, se.hasState, se.obsSec)
+		}
 		o := Obs{Value: se.value, TS: ts, Created: tg.procStart}
 		if tg.om {
 			o.Created = se.created
 		}
 		o.Fresh = freshProcess || (tg.om && se.created > l.windowStart) || (isNew && l.succeeded)
-		prevLast, prevTS, had := s.store.Get(se.key)
-		d, ok := s.store.Update(se.key, o)
-		if ok || !had {
-			se.sinceStored = 0 // the store holds this observation now
+		prevLast, prevTS, had := sl.last, sl.ts, sl.HasState()
+		d, ok := tab.Update(sl, o)
+		if !had || seconds(ts) > prevTS {
+			// The store holds this observation now.
+			se.hasState, se.obsSec, se.sinceStored = true, seconds(ts), 0
+		}
+		if sl.ts != se.obsSec {
+			s.t.Fatalf("series %x: store holds second %d after the update, model %d", se.hash, sl.ts, se.obsSec)
 		}
 		if ok {
 			se.got += d
@@ -361,35 +485,25 @@ func (s *sim) scrape(tg *simTarget, ts int64) {
 			}
 			// Datadog keeps one point per series and second.
 			if sec := seconds(ts); sec <= se.lastEmit && !s.kills {
-				s.t.Fatalf("series %x: a second point in second %d", se.key, sec)
+				s.t.Fatalf("series %x: a second point in second %d", se.hash, sec)
 			} else {
 				se.lastEmit = sec
 			}
-		} else if had && seconds(ts) <= seconds(prevTS) {
+		} else if had && seconds(ts) <= prevTS {
 			s.stats.sameSecond++
 		}
 		// Truth: this is an observation.
 		if se.inWindow {
 			se.want += se.pending
 		}
-		se.pending, se.inWindow, se.killOpen = 0, true, false
+		se.pending, se.inWindow, se.killOpen, se.resetSinceObs = 0, true, false, false
 	}
-	for se := range l.seen {
-		if !se.alive {
-			s.store.Delete(se.key)
-			delete(l.seen, se)
-		}
-	}
+	// Series that went away release their state.
+	tab.Sweep(func(sl *Slot) bool { return sl.Gen != l.gen })
 	l.windowStart, l.succeeded = ts, true
-	s.store.Put(tg.marker, float64(ts), ts)
+	tab.SetLastSuccess(ts)
+	tg.lastOK = ts
 	tg.watched = true
-}
-
-func (s *sim) release(tg *simTarget) {
-	for se := range tg.loop.seen {
-		s.store.Delete(se.key)
-	}
-	s.store.Delete(tg.marker)
 }
 
 func (s *sim) check() {
@@ -401,11 +515,11 @@ func (s *sim) check() {
 		case diff < 0:
 			s.stats.underCounted++
 			if !se.continuityLost {
-				s.t.Fatalf("series %x lost %v although every kill restored its target's window", se.key, -diff)
+				s.t.Fatalf("series %x lost %v although every kill restored its target's window", se.hash, -diff)
 			}
 		}
 		if math.Abs(diff) > se.bound {
-			s.t.Fatalf("series %x (target %x): deltas add up to %v, true increase %v, kill bound %v", se.key, se.target.marker, se.got, se.want, se.bound)
+			s.t.Fatalf("series %x (target %x): deltas add up to %v, true increase %v, kill bound %v", se.hash, se.target.seed, se.got, se.want, se.bound)
 		}
 	}
 }
@@ -438,7 +552,9 @@ func TestFidelityAcrossRestarts(t *testing.T) {
 	for name, n := range map[string]int{"scrapes": total.scrapes, "failed": total.failed, "resets": total.resets,
 		"target restarts": total.targetRestarts, "new series": total.newSeries, "gone series": total.goneSeries,
 		"new targets": total.newTargets, "gone targets": total.goneTargets, "clean restarts": total.cleanRestarts,
-		"same-second restarts": total.sameSecond, "evictions": total.evicted, "fresh emits": total.freshEmits} {
+		"same-second restarts": total.sameSecond, "evictions": total.evicted, "fresh emits": total.freshEmits,
+		"outages": total.outages, "evictions in outages": total.outageEvictions,
+		"stale last successes at a restore": total.windowsDropped} {
 		if n == 0 {
 			t.Errorf("no %s in the simulated histories", name)
 		}
@@ -446,15 +562,19 @@ func TestFidelityAcrossRestarts(t *testing.T) {
 }
 
 // TestFidelityWithKills adds agents killed without a final checkpoint. The
-// next agent restores the last periodic checkpoint; per series, deltas then
-// differ from the true increase by at most the increments made since the
-// observation that checkpoint holds, until the next agent's first one (see
-// doc.go: an over-count of what the dead agent had sent since; a loss only
-// where the target's first successful scrape came after the checkpoint).
+// next agent restores the last periodic checkpoint, the targets' last
+// successful scrapes with their series; per series, deltas then differ from
+// the true increase by at most the increments made since the observation
+// that checkpoint holds, until the next agent's first one (see doc.go: an
+// over-count of what the dead agent had sent since; a loss only where the
+// target's first successful scrape came after the checkpoint).
 func TestFidelityWithKills(t *testing.T) {
 	total := runSims(t, 100, true)
 	if total.kills == 0 || total.overCounted == 0 {
 		t.Fatalf("kills %d, over-counted series %d: the kill path was not exercised", total.kills, total.overCounted)
+	}
+	if total.outageEvictions == 0 {
+		t.Errorf("no evictions in outages in the simulated histories")
 	}
 }
 
@@ -473,6 +593,10 @@ func addStats(dst *simStats, s simStats) {
 	dst.checkpoints += s.checkpoints
 	dst.evicted += s.evicted
 	dst.freshEmits += s.freshEmits
+	dst.outages += s.outages
+	dst.outageEvictions += s.outageEvictions
+	dst.staleAtRestore += s.staleAtRestore
+	dst.windowsDropped += s.windowsDropped
 	dst.overCounted += s.overCounted
 	dst.underCounted += s.underCounted
 }

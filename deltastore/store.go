@@ -183,7 +183,7 @@ func (s *Store) Full() bool { return s.series.Load() >= int64(s.cfg.MaxSeries) }
 
 // evict drops restored state no target claimed within StaleAfter of the
 // restore, and counter state not observed for StaleAfter; it returns how
-// many series went.
+// many series lost their state.
 func (s *Store) evict() int {
 	cutoff := s.staleCutoff()
 	n := 0
@@ -201,8 +201,18 @@ func (s *Store) evict() int {
 	}
 	s.mu.Unlock()
 	for _, t := range tables {
+		// Only the counter state goes, not the slot: the table's loop still
+		// scrapes the target (failing, for so long) and, finding no slot,
+		// would take the series for one that appeared since the target's
+		// last success and send its whole value. Found without state, it
+		// comes back as a baseline; the loop removes it if it vanished.
 		t.mu.Lock()
-		n += t.Sweep(func(sl *Slot) bool { return sl.ts != 0 && sl.ts < cutoff })
+		for i := range t.slots {
+			if sl := &t.slots[i]; sl.used && sl.ts != 0 && sl.ts < cutoff {
+				sl.last, sl.ts, sl.created = 0, 0, 0
+				n++
+			}
+		}
 		t.mu.Unlock()
 	}
 	if n > 0 {

@@ -15,10 +15,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var staticReloadErrors = metrics.NewCounter(`nodescraper_static_targets_errors_total`)
-
 // StaticConfig configures targets read from a Prometheus file_sd file.
 type StaticConfig struct {
+	// Metrics receives the reader's own metrics; nil keeps them private.
+	Metrics *metrics.Set
 	// Path is a JSON or YAML file: a list of {targets: [host:port], labels: {}}.
 	// __scheme__, __metrics_path__, __param_*, __scrape_interval__ and
 	// __scrape_timeout__ labels are honoured as in Prometheus.
@@ -89,6 +89,10 @@ func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Targ
 	if cfg.Poll <= 0 {
 		cfg.Poll = 5 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	staticReloadErrors := cfg.Metrics.GetOrCreateCounter(`nodescraper_static_targets_errors_total`)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

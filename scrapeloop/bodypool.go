@@ -106,9 +106,10 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 			out = append(out, c[:]...)
 		}
 	}
-	bp.put(buf)
-	*nb = out
-	*buf = *nb
+	// The caller keeps buf (now the body) and gives it back later: the
+	// buffer put back here is the old one, in nb.
+	*nb, *buf = *buf, out
+	bp.put(nb)
 	return total, nil
 }
 

@@ -56,7 +56,7 @@ func TestTargetHTTPSettings(t *testing.T) {
 			tg.URL, tg.HTTP, tg.Timeout = srv.URL+path, c.http, 5*time.Second
 			l, err := newLoop(tl.cfg, tg)
 			if err == nil {
-				_, err = l.fetch(context.Background())
+				_, err = l.fetch(context.Background(), new([]byte))
 			}
 			if c.err == "" && err != nil {
 				t.Fatal(err)

@@ -46,6 +46,10 @@ type loop struct {
 	// after it counted entirely while we watched.
 	windowStart int64
 	succeeded   bool
+	// incomplete says the scrape that began the window saw series it did
+	// not admit (refused by the series budget, or a hash collision): a new
+	// series now may have been there, counting, all along.
+	incomplete bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -300,6 +304,8 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 	limit := l.limits.Samples
 	slots := tab.Slots()
 	next := int32(0)
+	newIsFresh := l.succeeded && !l.incomplete
+	collided := false
 	for p.Next() {
 		samples++
 		if limit > 0 && samples > limit {
@@ -338,6 +344,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 			// Two series with one 64-bit hash (about one in 10^8 for a
 			// million series): the first keeps the slot, the other is not sent.
 			l.cfg.m.collisions.Inc()
+			collided = true
 			continue
 		}
 		sl.Gen = gen
@@ -360,7 +367,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		if !hasCreated && procStart > 0 {
 			obs.Created = procStart
 		}
-		obs.Fresh = freshProcess || (hasCreated && created > l.windowStart) || (isNew && l.succeeded)
+		obs.Fresh = freshProcess || (hasCreated && created > l.windowStart) || (isNew && newIsFresh)
 		if d, ok := tab.Update(sl, obs); ok {
 			app.Append(sl.Ref, p, ts, d)
 		}
@@ -381,6 +388,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		}
 		return true
 	})
+	l.incomplete = refused > 0 || collided
 	return samples, refused, nil
 }
 

@@ -137,8 +137,22 @@ func (m *Manager) Metrics() *metrics.Set { return m.cfg.m.set }
 // is cancelled.
 func (m *Manager) Sync(ctx context.Context, targets []Target) {
 	want := make(map[string]Target, len(targets))
+	// One loop per identity (URL and labels): loops of one identity would
+	// share its delta table. Of several configurations of one identity (two
+	// monitors selecting one endpoint) the smallest key runs, in every Sync.
+	bySeed := make(map[uint64]string, len(targets))
 	for _, t := range targets {
-		want[t.Key()] = t
+		k, s := t.Key(), t.seed()
+		if other, dup := bySeed[s]; dup && other != k {
+			if other < k {
+				m.cfg.Logger.Warn("target ignored: another configuration of it runs", "target", t.URL, "source", t.Source, "running", want[other].Source)
+				continue
+			}
+			m.cfg.Logger.Warn("target ignored: another configuration of it runs", "target", t.URL, "source", want[other].Source, "running", t.Source)
+			delete(want, other)
+		}
+		bySeed[s] = k
+		want[k] = t
 	}
 	m.mu.Lock()
 	var gone []*loop
@@ -149,17 +163,13 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		}
 	}
 	m.mu.Unlock()
-	seeds := make(map[uint64]bool, len(want))
-	for _, t := range want {
-		seeds[t.seed()] = true
-	}
 	for _, l := range gone {
 		l.cancel()
 		<-l.done
 		l.app.Close()
 		// A target whose configuration changed keeps its identity (URL and
 		// labels): its next loop continues the same table.
-		if !seeds[l.seed] {
+		if _, ok := bySeed[l.seed]; !ok {
 			l.release()
 		}
 		m.cfg.forget(l.target.URL)

@@ -3,6 +3,7 @@ package scrapeloop
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
@@ -51,26 +52,42 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 		b.Set(string(name), string(value))
 	}
 	// Target labels win over scraped ones unless honor_labels, as in
-	// Prometheus; a clashing scraped label is kept as exported_<name>.
+	// Prometheus' mutateSampleLabels: with honor_labels a scraped label wins,
+	// even an empty one (which removes the label); without, every target
+	// label is set, then each clashing scraped label is kept as
+	// exported_<name>, or exported_exported_<name> if that is taken, and so on.
 	var exported uint32
 	var omitted uint64
+	var clashes []labels.Label
 	verbatim := nl <= 32 && t.Labels.Len() <= 64
 	i := 0
 	t.Labels.Range(func(tl labels.Label) {
-		if v := b.Get(tl.Name); v != "" {
-			if t.HonorLabels {
+		if t.HonorLabels {
+			if sampleLabelIndex(p, tl.Name) >= 0 {
 				omitted |= 1 << (i & 63)
-				i++
-				return
+			} else {
+				b.Set(tl.Name, tl.Value)
 			}
-			b.Set(model.ExportedLabelPrefix+tl.Name, v)
-			if k := sampleLabelIndex(p, tl.Name); k >= 0 {
-				exported |= 1 << (k & 31)
-			}
+			i++
+			return
+		}
+		if v := b.Get(tl.Name); v != "" {
+			clashes = append(clashes, labels.Label{Name: tl.Name, Value: v})
 		}
 		b.Set(tl.Name, tl.Value)
 		i++
 	})
+	slices.SortStableFunc(clashes, func(a, b labels.Label) int { return len(a.Name) - len(b.Name) })
+	for _, c := range clashes {
+		name := model.ExportedLabelPrefix + c.Name
+		for b.Get(name) != "" {
+			name = model.ExportedLabelPrefix + name
+		}
+		b.Set(name, c.Value)
+		if k := sampleLabelIndex(p, c.Name); k >= 0 && len(name) == len(model.ExportedLabelPrefix)+len(c.Name) {
+			exported |= 1 << (k & 31)
+		}
+	}
 	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
 		return 0, KindDrop, nil
 	}

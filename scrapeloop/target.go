@@ -136,7 +136,17 @@ func b2i(b bool) int {
 
 // seed identifies the target's series in the delta store. It depends only on
 // the URL and the target labels, so a restarted agent finds the same state.
+// The labels are encoded here, length-prefixed: Labels.Bytes overwrites its
+// buffer (it would drop the URL) and its encoding may change between
+// Prometheus versions.
 func (t *Target) seed() uint64 {
-	b := append([]byte(t.URL), 0)
-	return xxhash.Sum64(t.Labels.Bytes(b))
+	b := binary.AppendUvarint(make([]byte, 0, 256), uint64(len(t.URL)))
+	b = append(b, t.URL...)
+	t.Labels.Range(func(l labels.Label) {
+		b = binary.AppendUvarint(b, uint64(len(l.Name)))
+		b = append(b, l.Name...)
+		b = binary.AppendUvarint(b, uint64(len(l.Value)))
+		b = append(b, l.Value...)
+	})
+	return xxhash.Sum64(b)
 }

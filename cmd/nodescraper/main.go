@@ -170,7 +170,10 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	var discoverySynced func() bool
 	var problems func() []scrapeloop.Problem // rejected monitors, for the targets page
 	if c.staticTargets != "" {
+		static := metrics.NewSet()
+		sets = append(sets, static)
 		scfg := informer.StaticConfig{
+			Metrics:  static,
 			Path:     c.staticTargets,
 			Defaults: relabel.Defaults{Interval: c.interval, Timeout: c.timeout},
 			Template: scrapeloop.Target{HonorTimestamps: true},

@@ -3,6 +3,7 @@ package ddclient
 import (
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/scrapeloop"
@@ -113,8 +114,10 @@ func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
 		a.targetTags = append(a.targetTags, a.appendTag(nil, "", l.Name, l.Value))
 	})
 	for _, tag := range kubeTags(t.Discovered) {
+		// Shortened as every tag: a pod name may have 253 characters.
+		name, value, _ := strings.Cut(tag, ":")
 		a.extra = append(a.extra, ',')
-		a.extra = appendJSONString(a.extra, tag)
+		a.extra = a.appendTag(a.extra, "", name, value)
 	}
 	for _, tag := range a.targetTags {
 		a.tail = append(a.tail, ',')
@@ -229,8 +232,9 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 	b = appendValue(b, v)
 	b = append(b, a.mid...)
 	if st != nil {
+		// st.tags hold all the series' labels, the target's included.
 		b = append(b, st.tags...)
-		b = a.appendTail(b, len(st.tags) == 0)
+		b = a.appendExtra(b, len(st.tags) == 0)
 	} else {
 		first := true
 		for k := range p.NumLabels() {
@@ -262,12 +266,7 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 				first = false
 				b = append(b, tag...)
 			}
-			if first && len(a.extra) > 0 {
-				b = append(b, a.extra[1:]...)
-			} else {
-				b = append(b, a.extra...)
-			}
-			b = append(b, `]}`...)
+			b = a.appendExtra(b, first)
 		}
 	}
 	bf.b = b
@@ -281,6 +280,17 @@ func (a *appender) appendTail(b []byte, first bool) []byte {
 		return append(b, a.tail[1:]...)
 	}
 	return append(b, a.tail...)
+}
+
+// appendExtra closes an entry with the Kubernetes tags; first says no tag
+// was written yet.
+func (a *appender) appendExtra(b []byte, first bool) []byte {
+	if first && len(a.extra) > 0 {
+		b = append(b, a.extra[1:]...)
+	} else {
+		b = append(b, a.extra...)
+	}
+	return append(b, `]}`...)
 }
 
 // finish records the entry that starts at start, moving it to a new buffer

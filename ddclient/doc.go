@@ -1,6 +1,10 @@
-// Package ddclient sends metric points to Datadog's v2 series API. A series'
-// JSON head (name, type, interval, tags, host) is encoded once and reused for
-// every point; points are gathered into payloads that respect the intake's
-// size limits, compressed (zstd or gzip, pure Go), and posted with the Datadog
+// Package ddclient is the Datadog side of the agent: the whole Prometheus →
+// Datadog mapping (metric names and types, the .count/.bucket/.sum/.quantile
+// rules, upper_bound and quantile tags, the namespace prefix, character and
+// tag-length rules, Kubernetes tags; see Mapping), the v2 series wire format
+// and its transport. Client is the scrape loops' backend: each target's
+// appender encodes points straight from the parser into payload buffers
+// shared by all targets, which are split to respect the intake's size
+// limits, compressed (zstd or gzip, pure Go), and posted with the Datadog
 // Agent's retry policy from a bounded in-memory queue.
 package ddclient

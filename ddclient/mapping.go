@@ -43,9 +43,11 @@ type metric struct {
 // metricFor maps a new series. sampleName is the series' name after
 // relabeling; family its family as exposed.
 func (m *Mapping) metricFor(family, sampleName string, typ exposition.MetricType, role exposition.Role, le string) metric {
-	if family == "" || !strings.HasPrefix(sampleName, family) {
-		// Relabeling renamed the series: name it after its new name.
-		family = sampleName
+	if sfx := roleSuffix(role); len(sampleName) != len(family)+len(sfx) ||
+		!strings.HasPrefix(sampleName, family) || !strings.HasSuffix(sampleName, sfx) {
+		// Relabeling renamed the series: name it after its new name, less
+		// its role's suffix (app_foo_sum → app_foo.sum, not app_foo_sum.sum).
+		family = strings.TrimSuffix(sampleName, sfx)
 	}
 	var out metric
 	switch {
@@ -74,6 +76,20 @@ func (m *Mapping) metricFor(family, sampleName string, typ exposition.MetricType
 		out.kind = scrapeloop.KindGauge
 	}
 	return out
+}
+
+// roleSuffix is what a sample's name adds to its family's name for the
+// roles whose Datadog name is built from the family.
+func roleSuffix(role exposition.Role) string {
+	switch role {
+	case exposition.RoleBucket:
+		return "_bucket"
+	case exposition.RoleSum:
+		return "_sum"
+	case exposition.RoleCount:
+		return "_count"
+	}
+	return ""
 }
 
 // metricName joins namespace and name and maps characters Datadog does not

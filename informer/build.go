@@ -210,7 +210,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 				LabelNameLength: int(lim.LabelNameLength), LabelValueLength: int(lim.LabelValueLength),
 			}
 			tg.Source = j.Name
-			tg.Discovered = labels.FromMap(l)
+			tg.Discovered = discovered(l)
 			out = append(out, tg)
 		}
 	}
@@ -337,4 +337,19 @@ func sliceEndpoints(es *discoveryv1.EndpointSlice, s *snapshot) []endpoint {
 		}
 	}
 	return out
+}
+
+// discovered is what a target carries of its discovered labels: all but the
+// objects' annotations, which change often (kubectl, controllers) and would
+// restart the target's loop at each change, and which no backend reads.
+func discovered(l lset) labels.Labels {
+	b := labels.NewScratchBuilder(len(l))
+	for k, v := range l {
+		if strings.Contains(k, "_annotation_") || strings.Contains(k, "_annotationpresent_") {
+			continue
+		}
+		b.Add(k, v)
+	}
+	b.Sort()
+	return b.Labels()
 }

@@ -1,0 +1,146 @@
+package ddclient
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// discardSink takes full payloads and forgets them: the appender's cost
+// alone.
+type discardSink struct {
+	enc      *encodeMetrics
+	bf       *buffer
+	payloads int
+	bytes    int
+}
+
+func newDiscardSink() *discardSink {
+	s := &discardSink{enc: newEncodeMetrics(metrics.NewSet())}
+	s.bf = &buffer{seal: MaxUncompressedBytes / 2, limit: MaxUncompressedBytes - len(payloadClose)}
+	s.bf.reset(time.Now())
+	return s
+}
+
+func (s *discardSink) acquire() *buffer { return s.bf }
+func (s *discardSink) full(bf *buffer) *buffer {
+	s.payloads++
+	s.bytes += len(bf.b)
+	bf.reset(time.Now())
+	return bf
+}
+func (s *discardSink) release(*buffer) {}
+func (s *discardSink) maxEntry() int {
+	return MaxUncompressedBytes - len(payloadOpen) - len(payloadClose)
+}
+func (s *discardSink) counters() *encodeMetrics { return s.enc }
+
+func (s *discardSink) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+	return newAppender(s, &Mapping{Namespace: "k8s", Host: "ip-10-0-12-34.eu-west-1.compute.internal-prod"}, t), nil
+}
+
+// benchTarget is a pod's target as a ServiceMonitor gives it: six labels,
+// and the discovered labels of a Deployment's pod.
+func benchTarget() *scrapeloop.Target {
+	pod := "checkout-service-backend-7d9f8b6c5d-x2x4p"
+	return &scrapeloop.Target{
+		URL: "http://10.12.34.56:8080/actuator/prometheus", Interval: 30 * time.Second,
+		Labels: labels.FromStrings("container", "checkout-service-backend", "endpoint", "http-metrics",
+			"instance", "10.12.34.56:8080", "job", "checkout-service-backend", "namespace", "payments-production", "pod", pod),
+		Discovered: labels.FromStrings(meta+"namespace", "payments-production", meta+"pod_name", pod,
+			meta+"service_name", "checkout-service-backend", meta+"pod_container_name", "checkout-service-backend",
+			meta+"pod_controller_kind", "ReplicaSet", meta+"pod_controller_name", "checkout-service-backend-7d9f8b6c5d",
+			meta+"pod_label_pod_template_hash", "7d9f8b6c5d", meta+"pod_label_tags_datadoghq_com_env", "production"),
+	}
+}
+
+// benchSample is a Spring Boot style counter with seven labels, long values.
+const benchSample = "# TYPE http_server_requests_seconds_count counter\n" +
+	`http_server_requests_seconds_count{application="checkout-service-backend",exception="None",method="POST",` +
+	`outcome="SUCCESS",status="200",uri="/api/v2/orders/{orderId}/payments/{paymentId}/capture",` +
+	`client_name="payments-gateway.payments-production.svc.cluster.local"} 12345` + "\n" +
+	"# TYPE http_server_requests_seconds histogram\n" +
+	`http_server_requests_seconds_bucket{application="checkout-service-backend",exception="None",method="POST",` +
+	`outcome="SUCCESS",status="200",uri="/api/v2/orders/{orderId}/payments/{paymentId}/capture",le="0.25"} 12000` + "\n"
+
+// positioned returns an appender of be and a parser on the n-th sample of
+// benchSample (0: the counter, 1: the bucket) with the sample's ref.
+func positioned(tb testing.TB, be scrapeloop.Backend, n int) (scrapeloop.Appender, *exposition.Parser, uint64) {
+	s := newScraper(tb, be, benchTarget(), prom)
+	s.scrape(benchSample, time.Now().UnixMilli())
+	p := &s.p
+	p.Reset([]byte(benchSample), prom)
+	for range n + 1 {
+		if !p.Next() {
+			tb.Fatal("sample missing")
+		}
+	}
+	c, ok := s.refs[string(p.Series())]
+	if !ok || c.kind == scrapeloop.KindDrop || c.ref&storedBit != 0 {
+		tb.Fatalf("sample %d: %+v, want a verbatim series", n, c)
+	}
+	return s.app, p, c.ref
+}
+
+// TestAppendDoesNotAllocate checks the steady state of the hot path: a
+// verbatim point costs no allocation.
+func TestAppendDoesNotAllocate(t *testing.T) {
+	for n, what := range []string{"counter", "bucket"} {
+		app, p, ref := positioned(t, newDiscardSink(), n)
+		ts := time.Now().UnixMilli()
+		i := 0
+		if a := testing.AllocsPerRun(10_000, func() {
+			i++
+			app.Append(ref, p, ts+int64(i/1000)*1000, float64(i))
+		}); a != 0 {
+			t.Errorf("%s: %v allocations per Append", what, a)
+		}
+	}
+}
+
+// BenchmarkAppend encodes verbatim points from a realistic sample (seven
+// labels with long values, six target labels, seven Kubernetes tags). With
+// sink=discard it is the encoding alone; with client=zstd the payloads are
+// sealed and compressed by a Client that sends nothing (its queue is
+// bounded, so the oldest payloads are dropped), which is what a point costs
+// the scraping goroutine.
+func BenchmarkAppend(b *testing.B) {
+	for n, what := range []string{"counter", "bucket"} {
+		b.Run(fmt.Sprintf("sample=%s/sink=discard", what), func(b *testing.B) {
+			sink := newDiscardSink()
+			app, p, ref := positioned(b, sink, n)
+			ts := time.Now().UnixMilli()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				app.Append(ref, p, ts+int64(i/100_000)*1000, float64(i))
+			}
+			b.ReportMetric(float64(sink.bytes+len(sink.bf.b))/float64(i), "B/point")
+		})
+		b.Run(fmt.Sprintf("sample=%s/client=zstd", what), func(b *testing.B) {
+			c, err := New(Config{URL: "http://127.0.0.1:1", APIKey: "k", MaxQueueBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			app, p, ref := positioned(b, c, n)
+			ts := time.Now().UnixMilli()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				app.Append(ref, p, ts+int64(i/100_000)*1000, float64(i))
+				if i%10_000 == 0 {
+					app.Commit() // a scrape's end
+				}
+			}
+			app.Commit()
+		})
+	}
+}

@@ -1,0 +1,364 @@
+package ddclient
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	promrelabel "github.com/prometheus/prometheus/model/relabel"
+)
+
+// scraper drives an appender the way scrapeloop's loop does: real
+// exposition text parsed by exposition.Parser, one AddSeries per new series
+// (keyed by its raw series bytes, as the loop's table is) with a
+// scrapeloop.Series built by the loop's rules (scrapeloop/series.go
+// classify), then one Append per sample, Forget for the series that went
+// away and Commit at the end of each scrape. Counter values are passed on
+// as they are: the tests choose them as the deltas the loop would send.
+type scraper struct {
+	t      testing.TB
+	target *scrapeloop.Target
+	app    scrapeloop.Appender
+	format exposition.Format
+	// nonVerbatim forces Verbatim=false on every series, as the loop does
+	// when relabeling changed the labels.
+	nonVerbatim bool
+
+	p    exposition.Parser
+	refs map[string]cached
+	gen  int
+	// added counts AddSeries calls; appended the Append calls (with any
+	// value) and finite those with a finite value.
+	added, appended, finite int
+	// final are the labels of each series AddSeries was given, by raw
+	// series; exported and omitted count the series with such bits.
+	final             map[string]labels.Labels
+	exported, omitted int
+}
+
+type cached struct {
+	ref  uint64
+	kind scrapeloop.Kind
+	gen  int
+}
+
+func newScraper(t testing.TB, be scrapeloop.Backend, target *scrapeloop.Target, f exposition.Format) *scraper {
+	t.Helper()
+	app, err := be.NewAppender(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &scraper{t: t, target: target, app: app, format: f, refs: map[string]cached{}, final: map[string]labels.Labels{}}
+}
+
+// scrape parses body and appends every sample at tsMs; it fails the test
+// on a parse error.
+func (s *scraper) scrape(body string, tsMs int64) {
+	s.t.Helper()
+	s.scrapeValues(body, tsMs, nil)
+}
+
+// scrapeValues is scrape with the value of each sample taken from value
+// (when not nil) instead of the text.
+func (s *scraper) scrapeValues(body string, tsMs int64, value func(p *exposition.Parser) float64) {
+	s.t.Helper()
+	s.gen++
+	s.p.Reset([]byte(body), s.format)
+	for s.p.Next() {
+		raw := string(s.p.Series())
+		c, ok := s.refs[raw]
+		if !ok {
+			c.ref, c.kind = s.classify()
+			s.added++
+		}
+		c.gen = s.gen
+		s.refs[raw] = c
+		if c.kind == scrapeloop.KindDrop {
+			continue
+		}
+		v := s.p.Value()
+		if value != nil {
+			v = value(&s.p)
+		}
+		s.appended++
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			s.finite++
+		}
+		s.app.Append(c.ref, &s.p, tsMs, v)
+	}
+	if err := s.p.Err(); err != nil {
+		s.t.Fatalf("parse: %v", err)
+	}
+	for raw, c := range s.refs {
+		if c.gen != s.gen {
+			if c.kind != scrapeloop.KindDrop {
+				s.app.Forget(c.ref)
+			}
+			delete(s.refs, raw)
+		}
+	}
+	s.app.Commit()
+}
+
+// classify builds the Series of the parser's sample as the loop's classify
+// does: the sample's labels, then the target's (a clash renames the
+// sample's label exported_<name>, or with honor_labels leaves the target's
+// out), then metric relabeling; Verbatim when the final labels are exactly
+// what the Verbatim rules give.
+func (s *scraper) classify() (uint64, scrapeloop.Kind) {
+	p, t := &s.p, s.target
+	if p.Role() == exposition.RoleCreated {
+		return 0, scrapeloop.KindDrop
+	}
+	b := labels.NewBuilder(labels.EmptyLabels())
+	b.Set(model.MetricNameLabel, string(p.Name()))
+	sample := map[string]string{}
+	for k := range p.NumLabels() {
+		n, v := p.Label(k)
+		b.Set(string(n), string(v))
+		sample[string(n)] = string(v)
+	}
+	var exported uint32
+	var omitted uint64
+	i := 0
+	t.Labels.Range(func(tl labels.Label) {
+		if v, clash := sample[tl.Name]; clash && v != "" {
+			if t.HonorLabels {
+				omitted |= 1 << i
+				i++
+				return
+			}
+			b.Set(model.ExportedLabelPrefix+tl.Name, v)
+			for k := range p.NumLabels() {
+				if n, _ := p.Label(k); string(n) == tl.Name {
+					exported |= 1 << k
+					break
+				}
+			}
+		}
+		b.Set(tl.Name, tl.Value)
+		i++
+	})
+	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
+		return 0, scrapeloop.KindDrop
+	}
+	final := b.Labels()
+	if final.Get(model.MetricNameLabel) == "" {
+		return 0, scrapeloop.KindDrop
+	}
+	ser := scrapeloop.Series{
+		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: final,
+		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(),
+	}
+	ser.Verbatim = !s.nonVerbatim && verbatimHolds(p, t, final, exported, omitted)
+	s.final[string(p.Series())] = final
+	if exported != 0 {
+		s.exported++
+	}
+	if omitted != 0 {
+		s.omitted++
+	}
+	return s.app.AddSeries(&ser)
+}
+
+// verbatimHolds checks the Verbatim rules of scrapeloop.Series against
+// final: the name is the sample's, the sample's labels (exported_ where
+// Exported says) and the target's labels not Omitted are exactly the rest.
+func verbatimHolds(p *exposition.Parser, t *scrapeloop.Target, final labels.Labels, exported uint32, omitted uint64) bool {
+	if string(p.Name()) != final.Get(model.MetricNameLabel) || p.NumLabels() > 32 || t.Labels.Len() > 64 {
+		return false
+	}
+	want := map[string]string{model.MetricNameLabel: string(p.Name())}
+	n := 1
+	for k := range p.NumLabels() {
+		ln, lv := p.Label(k)
+		key := string(ln)
+		if exported&(1<<k) != 0 {
+			key = model.ExportedLabelPrefix + key
+		}
+		want[key] = string(lv)
+		n++
+	}
+	i := 0
+	t.Labels.Range(func(l labels.Label) {
+		if omitted&(1<<i) == 0 {
+			want[l.Name] = l.Value
+			n++
+		}
+		i++
+	})
+	if len(want) != n || final.Len() != n {
+		return false // a duplicate, or an empty value the builder dropped
+	}
+	ok := true
+	final.Range(func(l labels.Label) {
+		if v, has := want[l.Name]; !has || v != l.Value {
+			ok = false
+		}
+	})
+	return ok
+}
+
+// captureSink is a sink that keeps every payload an appender hands over.
+type captureSink struct {
+	mu       sync.Mutex
+	set      *metrics.Set
+	enc      *encodeMetrics
+	seal     int
+	limit    int
+	payloads [][]byte
+}
+
+func newCaptureSink() *captureSink {
+	set := metrics.NewSet()
+	return &captureSink{set: set, enc: newEncodeMetrics(set), seal: MaxUncompressedBytes / 2, limit: MaxUncompressedBytes}
+}
+
+func (c *captureSink) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+	return newAppender(c, &Mapping{}, t), nil
+}
+
+func (c *captureSink) acquire() *buffer {
+	bf := &buffer{seal: c.seal, limit: c.limit - len(payloadClose)}
+	bf.reset(time.Now())
+	return bf
+}
+
+func (c *captureSink) full(bf *buffer) *buffer {
+	c.release(bf)
+	return c.acquire()
+}
+
+func (c *captureSink) release(bf *buffer) {
+	if bf.points() == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.payloads = append(c.payloads, slices.Clone(bf.body(nil, 0, bf.points())))
+	c.mu.Unlock()
+}
+
+func (c *captureSink) maxEntry() int            { return c.limit - len(payloadOpen) - len(payloadClose) }
+func (c *captureSink) counters() *encodeMetrics { return c.enc }
+
+// mappedBackend is a captureSink whose appenders use mapping m.
+type mappedBackend struct {
+	*captureSink
+	m Mapping
+}
+
+func (b mappedBackend) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+	return newAppender(b.captureSink, &b.m, t), nil
+}
+
+// decodePayload decodes a payload into the client library's model, as the
+// intake does, and fails on anything the model does not know.
+func decodePayload(t testing.TB, body []byte) datadogV2.MetricPayload {
+	t.Helper()
+	var p datadogV2.MetricPayload
+	if err := datadog.Unmarshal(body, &p); err != nil {
+		t.Fatalf("payload does not decode: %v\n%s", err, body)
+	}
+	if p.UnparsedObject != nil || p.AdditionalProperties != nil {
+		t.Fatalf("payload does not match MetricPayload: %v %v\n%s", p.UnparsedObject, p.AdditionalProperties, body)
+	}
+	for _, s := range p.Series {
+		if s.UnparsedObject != nil || s.AdditionalProperties != nil {
+			t.Fatalf("series %s does not match MetricSeries: %v %v", s.Metric, s.UnparsedObject, s.AdditionalProperties)
+		}
+		for _, pt := range s.Points {
+			if pt.UnparsedObject != nil || pt.AdditionalProperties != nil || pt.Timestamp == nil || pt.Value == nil {
+				t.Fatalf("series %s: bad point %+v", s.Metric, pt)
+			}
+		}
+	}
+	return p
+}
+
+// series returns every series the sink captured, decoded.
+func (c *captureSink) series(t testing.TB) []datadogV2.MetricSeries {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []datadogV2.MetricSeries
+	for _, body := range c.payloads {
+		out = append(out, decodePayload(t, body).Series...)
+	}
+	return out
+}
+
+// normalize sorts each series' tags and the series, so that payloads that
+// differ only in tag and series order compare equal.
+func normalize(ss []datadogV2.MetricSeries) []datadogV2.MetricSeries {
+	out := slices.Clone(ss)
+	for i := range out {
+		out[i].Tags = slices.Sorted(slices.Values(out[i].Tags))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return render(out[i]) < render(out[j]) })
+	return out
+}
+
+// render is one readable line per series:
+// "metric type[/interval] host=h [sorted tags] = v1 v2 ...".
+func render(s datadogV2.MetricSeries) string {
+	var b strings.Builder
+	b.WriteString(s.Metric)
+	b.WriteByte(' ')
+	b.WriteString(MetricType(s.GetType()).String())
+	if s.Interval != nil {
+		fmt.Fprintf(&b, "/%d", *s.Interval)
+	}
+	for _, r := range s.Resources {
+		fmt.Fprintf(&b, " %s=%s", r.GetType(), r.GetName())
+	}
+	tags := slices.Sorted(slices.Values(s.Tags))
+	fmt.Fprintf(&b, " [%s] =", strings.Join(tags, " "))
+	for _, p := range s.Points {
+		fmt.Fprintf(&b, " %g", p.GetValue())
+	}
+	return b.String()
+}
+
+func renderAll(ss []datadogV2.MetricSeries) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = render(s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// metricValue reads one metric of set, 0 when it is not there.
+func metricValue(t testing.TB, set *metrics.Set, name string) float64 {
+	t.Helper()
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	for line := range strings.SplitSeq(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+func dropped(t testing.TB, set *metrics.Set, reason string) float64 {
+	t.Helper()
+	return metricValue(t, set, `nodescraper_dd_points_dropped_total{reason="`+reason+`"}`)
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/scrapeloop"
@@ -95,7 +96,14 @@ type stored struct {
 	tags  string // encoded tags, comma separated, without the target's extra tags
 }
 
-const storedBit = 1 << 63
+// A ref is a shape index, or with storedBit an index into stored. plainBit
+// says every label of the (verbatim) series can be copied into its tag as
+// it is: no JSON escapes, valid UTF-8, within the tag length. A series'
+// labels are fixed by its raw bytes, so this holds for all its points.
+const (
+	storedBit = 1 << 63
+	plainBit  = 1 << 62
+)
 
 func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
 	a := &appender{
@@ -146,7 +154,11 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		a.shapeIdx[key] = si
 	}
 	if s.Verbatim {
-		return uint64(si), met.kind
+		ref := uint64(si)
+		if plainLabels(s.Labels) {
+			ref |= plainBit
+		}
+		return ref, met.kind
 	}
 	// Labels changed by relabeling: keep the series' tags encoded.
 	var tags []byte
@@ -237,7 +249,31 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 		b = a.appendExtra(b, len(st.tags) == 0)
 	} else {
 		first := true
+		if ref&plainBit != 0 {
+			for k := range p.NumLabels() {
+				name, value := p.Label(k)
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				b = append(b, '"')
+				if sh.exported&(1<<k) != 0 {
+					b = append(b, model.ExportedLabelPrefix...)
+				}
+				if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
+					b = append(b, "upper_bound"...)
+				} else {
+					b = append(b, name...)
+				}
+				b = append(b, ':')
+				b = append(b, value...)
+				b = append(b, '"')
+			}
+		}
 		for k := range p.NumLabels() {
+			if ref&plainBit != 0 {
+				break
+			}
 			name, value := p.Label(k)
 			if !first {
 				b = append(b, ',')
@@ -345,4 +381,31 @@ func appendValue(b []byte, v float64) []byte {
 		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// plainLabels reports whether every label of ls makes a tag that needs no
+// escaping or shortening (le counted as the longer upper_bound).
+func plainLabels(ls labels.Labels) bool {
+	ok := true
+	ls.Range(func(l labels.Label) {
+		if l.Name == model.MetricNameLabel || !ok {
+			return
+		}
+		n := len(l.Name)
+		if l.Name == model.BucketLabel {
+			n = len("upper_bound")
+		}
+		ok = n+1+len(l.Value) <= MaxTagLength && plainString(l.Name) && plainString(l.Value)
+	})
+	return ok
+}
+
+// plainString reports whether s can sit in a JSON string as it is.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }

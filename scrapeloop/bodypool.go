@@ -2,53 +2,79 @@ package scrapeloop
 
 import (
 	"io"
-	"math/bits"
 	"sync"
 )
 
-// bodyPool keeps response body buffers in levels by capacity (powers of
-// two), in the manner of VictoriaMetrics' leveledbytebufferpool: a loop
-// takes a buffer sized from its target's previous body and gives it back
-// once the scrape is processed, so the node holds about as many buffers as
-// scrapes run at once, not one per target.
+// bodyPool keeps response body buffers in levels by capacity, in the
+// manner of VictoriaMetrics' leveledbytebufferpool: a loop takes a buffer
+// sized from its target's previous body and gives it back once the scrape is
+// processed, so the node holds about as many buffers as scrapes run at once,
+// not one per target. Levels go in steps of 2^k and 1.5·2^k, so a buffer is
+// at most a third larger than asked for; each level keeps a few buffers,
+// which bounds what the pool holds whatever the collector's pace (a
+// sync.Pool is emptied only by garbage collections, which a steady state
+// that allocates nothing seldom runs).
 type bodyPool struct {
-	levels [bodyLevels]sync.Pool
+	mu     sync.Mutex
+	levels [bodyLevels][]*[]byte
 }
 
 const (
-	minBodyLevel = 12 // 4 KiB
-	bodyLevels   = 20 // up to 2 GiB
+	minBodyShift = 12 // the smallest buffer: 4 KiB
+	bodyLevels   = 2 * 20
+	keepPerLevel = 4
 )
 
-func bodyLevel(n int) int {
-	if n <= 1<<minBodyLevel {
-		return 0
+// levelSize is the capacity of level l's buffers.
+func levelSize(l int) int {
+	size := 1 << (minBodyShift + l/2)
+	if l%2 == 1 {
+		size += size / 2
 	}
-	l := bits.Len(uint(n-1)) - minBodyLevel
-	return min(l, bodyLevels-1)
+	return size
+}
+
+// bodyLevel is the smallest level whose buffers hold n bytes.
+func bodyLevel(n int) int {
+	for l := 0; l < bodyLevels; l++ {
+		if levelSize(l) >= n {
+			return l
+		}
+	}
+	return bodyLevels - 1
 }
 
 // get returns an empty buffer with room for at least size bytes.
 func (bp *bodyPool) get(size int) *[]byte {
 	l := bodyLevel(size)
-	if v := bp.levels[l].Get(); v != nil {
-		return v.(*[]byte)
+	bp.mu.Lock()
+	if n := len(bp.levels[l]); n > 0 {
+		b := bp.levels[l][n-1]
+		bp.levels[l] = bp.levels[l][:n-1]
+		bp.mu.Unlock()
+		return b
 	}
-	b := make([]byte, 0, 1<<(l+minBodyLevel))
+	bp.mu.Unlock()
+	b := make([]byte, 0, max(size, levelSize(l)))
 	return &b
 }
 
-// put gives b back.
+// put gives b back, to the largest level whose size it holds.
 func (bp *bodyPool) put(b *[]byte) {
 	c := cap(*b)
-	if c < 1<<minBodyLevel {
+	if c < levelSize(0) {
 		return
 	}
-	// The level whose every buffer is at least c: get hands out buffers of
-	// its level's full size.
-	l := bits.Len(uint(c)) - 1 - minBodyLevel
+	l := bodyLevels - 1
+	for l > 0 && levelSize(l) > c {
+		l--
+	}
 	*b = (*b)[:0]
-	bp.levels[min(l, bodyLevels-1)].Put(b)
+	bp.mu.Lock()
+	if len(bp.levels[l]) < keepPerLevel {
+		bp.levels[l] = append(bp.levels[l], b)
+	}
+	bp.mu.Unlock()
 }
 
 // chunkSize is the unit in which a body larger than its buffer is read:

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -40,7 +39,12 @@ type loop struct {
 	// from the pool at about that size.
 	bodySize int
 
-	builder, verbatim labels.Builder
+	builder    labels.Builder
+	keyA, keyB []byte // label names under the Verbatim rules, in sameAsVerbatim
+	// scratch and final build a plain series' labels without allocating;
+	// final is valid only during AddSeries.
+	scratch labels.ScratchBuilder
+	final   labels.Labels
 	// windowStart is when the current observation window began: the last
 	// successful scrape, or when the loop started. A series known to start
 	// after it counted entirely while we watched.
@@ -272,7 +276,10 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	}
 	limit := l.limits.BodySize
 	if n := resp.ContentLength; r == resp.Body && n > int64(cap(*buf)) && n <= limit {
-		*buf = slices.Grow((*buf)[:0], int(n))
+		// The declared size: one buffer of its level instead of chunks.
+		nb := l.cfg.bodies.get(int(n))
+		*nb, *buf = *buf, *nb // buf stays the caller's; the old buffer goes back
+		l.cfg.bodies.put(nb)
 	}
 	n, err := l.cfg.bodies.readBody(buf, r, limit)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
@@ -44,12 +45,17 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 			}
 		}
 	}
+	if len(t.MetricRelabel) == 0 && plainSeries(p, &t.Labels) {
+		return l.classifyPlain(p)
+	}
 	b := &l.builder
 	b.Reset(labels.EmptyLabels())
-	b.Set(model.MetricNameLabel, string(p.Name()))
+	// The builder may hold views of the parser's bytes: it copies them all
+	// into the final labels before classify returns.
+	b.Set(model.MetricNameLabel, unsafeString(p.Name()))
 	for k := range nl {
 		name, value := p.Label(k)
-		b.Set(string(name), string(value))
+		b.Set(unsafeString(name), unsafeString(value))
 	}
 	// Target labels win over scraped ones unless honor_labels, as in
 	// Prometheus' mutateSampleLabels: with honor_labels a scraped label wins,
@@ -104,6 +110,59 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 	return ref, kind, nil
 }
 
+// plainSeries reports whether the sample's labels meet none of the cases
+// where Prometheus' rules change them: no empty value, no name twice, no
+// __name__ label, no clash with a target label. Such a series' final labels
+// are simply its own plus the target's, and need no labels.Builder.
+func plainSeries(p *exposition.Parser, target *labels.Labels) bool {
+	nl := p.NumLabels()
+	if nl > 32 || target.Len() > 64 { // the Verbatim masks' widths
+		return false
+	}
+	for k := range nl {
+		name, value := p.Label(k)
+		if len(value) == 0 || len(name) == 0 || string(name) == model.MetricNameLabel || target.Has(unsafeString(name)) {
+			return false
+		}
+		for j := range k {
+			if n, _ := p.Label(j); string(n) == string(name) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// classifyPlain is classify for a plainSeries without metric relabeling:
+// the final labels are built in a reused buffer, without allocating.
+func (l *loop) classifyPlain(p *exposition.Parser) (uint64, Kind, error) {
+	sb := &l.scratch
+	sb.Reset()
+	sb.Add(model.MetricNameLabel, unsafeString(p.Name()))
+	for k := range p.NumLabels() {
+		name, value := p.Label(k)
+		sb.Add(unsafeString(name), unsafeString(value))
+	}
+	l.target.Labels.Range(func(tl labels.Label) { sb.Add(tl.Name, tl.Value) })
+	sb.Sort()
+	sb.Overwrite(&l.final)
+	s := Series{
+		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: l.final,
+		Verbatim: true, Help: p.Help(), Unit: p.Unit(),
+	}
+	ref, kind := l.app.AddSeries(&s)
+	return ref, kind, nil
+}
+
+// unsafeString views b as a string without copying. The string is valid
+// only while b is: here, the parser's current sample during classify.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 // sampleLabelIndex returns the position of the sample's label name, or -1.
 func sampleLabelIndex(p *exposition.Parser, name string) int {
 	for k := range p.NumLabels() {
@@ -119,51 +178,50 @@ func sampleLabelIndex(p *exposition.Parser, name string) int {
 // empty labels, a clash with an exported_ label) makes the appender keep the
 // final labels instead.
 func (l *loop) sameAsVerbatim(p *exposition.Parser, final labels.Labels, exported uint32, omitted uint64) bool {
-	b := &l.verbatim
-	b.Reset(labels.EmptyLabels())
-	n := 1 // __name__
-	name := p.Name()
-	if string(name) != final.Get(model.MetricNameLabel) {
+	if string(p.Name()) != final.Get(model.MetricNameLabel) {
 		return false
 	}
-	for k := range p.NumLabels() {
-		ln, lv := p.Label(k)
+	// key is the k-th sample label's name under the rules.
+	key := func(k int, buf []byte) []byte {
+		ln, _ := p.Label(k)
+		buf = buf[:0]
+		if exported&(1<<k) != 0 {
+			buf = append(buf, model.ExportedLabelPrefix...)
+		}
+		return append(buf, ln...)
+	}
+	nl := p.NumLabels()
+	n := 1 // __name__
+	for k := range nl {
+		_, lv := p.Label(k)
 		if len(lv) == 0 {
 			return false
 		}
-		key := string(ln)
-		if exported&(1<<k) != 0 {
-			key = model.ExportedLabelPrefix + key
+		l.keyA = key(k, l.keyA)
+		if final.Get(unsafeString(l.keyA)) != unsafeString(lv) {
+			return false
 		}
-		if b.Get(key) != "" {
-			return false // duplicate
+		for j := range k {
+			if l.keyB = key(j, l.keyB); string(l.keyA) == string(l.keyB) {
+				return false // a name twice
+			}
 		}
-		b.Set(key, string(lv))
 		n++
 	}
-	i := 0
 	ok := true
+	i := 0
 	l.target.Labels.Range(func(tl labels.Label) {
-		if omitted&(1<<i) == 0 {
-			if b.Get(tl.Name) != "" {
-				ok = false
+		if omitted&(1<<i) == 0 && ok {
+			ok = final.Get(tl.Name) == tl.Value
+			for k := range nl {
+				if l.keyA = key(k, l.keyA); string(l.keyA) == tl.Name {
+					ok = false // a sample label in the target's place
+				}
 			}
-			b.Set(tl.Name, tl.Value)
 			n++
 		}
 		i++
 	})
-	if !ok || n != final.Len() {
-		return false
-	}
-	same := true
-	final.Range(func(fl labels.Label) {
-		if fl.Name == model.MetricNameLabel {
-			return
-		}
-		if b.Get(fl.Name) != fl.Value {
-			same = false
-		}
-	})
-	return same
+	// Every label the rules give is in final, once: equal if the counts are.
+	return ok && n == final.Len()
 }

@@ -52,6 +52,8 @@ type config struct {
 	// memoryLimit is the Go runtime's soft memory limit: "auto" (from the
 	// container's cgroup), "off", or a size such as 512MiB.
 	memoryLimit string
+	// pprof serves /debug/pprof on the endpoint.
+	pprof bool
 }
 
 const usageHead = `nodescraper scrapes the Prometheus targets of the node it runs on and sends
@@ -124,6 +126,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.BoolVar(&c.dryRun, "dry-run", false, "print the series that would be sent, readable, instead of sending them")
 	fs.StringVar(&c.logLevel, "log-level", env("NODESCRAPER_LOG_LEVEL", "info"), "debug, info, warn or error (env NODESCRAPER_LOG_LEVEL)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&c.pprof, "enable-pprof", false, "serve Go's profiles under /debug/pprof on the node-local endpoint")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)

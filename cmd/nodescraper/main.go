@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -224,6 +225,13 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		metrics.WritePrometheus(w, true)
 	})
 	mux.Handle("/targets", mgr.TargetsHandler(problems))
+	if c.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	var restored atomic.Bool
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {

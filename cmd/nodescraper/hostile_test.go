@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,7 +53,7 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 
 // TestHostileTargets runs the real binary with its default limits against a
 // normal target and two hostile ones: one exposing five million series (about
-// 450 MB per scrape) and one whose series carry a 1 MB label value. The
+// 330 MB per scrape) and one whose series carry a 1 MB label value. The
 // agent's peak RSS must stay within the budget set here, each refusal must be
 // reported with its target and reason, and the normal target's counts must
 // stay exact.
@@ -76,20 +76,29 @@ func TestHostileTargets(t *testing.T) {
 	}
 	defer normal.Close()
 
-	// Five million series, written as they are read: the agent stops reading
-	// at its body limit.
+	// Five million distinct series, written as they are read: one
+	// pre-rendered block of 10,000 lines whose three-digit block field is
+	// patched for each of 500 blocks, so that even a race-instrumented test
+	// writes faster than the agent reads. The agent stops at its body limit.
+	var block []byte
+	var at []int // offsets of the block field
+	for i := range 10_000 {
+		block = append(block, `hostile_series_total{id="`...)
+		at = append(at, len(block))
+		block = fmt.Appendf(block, "000-%d\",pod=\"hostile-pod-with-a-long-name-%d\"} %d\n", i, i%1000, i)
+	}
 	huge := serveHostile(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		bw := bufio.NewWriterSize(w, 1<<16)
-		fmt.Fprintln(bw, "# TYPE hostile_series_total counter")
-		var line []byte
-		for i := range 5_000_000 {
-			line = fmt.Appendf(line[:0], "hostile_series_total{id=\"%d\",pod=\"hostile-pod-with-a-long-name-%d\"} %d\n", i, i%1000, i)
-			if _, err := bw.Write(line); err != nil {
+		fmt.Fprintln(w, "# TYPE hostile_series_total counter")
+		b := slices.Clone(block)
+		for k := range 500 {
+			for _, o := range at {
+				b[o], b[o+1], b[o+2] = byte('0'+k/100), byte('0'+k/10%10), byte('0'+k%10)
+			}
+			if _, err := w.Write(b); err != nil {
 				return // the agent hung up at its limit
 			}
 		}
-		_ = bw.Flush()
 	})
 	long := strings.Repeat("x", 1<<20)
 	longLabel := serveHostile(t, func(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +116,7 @@ func TestHostileTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL,
-		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "2s", "--flush-interval", "200ms")
+		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
 	cmd.Env = []string{"DD_API_KEY=" + key}
 	var log bytes.Buffer
 	cmd.Stderr = &log

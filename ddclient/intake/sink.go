@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -190,7 +189,7 @@ type plainPayload struct {
 }
 
 // decodePlain decodes body without the model and applies the validator's
-// value checks (metric, points, type, interval, tags, resources, window).
+// value rules (the same functions as the model's path).
 func (s *Sink) decodePlain(body []byte, now time.Time) ([]SinkSeries, *rejection) {
 	var p plainPayload
 	if err := s.cfg.Unmarshal(body, &p); err != nil {
@@ -200,14 +199,13 @@ func (s *Sink) decodePlain(body []byte, now time.Time) ([]SinkSeries, *rejection
 		return nil, &rejection{http.StatusBadRequest, ReasonUndecodable, "body is not a MetricPayload: series is missing or null"}
 	}
 	v := validator{in: s.in, now: now}
-	lo, hi := now.Add(-s.in.cfg.MaxAge).Unix(), now.Add(s.in.cfg.MaxFuture).Unix()
 	out := make([]SinkSeries, len(*p.Series))
 	for i, ps := range *p.Series {
 		if ps.Metric == nil {
 			v.add(ReasonUndecodable, "series[%d]: no metric", i)
 			continue
 		}
-		where := sinkWhere{i, *ps.Metric} // formatted only for a problem
+		where := seriesWhere{i, *ps.Metric}
 		ss := SinkSeries{Metric: *ps.Metric, Tags: ps.Tags, Points: make([]SinkPoint, 0, len(ps.Points))}
 		if ps.Type != nil {
 			ss.Type = datadogV2.MetricIntakeType(*ps.Type)
@@ -215,75 +213,39 @@ func (s *Sink) decodePlain(body []byte, now time.Time) ([]SinkSeries, *rejection
 		if ps.Interval != nil {
 			ss.Interval = *ps.Interval
 		}
-		switch {
-		case ss.Metric == "":
-			v.add(ReasonInvalid, "series[%d]: metric name is empty", i)
-		case !ss.Type.IsValid():
+		if !ss.Type.IsValid() {
+			// The model's enum refuses it when it decodes.
 			v.add(ReasonUndecodable, "%s: type %d is not one of 0 (unspecified), 1 (count), 2 (rate), 3 (gauge)", where, ss.Type)
-		case len(ps.Points) == 0:
-			v.add(ReasonInvalid, "%s: no points", where)
-		case ss.Interval < 0:
-			v.add(ReasonInvalid, "%s: interval %d is negative", where, ss.Interval)
-		case (ss.Type == datadogV2.METRICINTAKETYPE_COUNT || ss.Type == datadogV2.METRICINTAKETYPE_RATE) &&
-			ss.Interval <= 0 && !s.in.cfg.AllowMissingInterval:
-			v.add(ReasonInvalid, "%s: type %s needs an interval > 0 in seconds", where, typeName(ss.Type))
 		}
-		for j, t := range ps.Tags {
-			if t == "" {
-				v.add(ReasonInvalid, "%s: tag %d is empty", where, j)
-			}
-		}
+		v.seriesValues(where, ss.Metric, ss.Type, ps.Interval, len(ps.Points), ps.Tags)
 		for j, r := range ps.Resources {
-			if r.Name == "" || r.Type == "" {
-				v.add(ReasonInvalid, "%s: resource %d needs both name and type, got name %q type %q", where, j, r.Name, r.Type)
-			}
+			v.resource(where, j, r.Name, r.Type)
 			if r.Type == "host" && ss.Host == "" {
 				ss.Host = r.Name
 			}
 		}
 		for j, pt := range ps.Points {
-			if pt.Timestamp == nil || pt.Value == nil {
-				v.add(ReasonInvalid, "%s: point %d needs both timestamp and value", where, j)
-				continue
+			if v.point(where, j, pt.Timestamp, pt.Value) {
+				ss.Points = append(ss.Points, SinkPoint{Timestamp: *pt.Timestamp, Value: *pt.Value})
 			}
-			if ts := *pt.Timestamp; ts < lo || ts > hi {
-				v.add(ReasonTimestamp, "%s: point %d timestamp %d is outside [%d, %d] (now %d)", where, j, ts, lo, hi, now.Unix())
-			}
-			ss.Points = append(ss.Points, SinkPoint{Timestamp: *pt.Timestamp, Value: *pt.Value})
 		}
 		out[i] = ss
 	}
-	if len(v.errs) > 0 {
-		msg := strings.Join(v.errs, "; ")
-		if v.problems > len(v.errs) {
-			msg = fmt.Sprintf("%s; and %d more problems", msg, v.problems-len(v.errs))
-		}
-		return nil, &rejection{http.StatusBadRequest, v.reason, msg}
+	if rej := v.rejection(); rej != nil {
+		return nil, rej
 	}
 	return out, nil
 }
-
-// sinkWhere names a series in a problem message, as the validator does.
-type sinkWhere struct {
-	i      int
-	metric string
-}
-
-func (w sinkWhere) String() string { return fmt.Sprintf("series[%d] %q", w.i, w.metric) }
 
 // count adds an accepted payload to the counters.
 func (s *Sink) count(rcv *received, series []SinkSeries) {
 	in := s.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	st := &in.stats
-	st.Accepted++
-	st.CompressedBytes += rcv.compressed
-	st.UncompressedBytes += rcv.uncompressed
-	st.Encodings[rcv.encoding]++
+	in.countLocked(rcv)
 	for i := range series {
-		st.Series++
-		st.Points += int64(len(series[i].Points))
+		in.stats.Series++
+		in.stats.Points += int64(len(series[i].Points))
 	}
 	in.notifyLocked()
 }

@@ -211,11 +211,8 @@ func (ss *storedSeries) matches(tags []string) bool {
 func (in *Intake) accept(rcv *received, _ time.Time) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.countLocked(rcv)
 	st := &in.stats
-	st.Accepted++
-	st.CompressedBytes += rcv.compressed
-	st.UncompressedBytes += rcv.uncompressed
-	st.Encodings[rcv.encoding]++
 	for _, s := range rcv.payload.Series {
 		st.Series++
 		st.Points += int64(len(s.Points))
@@ -225,6 +222,15 @@ func (in *Intake) accept(rcv *received, _ time.Time) {
 	}
 	st.Metrics = len(in.store.totals)
 	in.notifyLocked()
+}
+
+// countLocked counts an accepted request's payload and bytes.
+func (in *Intake) countLocked(rcv *received) {
+	st := &in.stats
+	st.Accepted++
+	st.CompressedBytes += rcv.compressed
+	st.UncompressedBytes += rcv.uncompressed
+	st.Encodings[rcv.encoding]++
 }
 
 func (in *Intake) recordReject(rej *rejection) {

@@ -27,14 +27,22 @@ func (in *Intake) decode(body []byte, now time.Time) (*datadogV2.MetricPayload, 
 	}
 	v := validator{in: in, now: now}
 	v.payload(&p, body)
+	if rej := v.rejection(); rej != nil {
+		return nil, rej
+	}
+	return &p, nil
+}
+
+// rejection is the answer to the problems found, or nil for none.
+func (v *validator) rejection() *rejection {
 	if len(v.errs) == 0 {
-		return &p, nil
+		return nil
 	}
 	msg := strings.Join(v.errs, "; ")
 	if v.problems > len(v.errs) {
 		msg = fmt.Sprintf("%s; and %d more problems", msg, v.problems-len(v.errs))
 	}
-	return nil, &rejection{http.StatusBadRequest, v.reason, msg}
+	return &rejection{http.StatusBadRequest, v.reason, msg}
 }
 
 // validator collects the problems of one payload.
@@ -87,39 +95,16 @@ func (v *validator) series(i int, s *datadogV2.MetricSeries) (unparsed bool) {
 	if s.UnparsedObject != nil {
 		return true
 	}
-	where := fmt.Sprintf("series[%d] %q", i, s.Metric)
-	v.unknown(where, s.AdditionalProperties)
-	// The model requires the field but accepts "", which names nothing.
-	if s.Metric == "" {
-		v.add(ReasonInvalid, "series[%d]: metric name is empty", i)
-	}
-	// A series without points carries nothing; Datadog's docs require points.
-	if len(s.Points) == 0 {
-		v.add(ReasonInvalid, "%s: no points", where)
-	}
-	typ := s.GetType()
-	// A negative interval in seconds means nothing to any type.
-	if s.Interval != nil && *s.Interval < 0 {
-		v.add(ReasonInvalid, "%s: interval %d is negative", where, *s.Interval)
-	}
-	// Docs: "If the type of the metric is rate or count, define the corresponding interval".
-	if (typ == datadogV2.METRICINTAKETYPE_COUNT || typ == datadogV2.METRICINTAKETYPE_RATE) &&
-		s.GetInterval() <= 0 && !v.in.cfg.AllowMissingInterval {
-		v.add(ReasonInvalid, "%s: type %s needs an interval > 0 in seconds", where, typeName(typ))
-	}
+	where := seriesWhere{i, s.Metric}
+	v.unknown(where.String(), s.AdditionalProperties)
+	v.seriesValues(where, s.Metric, s.GetType(), s.Interval, len(s.Points), s.Tags)
 	if s.Metadata != nil {
 		if s.Metadata.UnparsedObject != nil || (s.Metadata.Origin != nil && s.Metadata.Origin.UnparsedObject != nil) {
 			return true
 		}
-		v.unknown(where+" metadata", s.Metadata.AdditionalProperties)
+		v.unknown(where.String()+" metadata", s.Metadata.AdditionalProperties)
 		if s.Metadata.Origin != nil {
-			v.unknown(where+" metadata.origin", s.Metadata.Origin.AdditionalProperties)
-		}
-	}
-	for j, t := range s.Tags {
-		// An empty tag is dropped by Datadog; it means the sender built it wrong.
-		if t == "" {
-			v.add(ReasonInvalid, "%s: tag %d is empty", where, j)
+			v.unknown(where.String()+" metadata.origin", s.Metadata.Origin.AdditionalProperties)
 		}
 	}
 	for j := range s.Resources {
@@ -128,39 +113,87 @@ func (v *validator) series(i int, s *datadogV2.MetricSeries) (unparsed bool) {
 			return true
 		}
 		v.unknown(fmt.Sprintf("%s resource %d", where, j), r.AdditionalProperties)
-		// A resource attaches the series to something (a host): it needs both.
-		if r.GetName() == "" || r.GetType() == "" {
-			v.add(ReasonInvalid, "%s: resource %d needs both name and type, got name %q type %q", where, j, r.GetName(), r.GetType())
-		}
+		v.resource(where, j, r.GetName(), r.GetType())
 	}
-	lo, hi := v.now.Add(-v.in.cfg.MaxAge).Unix(), v.now.Add(v.in.cfg.MaxFuture).Unix()
 	for j := range s.Points {
 		pt := &s.Points[j]
 		if pt.UnparsedObject != nil {
 			return true
 		}
 		v.unknown(fmt.Sprintf("%s point %d", where, j), pt.AdditionalProperties)
-		// Docs: "All points must be objects with timestamp and a scalar value".
-		if pt.Timestamp == nil || pt.Value == nil {
-			v.add(ReasonInvalid, "%s: point %d needs both timestamp and value", where, j)
-			continue
-		}
-		// JSON cannot carry NaN or Inf, so encoding/json never yields them;
-		// kept so a model built another way cannot slip one through.
-		if math.IsNaN(*pt.Value) || math.IsInf(*pt.Value, 0) {
-			v.add(ReasonInvalid, "%s: point %d value %v is not finite", where, j, *pt.Value)
-		}
-		// Docs: "cannot be more than ten minutes in the future or more than one hour in the past".
-		switch ts := *pt.Timestamp; {
-		case ts < lo:
-			v.add(ReasonTimestamp, "%s: point %d timestamp %d is %s before now (%d); the limit is %s",
-				where, j, ts, since(v.now.Unix()-ts), v.now.Unix(), v.in.cfg.MaxAge)
-		case ts > hi:
-			v.add(ReasonTimestamp, "%s: point %d timestamp %d is %s after now (%d); the limit is %s",
-				where, j, ts, since(ts-v.now.Unix()), v.now.Unix(), v.in.cfg.MaxFuture)
-		}
+		v.point(where, j, pt.Timestamp, pt.Value)
 	}
 	return false
+}
+
+// seriesWhere names a series in a problem message; formatted only when
+// there is one.
+type seriesWhere struct {
+	i      int
+	metric string
+}
+
+func (w seriesWhere) String() string { return fmt.Sprintf("series[%d] %q", w.i, w.metric) }
+
+// seriesValues applies Datadog's rules to a series' own fields, whichever
+// decoder read them (the model, or the Sink's plain one).
+func (v *validator) seriesValues(where seriesWhere, metric string, typ datadogV2.MetricIntakeType, interval *int64, points int, tags []string) {
+	// The model requires the field but accepts "", which names nothing.
+	if metric == "" {
+		v.add(ReasonInvalid, "series[%d]: metric name is empty", where.i)
+	}
+	// A series without points carries nothing; Datadog's docs require points.
+	if points == 0 {
+		v.add(ReasonInvalid, "%s: no points", where)
+	}
+	// A negative interval in seconds means nothing to any type.
+	if interval != nil && *interval < 0 {
+		v.add(ReasonInvalid, "%s: interval %d is negative", where, *interval)
+	}
+	// Docs: "If the type of the metric is rate or count, define the corresponding interval".
+	if (typ == datadogV2.METRICINTAKETYPE_COUNT || typ == datadogV2.METRICINTAKETYPE_RATE) &&
+		(interval == nil || *interval <= 0) && !v.in.cfg.AllowMissingInterval {
+		v.add(ReasonInvalid, "%s: type %s needs an interval > 0 in seconds", where, typeName(typ))
+	}
+	for j, t := range tags {
+		// An empty tag is dropped by Datadog; it means the sender built it wrong.
+		if t == "" {
+			v.add(ReasonInvalid, "%s: tag %d is empty", where, j)
+		}
+	}
+}
+
+// resource checks a series' j-th resource: it attaches the series to
+// something (a host), so it needs both name and type.
+func (v *validator) resource(where seriesWhere, j int, name, typ string) {
+	if name == "" || typ == "" {
+		v.add(ReasonInvalid, "%s: resource %d needs both name and type, got name %q type %q", where, j, name, typ)
+	}
+}
+
+// point checks a series' j-th point and reports whether it has both fields.
+func (v *validator) point(where seriesWhere, j int, ts *int64, value *float64) bool {
+	// Docs: "All points must be objects with timestamp and a scalar value".
+	if ts == nil || value == nil {
+		v.add(ReasonInvalid, "%s: point %d needs both timestamp and value", where, j)
+		return false
+	}
+	// JSON cannot carry NaN or Inf, so encoding/json never yields them;
+	// kept so a model built another way cannot slip one through.
+	if math.IsNaN(*value) || math.IsInf(*value, 0) {
+		v.add(ReasonInvalid, "%s: point %d value %v is not finite", where, j, *value)
+	}
+	// Docs: "cannot be more than ten minutes in the future or more than one hour in the past".
+	lo, hi := v.now.Add(-v.in.cfg.MaxAge).Unix(), v.now.Add(v.in.cfg.MaxFuture).Unix()
+	switch t := *ts; {
+	case t < lo:
+		v.add(ReasonTimestamp, "%s: point %d timestamp %d is %s before now (%d); the limit is %s",
+			where, j, t, since(v.now.Unix()-t), v.now.Unix(), v.in.cfg.MaxAge)
+	case t > hi:
+		v.add(ReasonTimestamp, "%s: point %d timestamp %d is %s after now (%d); the limit is %s",
+			where, j, t, since(t-v.now.Unix()), v.now.Unix(), v.in.cfg.MaxFuture)
+	}
+	return true
 }
 
 // since spells a distance in seconds, hinting at the usual mistake when it is

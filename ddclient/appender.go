@@ -100,6 +100,9 @@ type stored struct {
 // says every label of the (verbatim) series can be copied into its tag as
 // it is: no JSON escapes, valid UTF-8, within the tag length. A series'
 // labels are fixed by its raw bytes, so this holds for all its points.
+// upperBound is what a histogram bucket's le label is sent as.
+var upperBound = []byte("upper_bound")
+
 const (
 	storedBit = 1 << 63
 	plainBit  = 1 << 62
@@ -248,47 +251,32 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 		b = append(b, st.tags...)
 		b = a.appendExtra(b, len(st.tags) == 0)
 	} else {
-		first := true
-		if ref&plainBit != 0 {
-			for k := range p.NumLabels() {
-				name, value := p.Label(k)
-				if !first {
-					b = append(b, ',')
-				}
-				first = false
-				b = append(b, '"')
-				if sh.exported&(1<<k) != 0 {
-					b = append(b, model.ExportedLabelPrefix...)
-				}
-				if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
-					b = append(b, "upper_bound"...)
-				} else {
-					b = append(b, name...)
-				}
-				b = append(b, ':')
-				b = append(b, value...)
-				b = append(b, '"')
-			}
-		}
-		for k := range p.NumLabels() {
-			if ref&plainBit != 0 {
-				break
-			}
+		plain := ref&plainBit != 0
+		nl := p.NumLabels()
+		for k := range nl {
 			name, value := p.Label(k)
-			if !first {
+			if k > 0 {
 				b = append(b, ',')
 			}
-			first = false
 			prefix := ""
 			if sh.exported&(1<<k) != 0 {
 				prefix = model.ExportedLabelPrefix
 			}
 			if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
-				b = a.appendTag(b, prefix, "upper_bound", string(value))
+				name = upperBound
+			}
+			if !plain {
+				b = a.appendTagBytes(b, prefix, name, value)
 				continue
 			}
-			b = a.appendTagBytes(b, prefix, name, value)
+			b = append(b, '"')
+			b = append(b, prefix...)
+			b = append(b, name...)
+			b = append(b, ':')
+			b = append(b, value...)
+			b = append(b, '"')
 		}
+		first := nl == 0
 		if sh.omitted == 0 {
 			b = a.appendTail(b, first)
 		} else {
@@ -336,10 +324,7 @@ func (a *appender) finish(start int) {
 	n := len(bf.b) - start
 	if n > a.out.maxEntry() {
 		a.m.oversized.Inc()
-		bf.b = bf.b[:max(start-1, len(payloadOpen))]
-		if len(bf.ends) == 0 {
-			bf.b = bf.b[:len(payloadOpen)]
-		}
+		bf.b = bf.b[:max(start-1, len(payloadOpen))] // and its comma, if any
 		return
 	}
 	if len(bf.b)+len(payloadClose) > bf.limit && len(bf.ends) > 0 {

@@ -253,28 +253,14 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 	} else {
 		plain := ref&plainBit != 0
 		nl := p.NumLabels()
-		for k := range nl {
-			name, value := p.Label(k)
-			if k > 0 {
-				b = append(b, ',')
-			}
-			prefix := ""
-			if sh.exported&(1<<k) != 0 {
-				prefix = model.ExportedLabelPrefix
-			}
-			if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
-				name = upperBound
-			}
-			if !plain {
-				b = a.appendTagBytes(b, prefix, name, value)
-				continue
-			}
-			b = append(b, '"')
-			b = append(b, prefix...)
-			b = append(b, name...)
-			b = append(b, ':')
-			b = append(b, value...)
-			b = append(b, '"')
+		var text []byte
+		if plain {
+			text = p.LabelText()
+		}
+		if text != nil {
+			b = a.appendCompact(b, p, sh, text, nl)
+		} else {
+			b = a.appendLabels(b, p, sh, plain, nl)
 		}
 		first := nl == 0
 		if sh.omitted == 0 {
@@ -295,6 +281,107 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 	}
 	bf.b = b
 	a.finish(start)
+}
+
+// appendLabels appends the tags of a verbatim series' labels one by one.
+func (a *appender) appendLabels(b []byte, p *exposition.Parser, sh *shape, plain bool, nl int) []byte {
+	for k := range nl {
+		name, value := p.Label(k)
+		if k > 0 {
+			b = append(b, ',')
+		}
+		prefix := ""
+		if sh.exported&(1<<k) != 0 {
+			prefix = model.ExportedLabelPrefix
+		}
+		if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
+			name = upperBound
+		}
+		if !plain {
+			b = a.appendTagBytes(b, prefix, name, value)
+			continue
+		}
+		b = appendPlainTag(b, prefix, name, value)
+	}
+	return b
+}
+
+// appendPlainTag appends "prefix+name:value", which needs no escaping.
+func appendPlainTag(b []byte, prefix string, name, value []byte) []byte {
+	b = append(b, '"')
+	b = append(b, prefix...)
+	b = append(b, name...)
+	b = append(b, ':')
+	b = append(b, value...)
+	return append(b, '"')
+}
+
+// appendCompact appends the tags of a plain verbatim series from the
+// compact text of its labels (exposition.Parser.LabelText): a pair
+// name="value" and its tag "name:value" have the same length, so a run of
+// pairs is copied at once and each pair then fixed in place (the name moved
+// one byte right over its '=', a quote before it, a colon after it). Labels
+// that change length (exported_ prefix, le as upper_bound) end a run and
+// are written on their own. Values, commas and closing quotes are never
+// touched after the copy.
+func (a *appender) appendCompact(b []byte, p *exposition.Parser, sh *shape, text []byte, nl int) []byte {
+	if sh.exported == 0 && !sh.bucket {
+		// No label changes length: one copy, one pass of fixes.
+		m := len(b)
+		b = append(b, text...)
+		for k := range nl {
+			n, v := p.Label(k)
+			b[m] = '"'
+			copy(b[m+1:], n)
+			b[m+1+len(n)] = ':'
+			m += len(n) + len(v) + 4
+		}
+		return b
+	}
+	o := 0         // offset in text of pair k
+	k0, o0 := 0, 0 // first pair of the current run, and its offset
+	for k := 0; ; k++ {
+		var name, value []byte
+		special := false
+		if k < nl {
+			name, value = p.Label(k)
+			special = sh.exported&(1<<k) != 0 || sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e'
+			if !special {
+				o += len(name) + len(value) + 4
+				continue
+			}
+		}
+		if k > k0 {
+			if k0 > 0 {
+				b = append(b, ',')
+			}
+			m := len(b)
+			b = append(b, text[o0:o-1]...)
+			for j := k0; j < k; j++ {
+				n, v := p.Label(j)
+				b[m] = '"'
+				copy(b[m+1:], n)
+				b[m+1+len(n)] = ':'
+				m += len(n) + len(v) + 4
+			}
+		}
+		if k == nl {
+			return b
+		}
+		if k > 0 {
+			b = append(b, ',')
+		}
+		o += len(name) + len(value) + 4
+		k0, o0 = k+1, o
+		prefix := ""
+		if sh.exported&(1<<k) != 0 {
+			prefix = model.ExportedLabelPrefix
+		}
+		if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
+			name = upperBound
+		}
+		b = appendPlainTag(b, prefix, name, value)
+	}
 }
 
 // appendTail closes an entry with the target's tags; first says no tag was

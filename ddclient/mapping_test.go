@@ -394,18 +394,32 @@ func equivTarget(honor bool) *scrapeloop.Target {
 	}
 }
 
+// plainTarget is a target whose labels all make plain tags, so that the
+// series of equivBody without escapes or long values are plain too.
+func plainTarget(honor bool) *scrapeloop.Target {
+	t := equivTarget(honor)
+	t.Labels = labels.FromStrings("job", "api", "instance", "10.0.0.7:8080", "namespace", "prod", "pod", "api-7d9f-x2x")
+	return t
+}
+
 // equivBody has counters, a histogram, a summary and gauges whose labels
 // clash with the target's (job, pod), need JSON escapes, are non-ASCII, and
 // are long: ASCII, and multi-byte runes so that the cut falls inside a rune.
 var equivBody = "# TYPE http_requests counter\n" +
 	`http_requests_total{code="200",job="scraped",path="/a\"b\\c\nd"} 5` + "\n" +
 	`http_requests_total{code="500",job="scraped",path="/"} 1` + "\n" +
+	`http_requests_total{job="scraped",code="201",path="/x",zone="a"} 2` + "\n" +
+	`http_requests_total{code="202", path="/y",job="scraped"} 3` + "\n" +
+	`http_requests_total{code="203",path="/z",job="scraped",pod="p",zone="b"} 4` + "\n" +
 	"# TYPE lat histogram\n" +
 	`lat_bucket{pod="sample-pod",le="0.1"} 1` + "\n" +
 	`lat_bucket{pod="sample-pod",le="1"} 2` + "\n" +
 	`lat_bucket{pod="sample-pod",le="+Inf"} 3` + "\n" +
 	`lat_sum{pod="sample-pod"} 0.35` + "\n" +
 	`lat_count{pod="sample-pod"} 3` + "\n" +
+	"# TYPE lat2 histogram\n" +
+	`lat2_bucket{le="0.5",zone="a",path="/q"} 1` + "\n" +
+	`lat2_bucket{zone="a",le="1",path="/q"} 2` + "\n" +
 	"# TYPE rpc summary\n" +
 	`rpc{quantile="0.5",namespace="other"} 0.01` + "\n" +
 	`rpc_sum{namespace="other"} 2` + "\n" +
@@ -424,15 +438,23 @@ var equivBody = "# TYPE http_requests counter\n" +
 // from the parser's labels through a shape) produces the same payload, as
 // decoded into datadogV2.MetricPayload, as the same series forced
 // non-verbatim (its final labels kept encoded): with exported_ renames, with
-// honor_labels omissions, histogram buckets, JSON escapes, invalid UTF-8
-// and long values. Only the order of the tags may differ.
+// honor_labels omissions, histogram buckets (le first, inside, last), JSON
+// escapes, invalid UTF-8, long values, and label text that is compact (the
+// appender copies it in runs) or not. Only the order of the tags may differ.
 func TestVerbatimEqualsKept(t *testing.T) {
-	for _, honor := range []bool{false, true} {
-		t.Run(fmt.Sprintf("honor_labels=%v", honor), func(t *testing.T) {
+	for _, tc := range []struct {
+		honor, plain bool
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		honor := tc.honor
+		target := equivTarget
+		if tc.plain {
+			target = plainTarget
+		}
+		t.Run(fmt.Sprintf("honor_labels=%v/plain_target=%v", honor, tc.plain), func(t *testing.T) {
 			mp := Mapping{Namespace: "svc", Host: "node-1"}
 			verb, kept := newCaptureSink(), newCaptureSink()
-			sv := newScraper(t, mappedBackend{verb, mp}, equivTarget(honor), prom)
-			sk := newScraper(t, mappedBackend{kept, mp}, equivTarget(honor), prom)
+			sv := newScraper(t, mappedBackend{verb, mp}, target(honor), prom)
+			sk := newScraper(t, mappedBackend{kept, mp}, target(honor), prom)
 			sk.nonVerbatim = true
 			for i := range 3 {
 				sv.scrape(equivBody, testTS+int64(i)*30_000)
@@ -451,6 +473,17 @@ func TestVerbatimEqualsKept(t *testing.T) {
 			}
 			if honor && (sv.omitted == 0 || sv.exported != 0) || !honor && (sv.exported == 0 || sv.omitted != 0) {
 				t.Fatalf("series with exported bits %d, omitted bits %d: the test does not exercise them", sv.exported, sv.omitted)
+			}
+			// With a plain target, series without escapes take the path
+			// that copies their label text; with the other, none does.
+			plain := 0
+			for _, c := range sv.refs {
+				if c.kind != scrapeloop.KindDrop && c.ref&plainBit != 0 {
+					plain++
+				}
+			}
+			if tc.plain != (plain >= 8) {
+				t.Fatalf("%d plain series with plain_target=%v", plain, tc.plain)
 			}
 			gv, gk := verb.series(t), kept.series(t)
 			if len(gv) == 0 || len(gv) != len(gk) {

@@ -21,12 +21,7 @@ const tagHashLen = 17
 // as is.
 func (a *appender) appendTagBytes(b []byte, prefix string, name, value []byte) []byte {
 	if len(prefix)+len(name)+1+len(value) <= MaxTagLength && plainJSON(name) && plainJSON(value) {
-		b = append(b, '"')
-		b = append(b, prefix...)
-		b = append(b, name...)
-		b = append(b, ':')
-		b = append(b, value...)
-		return append(b, '"')
+		return appendPlainTag(b, prefix, name, value)
 	}
 	return a.appendTag(b, prefix, string(name), string(value))
 }

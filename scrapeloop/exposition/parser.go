@@ -352,6 +352,28 @@ func (p *Parser) Label(k int) (name, value []byte) {
 		unsafe.Slice((*byte)(unsafe.Add(base, l.vs)), uint32(l.ve-l.vs))
 }
 
+// LabelText returns the sample's label pairs as the payload writes them,
+// `a="1",b="2"`, when they are compact: unquoted names, no escapes, no
+// blanks, one comma between pairs (a trailing one is not part of the
+// text). Otherwise, and for a sample without labels, it returns nil. A caller that copies every
+// pair can then copy them with one move (pair k starts where pair k-1
+// ended, plus a comma).
+func (p *Parser) LabelText() []byte {
+	s := &p.cur
+	if len(s.labels) == 0 || s.labelEsc {
+		return nil
+	}
+	prev := int32(0)
+	for k := range s.labels {
+		l := &s.labels[k]
+		if l.vs != l.ne+2 || (k > 0 && l.ns != prev+2) {
+			return nil
+		}
+		prev = l.ve
+	}
+	return p.data[s.seriesStart+int(s.labels[0].ns) : s.seriesStart+int(prev)+1]
+}
+
 // unescapeLabels resolves the escapes of the current sample's label pairs
 // into labelBuf (sized up front, so no slice moves) and escLabels. Next
 // calls it for the few samples with escapes, which keeps Label inlinable.

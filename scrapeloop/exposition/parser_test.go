@@ -208,6 +208,48 @@ func TestSeriesIsRaw(t *testing.T) {
 	}
 }
 
+// TestLabelText: the pairs' text comes back only when it is compact, so a
+// caller can copy it for the pairs Label returns one by one.
+func TestLabelText(t *testing.T) {
+	for _, tc := range []struct {
+		format Format
+		line   string
+		want   string // "" for nil
+	}{
+		{FormatPrometheus, `a{b="1",c="two"} 1`, `b="1",c="two"`},
+		{FormatPrometheus, `a{b="1"} 1`, `b="1"`},
+		{FormatPrometheus, `a{b="1",} 1`, `b="1"`},
+		{FormatPrometheus, `a{b=""} 1`, `b=""`},
+		{FormatPrometheus, `a 1`, ""},
+		{FormatPrometheus, `a{} 1`, ""},
+		{FormatPrometheus, `a{b="1", c="2"} 1`, ""},
+		{FormatPrometheus, `a{b = "1"} 1`, ""},
+		{FormatPrometheus, `a{ b="1"} 1`, `b="1"`},
+		{FormatPrometheus, `a{b="x\"y"} 1`, ""},
+		{FormatPrometheus, `a{b="1",c="x\ny"} 1`, ""},
+		{FormatPrometheus, `{"a.b",c="1"} 1`, `c="1"`},
+		{FormatPrometheus, `{"a.b","c.d"="1"} 1`, ""},
+		{FormatPrometheus, `a{b="1","c.d"="2"} 1`, ""},
+		{FormatOpenMetrics, `a{b="1",c="2"} 1`, `b="1",c="2"`},
+		{FormatOpenMetrics, `a_total{b="1"} 1 # {t="x"} 2`, `b="1"`},
+	} {
+		input := tc.line + "\n"
+		if tc.format == FormatOpenMetrics {
+			input += "# EOF\n"
+		}
+		var p Parser
+		p.Reset([]byte(input), tc.format)
+		if !p.Next() {
+			t.Errorf("%q: %v", tc.line, p.Err())
+			continue
+		}
+		got := p.LabelText()
+		if (got == nil) != (tc.want == "") || string(got) != tc.want {
+			t.Errorf("%q: LabelText %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	f := func(input string, format Format, line, col int, msg, near string) {
 		t.Helper()

@@ -69,20 +69,36 @@ func serviceEndpoints(svc *corev1.Service, pods []*corev1.Pod, nodeZone string) 
 		if len(ports) == 0 {
 			continue
 		}
-		publish := svc.Spec.PublishNotReadyAddresses
-		serving := publish || podReady(pod)
+		addr, ok := endpointAddress(svc, pod)
+		if !ok {
+			continue // no IP of the Service's family: both controllers skip the pod
+		}
+		// As k8s.io/endpointslice utils.go podToEndpoint: serving is the
+		// pod's Ready condition alone, terminating a set deletionTimestamp;
+		// only ready follows publishNotReadyAddresses. It also fits role
+		// endpoints: pkg/controller/endpoint addEndpointSubset lists an
+		// address as ready iff publishing or Ready, and terminating pods are
+		// left out unless publishing (inEndpoints).
+		serving := podReady(pod)
 		terminating := pod.DeletionTimestamp != nil
-		ready := publish || (serving && !terminating)
-		node := pod.Spec.NodeName
+		ready := svc.Spec.PublishNotReadyAddresses || (serving && !terminating)
 		ep := endpoint{
-			addr: pod.Status.PodIP, pod: pod, ports: ports,
+			addr: addr, pod: pod, ports: ports,
 			ready: &ready, serving: &serving, terminating: &terminating,
-			nodeName: &node, targetKind: "Pod", targetName: pod.Name,
+			targetKind: "Pod", targetName: pod.Name,
+		}
+		// podToEndpoint: nodeName only when the pod is bound, zone only when
+		// the node has a non-empty topology.kubernetes.io/zone label.
+		if pod.Spec.NodeName != "" {
+			node := pod.Spec.NodeName
+			ep.nodeName = &node
 		}
 		if nodeZone != "" {
 			ep.zone = &nodeZone
 		}
-		if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name {
+		// k8s.io/endpointslice util/controller_utils.go ShouldSetHostname,
+		// used by both controllers (pods here are in svc's namespace).
+		if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name && pod.Namespace == svc.Namespace {
 			h := pod.Spec.Hostname
 			ep.hostname = &h
 		}
@@ -91,13 +107,54 @@ func serviceEndpoints(svc *corev1.Service, pods []*corev1.Pod, nodeZone string) 
 	return out
 }
 
-// podInEndpointSlices is ShouldPodBeInEndpoints with terminating pods
-// included, as the endpointslice controller calls it.
+// podInEndpointSlices is ShouldPodBeInEndpoints (k8s.io/endpointslice
+// util/controller_utils.go) with terminating pods included, as the
+// endpointslice controller calls it: terminal pods and pods without an IP
+// are left out.
 func podInEndpointSlices(pod *corev1.Pod) bool {
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return false
 	}
-	return pod.Status.PodIP != ""
+	return pod.Status.PodIP != "" || len(pod.Status.PodIPs) > 0
+}
+
+// endpointAddress is the pod IP both roles show for svc: the one of the
+// Service's primary IP family. The endpoints controller picks it so
+// (pkg/controller/endpoint podToEndpointAddressForService); the
+// endpointslice controller writes a slice per family of svc.Spec.IPFamilies
+// (k8s.io/endpointslice utils.go getEndpointAddresses), of which Prometheus
+// reads only the primary one (discovery/kubernetes endpointslice.go
+// nonPrimaryIPFamilySlice). Without IPFamilies (API servers before 1.20)
+// this follows the endpoints controller: the ClusterIP's family, or for a
+// headless Service the pod's own.
+func endpointAddress(svc *corev1.Service, pod *corev1.Pod) (string, bool) {
+	ips := make([]string, 0, len(pod.Status.PodIPs))
+	for _, ip := range pod.Status.PodIPs {
+		ips = append(ips, ip.IP)
+	}
+	if len(ips) == 0 && pod.Status.PodIP != "" {
+		ips = append(ips, pod.Status.PodIP) // the API server fills PodIPs; objects built by hand may not
+	}
+	var v6 bool
+	switch {
+	case len(svc.Spec.IPFamilies) > 0:
+		v6 = svc.Spec.IPFamilies[0] == corev1.IPv6Protocol
+	case svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone:
+		v6 = isIPv6(svc.Spec.ClusterIP)
+	default:
+		v6 = isIPv6(pod.Status.PodIP)
+	}
+	for _, ip := range ips {
+		if isIPv6(ip) == v6 {
+			return ip, true
+		}
+	}
+	return "", false
+}
+
+func isIPv6(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.Is6() && !a.Is4In6()
 }
 
 // findPort resolves a Service port's targetPort for one pod: a name is looked
@@ -283,7 +340,7 @@ func endpointsLabels(svc *corev1.Service) map[string]string {
 
 // addressType is the EndpointSlice address type of ip.
 func addressType(ip string) string {
-	if a, err := netip.ParseAddr(ip); err == nil && a.Is6() && !a.Is4In6() {
+	if isIPv6(ip) {
 		return string(discoveryv1.AddressTypeIPv6)
 	}
 	return string(discoveryv1.AddressTypeIPv4)

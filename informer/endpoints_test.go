@@ -77,6 +77,24 @@ func describe(eps []endpoint) string {
 func TestServiceEndpoints(t *testing.T) {
 	now := metav1.Now()
 	web := svcPort("web", 80, "metrics", corev1.ProtocolTCP)
+	publishing := func() *corev1.Service {
+		s := testService(web)
+		s.Spec.PublishNotReadyAddresses = true
+		return s
+	}
+	families := func(fs ...corev1.IPFamily) *corev1.Service {
+		s := testService(web)
+		s.Spec.IPFamilies = fs
+		return s
+	}
+	dualStack := func(p *corev1.Pod) {
+		p.Status.PodIPs = []corev1.PodIP{{IP: p.Status.PodIP}, {IP: "fd00::5"}}
+	}
+	notReady := func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }
+	deleting := func(p *corev1.Pod) { p.DeletionTimestamp = &now }
+	// Conditions as k8s.io/endpointslice podToEndpoint sets them: serving
+	// is the pod's readiness alone, only ready follows
+	// publishNotReadyAddresses.
 	cases := []struct {
 		name string
 		svc  *corev1.Service
@@ -92,14 +110,26 @@ func TestServiceEndpoints(t *testing.T) {
 		{"terminating stays, not ready but serving", testService(web), []*corev1.Pod{testPod("p1", "10.1.0.5", func(p *corev1.Pod) {
 			p.DeletionTimestamp = &now
 		})}, "10.1.0.5 ready=false serving=true terminating=true ports=web/8080/TCP"},
-		{"publishNotReadyAddresses", func() *corev1.Service {
-			s := testService(web)
-			s.Spec.PublishNotReadyAddresses = true
-			return s
-		}(), []*corev1.Pod{testPod("p1", "10.1.0.5", func(p *corev1.Pod) {
+		{"terminating and not ready", testService(web), []*corev1.Pod{testPod("p1", "10.1.0.5", notReady, deleting)},
+			"10.1.0.5 ready=false serving=false terminating=true ports=web/8080/TCP"},
+		{"publishNotReadyAddresses: ready, serving from readiness", publishing(), []*corev1.Pod{testPod("p1", "10.1.0.5", func(p *corev1.Pod) {
 			p.Status.Conditions = nil
 			p.DeletionTimestamp = &now
-		})}, "10.1.0.5 ready=true serving=true terminating=true ports=web/8080/TCP"},
+		})}, "10.1.0.5 ready=true serving=false terminating=true ports=web/8080/TCP"},
+		{"publishNotReadyAddresses, not ready", publishing(), []*corev1.Pod{testPod("p1", "10.1.0.5", notReady)},
+			"10.1.0.5 ready=true serving=false terminating=false ports=web/8080/TCP"},
+		{"publishNotReadyAddresses, ready and terminating", publishing(), []*corev1.Pod{testPod("p1", "10.1.0.5", deleting)},
+			"10.1.0.5 ready=true serving=true terminating=true ports=web/8080/TCP"},
+		{"address of the Service's primary family", families(corev1.IPv6Protocol, corev1.IPv4Protocol), []*corev1.Pod{testPod("p1", "10.1.0.5", dualStack)},
+			"fd00::5 ready=true serving=true terminating=false ports=web/8080/TCP"},
+		{"IPv4-primary dual-stack Service", families(corev1.IPv4Protocol, corev1.IPv6Protocol), []*corev1.Pod{testPod("p1", "10.1.0.5", dualStack)},
+			"10.1.0.5 ready=true serving=true terminating=false ports=web/8080/TCP"},
+		{"no IP of the Service's family", families(corev1.IPv6Protocol), []*corev1.Pod{testPod("p1", "10.1.0.5")}, ""},
+		{"no IPFamilies: the ClusterIP's family", func() *corev1.Service {
+			s := testService(web)
+			s.Spec.ClusterIP = "fd01::1"
+			return s
+		}(), []*corev1.Pod{testPod("p1", "10.1.0.5", dualStack)}, "fd00::5 ready=true serving=true terminating=false ports=web/8080/TCP"},
 		{"terminal and IP-less pods left out", testService(web), []*corev1.Pod{
 			testPod("done", "10.1.0.6", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
 			testPod("failed", "10.1.0.7", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }),
@@ -121,6 +151,41 @@ func TestServiceEndpoints(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := describe(serviceEndpoints(c.svc, c.pods, "")); got != c.want {
 				t.Errorf("got\n%s\nwant\n%s", got, c.want)
+			}
+		})
+	}
+}
+
+// TestEndpointNodeAndZone checks the rest of podToEndpoint: nodeName only
+// for a bound pod, zone only from a non-empty node label.
+func TestEndpointNodeAndZone(t *testing.T) {
+	svc := testService(svcPort("web", 80, "metrics", corev1.ProtocolTCP))
+	cases := []struct {
+		name, podNode, nodeZone string
+		wantNode, wantZone      *string
+	}{
+		{"bound, zoned node", "n1", "z1", ptr("n1"), ptr("z1")},
+		{"node without zone label", "n1", "", ptr("n1"), nil},
+		{"unbound pod", "", "z1", nil, ptr("z1")},
+	}
+	show := func(p *string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return *p
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pod := testPod("p1", "10.1.0.5", func(p *corev1.Pod) { p.Spec.NodeName = c.podNode })
+			eps := serviceEndpoints(svc, []*corev1.Pod{pod}, c.nodeZone)
+			if len(eps) != 1 {
+				t.Fatalf("%d endpoints, want 1", len(eps))
+			}
+			if got, want := show(eps[0].nodeName), show(c.wantNode); got != want {
+				t.Errorf("nodeName = %s, want %s", got, want)
+			}
+			if got, want := show(eps[0].zone), show(c.wantZone); got != want {
+				t.Errorf("zone = %s, want %s", got, want)
 			}
 		})
 	}

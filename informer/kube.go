@@ -43,6 +43,11 @@ type KubeConfig struct {
 	// Debounce is how long a burst of events is collected before a rebuild;
 	// default 100ms.
 	Debounce time.Duration
+	// MaxDebounce bounds how long a steady stream of events can postpone a
+	// rebuild, counted from the first event not yet rebuilt; default 1s, at
+	// least Debounce. A rebuild reads only the caches, so once a second
+	// costs little even when events never pause.
+	MaxDebounce time.Duration
 	// RefSyncTimeout bounds the wait for a newly referenced Secret or
 	// ConfigMap; default 10s.
 	RefSyncTimeout time.Duration
@@ -95,6 +100,10 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 100 * time.Millisecond
 	}
+	if cfg.MaxDebounce <= 0 {
+		cfg.MaxDebounce = time.Second
+	}
+	cfg.MaxDebounce = max(cfg.MaxDebounce, cfg.Debounce)
 	if cfg.RefSyncTimeout <= 0 {
 		cfg.RefSyncTimeout = 10 * time.Second
 	}
@@ -263,22 +272,7 @@ func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
 	k.log.Info("kube discovery synced", "node", k.cfg.NodeName)
 	var last []scrapeloop.Target
 	first := true
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-k.kick:
-			timer.Reset(k.cfg.Debounce)
-			continue
-		case <-timer.C:
-		}
-		// Drain a kick that came with the timer: the rebuild sees it.
-		select {
-		case <-k.kick:
-		default:
-		}
+	debounce(ctx, k.kick, k.cfg.Debounce, k.cfg.MaxDebounce, func() {
 		targets := k.rebuild(ctx)
 		k.rebuilds.Inc()
 		if first || !sameTargets(last, targets) {
@@ -289,7 +283,8 @@ func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
 			first = false
 			k.synced.Store(true)
 		}
-	}
+	})
+	return nil
 }
 
 // sameTargets reports whether two target sets would run the same loops.

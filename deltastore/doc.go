@@ -11,11 +11,48 @@
 // A table is locked by its loop for a whole scrape, not per sample, so the
 // hot path takes no lock of its own; a checkpoint takes each table's lock
 // while it copies it. A Store counts the slots of all tables against one
-// budget, MaxSeries. The loop owns the lifecycle: it removes series that
-// vanish and releases the table of a removed target; a target whose
+// budget, MaxSeries. The loop owns the lifecycle: it ends each successful
+// scrape with SweepAbsent, which keeps or removes the series the scrape did
+// not see (below), and releases the table of a removed target; a target whose
 // configuration changes keeps its table (Store.Table returns the same one for
 // the same seed). Restored state waits for its target's table; what no
 // target claims within StaleAfter is dropped.
+//
+// # Absent series
+//
+// A series missing from a scrape is not taken as gone: series flap, and a
+// text body cut at a line boundary looks whole. Released at once, the series
+// would come back as a new one, which the late-series rule (first sight
+// after the target's first successful scrape) takes as having started since:
+// its whole cumulative value would be sent again. So a series with counter
+// state keeps its slot, its state and its backend handle while its last
+// observation is within StaleAfter (--series-stale-after) of the scrape; its
+// return is a delta against the kept value, and a lower value, or a newer
+// created time, is a reset as for any series. A kept series is checkpointed
+// like the others, with its last observation time, and restored so. Memory
+// stays bounded: kept series count against MaxSeries, StaleAfter ends them,
+// and while the budget is exhausted an absent series is released at once,
+// since the budget is for series that are there. Series without counter
+// state (gauges, dropped series: the loop's cache alone) go at once. A series
+// back after StaleAfter is a new series, under the late-series rule (it cannot
+// be told from one whose identity was reused). The gauge
+// nodescraper_delta_absent_series counts the kept ones;
+// nodescraper_delta_absent_released_total{reason="stale"|"budget"} those that
+// went with state.
+//
+// # Invalid values
+//
+// A lenient parse lets through counter values no counter has. Update refuses
+// them: a NaN, +Inf or -Inf, a negative value (-0 is zero), or a sample time
+// before 1970-01-01T00:00:01Z or past what a uint32 of Unix seconds holds
+// (2106: a timestamp in micro- or nanoseconds). Such an observation emits
+// nothing and leaves the state as it was, so the increase it hid is in the
+// next valid delta; a first sight that is invalid stores nothing, and the
+// first valid one is the baseline. Each is counted in
+// nodescraper_delta_invalid_values_total{reason="nan"|"inf"|"negative"|"timestamp"}.
+// Taking a negative value as a reset would send its magnitude as an
+// increase, and a NaN or infinity stored as the last value would make every
+// later delta NaN or infinite.
 //
 // # Restarts
 //

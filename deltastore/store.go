@@ -19,8 +19,9 @@ type Config struct {
 	MaxSeries int
 	// StaleAfter drops restored state that no target claims within it (a
 	// pod that went away while the agent was down) and counter state not
-	// observed for as long. It must exceed the longest scrape interval.
-	// 0 means one hour.
+	// observed for as long, and is how long a series missing from its
+	// target's scrapes keeps its state (Table.SweepAbsent). It must exceed
+	// the longest scrape interval. 0 means one hour.
 	StaleAfter time.Duration
 
 	// Dir is the node's state directory; "" keeps the state in memory only.
@@ -42,6 +43,7 @@ type Store struct {
 	cfg    Config
 	m      storeMetrics
 	series atomic.Int64 // slots of all tables plus pending records
+	absent atomic.Int64 // slots kept while absent from their target's last scrape
 
 	mu       sync.Mutex
 	tables   map[uint64]*Table    // by target seed
@@ -70,7 +72,8 @@ type record struct {
 type storeMetrics struct {
 	set                                    *metrics.Set
 	resets, outOfOrder, refused, evictions *metrics.Counter
-	invalid                                *metrics.Counter
+	invalid                                map[string]*metrics.Counter // by reason
+	absentStale, absentBudget              *metrics.Counter
 	checkpoints, checkpointErrors          *metrics.Counter
 	checkpointDuration                     *metrics.Histogram
 	checkpointSize, checkpointLast         *metrics.Gauge
@@ -103,7 +106,9 @@ func New(cfg Config) *Store {
 		outOfOrder:         set.NewCounter(`nodescraper_delta_out_of_order_total`),
 		refused:            set.NewCounter(`nodescraper_delta_series_refused_total`),
 		evictions:          set.NewCounter(`nodescraper_delta_evictions_total`),
-		invalid:            set.NewCounter(`nodescraper_delta_invalid_values_total`),
+		absentStale:        set.NewCounter(`nodescraper_delta_absent_released_total{reason="stale"}`),
+		absentBudget:       set.NewCounter(`nodescraper_delta_absent_released_total{reason="budget"}`),
+		invalid:            map[string]*metrics.Counter{},
 		checkpoints:        set.NewCounter(`nodescraper_delta_checkpoints_total`),
 		checkpointErrors:   set.NewCounter(`nodescraper_delta_checkpoint_errors_total`),
 		checkpointDuration: set.NewHistogram(`nodescraper_delta_checkpoint_duration_seconds`),
@@ -113,6 +118,10 @@ func New(cfg Config) *Store {
 		outcomes:           map[string]*metrics.Gauge{},
 	}
 	set.NewGauge(`nodescraper_delta_series`, func() float64 { return float64(s.series.Load()) })
+	set.NewGauge(`nodescraper_delta_absent_series`, func() float64 { return float64(s.absent.Load()) })
+	for _, r := range []string{InvalidNaN, InvalidInf, InvalidNegative, InvalidTimestamp} {
+		s.m.invalid[r] = set.NewCounter(`nodescraper_delta_invalid_values_total{reason="` + r + `"}`)
+	}
 	for _, o := range []string{OutcomeOK, OutcomeUnclean, OutcomeNone, OutcomeCorrupt, OutcomeTooOld} {
 		s.m.outcomes[o] = set.NewGauge(`nodescraper_delta_restore_outcome{outcome="`+o+`"}`, nil)
 	}
@@ -158,7 +167,8 @@ func (s *Store) release(t *Table) {
 	if !t.released {
 		t.released = true
 		s.unreserve(int64(t.live))
-		t.slots, t.index, t.free, t.live = nil, nil, nil, 0
+		s.absent.Add(-int64(t.absent))
+		t.slots, t.index, t.free, t.live, t.absent = nil, nil, nil, 0, 0
 	}
 	t.mu.Unlock()
 }

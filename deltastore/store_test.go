@@ -68,8 +68,9 @@ func TestUpdate(t *testing.T) {
 		name  string
 		steps []step
 		// Counted: resets and samples older than the stored one. Invalid
-		// values (NaN, infinities, negative) are counted too, each.
+		// observations are counted too, each under its reason.
 		resets, outOfOrder int
+		invalid            map[string]int
 	}{
 		{name: "first sight sets the baseline only", steps: []step{
 			{Obs{Value: 10, TS: sec(1)}, 0, false},
@@ -131,27 +132,59 @@ func TestUpdate(t *testing.T) {
 			{Obs{Value: 12, TS: sec(11) + 900}, 0, false},
 			{Obs{Value: 13, TS: sec(12)}, 5, true},
 		}},
-		{name: "NaN and infinities are ignored and keep the state", steps: []step{
+		{name: "NaN and infinities are ignored and keep the state", invalid: map[string]int{InvalidNaN: 1, InvalidInf: 2}, steps: []step{
 			{Obs{Value: 5, TS: sec(1)}, 0, false},
 			{Obs{Value: math.NaN(), TS: sec(2)}, 0, false},
 			{Obs{Value: math.Inf(1), TS: sec(3)}, 0, false},
 			{Obs{Value: math.Inf(-1), TS: sec(4)}, 0, false},
 			{Obs{Value: 6, TS: sec(5)}, 1, true},
 		}},
-		{name: "a NaN first sight stores nothing", steps: []step{
+		{name: "a NaN first sight stores nothing", invalid: map[string]int{InvalidNaN: 1}, steps: []step{
 			{Obs{Value: math.NaN(), TS: sec(1), Fresh: true}, 0, false},
 			{Obs{Value: 4, TS: sec(2)}, 0, false},
 			{Obs{Value: 6, TS: sec(3)}, 2, true},
 		}},
-		{name: "a negative value is refused, not taken for a reset", steps: []step{
+		{name: "an infinite first sight stores nothing", invalid: map[string]int{InvalidInf: 1}, steps: []step{
+			{Obs{Value: math.Inf(1), TS: sec(1), Fresh: true}, 0, false},
+			{Obs{Value: 4, TS: sec(2)}, 0, false},
+			{Obs{Value: 6, TS: sec(3)}, 2, true},
+		}},
+		{name: "a negative value is refused, not taken for a reset", invalid: map[string]int{InvalidNegative: 1}, steps: []step{
 			{Obs{Value: 5, TS: sec(1)}, 0, false},
 			{Obs{Value: -3, TS: sec(2)}, 0, false},
 			{Obs{Value: 7, TS: sec(3)}, 2, true}, // against 5: no reset, nothing sent twice
 		}},
-		{name: "a negative first sight stores nothing", steps: []step{
+		{name: "a negative first sight stores nothing", invalid: map[string]int{InvalidNegative: 1}, steps: []step{
 			{Obs{Value: -1, TS: sec(1), Fresh: true}, 0, false},
 			{Obs{Value: 4, TS: sec(2)}, 0, false},
 			{Obs{Value: 6, TS: sec(3)}, 2, true},
+		}},
+		{name: "the largest finite value is a value", steps: []step{
+			{Obs{Value: 1, TS: sec(1)}, 0, false},
+			{Obs{Value: math.MaxFloat64, TS: sec(2)}, math.MaxFloat64 - 1, true},
+		}},
+		{name: "invalid values in a row, then a reset, count once as a reset", resets: 1,
+			invalid: map[string]int{InvalidNaN: 2, InvalidNegative: 1, InvalidInf: 1}, steps: []step{
+				{Obs{Value: 50, TS: sec(1)}, 0, false},
+				{Obs{Value: math.NaN(), TS: sec(2)}, 0, false},
+				{Obs{Value: -50, TS: sec(3)}, 0, false},
+				{Obs{Value: math.Inf(-1), TS: sec(4)}, 0, false},
+				{Obs{Value: math.NaN(), TS: sec(5)}, 0, false},
+				{Obs{Value: 3, TS: sec(6)}, 3, true},
+				{Obs{Value: 4, TS: sec(7)}, 1, true},
+			}},
+		{name: "a time before 1970-01-01 00:00:01 is refused", invalid: map[string]int{InvalidTimestamp: 3}, steps: []step{
+			{Obs{Value: 5, TS: 999, Fresh: true}, 0, false},
+			{Obs{Value: 5, TS: -5000}, 0, false},
+			{Obs{Value: 6, TS: sec(1)}, 0, false}, // the first valid one is the first sight
+			{Obs{Value: 7, TS: 0}, 0, false},
+			{Obs{Value: 9, TS: sec(2)}, 3, true},
+		}},
+		{name: "a time a uint32 of seconds cannot hold is refused, not clamped", invalid: map[string]int{InvalidTimestamp: 2}, steps: []step{
+			{Obs{Value: 5, TS: sec(1)}, 0, false},
+			{Obs{Value: 6, TS: sec(1) * 1000}, 0, false}, // microseconds taken for milliseconds
+			{Obs{Value: 7, TS: math.MaxUint32 * 1000}, 0, false},
+			{Obs{Value: 8, TS: sec(2)}, 3, true}, // not frozen behind a clamped time
 		}},
 		{name: "negative zero is zero", steps: []step{
 			{Obs{Value: math.Copysign(0, -1), TS: sec(1)}, 0, false},
@@ -165,22 +198,20 @@ func TestUpdate(t *testing.T) {
 			tab.Lock()
 			defer tab.Unlock()
 			sl := addSlot(t, tab, 42)
-			invalid := 0
 			for i, st := range c.steps {
-				v := st.obs.Value
-				if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-					invalid++
-				}
 				d, ok := tab.Update(sl, st.obs)
 				if d != st.delta || ok != st.emitted {
 					t.Fatalf("step %d %+v: got (%v, %v), want (%v, %v)", i, st.obs, d, ok, st.delta, st.emitted)
 				}
 			}
-			for name, got := range map[string]struct{ got, want uint64 }{
-				"invalid values": {s.m.invalid.Get(), uint64(invalid)},
-				"resets":         {s.m.resets.Get(), uint64(c.resets)},
-				"out of order":   {s.m.outOfOrder.Get(), uint64(c.outOfOrder)},
-			} {
+			counted := map[string]struct{ got, want uint64 }{
+				"resets":       {s.m.resets.Get(), uint64(c.resets)},
+				"out of order": {s.m.outOfOrder.Get(), uint64(c.outOfOrder)},
+			}
+			for _, r := range []string{InvalidNaN, InvalidInf, InvalidNegative, InvalidTimestamp} {
+				counted["invalid "+r] = struct{ got, want uint64 }{s.m.invalid[r].Get(), uint64(c.invalid[r])}
+			}
+			for name, got := range counted {
 				if got.got != got.want {
 					t.Errorf("%s counted %d, want %d", name, got.got, got.want)
 				}
@@ -600,7 +631,8 @@ func TestMetrics(t *testing.T) {
 	var buf bytes.Buffer
 	a.Metrics().WritePrometheus(&buf)
 	for _, line := range []string{
-		"nodescraper_delta_series 2", "nodescraper_delta_resets_total 1", "nodescraper_delta_invalid_values_total 1",
+		"nodescraper_delta_series 2", "nodescraper_delta_resets_total 1", `nodescraper_delta_invalid_values_total{reason="negative"} 1`,
+		`nodescraper_delta_invalid_values_total{reason="nan"} 0`, "nodescraper_delta_absent_series 0",
 		`nodescraper_delta_restore_outcome{outcome="ok"} 0`, "nodescraper_delta_evictions_total 0",
 	} {
 		if !slices.Contains(strings.Split(buf.String(), "\n"), line) {

@@ -24,6 +24,12 @@ type Table struct {
 	// appeared after it counted entirely while the agent watched or was away.
 	lastSuccess int64
 	released    bool
+	// gen numbers the table's scrapes, across the loops that own it in turn,
+	// so a slot's Gen from a previous loop never passes for the current scrape.
+	gen uint32
+	// absent is how many series the last SweepAbsent kept although its
+	// scrape did not see them (counted in the store's absent gauge).
+	absent int
 }
 
 // Slot is one series: its delta state, and what the scrape loop keeps of the
@@ -38,7 +44,7 @@ type Slot struct {
 	created uint32 // when the series started counting; 0 = unknown
 	// Ref is the scrape loop's handle of the series in its backend.
 	Ref uint64
-	// Gen is the last scrape generation that saw the series.
+	// Gen is the last scrape generation (NextGen) that saw the series.
 	Gen uint32
 	// Len is the length of the raw series (capped), a second check beside
 	// the hash.
@@ -153,6 +159,56 @@ func (t *Table) Sweep(gone func(*Slot) bool) int {
 	return n
 }
 
+// NextGen starts a scrape: it returns the generation the loop marks the
+// scrape's series with (Slot.Gen) and hands to SweepAbsent. Call with the
+// lock held.
+func (t *Table) NextGen() uint32 {
+	t.gen++
+	if t.gen == 0 { // wrapped: 0 is the generation of restored slots
+		t.gen = 1
+	}
+	return t.gen
+}
+
+// SweepAbsent ends the successful scrape of generation gen that started at
+// nowMs (Unix ms). A series that scrape did not see keeps its slot, delta
+// state and backend handle while its last observation is within StaleAfter
+// of nowMs: a series missing from one scrape (one that flaps, or a text body
+// cut at a line boundary) comes back as a delta against its last value, not
+// as a new series whose whole value would be sent again. The other absent
+// slots are removed: those without counter state (a gauge, a dropped series:
+// the loop's cache alone), those whose state is stale, and, while the
+// store's series budget is exhausted, every absent one, since the budget is
+// for series that are there. forget sees each slot before it is removed.
+// SweepAbsent returns how many it removed. Call with the lock held.
+func (t *Table) SweepAbsent(gen uint32, nowMs int64, forget func(*Slot)) int {
+	keepSince := seconds(nowMs - t.store.cfg.StaleAfter.Milliseconds())
+	pressure := t.store.Full()
+	kept, stale, budget := 0, 0, 0
+	n := t.Sweep(func(sl *Slot) bool {
+		switch {
+		case sl.Gen == gen:
+			return false
+		case sl.ts == 0:
+		case pressure:
+			budget++
+		case sl.ts < keepSince:
+			stale++
+		default:
+			kept++
+			return false
+		}
+		forget(sl)
+		return true
+	})
+	m := &t.store.m
+	m.absentStale.Add(stale)
+	m.absentBudget.Add(budget)
+	t.store.absent.Add(int64(kept - t.absent))
+	t.absent = kept
+	return n
+}
+
 // ForgetKinds clears what a previous loop cached in the slots (Ref, Kind,
 // Len), keeping the delta state: the next loop of the same target, with a new
 // configuration, classifies its series again. Call with the lock held.
@@ -189,20 +245,39 @@ type Obs struct {
 	Fresh bool
 }
 
+// Reasons an observation is refused by Update: the label values of
+// nodescraper_delta_invalid_values_total. See doc.go, "Invalid values".
+const (
+	InvalidNaN       = "nan"
+	InvalidInf       = "inf"      // +Inf or -Inf
+	InvalidNegative  = "negative" // below zero; -0 is zero
+	InvalidTimestamp = "timestamp"
+)
+
 // Update records o for slot sl and returns the increase since the previous
 // observation. ok is false when nothing must be emitted: first sight of a
-// series that may have counted before we saw it, a NaN or infinite value, a
-// negative value, or a sample not newer (by whole seconds) than the last one.
-// A skipped sample leaves the state as it was, so its increase is part of the
-// next delta. Call with the lock held.
+// series that may have counted before we saw it, an invalid observation, or
+// a sample not newer (by whole seconds) than the last one. An invalid
+// observation is a NaN, infinite or negative value, or a time before 1970-01-01
+// 00:00:01 or from 2106 on (whole Unix seconds a uint32 cannot hold): it is
+// counted under its reason and changes nothing, so the increase it hides is
+// part of the next valid delta. A skipped sample leaves the state as it was,
+// so its increase is part of the next delta too. Call with the lock held.
 func (t *Table) Update(sl *Slot, o Obs) (delta float64, ok bool) {
-	if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || o.Value < 0 {
+	if !(o.Value >= 0 && o.Value <= math.MaxFloat64) {
 		// A counter is never negative; taking one as a reset would send its
-		// magnitude twice. Counted, the state stays.
-		t.store.m.invalid.Inc()
+		// magnitude twice, and NaN or an infinity would poison every later
+		// delta. One comparison pair on the hot path; the reason is cold.
+		t.store.m.invalid[invalidReason(o.Value)].Inc()
 		return 0, false
 	}
 	ts, created := seconds(o.TS), seconds(o.Created)
+	if ts == 0 || ts == math.MaxUint32 {
+		// 0 stands for "no state" and a clamped time would make every later
+		// sample look older, freezing the series until the clamp's year.
+		t.store.m.invalid[InvalidTimestamp].Inc()
+		return 0, false
+	}
 	if sl.ts == 0 {
 		sl.last, sl.ts, sl.created = o.Value, ts, created
 		if o.Fresh {
@@ -232,6 +307,16 @@ func (t *Table) Update(sl *Slot, o Obs) (delta float64, ok bool) {
 	}
 	sl.last, sl.ts, sl.created = o.Value, ts, created
 	return delta, true
+}
+
+func invalidReason(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return InvalidNaN
+	case math.IsInf(v, 0):
+		return InvalidInf
+	}
+	return InvalidNegative
 }
 
 // seconds converts milliseconds to the stored Unix seconds, clamped to what

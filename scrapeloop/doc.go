@@ -5,4 +5,11 @@
 // knows nothing of the destination: a Backend (Datadog's client in package
 // ddclient, or the dry-run printer) classifies each new series once and
 // encodes its points. Manager starts and stops loops as the target set changes.
+//
+// A body that provably is not whole (shorter than its Content-Length, a
+// chunked or gzip stream without its end, OpenMetrics without "# EOF", an
+// unframed text body ending within a line) fails its scrape before any delta
+// is taken, counted in nodescraper_scrape_incomplete_bodies_total{reason}.
+// One cut at a line boundary cannot be told from a whole one: its missing
+// series keep their delta state (deltastore, "Absent series").
 package scrapeloop

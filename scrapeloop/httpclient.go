@@ -18,57 +18,44 @@ import (
 // httpClient builds the client of a target from its HTTP settings (TLS,
 // proxy, HTTP/2, redirects, OAuth2) and sets the per-request credentials
 // (Authorization, basic auth) on req, which the loop reuses for every scrape.
-// Targets without special settings share base.
-func httpClient(ctx context.Context, base http.RoundTripper, h *relabel.HTTPConfig, req *http.Request) (*http.Client, error) {
-	c := &http.Client{Transport: base}
+// Targets without special settings share base. closeIdle closes the idle
+// connections of the transports made for this target alone (base stays
+// open for the others): call it when the target's loop stops.
+//
+// Everything a scrape waits on runs under the scrape request's context, so
+// the target's timeout bounds it and a stopping loop ends it: dialing, DNS,
+// the proxy's CONNECT and the TLS handshake in net/http, and the OAuth2 token
+// fetch in oauth2Transport. Files and TLS material are read here, once per
+// loop; a rotated Secret is a new target key and so a new loop.
+func httpClient(base http.RoundTripper, h *relabel.HTTPConfig, req *http.Request) (c *http.Client, closeIdle func(), err error) {
+	c = &http.Client{Transport: base}
+	var own []*http.Transport
+	closeIdle = func() {
+		for _, t := range own {
+			t.CloseIdleConnections()
+		}
+	}
 	if h == nil {
-		return c, nil
+		return c, closeIdle, nil
 	}
 	if !h.FollowRedirects {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
-	custom := h.TLS != (relabel.TLSConfig{}) || h.Proxy.URL != nil || h.Proxy.FromEnvironment || !h.EnableHTTP2
-	if custom {
-		bt, ok := base.(*http.Transport)
-		if !ok {
-			return nil, errors.New("TLS or proxy settings need an *http.Transport")
-		}
-		t := bt.Clone()
-		cfg, err := tlsConfig(h.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		t.TLSClientConfig = cfg
-		t.ForceAttemptHTTP2 = h.EnableHTTP2
-		if !h.EnableHTTP2 {
-			t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		}
-		switch {
-		case h.Proxy.URL != nil:
-			t.Proxy = http.ProxyURL(h.Proxy.URL)
-			if len(h.Proxy.ConnectHeader) > 0 {
-				hdr := http.Header{}
-				for k, vs := range h.Proxy.ConnectHeader {
-					for _, v := range vs {
-						hdr.Add(k, string(v))
-					}
-				}
-				t.ProxyConnectHeader = hdr
-			}
-		case h.Proxy.FromEnvironment:
-			t.Proxy = http.ProxyFromEnvironment
-		default:
-			t.Proxy = nil
-		}
-		c.Transport = t
+	rt, t, err := transport(base, h.TLS, h.Proxy, h.EnableHTTP2)
+	if err != nil {
+		return nil, nil, err
 	}
+	if t != nil {
+		own = append(own, t)
+	}
+	c.Transport = rt
 	switch {
 	case h.Authorization != nil:
 		cred := string(h.Authorization.Credentials)
 		if f := h.Authorization.CredentialsFile; f != "" {
 			b, err := os.ReadFile(f)
 			if err != nil {
-				return nil, fmt.Errorf("authorization credentials: %w", err)
+				return nil, nil, fmt.Errorf("authorization credentials: %w", err)
 			}
 			cred = strings.TrimSpace(string(b))
 		}
@@ -88,14 +75,137 @@ func httpClient(ctx context.Context, base http.RoundTripper, h *relabel.HTTPConf
 				cc.EndpointParams[k] = []string{v}
 			}
 		}
-		tokenClient, err := httpClient(ctx, base, &relabel.HTTPConfig{TLS: o.TLS, Proxy: o.Proxy, EnableHTTP2: true, FollowRedirects: true}, req.Clone(ctx))
+		trt, tt, err := transport(base, o.TLS, o.Proxy, true)
 		if err != nil {
-			return nil, fmt.Errorf("oauth2 token client: %w", err)
+			return nil, nil, fmt.Errorf("oauth2 token client: %w", err)
 		}
-		src := cc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, tokenClient))
-		c.Transport = &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, src), Base: c.Transport}
+		if tt != nil {
+			own = append(own, tt)
+		}
+		c.Transport = &oauth2Transport{cfg: cc, client: &http.Client{Transport: trt}, base: c.Transport, sem: make(chan struct{}, 1)}
 	}
-	return c, nil
+	return c, closeIdle, nil
+}
+
+// transport returns base, or a clone of it with the given TLS, proxy and
+// HTTP/2 settings; own is the clone (nil when base is returned).
+func transport(base http.RoundTripper, tc relabel.TLSConfig, p relabel.ProxyConfig, http2 bool) (rt http.RoundTripper, own *http.Transport, err error) {
+	if tc == (relabel.TLSConfig{}) && p.URL == nil && !p.FromEnvironment && http2 {
+		return base, nil, nil
+	}
+	bt, ok := base.(*http.Transport)
+	if !ok {
+		return nil, nil, errors.New("TLS or proxy settings need an *http.Transport")
+	}
+	t := bt.Clone()
+	cfg, err := tlsConfig(tc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls: %w", err)
+	}
+	t.TLSClientConfig = cfg
+	t.ForceAttemptHTTP2 = http2
+	if !http2 {
+		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	switch {
+	case p.URL != nil:
+		t.Proxy = http.ProxyURL(p.URL)
+		if len(p.ConnectHeader) > 0 {
+			hdr := http.Header{}
+			for k, vs := range p.ConnectHeader {
+				for _, v := range vs {
+					hdr.Add(k, string(v))
+				}
+			}
+			t.ProxyConnectHeader = hdr
+		}
+	case p.FromEnvironment:
+		t.Proxy = http.ProxyFromEnvironment
+	default:
+		t.Proxy = nil
+	}
+	return t, t, nil
+}
+
+// oauth2Transport adds a client-credentials token to each request, fetching
+// it with the request's context. oauth2.Transport over a TokenSource made
+// from a long-lived context (as Prometheus' oauth2RoundTripper does) fetches
+// under that context instead: a token endpoint that never answers holds the
+// scrape, the loop's restart and the agent's shutdown until the token
+// client's connection gives up, whatever the scrape's timeout. A token is
+// reused until it is about to expire (oauth2.Token.Valid).
+type oauth2Transport struct {
+	cfg    *clientcredentials.Config
+	client *http.Client // reaches the token endpoint, with its own TLS and proxy
+	base   http.RoundTripper
+	// sem is held while the token is read or fetched; waiting for it obeys
+	// the request's context, as a mutex would not.
+	sem chan struct{}
+	tok *oauth2.Token
+}
+
+func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if crossHostRedirect(req) {
+		// The token is for the target's host, not wherever it redirects to
+		// (net/http drops Authorization headers there the same way).
+		return t.base.RoundTrip(req)
+	}
+	tok, err := t.token(req.Context())
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close() // RoundTrip closes the body, even on errors
+		}
+		return nil, err
+	}
+	r := req.Clone(req.Context()) // a RoundTripper must not modify the request
+	tok.SetAuthHeader(r)
+	return t.base.RoundTrip(r)
+}
+
+func (t *oauth2Transport) token(ctx context.Context) (*oauth2.Token, error) {
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oauth2 token fetch from %s: %w", t.cfg.TokenURL, ctx.Err())
+	}
+	defer func() { <-t.sem }()
+	if t.tok.Valid() {
+		return t.tok, nil
+	}
+	tok, err := t.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, t.client))
+	if err != nil {
+		return nil, fmt.Errorf("oauth2 token fetch from %s: %w", t.cfg.TokenURL, err)
+	}
+	t.tok = tok
+	return tok, nil
+}
+
+// crossHostRedirect says req follows a redirect to a host that is neither the
+// original request's host nor a subdomain of it (the rule of net/http and of
+// Prometheus' isCrossHostRedirect).
+func crossHostRedirect(req *http.Request) bool {
+	orig := req
+	for orig.Response != nil && orig.Response.Request != nil {
+		orig = orig.Response.Request
+	}
+	host := strings.ToLower(orig.URL.Hostname())
+	for r := req; r.Response != nil && r.Response.Request != nil; r = r.Response.Request {
+		if !domainOrSubdomain(strings.ToLower(r.URL.Hostname()), host) {
+			return true
+		}
+	}
+	return false
+}
+
+func domainOrSubdomain(sub, parent string) bool {
+	if sub == parent {
+		return true
+	}
+	// An IPv6 address (or its zone) is no one's subdomain.
+	if strings.ContainsAny(sub, ":%") {
+		return false
+	}
+	return strings.HasSuffix(sub, "."+parent)
 }
 
 func tlsConfig(t relabel.TLSConfig) (*tls.Config, error) {
@@ -136,24 +246,4 @@ func tlsConfig(t relabel.TLSConfig) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
-}
-
-// appendHTTPKey appends everything of h that changes how a target is
-// scraped, secrets included (the key is never shown), so a rotated secret
-// restarts the target's loop with the new credentials.
-func appendHTTPKey(b []byte, h *relabel.HTTPConfig) []byte {
-	if h == nil {
-		return b
-	}
-	return fmt.Appendf(b, "\x00%t|%t|%#v|%#v|%#v|%q|%q|%q|%q|%q|%q|%q|%t|%d|%d|%v|%s|%t|%v",
-		h.FollowRedirects, h.EnableHTTP2, h.Authorization, h.BasicAuth, oauthKey(h.OAuth2),
-		h.TLS.CA, h.TLS.Cert, string(h.TLS.Key), h.TLS.CAFile, h.TLS.CertFile, h.TLS.KeyFile, h.TLS.ServerName,
-		h.TLS.InsecureSkipVerify, h.TLS.MinVersion, h.TLS.MaxVersion, h.Proxy.URL, h.Proxy.NoProxy, h.Proxy.FromEnvironment, h.Proxy.ConnectHeader)
-}
-
-func oauthKey(o *relabel.OAuth2) string {
-	if o == nil {
-		return ""
-	}
-	return fmt.Sprintf("%q|%q|%q|%q|%v|%v", o.ClientID, string(o.ClientSecret), o.TokenURL, o.Scopes, o.EndpointParams, appendHTTPKey(nil, &relabel.HTTPConfig{TLS: o.TLS, Proxy: o.Proxy}))
 }

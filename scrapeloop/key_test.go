@@ -1,7 +1,9 @@
 package scrapeloop
 
 import (
+	"fmt"
 	"net/url"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -132,5 +134,159 @@ func TestTargetKey(t *testing.T) {
 	b := with(func(t *Target) { t.MetricRelabel = rule(func(c *promrelabel.Config) { c.TargetLabel = "x" }) })
 	if a.MetricRelabel[0] == b.MetricRelabel[0] || a.Key() != b.Key() {
 		t.Error("equal configurations have different keys")
+	}
+}
+
+// oldHTTPKey is how the HTTP settings once entered the key: joined by
+// fmt, maps printed with %v (a Secret prints "<secret>" there) and strings
+// with %s unquoted.
+func oldHTTPKey(b []byte, h *relabel.HTTPConfig) []byte {
+	if h == nil {
+		return b
+	}
+	return fmt.Appendf(b, "\x00%t|%t|%#v|%#v|%#v|%q|%q|%q|%q|%q|%q|%q|%t|%d|%d|%v|%s|%t|%v",
+		h.FollowRedirects, h.EnableHTTP2, h.Authorization, h.BasicAuth, oldOAuthKey(h.OAuth2),
+		h.TLS.CA, h.TLS.Cert, string(h.TLS.Key), h.TLS.CAFile, h.TLS.CertFile, h.TLS.KeyFile, h.TLS.ServerName,
+		h.TLS.InsecureSkipVerify, h.TLS.MinVersion, h.TLS.MaxVersion, h.Proxy.URL, h.Proxy.NoProxy, h.Proxy.FromEnvironment, h.Proxy.ConnectHeader)
+}
+
+func oldOAuthKey(o *relabel.OAuth2) string {
+	if o == nil {
+		return ""
+	}
+	return fmt.Sprintf("%q|%q|%q|%q|%v|%v", o.ClientID, string(o.ClientSecret), o.TokenURL, o.Scopes, o.EndpointParams, oldHTTPKey(nil, &relabel.HTTPConfig{TLS: o.TLS, Proxy: o.Proxy}))
+}
+
+// TestHTTPKey: HTTP settings the old key confused have different keys now.
+func TestHTTPKey(t *testing.T) {
+	mustURL := func(s string) *url.URL {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	oauth := func(params map[string]string) *relabel.HTTPConfig {
+		return &relabel.HTTPConfig{OAuth2: &relabel.OAuth2{ClientID: "id", TokenURL: "https://idp/token", EndpointParams: params}}
+	}
+	connect := func(v relabel.Secret) *relabel.HTTPConfig {
+		return &relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: mustURL("http://proxy:3128"), ConnectHeader: map[string][]relabel.Secret{"Proxy-Authorization": {v}}}}
+	}
+	cases := []struct {
+		name string
+		a, b *relabel.HTTPConfig
+	}{
+		{"OAuth2 endpoint params a='b c:d' vs a=b, c=d", oauth(map[string]string{"a": "b c:d"}), oauth(map[string]string{"a": "b", "c": "d"})},
+		{"rotated proxy CONNECT header secret", connect("Basic old"), connect("Basic new")},
+		{"proxy URL query vs no_proxy", &relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: mustURL("http://proxy?q|n")}},
+			&relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: mustURL("http://proxy?q"), NoProxy: "n|"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if string(oldHTTPKey(nil, c.a)) != string(oldHTTPKey(nil, c.b)) {
+				t.Fatal("not a pair the old key confused")
+			}
+			a := Target{URL: "http://10.0.0.1:8080/metrics", HTTP: c.a}
+			b := a
+			b.HTTP = c.b
+			if a.Key() == b.Key() {
+				t.Error("one key")
+			}
+			if a.seed() != b.seed() {
+				t.Error("HTTP settings change the target's identity")
+			}
+		})
+	}
+}
+
+// TestHTTPKeyCoversEveryField sets each field of the HTTP settings, down to
+// the nested TLS and proxy settings of OAuth2, in turn: each gives a key of
+// its own, so a field added to relabel.HTTPConfig but not to the key fails
+// here.
+func TestHTTPKeyCoversEveryField(t *testing.T) {
+	// full has every pointer set and every leaf zero.
+	full := func() *relabel.HTTPConfig {
+		return &relabel.HTTPConfig{Authorization: &relabel.Authorization{}, BasicAuth: &relabel.BasicAuth{}, OAuth2: &relabel.OAuth2{}}
+	}
+	// set gives the n-th leaf of v (depth first) a non-zero value and says
+	// whether there was one; n counts down the leaves passed.
+	urlType := reflect.TypeFor[*url.URL]()
+	var set func(v reflect.Value, n *int, path string) (string, bool)
+	set = func(v reflect.Value, n *int, path string) (string, bool) {
+		switch {
+		case v.Type() == urlType:
+		case v.Kind() == reflect.Pointer:
+			return set(v.Elem(), n, path)
+		case v.Kind() == reflect.Struct:
+			for i := range v.NumField() {
+				if p, ok := set(v.Field(i), n, path+"."+v.Type().Field(i).Name); ok {
+					return p, true
+				}
+			}
+			return "", false
+		}
+		if *n > 0 {
+			*n--
+			return "", false
+		}
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Bool:
+			v.SetBool(true)
+		case reflect.Uint16:
+			v.SetUint(1)
+		case reflect.Slice: // []string
+			v.Set(reflect.ValueOf([]string{"x"}))
+		case reflect.Map:
+			m := reflect.MakeMap(v.Type())
+			val := reflect.New(v.Type().Elem()).Elem()
+			if val.Kind() == reflect.Slice {
+				val = reflect.Append(val, reflect.ValueOf("x").Convert(val.Type().Elem()))
+			} else {
+				val.SetString("x")
+			}
+			m.SetMapIndex(reflect.ValueOf("k"), val)
+			v.Set(m)
+		case reflect.Pointer: // *url.URL
+			v.Set(reflect.ValueOf(&url.URL{Scheme: "http", Host: "x"}))
+		default:
+			t.Fatalf("%s: a %s field; teach this test to set it", path, v.Type())
+		}
+		return path, true
+	}
+	base := Target{URL: "http://10.0.0.1:8080/metrics", HTTP: full()}
+	keys := map[string]string{base.Key(): "all zero", (&Target{URL: base.URL}).Key(): "no HTTP settings"}
+	fields := 0
+	for i := 0; ; i++ {
+		h := full()
+		n := i
+		path, ok := set(reflect.ValueOf(h), &n, "HTTPConfig")
+		if !ok {
+			break
+		}
+		fields++
+		tg := base
+		tg.HTTP = h
+		k := tg.Key()
+		if other, dup := keys[k]; dup {
+			t.Errorf("%s set: the key of %s", path, other)
+		}
+		keys[k] = path
+	}
+	if fields < 30 {
+		t.Fatalf("only %d fields set", fields)
+	}
+	t.Logf("%d fields, each its own key", fields)
+
+	// A field added to these has to be added to Key (and to TestTargetKey).
+	for typ, n := range map[reflect.Type]int{
+		reflect.TypeFor[Target]():             11,
+		reflect.TypeFor[Limits]():             5,
+		reflect.TypeFor[promrelabel.Config](): 8,
+	} {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields, Key knows %d", typ, typ.NumField(), n)
+		}
 	}
 }

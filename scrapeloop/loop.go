@@ -3,6 +3,7 @@ package scrapeloop
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -32,9 +33,9 @@ type loop struct {
 	req    *http.Request
 	parser exposition.Parser
 	gz     *kgzip.Reader
+	body   bodyReader // the current response body (see fetch)
 	app    Appender
 	table  *deltastore.Table
-	gen    uint32
 	// bodySize is the previous body's size: the next one's buffer is taken
 	// from the pool at about that size.
 	bodySize int
@@ -50,10 +51,17 @@ type loop struct {
 	// after it counted entirely while we watched.
 	windowStart int64
 	succeeded   bool
+	// collided holds the hashes of the slots a series met that were not its
+	// own (same hash, other bytes) in the current scrape.
+	collided []uint64
 	// incomplete says the scrape that began the window saw series it did
 	// not admit (refused by the series budget, or a hash collision): a new
 	// series now may have been there, counting, all along.
 	incomplete bool
+
+	// closeIdle closes the idle connections of the target's own transports
+	// (TLS, proxy, OAuth2 token client) once the loop has stopped.
+	closeIdle func()
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -94,7 +102,7 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "nodescraper")
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(t.Timeout.Seconds(), 'f', -1, 64))
-	client, err := httpClient(context.Background(), cfg.Transport, t.HTTP, req)
+	client, closeIdle, err := httpClient(cfg.Transport, t.HTTP, req)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.URL, err)
 	}
@@ -115,6 +123,7 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 		status: Status{URL: t.URL, Labels: t.Labels.Map(), Source: t.Source, Health: "unknown", Interval: t.Interval},
 	}
 	l.table = cfg.Store.Table(l.seed)
+	l.closeIdle = closeIdle
 	return l, nil
 }
 
@@ -248,7 +257,10 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	return samples, nil
 }
 
-// fetch reads the response body into buf and returns its content type.
+// fetch reads the response body into buf and returns its content type. A
+// body that provably is not the whole exposition fails the scrape (see
+// incomplete): taken as a short body it would pass for one whose missing
+// series vanished, and a value cut within its line for a counter reset.
 func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	req := l.req.WithContext(ctx)
 	resp, err := l.client.Do(req)
@@ -258,24 +270,30 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
+		l.body = bodyReader{} // the response is not kept until the next scrape
 	}()
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("server returned HTTP status %s", resp.Status)
 	}
-	var r io.Reader = resp.Body
-	if resp.Header.Get("Content-Encoding") == "gzip" {
+	// The body goes through l.body, which keeps the transport's own error:
+	// a cut connection and a broken gzip stream both end in an unexpected
+	// EOF, and only the transport's tells them apart.
+	l.body = bodyReader{r: resp.Body}
+	var r io.Reader = &l.body
+	gzipped := resp.Header.Get("Content-Encoding") == "gzip"
+	if gzipped {
 		if l.gz == nil {
-			l.gz, err = kgzip.NewReader(resp.Body)
+			l.gz, err = kgzip.NewReader(&l.body)
 		} else {
-			err = l.gz.Reset(resp.Body)
+			err = l.gz.Reset(&l.body)
 		}
 		if err != nil {
-			return "", fmt.Errorf("gzip: %w", err)
+			return "", l.readFailed(ctx, resp, fmt.Errorf("gzip: %w", err))
 		}
 		r = l.gz
 	}
 	limit := l.limits.BodySize
-	if n := resp.ContentLength; r == resp.Body && n > int64(cap(*buf)) && n <= limit {
+	if n := resp.ContentLength; !gzipped && n > int64(cap(*buf)) && n <= limit {
 		// The declared size: one buffer of its level instead of chunks.
 		nb := l.cfg.bodies.get(int(n))
 		*nb, *buf = *buf, *nb // buf stays the caller's; the old buffer goes back
@@ -283,13 +301,103 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	}
 	n, err := l.cfg.bodies.readBody(buf, r, limit)
 	if err != nil {
-		return "", fmt.Errorf("read body: %w", err)
+		return "", l.readFailed(ctx, resp, fmt.Errorf("read body: %w", err))
 	}
 	if n > limit {
 		return "", fmt.Errorf("body larger than %d bytes: %w", limit, errBodySizeLimit)
 	}
+	ct := resp.Header.Get("Content-Type")
+	// Framing ends a body where its sender meant it to end: a declared
+	// length, the last chunk, an HTTP/2 stream's end, gzip's trailer.
+	framed := resp.ProtoMajor != 1 || resp.ContentLength >= 0 || isChunked(resp) || gzipped
+	if reason, why := incomplete(*buf, exposition.FormatFor(ct), framed); reason != "" {
+		l.countIncomplete(reason)
+		return "", fmt.Errorf("%w (%s): %s", errIncomplete, reason, why)
+	}
 	l.cfg.m.bodyBytes.Add(int(n))
-	return resp.Header.Get("Content-Type"), nil
+	return ct, nil
+}
+
+// errIncomplete marks a body that provably is not the whole exposition.
+var errIncomplete = errors.New("incomplete body")
+
+// Why a body is incomplete: the label values of
+// nodescraper_scrape_incomplete_bodies_total.
+const (
+	incompleteLength  = "content_length"    // the connection ended before the declared Content-Length
+	incompleteChunked = "chunked"           // a chunked stream ended without its last chunk
+	incompleteStream  = "truncated"         // another framing (HTTP/2) ended early
+	incompleteGzip    = "gzip"              // the gzip stream is cut or damaged, its framing intact
+	incompleteRead    = "read_error"        // the read failed otherwise (a reset, the scrape timeout)
+	incompleteEOF     = "no_eof"            // OpenMetrics without its final # EOF line
+	incompleteLine    = "unterminated_line" // an unframed text body that ends within a line
+)
+
+// bodyReader passes a response body through and keeps its first error other
+// than io.EOF.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func isChunked(resp *http.Response) bool {
+	return len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
+}
+
+// readFailed names and counts why reading the body failed.
+func (l *loop) readFailed(ctx context.Context, resp *http.Response, err error) error {
+	if ctx.Err() != nil {
+		return err // shutting down: not the target's fault, nor counted
+	}
+	te := l.body.err
+	reason := incompleteRead
+	switch {
+	case te == nil:
+		reason = incompleteGzip // the transport delivered all it had
+	case errors.Is(te, io.ErrUnexpectedEOF) && resp.ContentLength >= 0:
+		reason = incompleteLength
+		err = fmt.Errorf("connection ended before the %d bytes of its Content-Length: %w", resp.ContentLength, err)
+	case errors.Is(te, io.ErrUnexpectedEOF) && isChunked(resp):
+		reason = incompleteChunked
+		err = fmt.Errorf("chunked body ended without its last chunk: %w", err)
+	case errors.Is(te, io.ErrUnexpectedEOF):
+		reason = incompleteStream
+	}
+	l.countIncomplete(reason)
+	return fmt.Errorf("%w (%s): %w", errIncomplete, reason, err)
+}
+
+func (l *loop) countIncomplete(reason string) {
+	l.cfg.m.set.GetOrCreateCounter(`nodescraper_scrape_incomplete_bodies_total{reason="` + reason + `"}`).Inc()
+}
+
+var eofLine = []byte("# EOF")
+
+// incomplete tells a whole body from one provably cut short, where the
+// transport could not: OpenMetrics ends with "# EOF", and a text body whose
+// connection's end was its only end (no framing) and that ends within a line
+// was cut there, its last value perhaps within its digits. A text body cut
+// at a line boundary cannot be told from a whole one; the delta state copes
+// with it (a series missing from a scrape keeps its state).
+func incomplete(body []byte, f exposition.Format, framed bool) (reason, why string) {
+	switch {
+	case f == exposition.FormatOpenMetrics:
+		b := bytes.TrimSuffix(body, []byte{'\n'})
+		if !bytes.HasSuffix(b, eofLine) || (len(b) > len(eofLine) && b[len(b)-len(eofLine)-1] != '\n') {
+			return incompleteEOF, "OpenMetrics body does not end with # EOF"
+		}
+	case !framed && len(body) > 0 && body[len(body)-1] != '\n':
+		return incompleteLine, "body without Content-Length or chunked framing ends within a line"
+	}
+	return "", ""
 }
 
 // process parses body and hands its points to the appender. Call with the
@@ -300,8 +408,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 	p.Reset(body, exposition.FormatFor(contentType))
 	tab := l.table
 	app := l.app
-	l.gen++
-	gen := l.gen
+	gen := tab.NextGen()
 	nowMs := start.UnixMilli()
 	procStart := processStart(body)
 	// A target whose process started after our window began counted every
@@ -312,7 +419,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 	slots := tab.Slots()
 	next := int32(0)
 	newIsFresh := l.succeeded && !l.incomplete
-	collided := false
+	l.collided = l.collided[:0]
 	for p.Next() {
 		samples++
 		if limit > 0 && samples > limit {
@@ -351,7 +458,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 			// Two series with one 64-bit hash (about one in 10^8 for a
 			// million series): the first keeps the slot, the other is not sent.
 			l.cfg.m.collisions.Inc()
-			collided = true
+			l.collided = append(l.collided, h)
 			continue
 		}
 		sl.Gen = gen
@@ -385,17 +492,24 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 	if err != nil {
 		return samples, refused, err
 	}
-	// Series that went away release their state.
-	tab.Sweep(func(sl *deltastore.Slot) bool {
-		if sl.Gen == gen {
-			return false
-		}
+	// A series this scrape lacks keeps its counter state until it is stale,
+	// so its return is a delta, not its whole value again (see SweepAbsent);
+	// the others release their state and backend handle.
+	forget := func(sl *deltastore.Slot) {
 		if sl.Kind != 0 {
 			app.Forget(sl.Ref)
 		}
-		return true
-	})
-	l.incomplete = refused > 0 || collided
+	}
+	for _, h := range l.collided {
+		// The slot's own series is gone and another one with its hash is
+		// here: the slot goes to the one that is here, from a baseline.
+		if i := tab.Find(h); i >= 0 && tab.Slots()[i].Gen != gen {
+			forget(&tab.Slots()[i])
+			tab.Remove(i)
+		}
+	}
+	tab.SweepAbsent(gen, nowMs, forget)
+	l.incomplete = refused > 0 || len(l.collided) > 0
 	return samples, refused, nil
 }
 

@@ -163,13 +163,19 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		}
 	}
 	m.mu.Unlock()
+	// Cancel all before waiting for any: each loop then ends its scrape
+	// under its own context at once, not one after the other.
 	for _, l := range gone {
 		l.cancel()
-		<-l.done
-		l.app.Close()
-		// A target whose configuration changed keeps its identity (URL and
-		// labels): its next loop continues the same table.
-		if _, ok := bySeed[l.seed]; !ok {
+	}
+	// Stopped loops whose identity (URL and labels) runs on under a new
+	// configuration: the next loop continues the same table.
+	handover := map[uint64]*loop{}
+	for _, l := range gone {
+		l.stop()
+		if _, ok := bySeed[l.seed]; ok {
+			handover[l.seed] = l
+		} else {
 			l.release()
 		}
 		m.cfg.forget(l.target.URL)
@@ -180,16 +186,38 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		if _, ok := m.loops[k]; ok {
 			continue
 		}
+		seed := t.seed()
+		prev := handover[seed]
+		delete(handover, seed)
 		l, err := newLoop(m.cfg, t)
 		if err != nil {
 			m.cfg.Logger.Error("cannot scrape target", "target", t.URL, "source", t.Source, "err", err)
+			if prev != nil {
+				// No loop holds the identity now, so none would release
+				// its state when the target goes.
+				prev.release()
+			}
 			continue
+		}
+		if prev != nil {
+			// The series the previous loop could not admit are still
+			// unadmitted: a new one may have been counting all along.
+			l.incomplete = prev.incomplete
 		}
 		lctx, cancel := context.WithCancel(ctx)
 		l.cancel = cancel
 		m.loops[k] = l
 		go l.run(lctx)
 	}
+}
+
+// stop waits for a cancelled loop to end, then closes its appender and idle
+// connections. Its delta state stays for the next loop of the identity, or
+// the checkpoint.
+func (l *loop) stop() {
+	<-l.done
+	l.closeIdle()
+	l.app.Close()
 }
 
 // Run applies target sets from updates until ctx is cancelled, then waits for
@@ -217,8 +245,9 @@ func (m *Manager) Wait() {
 	m.mu.Unlock()
 	for _, l := range loops {
 		l.cancel()
-		<-l.done
-		l.app.Close()
+	}
+	for _, l := range loops {
+		l.stop()
 	}
 }
 

@@ -109,8 +109,8 @@ func TestReconfigureKeepsDeltaState(t *testing.T) {
 				}
 			}
 			if c.same {
-				if n := nl.table.Len(); n != 4 {
-					t.Errorf("table holds %d series, want 4: gone swept, fresh added", n)
+				if n := nl.table.Len(); n != 5 {
+					t.Errorf("table holds %d series, want 5: gone kept while absent, fresh added", n)
 				}
 				if n := len(nl.app.forgets); n != 0 {
 					t.Errorf("new appender told to forget %d refs it never gave", n)

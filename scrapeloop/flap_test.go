@@ -1,0 +1,272 @@
+package scrapeloop
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// flapWorld is an exporter whose every answer is one step of a scripted
+// history: counters grow, some series are missing from some answers (they
+// flap), one resets while missing, one appears late, and every third answer
+// is cut at a random line boundary, with a Content-Length that matches the cut
+// body (what a transport cannot catch). It keeps the truth: per series, the
+// increase since the first answer, as an observer that never missed a sample
+// would count it.
+type flapWorld struct {
+	mu     sync.Mutex
+	r      *rand.Rand
+	step   int
+	steps  int // after the last step every answer is the same, whole
+	series []*flapSeries
+	want   map[string]float64
+	cuts   int
+}
+
+type flapSeries struct {
+	family, labels string
+	value          float64
+	// absent says whether the series is missing from the answer of a step.
+	absent func(step int) bool
+	// born is the step the series appears at (0: from the start); reset is
+	// a step at which it restarts from zero (0: never).
+	born, reset int
+}
+
+func (s *flapSeries) key() string { return s.family + "{" + s.labels + "}" }
+
+func newFlapWorld(seed uint64, steps int) *flapWorld {
+	w := &flapWorld{r: rand.New(rand.NewPCG(seed, 1)), steps: steps, want: map[string]float64{}}
+	never := func(int) bool { return false }
+	for _, code := range []string{"200", "404", "500"} {
+		w.series = append(w.series, &flapSeries{family: "http_requests_total", labels: `code="` + code + `"`, value: 1000, absent: never})
+	}
+	w.series = append(w.series,
+		// Present, absent, present: every fourth answer lacks it.
+		&flapSeries{family: "jobs_total", labels: `queue="a"`, value: 500, absent: func(s int) bool { return s%4 == 2 }},
+		// Missing from runs of answers, at random.
+		&flapSeries{family: "jobs_total", labels: `queue="b"`, value: 700, absent: func(s int) bool { return s%7 == 3 || s%7 == 4 }},
+		// Restarts from zero while it is missing: its return is a reset.
+		&flapSeries{family: "jobs_total", labels: `queue="c"`, value: 5000, reset: 5, absent: func(s int) bool { return s == 5 }},
+		// Appears once the target is watched: its whole value is an increase.
+		&flapSeries{family: "late_total", labels: `x="1"`, value: 0, born: 4, absent: never},
+	)
+	for _, le := range []string{"0.1", "1", "+Inf"} {
+		w.series = append(w.series, &flapSeries{family: "latency_seconds_bucket", labels: `le="` + le + `"`, value: 100, absent: never})
+	}
+	return w
+}
+
+// next advances the world by one step, if any are left, and renders it.
+func (w *flapWorld) next() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.step < w.steps {
+		w.step++
+		for _, s := range w.series {
+			if w.step < s.born {
+				continue
+			}
+			if w.step == s.reset {
+				s.value = 0 // right after an observation: nothing counted is lost
+			}
+			inc := float64(w.r.IntN(40)) / 4
+			if w.step == s.born && s.born > 1 {
+				inc = 3 // created with a value of its own
+			}
+			s.value += inc
+			if w.step > 1 {
+				w.want[s.key()] += inc
+			}
+		}
+	}
+	var b strings.Builder
+	last := ""
+	for _, s := range w.series {
+		if w.step < s.born || (w.step < w.steps && s.absent(w.step)) {
+			continue
+		}
+		if fam := strings.TrimSuffix(s.family, "_bucket"); fam != last {
+			typ := map[bool]string{true: "histogram", false: "counter"}[fam != s.family]
+			fmt.Fprintf(&b, "# TYPE %s %s\n", strings.TrimSuffix(fam, "_total"), typ)
+			last = fam
+		}
+		fmt.Fprintf(&b, "%s{%s} %g\n", s.family, s.labels, s.value)
+	}
+	body := b.String()
+	if w.step%3 == 0 && w.step < w.steps {
+		lines := strings.SplitAfter(body, "\n")
+		body = strings.Join(lines[:1+w.r.IntN(len(lines)-2)], "") // at least one line less
+		w.cuts++
+	}
+	return body
+}
+
+func (w *flapWorld) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
+	rw.Header().Set("Content-Type", textCT)
+	_, _ = rw.Write([]byte(w.next()))
+}
+
+// TestFlappingSeriesAndCutBodiesAreExact scrapes a flapWorld over loopback
+// HTTP through the loop's whole scrape path: the deltas handed to the
+// appender add up, per series, to the true increase exactly. Taken as
+// released, a missing series would come back as a new one and send its whole
+// value again.
+func TestFlappingSeriesAndCutBodiesAreExact(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			const steps = 40
+			w := newFlapWorld(seed, steps)
+			srv := httptest.NewServer(w)
+			defer srv.Close()
+			env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
+			tl := env.loop(t, Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("job", "flap"),
+				Interval: 10 * time.Second, Timeout: 5 * time.Second})
+			for range steps + 1 { // the last answer again, whole
+				env.now = env.now.Add(10 * time.Second)
+				tl.scrapeOnce(context.Background())
+				if st := tl.getStatus(); st.Health != "up" {
+					t.Fatalf("scrape failed: %s", st.LastError)
+				}
+			}
+			got := map[string]float64{}
+			for _, p := range tl.app.takePoints() {
+				if p.Kind != KindCounter {
+					t.Fatalf("point %s: not a counter", p)
+				}
+				name := p.Labels.Get("__name__")
+				lbls := p.Labels.DropMetricName().Map()
+				delete(lbls, "job")
+				var kv []string
+				for k, v := range lbls {
+					kv = append(kv, fmt.Sprintf("%s=%q", k, v))
+				}
+				slices.Sort(kv)
+				got[name+"{"+strings.Join(kv, ",")+"}"] += p.Value
+			}
+			for k, want := range w.want {
+				if got[k] != want {
+					t.Errorf("%s: deltas add up to %v, true increase %v", k, got[k], want)
+				}
+			}
+			for k := range got {
+				if _, ok := w.want[k]; !ok {
+					t.Errorf("%s: deltas sent for a series that never grew", k)
+				}
+			}
+			if w.cuts == 0 {
+				t.Fatal("no body was cut")
+			}
+			if n := metricValue(t, env.store.Metrics(), "nodescraper_delta_resets_total"); n < 1 {
+				t.Errorf("%g resets counted, want at least the scripted one", n)
+			}
+			t.Logf("%d scrapes, %d cut, %d series", steps+1, w.cuts, len(w.want))
+		})
+	}
+}
+
+// TestAbsentSeries: a series missing from scrapes keeps its counter state
+// (and backend handle) until its last observation is StaleAfter old; its
+// return within that is a delta against the kept value, a reset still a
+// reset. After it, it is released and forgotten, and its return is a new
+// series, whose whole value the late-series rule sends.
+func TestAbsentSeries(t *testing.T) {
+	type scrape struct {
+		after time.Duration // since the previous scrape; 0: the interval
+		body  string        // the value of c, or "" when c is missing
+		want  []string
+		held  int // series the table holds after the scrape
+		gone  bool
+	}
+	const g = "# TYPE g gauge\ng 1\n"
+	cases := []struct {
+		name    string
+		scrapes []scrape
+	}{
+		{"missing once", []scrape{
+			{body: counters("c", 10) + g, want: []string{"gauge g 1"}, held: 2},
+			{body: g, want: []string{"gauge g 1"}, held: 2},
+			{body: counters("c", 15) + g, want: []string{"counter c 5", "gauge g 1"}, held: 2},
+		}},
+		{"missing for many scrapes within StaleAfter", []scrape{
+			{body: counters("c", 10), held: 1},
+			{body: g, want: []string{"gauge g 1"}, held: 2},
+			{after: 20 * time.Minute, body: g, want: []string{"gauge g 1"}, held: 2},
+			{after: 39 * time.Minute, body: g, want: []string{"gauge g 1"}, held: 2},
+			{body: counters("c", 19), want: []string{"counter c 9"}, held: 1},
+		}},
+		{"returns lower: a reset", []scrape{
+			{body: counters("c", 100), held: 1},
+			{body: g, want: []string{"gauge g 1"}, held: 2},
+			{body: counters("c", 4), want: []string{"counter c 4"}, held: 1},
+		}},
+		{"missing for longer than StaleAfter: released, then new", []scrape{
+			{body: counters("c", 10), held: 1},
+			{body: g, want: []string{"gauge g 1"}, held: 2},
+			{after: 61 * time.Minute, body: g, want: []string{"gauge g 1"}, held: 1, gone: true},
+			{body: counters("c", 30) + g, want: []string{"counter c 30", "gauge g 1"}, held: 2},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tl := newTestLoop(t, Target{})
+			var ref uint64
+			wantForgot := false
+			for i, s := range c.scrapes {
+				if s.after > 0 {
+					tl.env.now = tl.env.now.Add(s.after - tl.target.Interval)
+				}
+				tl.mustFeed(t, s.body, textCT)
+				what := fmt.Sprintf("scrape %d", i+1)
+				wantLines(t, what, tl.app.take(), s.want...)
+				if n := tl.table.Len(); n != s.held {
+					t.Errorf("%s: table holds %d series, want %d", what, n, s.held)
+				}
+				if ref == 0 {
+					for _, rs := range tl.app.series() {
+						if rs.Labels.Get("__name__") == "c" {
+							ref = rs.ref
+						}
+					}
+				}
+				wantForgot = wantForgot || s.gone
+				if forgot := slices.Contains(tl.app.forgets, ref); forgot != wantForgot {
+					t.Errorf("%s: c forgotten %v, want %v", what, forgot, wantForgot)
+				}
+			}
+		})
+	}
+}
+
+// TestAbsentSeriesUnderBudget: while the node's series budget is exhausted,
+// a series missing from a scrape is released at once, so that the series
+// present, of any target, get the room.
+func TestAbsentSeriesUnderBudget(t *testing.T) {
+	store := deltastore.New(deltastore.Config{MaxSeries: 3, Logger: slog.New(slog.DiscardHandler)})
+	e := newTestEnv(t, store, t0, nil)
+	a := e.loop(t, Target{URL: "http://a:9100/metrics"})
+	b := e.loop(t, Target{URL: "http://b:9100/metrics"})
+	a.mustFeed(t, counters("a1", 1, "a2", 2), textCT)
+	b.mustFeed(t, counters("b1", 1, "b2", 2), textCT) // b2 refused: the budget is full
+	a.mustFeed(t, counters("a1", 2), textCT)          // a2 missing: released, the budget being full
+	if n := a.table.Len(); n != 1 {
+		t.Fatalf("a holds %d series, want 1", n)
+	}
+	b.mustFeed(t, counters("b1", 2, "b2", 4), textCT) // b2 admitted now, from a baseline
+	b.mustFeed(t, counters("b1", 3, "b2", 7), textCT)
+	wantLines(t, "b", b.app.take(), "counter b1 1", "counter b1 1", "counter b2 3")
+	if got := metricValue(t, store.Metrics(), `nodescraper_delta_absent_released_total{reason="budget"}`); got != 1 {
+		t.Errorf("absent series released for the budget: %g, want 1", got)
+	}
+}

@@ -557,8 +557,8 @@ func TestDrainAtShutdown(t *testing.T) {
 			s.scrape(mixed, ts)
 		}
 		time.Sleep(50 * time.Millisecond)
-		if st := in.Stats(); st.Accepted != 0 || c.QueueBytes() != 0 {
-			t.Fatalf("sent %+v before the flush interval", st)
+		if st := in.Stats(); st.Accepted != 0 || c.QueueBytes() == 0 {
+			t.Fatalf("sent %+v before the flush interval; %d bytes counted as waiting", st, c.QueueBytes())
 		}
 		stop()
 		if err := drain(t, c, 5*time.Second); err != nil {

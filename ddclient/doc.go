@@ -5,6 +5,13 @@
 // and its transport. Client is the scrape loops' backend: each target's
 // appender encodes points straight from the parser into payload buffers
 // shared by all targets, which are split to respect the intake's size
-// limits, compressed (zstd or gzip, pure Go), and posted with the Datadog
-// Agent's retry policy from a bounded in-memory queue.
+// limits, compressed (zstd or gzip, pure Go), and posted by a few
+// concurrent workers with the Datadog Agent's retry policy.
+//
+// Every byte waiting to be sent (open batches, queued, in-flight and
+// retried payloads) counts against one memory bound; past it, and behind
+// whatever the disk spool (package spool) already holds, payloads go to the
+// spool, which is sent oldest first when Datadog answers again, by this
+// process or the next. At shutdown, POSTs in flight are let finish within
+// the flush timeout and the rest is spooled.
 package ddclient

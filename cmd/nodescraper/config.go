@@ -54,6 +54,12 @@ type config struct {
 	memoryLimit string
 	// pprof serves /debug/pprof on the endpoint.
 	pprof bool
+
+	// Sending: see package ddclient.
+	queueMaxBytes   string // memory bound of unsent points
+	spoolMaxBytes   string // disk spool bound under the state directory
+	sendConcurrency int
+	shutdownFlush   time.Duration
 }
 
 const usageHead = `nodescraper scrapes the Prometheus targets of the node it runs on and sends
@@ -110,7 +116,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", envDuration("NODESCRAPER_CHECKPOINT_INTERVAL", time.Minute), "how often the delta state is checkpointed to --state-dir besides at shutdown; bounds what a killed agent counts twice; 0 = only at shutdown (env NODESCRAPER_CHECKPOINT_INTERVAL)")
 	fs.DurationVar(&c.checkpointMaxAge, "checkpoint-max-age", envDuration("NODESCRAPER_CHECKPOINT_MAX_AGE", time.Hour), "an older checkpoint is not restored: counters restart from baselines instead of one delta spanning the outage (env NODESCRAPER_CHECKPOINT_MAX_AGE)")
-	fs.DurationVar(&c.seriesStaleAfter, "series-stale-after", envDuration("NODESCRAPER_SERIES_STALE_AFTER", time.Hour), "delta state of a series not scraped for this long is dropped; must exceed every scrape interval (env NODESCRAPER_SERIES_STALE_AFTER)")
+	fs.DurationVar(&c.seriesStaleAfter, "series-stale-after", envDuration("NODESCRAPER_SERIES_STALE_AFTER", time.Hour), "delta state of a series absent from its target's scrapes is kept this long (a series that comes back within it continues from the kept value), then dropped; must be at least twice every scrape interval (env NODESCRAPER_SERIES_STALE_AFTER)")
 	fs.IntVar(&c.maxSeries, "max-series", envInt("NODESCRAPER_MAX_SERIES", 2_000_000), "most series the agent holds over all targets (about 100 bytes each, delta state included); new ones beyond it are refused and counted per target (env NODESCRAPER_MAX_SERIES)")
 	fs.IntVar(&c.limits.Samples, "sample-limit", envInt("NODESCRAPER_SAMPLE_LIMIT", scrapeloop.DefaultSamples), "most samples per scrape of a target that sets none (a monitor's sampleLimit); a scrape over it fails; -1 = no limit (env NODESCRAPER_SAMPLE_LIMIT)")
 	fs.IntVar(&c.limits.Labels, "label-limit", envInt("NODESCRAPER_LABEL_LIMIT", scrapeloop.DefaultLabels), "most labels per series, target labels included, where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_LIMIT)")
@@ -123,6 +129,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.namespace, "metric-namespace", env("NODESCRAPER_METRIC_NAMESPACE", ""), "prefix of Datadog metric names, <namespace>.<name> (env NODESCRAPER_METRIC_NAMESPACE)")
 	fs.DurationVar(&c.flushInterval, "flush-interval", 5*time.Second, "how often points are sent to Datadog")
 	fs.StringVar(&c.compression, "compression", "zstd", "payload compression: zstd, gzip or none")
+	fs.StringVar(&c.queueMaxBytes, "queue-max-bytes", env("NODESCRAPER_QUEUE_MAX_BYTES", "64MiB"), "memory held by points waiting to be sent (open batches, payloads queued, in flight or awaiting a retry); past it payloads go to the disk spool (env NODESCRAPER_QUEUE_MAX_BYTES)")
+	fs.StringVar(&c.spoolMaxBytes, "spool-max-bytes", env("NODESCRAPER_SPOOL_MAX_BYTES", "512MiB"), "disk spool under --state-dir/spool for payloads past --queue-max-bytes and those unsent at shutdown, sent oldest first when Datadog answers again (also by the next agent); past it the oldest are dropped and counted; 0 = no spool (env NODESCRAPER_SPOOL_MAX_BYTES)")
+	fs.IntVar(&c.sendConcurrency, "send-concurrency", envInt("NODESCRAPER_SEND_CONCURRENCY", 8), "most POSTs to Datadog in flight at once (env NODESCRAPER_SEND_CONCURRENCY)")
+	fs.DurationVar(&c.shutdownFlush, "shutdown-flush-timeout", envDuration("NODESCRAPER_SHUTDOWN_FLUSH_TIMEOUT", 10*time.Second), "at shutdown, how long to keep sending before the rest goes to the spool; keep it under the pod's termination grace period (env NODESCRAPER_SHUTDOWN_FLUSH_TIMEOUT)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "print the series that would be sent, readable, instead of sending them")
 	fs.StringVar(&c.logLevel, "log-level", env("NODESCRAPER_LOG_LEVEL", "info"), "debug, info, warn or error (env NODESCRAPER_LOG_LEVEL)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
@@ -218,6 +228,20 @@ func (c *config) validate() error {
 	if c.stateDir == "" && !c.dryRun {
 		return errors.New("--state-dir (NODESCRAPER_STATE_DIR) is empty: the delta state needs a directory on the node")
 	}
+	if _, err := parseSize(c.queueMaxBytes); err != nil {
+		return fmt.Errorf("--queue-max-bytes %q: %v", c.queueMaxBytes, err)
+	}
+	if n, err := parseSize(c.spoolMaxBytes); err != nil && c.spoolMaxBytes != "0" {
+		return fmt.Errorf("--spool-max-bytes %q: %v", c.spoolMaxBytes, err)
+	} else if err == nil && n < 1<<20 {
+		return fmt.Errorf("--spool-max-bytes %q: at least 1MiB, or 0 for no spool", c.spoolMaxBytes)
+	}
+	if c.sendConcurrency < 1 || c.sendConcurrency > 256 {
+		return fmt.Errorf("--send-concurrency %d: want 1 to 256", c.sendConcurrency)
+	}
+	if c.shutdownFlush <= 0 {
+		return fmt.Errorf("--shutdown-flush-timeout %s: must be positive", c.shutdownFlush)
+	}
 	if c.flushInterval <= 0 {
 		return fmt.Errorf("--flush-interval %s: must be positive", c.flushInterval)
 	}
@@ -274,6 +298,18 @@ func (c *config) apiURL() string {
 }
 
 // host is the Datadog host name of this node.
+// queueBytes and spoolBytes are the sending bounds, checked by validate;
+// spoolBytes is 0 for no spool.
+func (c *config) queueBytes() int {
+	n, _ := parseSize(c.queueMaxBytes)
+	return int(n)
+}
+
+func (c *config) spoolBytes() int64 {
+	n, _ := parseSize(c.spoolMaxBytes)
+	return n
+}
+
 func (c *config) host() string {
 	if c.clusterName != "" {
 		return c.nodeName + "-" + c.clusterName

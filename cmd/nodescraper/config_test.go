@@ -88,6 +88,26 @@ func TestParseConfig(t *testing.T) {
 		{name: "max series", args: append([]string{"--dry-run", "--max-series", "0"}, base...), err: "--max-series 0: must be positive"},
 		{name: "empty state dir", args: append([]string{"--state-dir", ""}, base...), env: map[string]string{"DD_API_KEY": "k"},
 			err: "--state-dir (NODESCRAPER_STATE_DIR) is empty: the delta state needs a directory on the node"},
+		{name: "sending defaults", args: append([]string{"--dry-run"}, base...),
+			check: func(c *config) string {
+				if c.queueBytes() != 64<<20 || c.spoolBytes() != 512<<20 || c.sendConcurrency != 8 || c.shutdownFlush != 10*time.Second {
+					return fmt.Sprintf("got %d %d %d %s", c.queueBytes(), c.spoolBytes(), c.sendConcurrency, c.shutdownFlush)
+				}
+				return ""
+			}},
+		{name: "sending from env, flag wins", args: append([]string{"--dry-run", "--send-concurrency", "3"}, base...),
+			env: map[string]string{"NODESCRAPER_QUEUE_MAX_BYTES": "16MiB", "NODESCRAPER_SPOOL_MAX_BYTES": "0", "NODESCRAPER_SEND_CONCURRENCY": "20",
+				"NODESCRAPER_SHUTDOWN_FLUSH_TIMEOUT": "20s"},
+			check: func(c *config) string {
+				if c.queueBytes() != 16<<20 || c.spoolBytes() != 0 || c.sendConcurrency != 3 || c.shutdownFlush != 20*time.Second {
+					return fmt.Sprintf("got %d %d %d %s", c.queueBytes(), c.spoolBytes(), c.sendConcurrency, c.shutdownFlush)
+				}
+				return ""
+			}},
+		{name: "bad queue size", args: append([]string{"--dry-run", "--queue-max-bytes", "lots"}, base...), err: `--queue-max-bytes "lots": want a size such as 512MiB`},
+		{name: "spool too small", args: append([]string{"--dry-run", "--spool-max-bytes", "100KiB"}, base...), err: `--spool-max-bytes "100KiB": at least 1MiB, or 0 for no spool`},
+		{name: "no senders", args: append([]string{"--dry-run", "--send-concurrency", "0"}, base...), err: "--send-concurrency 0: want 1 to 256"},
+		{name: "no shutdown flush", args: append([]string{"--dry-run", "--shutdown-flush-timeout", "0s"}, base...), err: "--shutdown-flush-timeout 0s: must be positive"},
 		{name: "stray argument", args: append([]string{"--dry-run", "extra"}, base...), err: `unexpected argument "extra" (all settings are flags)`},
 		{name: "unknown flag", args: []string{"--api-key", "x"}, err: "flag provided but not defined: -api-key"},
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -129,12 +130,15 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	} else {
 		var err error
 		client, err = ddclient.New(ddclient.Config{
-			URL:           c.apiURL(),
-			APIKey:        c.apiKey,
-			Mapping:       mapping,
-			Compression:   c.compression,
-			FlushInterval: c.flushInterval,
-			Logger:        logger,
+			URL:             c.apiURL(),
+			APIKey:          c.apiKey,
+			Mapping:         mapping,
+			Compression:     c.compression,
+			FlushInterval:   c.flushInterval,
+			MaxQueueBytes:   c.queueBytes(),
+			SpoolMaxBytes:   c.spoolBytes(),
+			SendConcurrency: c.sendConcurrency,
+			Logger:          logger,
 		})
 		if err != nil {
 			return err
@@ -266,6 +270,13 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		return fmt.Errorf("--state-dir %s: %w", c.stateDir, err)
 	}
 	restored.Store(true)
+	// The spool is under the state directory, whose lock Restore now holds.
+	if client != nil && stateDir != "" && c.spoolBytes() > 0 {
+		if err := client.OpenSpool(filepath.Join(stateDir, "spool")); err != nil {
+			stopAll()
+			return fmt.Errorf("--state-dir %s: %w", c.stateDir, err)
+		}
+	}
 	group.Go(func() { store.Run(runCtx) })
 	var clientDone sync.WaitGroup
 	if client != nil {
@@ -280,12 +291,16 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		logger.Error("final delta checkpoint failed; the next start falls back to the last periodic one", "err", err)
 	}
 
-	// Final flush with a fresh deadline: ctx is already cancelled.
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Final flush with a fresh deadline: ctx is already cancelled. What is
+	// not sent by then goes to the spool.
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownFlush)
 	defer cancel()
 	if client != nil {
 		if err := client.Drain(sctx); err != nil {
 			logger.Error("final flush incomplete", "err", err)
+		}
+		if err := client.Close(); err != nil {
+			logger.Error("closing the spool", "err", err)
 		}
 	}
 	_ = srv.Shutdown(sctx)

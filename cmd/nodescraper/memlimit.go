@@ -17,6 +17,15 @@ func parseMemoryLimit(s string) (int64, error) {
 	case "auto", "off":
 		return 0, nil
 	}
+	n, err := parseSize(s)
+	if err != nil {
+		return 0, errors.New("want auto, off, or a size such as 512MiB")
+	}
+	return n, nil
+}
+
+// parseSize reads a positive size in bytes: 1048576, 512KiB, 64MiB, 1Gi.
+func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64
@@ -28,11 +37,11 @@ func parseMemoryLimit(s string) (int64, error) {
 		}
 		n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
 		if err != nil || n <= 0 || n*float64(u.mult) > math.MaxInt64/2 {
-			return 0, errors.New("want auto, off, or a size such as 512MiB")
+			return 0, errors.New("want a size such as 512MiB")
 		}
 		return int64(n * float64(u.mult)), nil
 	}
-	return 0, errors.New("want auto, off, or a size such as 512MiB")
+	return 0, errors.New("want a size such as 512MiB")
 }
 
 // cgroupFiles are where a container's memory limit is read: cgroup v2, then v1.

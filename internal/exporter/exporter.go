@@ -37,6 +37,7 @@ type Exporter struct {
 	scrapes     int
 	failNext    int           // answer the next n scrapes with 500
 	delay       time.Duration // delay every scrape (timeouts)
+	perScrape   float64       // added to every counter before each scrape is rendered
 }
 
 // New returns an empty exporter.
@@ -193,6 +194,15 @@ func (e *Exporter) SetOpenMetrics(on bool) {
 	e.mu.Unlock()
 }
 
+// AddPerScrape makes every scrape first add v to every counter series, so
+// that each scrape sees exactly v more than the one before: a test can then
+// tell lost points from their count.
+func (e *Exporter) AddPerScrape(v float64) {
+	e.mu.Lock()
+	e.perScrape = v
+	e.mu.Unlock()
+}
+
 // FailNext makes the next n scrapes answer 500.
 func (e *Exporter) FailNext(n int) {
 	e.mu.Lock()
@@ -223,6 +233,15 @@ func (e *Exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.mu.Unlock()
 		http.Error(w, "injected failure", http.StatusInternalServerError)
 		return
+	}
+	if e.perScrape != 0 {
+		for _, f := range e.fams {
+			if f.typ == Counter {
+				for _, s := range f.series {
+					s.value += e.perScrape
+				}
+			}
+		}
 	}
 	body, ct := e.render()
 	e.scrapes++

@@ -58,6 +58,7 @@ func mainErr() error {
 	modelEvery := flag.Int("model-every", 20, "check every n-th payload against datadog-api-client-go's MetricPayload model (~75 µs per series), the others with a plain strict decoder; 1 checks all")
 	reportOnly := flag.String("report-only", "", "run nothing: rewrite PREFIX.md and PREFIX-scaling.png from this PREFIX.json")
 	agentProfiles := flag.String("agent-profiles", "", "directory for the agent's CPU profile of each measured window and heap profile after it (agents that have --enable-pprof)")
+	intakeLatency := flag.Duration("intake-latency", 0, "the intake answers each POST this long after it arrives, e.g. 150ms for a cluster's round trip to Datadog")
 	cpuProfile := flag.String("cpuprofile", "", "write the harness's own CPU profile here (exporters and intake, not the agent)")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -101,7 +102,7 @@ func mainErr() error {
 		}
 		agents[i].Path = abs
 	}
-	o := options{interval: *interval, warmup: *warmup, measure: *measureN, ksmFile: *ksmFile, keep: *keep, modelEvery: *modelEvery, profileDir: *agentProfiles, logf: log.Printf}
+	o := options{interval: *interval, warmup: *warmup, measure: *measureN, ksmFile: *ksmFile, keep: *keep, modelEvery: *modelEvery, profileDir: *agentProfiles, intakeLatency: *intakeLatency, logf: log.Printf}
 	for _, s := range scs {
 		if s.ksm {
 			if o.ksmFile, err = ensureKSM(*ksmFile, *ksmBytes); err != nil {
@@ -124,7 +125,7 @@ func mainErr() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ri := runInfo{Started: time.Now(), Command: "nodebench " + strings.Join(os.Args[1:], " "), Interval: interval.String(),
-		Warmup: *warmup, Measure: *measureN, CPUs: runtime.NumCPU(), Agents: agents}
+		IntakeLatency: intakeLatency.String(), Warmup: *warmup, Measure: *measureN, CPUs: runtime.NumCPU(), Agents: agents}
 	var failed error
 	for _, s := range scs {
 		for _, a := range agents { // interleaved: every agent sees the machine in the same minutes

@@ -14,14 +14,16 @@ import (
 
 // runInfo describes the whole invocation, for the report's header.
 type runInfo struct {
-	Started  time.Time   `json:"started"`
-	Command  string      `json:"command"`
-	Interval string      `json:"interval"`
-	Warmup   int         `json:"warmup_intervals"`
-	Measure  int         `json:"measured_intervals"`
-	CPUs     int         `json:"cpus"`
-	Agents   []agentSpec `json:"agents"`
-	Results  []result    `json:"results"`
+	Started  time.Time `json:"started"`
+	Command  string    `json:"command"`
+	Interval string    `json:"interval"`
+	// IntakeLatency is how long the intake held each answer.
+	IntakeLatency string      `json:"intake_latency,omitempty"`
+	Warmup        int         `json:"warmup_intervals"`
+	Measure       int         `json:"measured_intervals"`
+	CPUs          int         `json:"cpus"`
+	Agents        []agentSpec `json:"agents"`
+	Results       []result    `json:"results"`
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) }
@@ -47,6 +49,9 @@ func writeMarkdown(w io.Writer, ri runInfo) error {
 	fmt.Fprintf(&b, "# nodebench %s\n\n", ri.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "`%s`\n\n", ri.Command)
 	fmt.Fprintf(&b, "Scrape interval %s, %d warm-up + %d measured intervals, %d CPUs. ", ri.Interval, ri.Warmup, ri.Measure, ri.CPUs)
+	if ri.IntakeLatency != "" && ri.IntakeLatency != "0s" {
+		fmt.Fprintf(&b, "The intake answers every POST %s after it arrives. ", ri.IntakeLatency)
+	}
 	b.WriteString("CPU and RSS are the agent's (/proc/<pid>/stat utime+stime, VmRSS every second); samples are those the exporters served in the measured window.\n\n")
 	for _, a := range ri.Agents {
 		v := ""

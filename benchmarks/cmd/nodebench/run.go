@@ -21,12 +21,13 @@ import (
 // options are the settings shared by every run.
 type options struct {
 	interval        time.Duration
-	warmup, measure int    // scrape intervals
-	ksmFile         string // exposition of the ksm scenario's big target
-	workDir         string // runs' temporary directories go here
-	keep            bool   // keep each run's directory (agent log, file_sd, state)
-	modelEvery      int    // intake: every n-th payload checked against the datadog-api-client-go model
-	profileDir      string // if set, the agent's CPU profile of the measured window and heap profile at its end go here
+	warmup, measure int           // scrape intervals
+	ksmFile         string        // exposition of the ksm scenario's big target
+	workDir         string        // runs' temporary directories go here
+	keep            bool          // keep each run's directory (agent log, file_sd, state)
+	modelEvery      int           // intake: every n-th payload checked against the datadog-api-client-go model
+	profileDir      string        // if set, the agent's CPU profile of the measured window and heap profile at its end go here
+	intakeLatency   time.Duration // the intake answers each POST this long after it arrives
 	logf            func(format string, args ...any)
 }
 
@@ -106,7 +107,7 @@ func run(ctx context.Context, sc scenario, ag agentSpec, o options) (res result,
 	}
 
 	tl := newTally(keys)
-	sink, sinkURL, stopSink, err := startSink(tl, o.modelEvery)
+	sink, sinkURL, stopSink, err := startSink(tl, o.modelEvery, o.intakeLatency)
 	if err != nil {
 		return res, err
 	}
@@ -345,8 +346,10 @@ func writeFileSD(path string, targets []*exportTarget) error {
 	return nil
 }
 
-// startSink serves a strict, non-retaining intake feeding tl on 127.0.0.1.
-func startSink(tl *tally, modelEvery int) (*intake.Sink, string, func() error, error) {
+// startSink serves a strict, non-retaining intake feeding tl on 127.0.0.1;
+// with latency > 0 each request is answered that long after it arrives (a
+// cluster's round trip to Datadog).
+func startSink(tl *tally, modelEvery int, latency time.Duration) (*intake.Sink, string, func() error, error) {
 	sink, err := intake.NewSink(intake.SinkConfig{
 		Config:     intake.Config{APIKeys: []string{apiKey}},
 		ModelEvery: modelEvery,
@@ -360,7 +363,20 @@ func startSink(tl *tally, modelEvery int) (*intake.Sink, string, func() error, e
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("intake: listen: %w", err)
 	}
-	srv := &http.Server{Handler: sink, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = sink
+	if latency > 0 {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t := time.NewTimer(latency)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			}
+			sink.ServeHTTP(w, r)
+		})
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	stop := func() error {

@@ -7,7 +7,7 @@ STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo demo-local test lint vet staticcheck static-build controlplane unit benchmarks-check clean
+.PHONY: all build image demo demo-local test lint vet staticcheck static-build controlplane unit benchmarks-check clean
 
 all: build
 
@@ -15,6 +15,18 @@ all: build
 build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+## image: the agent's container image as a tarball, bin/nodescraper-image.tar,
+## built without Docker (internal/image); tagged as the chart's default image
+## (repository and appVersion of charts/nodescraper). Load it with
+## `docker load -i` or `ctr -n k8s.io images import`.
+IMAGE_REPO ?= ghcr.io/nodescraper/nodescraper
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/nodescraper/Chart.yaml)
+image:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nodescraper-image-bin ./cmd/nodescraper
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(GO) run ./cmd/mkimage -binary bin/nodescraper-image-bin \
+		-tag $(IMAGE_REPO):$(IMAGE_TAG) -version $(IMAGE_TAG) -revision $$(git rev-parse HEAD 2>/dev/null) -out bin/nodescraper-image.tar
 
 ## demo: the whole product on this machine: a local control plane (etcd +
 ## kube-apiserver), two nodes with ServiceMonitor/PodMonitor workloads, the

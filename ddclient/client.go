@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,10 @@ type Config struct {
 	// URL is the API base, e.g. "https://api.datadoghq.com".
 	URL    string
 	APIKey string
+	// APIKeyFile, if set, holds the API key: it is read again when the file
+	// changes (checked every flush interval; a mounted Secret is replaced,
+	// not edited) and when Datadog refuses the key. APIKey is the first key.
+	APIKeyFile string
 	// Mapping names and tags the series.
 	Mapping Mapping
 	// Compression is "zstd" (default), "gzip" or "none".
@@ -103,6 +109,12 @@ type Client struct {
 	hard       context.Context
 	cancelHard context.CancelFunc
 	workers    sync.WaitGroup
+
+	// key is the API key in use; keyStamp the APIKeyFile's size and mtime
+	// when it was read.
+	key      atomic.Pointer[string]
+	keyMu    sync.Mutex
+	keyStamp string
 
 	wake      chan struct{}
 	dropped   atomic.Int64 // points this client dropped, all reasons
@@ -201,6 +213,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.enc = newEncodeMetrics(set)
 	c.hard, c.cancelHard = context.WithCancel(context.Background())
+	key := cfg.APIKey
+	c.key.Store(&key)
+	if cfg.APIKeyFile != "" {
+		c.reloadKey(false)
+	}
 	set.NewGauge(`nodescraper_dd_queue_bytes`, func() float64 { return float64(c.QueueBytes()) })
 	switch cfg.Compression {
 	case "", "zstd":
@@ -430,6 +447,7 @@ func (c *Client) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			c.sealOpen()
+			c.reloadKey(false)
 			c.signal()
 		}
 	}
@@ -858,7 +876,7 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: %v", errDrop, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("DD-API-KEY", c.cfg.APIKey)
+	req.Header.Set("DD-API-KEY", *c.key.Load())
 	req.Header.Set("User-Agent", "nodescraper")
 	if p.enc != "" {
 		req.Header.Set("Content-Encoding", p.enc)
@@ -883,6 +901,10 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: %d %s", errDrop, code, msg)
 	case code == http.StatusForbidden || code == http.StatusUnauthorized:
 		c.forbidden.Store(true)
+		if c.reloadKey(true) {
+			// A new key is there: retry with it at once.
+			return time.Millisecond, fmt.Errorf("post %s: %d: API key refused; read a new one from %s", c.url, code, c.cfg.APIKeyFile)
+		}
 		c.cfg.Logger.Error("Datadog refused the API key (check DD_API_KEY / DD_SITE); holding points and retrying", "status", code)
 		return c.cfg.RetryMax, fmt.Errorf("post %s: %d: API key refused", c.url, code)
 	default:
@@ -896,13 +918,45 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 	}
 }
 
+// reloadKey reads APIKeyFile again if it changed since the last read (or,
+// with force, whatever its stamp) and reports whether the key changed.
+func (c *Client) reloadKey(force bool) bool {
+	if c.cfg.APIKeyFile == "" {
+		return false
+	}
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	st, err := os.Stat(c.cfg.APIKeyFile)
+	if err != nil {
+		c.cfg.Logger.Warn("API key file unreadable; keeping the current key", "file", c.cfg.APIKeyFile, "err", err)
+		return false
+	}
+	stamp := fmt.Sprint(st.Size(), st.ModTime().UnixNano())
+	if stamp == c.keyStamp && !force {
+		return false
+	}
+	b, err := os.ReadFile(c.cfg.APIKeyFile)
+	key := strings.TrimSpace(string(b))
+	if err != nil || key == "" {
+		c.cfg.Logger.Warn("API key file unreadable or empty; keeping the current key", "file", c.cfg.APIKeyFile, "err", err)
+		return false
+	}
+	c.keyStamp = stamp
+	if key == *c.key.Load() {
+		return false
+	}
+	c.key.Store(&key)
+	c.cfg.Logger.Info("API key read again from its file", "file", c.cfg.APIKeyFile)
+	return true
+}
+
 // Validate checks the API key against GET /api/v1/validate.
 func (c *Client) Validate(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+"/api/v1/validate", nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("DD-API-KEY", c.cfg.APIKey)
+	req.Header.Set("DD-API-KEY", *c.key.Load())
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("validate API key at %s: %w", c.cfg.URL, err)

@@ -269,3 +269,41 @@ func TestSpoolPastMemoryBound(t *testing.T) {
 	}
 	t.Logf("%v of %d points went through the spool", spooled, rounds*perRound)
 }
+
+// TestAPIKeyFileReadAgain: the key file holds a key Datadog refuses; the
+// points are held (readiness reports it) until the file is replaced, as a
+// mounted Secret is, and then sent with the new key.
+func TestAPIKeyFileReadAgain(t *testing.T) {
+	in := startIntake(t, nil)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "api-key")
+	const wrong = "wrong-key-0123456789abcdef01234567"
+	if err := os.WriteFile(file, []byte(wrong+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestClient(t, in.URL, func(cfg *Config) {
+		cfg.APIKey, cfg.APIKeyFile = wrong, file
+	})
+	stop := run(t, c)
+	s := newScraper(t, c, appTarget("p"), prom)
+	s.scrape(mixed, time.Now().UnixMilli())
+	s.app.Commit()
+	eventually(t, "the key refused", c.Forbidden)
+	if st := in.Stats(); st.Points != 0 {
+		t.Fatalf("points accepted with a wrong key: %+v", st)
+	}
+	// The Secret is updated: a new file renamed over the old one.
+	tmp := filepath.Join(dir, "api-key.new")
+	if err := os.WriteFile(tmp, []byte(testKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+	waitIntake(t, in, "the points, with the new key", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
+	eventually(t, "readiness back once the new key worked", func() bool { return !c.Forbidden() })
+	stop()
+	if st := in.Stats(); st.Points != int64(s.finite) || st.DuplicatePoints != 0 || c.Dropped() != 0 {
+		t.Errorf("stats %+v, dropped %d", st, c.Dropped())
+	}
+}

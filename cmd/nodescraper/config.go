@@ -27,6 +27,7 @@ type config struct {
 	allowOtherAddrs   bool
 	apiKey            string
 	apiKeyFile        string
+	keyFromFile       bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
 	site              string
 	ddURL             string
 	listen            string
@@ -274,6 +275,7 @@ func (c *config) validate() error {
 		return nil
 	}
 	if c.apiKey == "" && c.apiKeyFile != "" {
+		c.keyFromFile = true
 		b, err := os.ReadFile(c.apiKeyFile)
 		if err != nil {
 			return fmt.Errorf("DD_API_KEY_FILE: %v", err)
@@ -298,6 +300,15 @@ func (c *config) apiURL() string {
 }
 
 // host is the Datadog host name of this node.
+// apiKeyFileToWatch is the key file the client reads again when it changes:
+// only when the key came from it.
+func (c *config) apiKeyFileToWatch() string {
+	if c.keyFromFile {
+		return c.apiKeyFile
+	}
+	return ""
+}
+
 // queueBytes and spoolBytes are the sending bounds, checked by validate;
 // spoolBytes is 0 for no spool.
 func (c *config) queueBytes() int {

@@ -132,6 +132,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		client, err = ddclient.New(ddclient.Config{
 			URL:             c.apiURL(),
 			APIKey:          c.apiKey,
+			APIKeyFile:      c.apiKeyFileToWatch(),
 			Mapping:         mapping,
 			Compression:     c.compression,
 			FlushInterval:   c.flushInterval,

@@ -558,6 +558,11 @@ func (c *Client) send(p *payload, draining bool) {
 			if wait == 0 {
 				wait = c.backoff(c.failures)
 			}
+			if draining {
+				// Shutdown has seconds, not minutes: retry soon, and the
+				// drain spools the rest after a few failed rounds.
+				wait = min(wait, time.Second)
+			}
 			if !cancelled {
 				c.retryAt = c.cfg.Now().Add(wait)
 			}
@@ -666,6 +671,10 @@ func (c *Client) refill() {
 	c.signal()
 }
 
+// drainRounds is how many failed rounds of posts end a drain early when
+// there is a spool to take the rest (Datadog is down, not blinking).
+const drainRounds = 3
+
 // Drain seals what is gathered and sends everything queued until ctx ends
 // or Datadog fails; POSTs in flight are let finish until then. What is not
 // sent goes to the spool for the next start (or, without one, is counted as
@@ -678,8 +687,8 @@ func (c *Client) Drain(ctx context.Context) error {
 		c.mu.Unlock()
 	}()
 	c.sealOpen()
-	// One more try at once, whatever the backoff: Datadog may be back. If
-	// it fails, with a spool, the drain ends there.
+	// One more try at once, whatever the backoff: Datadog may be back.
+	// With a spool, drainRounds failed rounds end the drain.
 	c.mu.Lock()
 	c.retryAt = time.Time{}
 	startRound := c.round
@@ -696,9 +705,9 @@ wait:
 	for {
 		c.mu.Lock()
 		idle := len(c.queue) == 0 && c.inflight == 0 && !c.refilling && c.loaded == 0
-		// With a spool, a failing Datadog ends the drain: waiting for it
+		// With a spool, a failing Datadog ends the drain: waiting longer
 		// would only delay the spooling.
-		failing := c.spool != nil && c.round != startRound && c.inflight == 0
+		failing := c.spool != nil && c.round-startRound >= drainRounds && c.inflight == 0
 		c.mu.Unlock()
 		if failing || idle && (c.spool == nil || c.spool.Empty()) {
 			break

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -115,10 +112,6 @@ func (e *flapExporter) state() (served int, want map[string]float64, cuts int) {
 // its delta state (--series-stale-after), so its return is a delta, not its
 // whole value sent again as a new series'.
 func TestFlappingSeriesExact(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "nodescraper")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	const key = "flap-key-0123456789abcdef0123456789"
 	in := startIntake(t, key)
 	const steps = 18
@@ -130,24 +123,9 @@ func TestFlappingSeriesExact(t *testing.T) {
 	if err := os.WriteFile(targets, []byte(fmt.Sprintf("- targets: [%q]\n", addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--static-targets", targets, "--node-name", "node-f", "--dd-url", in.URL,
-		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "1s",
-		"--flush-interval", "200ms")
-	cmd.Env = []string{"DD_API_KEY=" + key}
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("agent log:\n%s", log.String())
-		}
-	}()
+	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
+		"--static-targets", targets, "--node-name", "node-f", "--dd-url", in.URL,
+		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "1s", "--flush-interval", "200ms")
 
 	// Every step, then the last answer again, whole, and all of it sent.
 	deadline := time.Now().Add(time.Duration(steps)*time.Second + 30*time.Second)
@@ -163,12 +141,7 @@ func TestFlappingSeriesExact(t *testing.T) {
 	_, want, cuts := e.state()
 	common := []string{"instance:" + addr, "job:static", "host:node-f"}
 	waitCounts(in, want, common)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent exited with %v", err)
-	}
+	agent.stop(20 * time.Second)
 	checkCounts(t, in, want, common, nil)
 	for k, w := range want {
 		metric, tags := seriesTags(k, common)

@@ -23,6 +23,32 @@ func startIntake(t *testing.T, key string) *intake.Server {
 	return in
 }
 
+// serveExporter serves e on a loopback listener until the test ends and
+// returns its address.
+func serveExporter(t *testing.T, e *exporter.Exporter) string {
+	t.Helper()
+	srv, err := e.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Addr()
+}
+
+// requestsExporter serves the exporter of the restart tests: started an
+// hour ago, http_requests_total{code="200"} at 1000 and latency_seconds
+// (one bucket, 0.5) with one observation of 0.25.
+func requestsExporter(t *testing.T) (e *exporter.Exporter, reqs, lat *exporter.Family, addr string) {
+	t.Helper()
+	e = exporter.New()
+	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
+	reqs = e.Family("http_requests_total", exporter.Counter, "Requests.")
+	lat = e.Family("latency_seconds", exporter.Histogram, "Latency.", 0.5)
+	reqs.Set(`code="200"`, 1000)
+	lat.Observe("", 0.25)
+	return e, reqs, lat, serveExporter(t, e)
+}
+
 // waitScrapes waits until e has answered n scrapes.
 func waitScrapes(t *testing.T, e *exporter.Exporter, n int) {
 	t.Helper()

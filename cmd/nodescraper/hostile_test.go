@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,10 +56,6 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 // stay exact.
 func TestHostileTargets(t *testing.T) {
 	const budget = 176 << 20 // peak RSS: the 64 MiB default body limit plus the agent itself
-	bin := filepath.Join(t.TempDir(), "nodescraper")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	const key = "hostile-key-0123456789abcdef0123456"
 	in := startIntake(t, key)
 
@@ -70,11 +63,7 @@ func TestHostileTargets(t *testing.T) {
 	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
 	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
 	reqs.Set(`code="200"`, 100)
-	normal, err := e.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer normal.Close()
+	normal := serveExporter(t, e)
 
 	// Five million distinct series, written as they are read: one
 	// pre-rendered block of 10,000 lines whose three-digit block field is
@@ -111,27 +100,13 @@ func TestHostileTargets(t *testing.T) {
 	dir := t.TempDir()
 	targets := filepath.Join(dir, "targets.yaml")
 	file := fmt.Sprintf("- targets: [%q]\n  labels: {job: normal}\n- targets: [%q]\n  labels: {job: huge}\n- targets: [%q]\n  labels: {job: long}\n",
-		normal.Addr(), huge, longLabel)
+		normal, huge, longLabel)
 	if err := os.WriteFile(targets, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL,
-		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
-	cmd.Env = []string{"DD_API_KEY=" + key}
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("agent log:\n%s", log.String())
-		}
-	}()
+	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
+		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL,
+		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
 
 	want := map[string]float64{}
 	waitScrapes(t, e, 1)
@@ -140,23 +115,18 @@ func TestHostileTargets(t *testing.T) {
 		reqs.Add(`code="200"`, float64(7*i))
 		want["http_requests.count|code:200"] += float64(7 * i)
 		waitScrapes(t, e, e.Scrapes()+1)
-		peak = max(peak, procStatus(t, cmd.Process.Pid, "VmHWM"))
+		peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
 	}
-	common := []string{"instance:" + normal.Addr(), "job:normal", "host:node-h"}
+	common := []string{"instance:" + normal, "job:normal", "host:node-h"}
 	waitCounts(in, want, common)
-	peak = max(peak, procStatus(t, cmd.Process.Pid, "VmHWM"))
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent exited with %v", err)
-	}
+	peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
+	agent.stop(20 * time.Second)
 	checkCounts(t, in, want, common, nil)
 	t.Logf("agent peak RSS %.1f MiB (budget %d MiB)", float64(peak)/(1<<20), budget>>20)
 	if peak > budget {
 		t.Errorf("agent peak RSS %d MiB, budget %d MiB", peak>>20, budget>>20)
 	}
-	logs := log.String()
+	logs := agent.log()
 	for _, w := range []string{
 		"http://" + huge + "/metrics", "body larger than 67108864 bytes: body size limit exceeded",
 		"http://" + longLabel + "/metrics", "value of 1048576 bytes, limit 4096: label value length limit exceeded",

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"maps"
 	"net"
 	"net/http"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,10 +77,6 @@ func (g *bearerGate) counts() (used map[string]int, refused int) {
 // no point carries the old one.
 func TestKubeSecretRotationAndTagChangeExact(t *testing.T) {
 	begin := time.Now()
-	bin := filepath.Join(t.TempDir(), "nodescraper")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	const key = "reconf-key-0123456789abcdef01234567"
 	const ns, node = "reconf", "node-r"
 	in := startIntake(t, key)
@@ -167,23 +160,9 @@ func TestKubeSecretRotationAndTagChangeExact(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(bin, "--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL,
-		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(t.TempDir(), "state"), "--flush-interval", "200ms")
-	cmd.Env = []string{"DD_API_KEY=" + key}
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("agent log:\n%s", log.String())
-		}
-	}()
+	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
+		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL,
+		"--state-dir", filepath.Join(t.TempDir(), "state"), "--flush-interval", "200ms")
 
 	common := []string{"namespace:" + ns, "service:api", "pod:api-0", "job:api", "endpoint:metrics",
 		"instance:" + ln.Addr().String(), "kube_namespace:" + ns, "pod_name:api-0", "host:" + node}
@@ -231,19 +210,7 @@ func TestKubeSecretRotationAndTagChangeExact(t *testing.T) {
 	// Stop the agent once all of it is in (checkCounts reports a shortfall).
 	waitScrapes(t, e, e.Scrapes()+1)
 	waitCounts(in, want, common)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("agent exited with %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("agent did not stop within 20s of SIGTERM")
-	}
+	agent.stop(20 * time.Second)
 
 	// Sum over both version tags: the series identity did not change.
 	checkCounts(t, in, want, common, nil)

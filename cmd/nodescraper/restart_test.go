@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nodescraper/nodescraper/internal/exporter"
 )
 
 // TestRestartLosesNothing runs the real binary against a test exporter and
@@ -21,31 +16,15 @@ import (
 // intake received must add up, per series, exactly to the exporter's increase
 // since the first agent's first scrape.
 func TestRestartLosesNothing(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "nodescraper")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
 	const key = "restart-key-0123456789abcdef012345"
 	in := startIntake(t, key)
 
-	e := exporter.New()
-	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
-	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
-	lat := e.Family("latency_seconds", exporter.Histogram, "Latency.", 0.5)
-	reqs.Set(`code="200"`, 1000)
-	lat.Observe("", 0.25)
-	srv, err := e.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	e, reqs, lat, addr := requestsExporter(t)
 
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	targets := filepath.Join(dir, "targets.yaml")
-	if err := os.WriteFile(targets, []byte(fmt.Sprintf("- targets: [%q]\n", srv.Addr())), 0o600); err != nil {
+	if err := os.WriteFile(targets, []byte(fmt.Sprintf("- targets: [%q]\n", addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,49 +47,19 @@ func TestRestartLosesNothing(t *testing.T) {
 		waitScrapes(t, e, n)
 	}
 
-	var logs []*bytes.Buffer
-	defer func() {
-		if t.Failed() {
-			for i, l := range logs {
-				t.Logf("agent %d log:\n%s", i+1, l)
-			}
-		}
-	}()
-	start := func() *exec.Cmd {
+	var agents []*agentProc
+	start := func() *agentProc {
 		t.Helper()
-		cmd := exec.Command(bin, "--static-targets", targets, "--node-name", "node-r", "--dd-url", in.URL,
-			"--listen", "127.0.0.1:0", "--state-dir", state, "--scrape-interval", "1s", "--flush-interval", "200ms",
+		a := startAgent(t, fmt.Sprintf("agent %d", len(agents)+1), []string{"DD_API_KEY=" + key},
+			"--static-targets", targets, "--node-name", "node-r", "--dd-url", in.URL,
+			"--state-dir", state, "--scrape-interval", "1s", "--flush-interval", "200ms",
 			"--checkpoint-interval", "1s")
-		cmd.Env = []string{"DD_API_KEY=" + key}
-		log := &bytes.Buffer{}
-		cmd.Stderr = log
-		logs = append(logs, log)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
-		})
-		return cmd
+		agents = append(agents, a)
+		return a
 	}
-	stop := func(cmd *exec.Cmd) {
+	stop := func(a *agentProc) {
 		t.Helper()
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("agent exited with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("agent did not stop within 20s of SIGTERM")
-		}
+		a.stop(20 * time.Second)
 	}
 	step := func(i int) {
 		add("200", float64(10*i))
@@ -145,7 +94,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 	// The target is about to restart: what it counted since the last scrape
 	// the agent processed would be gone for anyone. Stop once all of it is in.
-	common := []string{"instance:" + srv.Addr(), "job:static", "host:node-r"}
+	common := []string{"instance:" + addr, "job:static", "host:node-r"}
 	waitCounts(in, want, common)
 	stop(a)
 
@@ -161,8 +110,8 @@ func TestRestartLosesNothing(t *testing.T) {
 	waitCounts(in, want, common) // the window ends with the last scrape processed
 	stop(a)
 
-	for i, l := range logs[1:] {
-		if !strings.Contains(l.String(), `msg="delta state restored"`) {
+	for i, agent := range agents[1:] {
+		if l := agent.log(); !strings.Contains(l, `msg="delta state restored"`) {
 			t.Errorf("agent %d did not restore the delta state cleanly:\n%s", i+2, l)
 		}
 	}

@@ -1,183 +1,54 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nodescraper/nodescraper/internal/exporter"
 )
 
-// outageAgent runs the real binary in local mode against one exporter, for
-// the tests of sending through Datadog outages.
+// outageAgent starts runs of the real binary in local mode against one
+// exporter, all on one state directory, for the tests of sending through
+// Datadog outages.
 type outageAgent struct {
 	t       *testing.T
-	bin     string
 	key     string
 	intake  string
 	targets string
 	state   string
 	extra   []string
-	mu      sync.Mutex
-	logs    []*bytes.Buffer
-}
-
-var buildOnce struct {
-	sync.Once
-	bin string
-	err error
-	out []byte
-}
-
-// agentBinary builds the agent once per test binary.
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nodescraper-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.bin = filepath.Join(dir, "nodescraper")
-		buildOnce.out, buildOnce.err = exec.Command("go", "build", "-o", buildOnce.bin, ".").CombinedOutput()
-	})
-	if buildOnce.err != nil {
-		t.Fatalf("go build: %v\n%s", buildOnce.err, buildOnce.out)
-	}
-	return buildOnce.bin
+	runs    int
 }
 
 func newOutageAgent(t *testing.T, key, intakeURL, exporterAddr string, extra ...string) *outageAgent {
 	dir := t.TempDir()
-	a := &outageAgent{t: t, bin: agentBinary(t), key: key, intake: intakeURL,
+	a := &outageAgent{t: t, key: key, intake: intakeURL,
 		targets: filepath.Join(dir, "targets.yaml"), state: filepath.Join(dir, "state"), extra: extra}
 	if err := os.WriteFile(a.targets, []byte(fmt.Sprintf("- targets: [%q]\n", exporterAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, l := range a.logs {
-				t.Logf("agent %d log:\n%s", i+1, l)
-			}
-		}
-	})
 	return a
 }
 
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
-// start runs an agent on the shared state directory; it returns the
-// process and its endpoint's address.
-func (a *outageAgent) start() (*exec.Cmd, string) {
+// start runs an agent on the shared state directory.
+func (a *outageAgent) start() *agentProc {
 	a.t.Helper()
-	listen := freeAddr(a.t)
+	a.runs++
 	args := append([]string{"--static-targets", a.targets, "--node-name", "node-o", "--dd-url", a.intake,
-		"--listen", listen, "--state-dir", a.state, "--scrape-interval", "1s", "--flush-interval", "200ms",
+		"--state-dir", a.state, "--scrape-interval", "1s", "--flush-interval", "200ms",
 		"--checkpoint-interval", "1s", "--shutdown-flush-timeout", "3s"}, a.extra...)
-	cmd := exec.Command(a.bin, args...)
-	cmd.Env = []string{"DD_API_KEY=" + a.key}
-	log := &bytes.Buffer{}
-	cmd.Stderr = &lockedWriter{mu: &a.mu, w: log}
-	a.mu.Lock()
-	a.logs = append(a.logs, log)
-	a.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		a.t.Fatal(err)
-	}
-	a.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd, listen
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// log returns agent i's log so far.
-func (a *outageAgent) log(i int) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.logs[i].String()
-}
-
-// stop sends SIGTERM and waits for a clean exit within limit.
-func (a *outageAgent) stop(cmd *exec.Cmd, limit time.Duration) time.Duration {
-	a.t.Helper()
-	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		a.t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			a.t.Fatalf("agent exited with %v", err)
-		}
-	case <-time.After(limit):
-		a.t.Fatalf("agent did not stop within %s of SIGTERM", limit)
-	}
-	return time.Since(start)
+	return startAgent(a.t, fmt.Sprintf("agent %d", a.runs), []string{"DD_API_KEY=" + a.key}, args...)
 }
 
 // spoolFiles lists the spool's segment files.
 func (a *outageAgent) spoolFiles() []string {
 	files, _ := filepath.Glob(filepath.Join(a.state, "spool", "*.seg"))
 	return files
-}
-
-// agentMetric reads one sample of the agent's /metrics; 0 when absent.
-func agentMetric(t *testing.T, listen, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + listen + "/metrics")
-	if err != nil {
-		t.Fatalf("agent metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return f
-		}
-	}
-	return 0
 }
 
 // TestRestartDuringOutage: Datadog is down when the agent is stopped with
@@ -187,17 +58,7 @@ func agentMetric(t *testing.T, listen, name string) float64 {
 func TestRestartDuringOutage(t *testing.T) {
 	const key = "outage-key-0123456789abcdef0123456"
 	in := startIntake(t, key)
-	e := exporter.New()
-	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
-	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
-	lat := e.Family("latency_seconds", exporter.Histogram, "Latency.", 0.5)
-	reqs.Set(`code="200"`, 1000)
-	lat.Observe("", 0.25)
-	srv, err := e.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	e, reqs, lat, addr := requestsExporter(t)
 	want := map[string]float64{}
 	step := func(i int) {
 		reqs.Add(`code="200"`, float64(10*i))
@@ -214,9 +75,9 @@ func TestRestartDuringOutage(t *testing.T) {
 			want["latency_seconds.bucket|upper_bound:0.5"]++
 		}
 	}
-	a := newOutageAgent(t, key, in.URL, srv.Addr())
+	a := newOutageAgent(t, key, in.URL, addr)
 
-	first, _ := a.start()
+	first := a.start()
 	waitScrapes(t, e, 1)
 	for i := 1; i <= 2; i++ {
 		step(i)
@@ -229,8 +90,8 @@ func TestRestartDuringOutage(t *testing.T) {
 		waitScrapes(t, e, e.Scrapes()+1)
 	}
 	time.Sleep(300 * time.Millisecond) // the last scrape's points reach the client
-	took := a.stop(first, 8*time.Second)
-	if !strings.Contains(a.log(0), "spooled for the next start") {
+	took := first.stop(8 * time.Second)
+	if !strings.Contains(first.log(), "spooled for the next start") {
 		t.Fatalf("the stopped agent did not spool what it could not send")
 	}
 	if len(a.spoolFiles()) == 0 {
@@ -239,7 +100,7 @@ func TestRestartDuringOutage(t *testing.T) {
 	t.Logf("agent 1 stopped in %s, leaving %d spool segments", took.Round(time.Millisecond), len(a.spoolFiles()))
 
 	step(6) // while no agent runs
-	second, listen := a.start()
+	second := a.start()
 	n := e.Scrapes()
 	waitScrapes(t, e, n+1)
 	for i := 7; i <= 8; i++ {
@@ -253,10 +114,10 @@ func TestRestartDuringOutage(t *testing.T) {
 	if st := in.Stats(); st.DuplicatePoints != 0 {
 		t.Errorf("%d points received twice", st.DuplicatePoints)
 	}
-	if n := agentMetric(t, listen, "nodescraper_dd_points_replayed_total"); n == 0 {
+	if n := second.metric("nodescraper_dd_points_replayed_total"); n == 0 {
 		t.Error("the second agent replayed nothing from the spool")
 	}
-	a.stop(second, 8*time.Second)
+	second.stop(8 * time.Second)
 	if f := a.spoolFiles(); len(f) != 0 {
 		t.Errorf("spool segments left after everything was sent: %v", f)
 	}
@@ -286,21 +147,17 @@ func TestOutageSpillsToDisk(t *testing.T) {
 			// Every scrape sees each counter exactly 1 higher: each point
 			// sent is 1, so lost points and lost increase are one number.
 			e.AddPerScrape(1)
-			srv, err := e.Listen("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
+			addr := serveExporter(t, e)
 			// Uncompressed, a scrape's payload is about 0.5 MB: past the
 			// memory bound at once, and a 1 MiB spool holds two.
-			a := newOutageAgent(t, key, in.URL, srv.Addr(), "--compression", "none",
+			a := newOutageAgent(t, key, in.URL, addr, "--compression", "none",
 				"--queue-max-bytes", "256KiB", "--spool-max-bytes", tc.spool)
-			cmd, listen := a.start()
+			agent := a.start()
 			waitScrapes(t, e, 2)
 			in.FailNext(1_000_000, http.StatusServiceUnavailable)
 			waitScrapes(t, e, e.Scrapes()+6)
 			time.Sleep(300 * time.Millisecond)
-			spooled := agentMetric(t, listen, "nodescraper_dd_points_spooled_total")
+			spooled := agent.metric("nodescraper_dd_points_spooled_total")
 			if spooled == 0 {
 				t.Fatal("nothing went to the spool during the outage")
 			}
@@ -308,13 +165,13 @@ func TestOutageSpillsToDisk(t *testing.T) {
 			// The agent sends the spool, then stops; its last scrapes go
 			// out in the final flush.
 			deadline := time.Now().Add(30 * time.Second)
-			for agentMetric(t, listen, "nodescraper_dd_spool_points") > 0 && time.Now().Before(deadline) {
+			for agent.metric("nodescraper_dd_spool_points") > 0 && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Millisecond)
 			}
-			drops := agentMetric(t, listen, `nodescraper_dd_points_dropped_total{reason="spool_full"}`)
-			other := agentMetric(t, listen, `nodescraper_dd_points_dropped_total{reason="queue_full"}`) +
-				agentMetric(t, listen, `nodescraper_dd_points_dropped_total{reason="shutdown"}`)
-			a.stop(cmd, 10*time.Second)
+			drops := agent.metric(`nodescraper_dd_points_dropped_total{reason="spool_full"}`)
+			other := agent.metric(`nodescraper_dd_points_dropped_total{reason="queue_full"}`) +
+				agent.metric(`nodescraper_dd_points_dropped_total{reason="shutdown"}`)
+			agent.stop(10 * time.Second)
 			scrapes := e.Scrapes()
 			truth := float64(series * (scrapes - 1)) // the first scrape is the baseline
 			got := in.Sum("work_items.count")
@@ -352,36 +209,29 @@ func TestKillDuringOutage(t *testing.T) {
 		work.Set(fmt.Sprintf(`queue="q%02d"`, i), 0)
 	}
 	e.AddPerScrape(1)
-	srv, err := e.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := newOutageAgent(t, key, in.URL, srv.Addr())
-	first, _ := a.start()
+	addr := serveExporter(t, e)
+	a := newOutageAgent(t, key, in.URL, addr)
+	first := a.start()
 	waitScrapes(t, e, 3)
 	in.FailNext(1_000_000, http.StatusServiceUnavailable)
 	waitScrapes(t, e, e.Scrapes()+4)
 	time.Sleep(500 * time.Millisecond)
-	if err := first.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	first.kill()
 	spooled := len(a.spoolFiles())
 	if spooled == 0 {
 		t.Fatal("the killed agent left no spool")
 	}
-	second, listen := a.start()
+	second := a.start()
 	waitScrapes(t, e, e.Scrapes()+2)
 	in.ClearFaults()
 	deadline := time.Now().Add(30 * time.Second)
-	for agentMetric(t, listen, "nodescraper_dd_points_replayed_total") == 0 || agentMetric(t, listen, "nodescraper_dd_spool_points") > 0 {
+	for second.metric("nodescraper_dd_points_replayed_total") == 0 || second.metric("nodescraper_dd_spool_points") > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the spool was not sent within 30s of Datadog's return")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	a.stop(second, 10*time.Second)
+	second.stop(10 * time.Second)
 	truth := float64(e.Scrapes() - 1) // per series: every scrape adds 1, the first is the baseline
 	var short, over float64
 	for i := range series {

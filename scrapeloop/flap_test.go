@@ -146,7 +146,8 @@ func TestFlappingSeriesAndCutBodiesAreExact(t *testing.T) {
 					t.Fatalf("point %s: not a counter", p)
 				}
 				name := p.Labels.Get("__name__")
-				lbls := p.Labels.DropMetricName().Map()
+				lbls := p.Labels.Map()
+				delete(lbls, "__name__")
 				delete(lbls, "job")
 				var kv []string
 				for k, v := range lbls {

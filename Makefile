@@ -4,10 +4,12 @@ GO ?= go
 CACHE := $(CURDIR)/.cache
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE)/bin/staticcheck-$(STATICCHECK_VERSION)
+HELM_VERSION := v3.22.0
+HELM := $(CACHE)/bin/helm-$(HELM_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build image demo demo-local test lint vet staticcheck static-build controlplane unit benchmarks-check clean
+.PHONY: all build image demo demo-local test lint vet staticcheck static-build controlplane helm unit benchmarks-check clean
 
 all: build
 
@@ -39,7 +41,7 @@ demo-local: build
 	@scripts/demo.sh
 
 ## test: everything CI checks
-test: vet staticcheck static-build controlplane unit benchmarks-check
+test: vet staticcheck static-build controlplane helm unit benchmarks-check
 
 ## controlplane: etcd (Debian) and kube-apiserver/kube-controller-manager (built once, cached in .cache/kube)
 controlplane:
@@ -56,6 +58,14 @@ $(STATICCHECK):
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+
+## helm: the helm the chart tests (charts/) run, built once into .cache/bin
+$(HELM):
+	@mkdir -p $(CACHE)/bin
+	GOBIN=$(CACHE)/bin $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@mv $(CACHE)/bin/helm $@
+
+helm: $(HELM)
 
 ## static-build: the agent must build and run without cgo
 static-build:

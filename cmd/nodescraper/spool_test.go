@@ -162,11 +162,23 @@ func TestOutageSpillsToDisk(t *testing.T) {
 				t.Fatal("nothing went to the spool during the outage")
 			}
 			in.ClearFaults()
-			// The agent sends the spool, then stops; its last scrapes go
-			// out in the final flush.
-			deadline := time.Now().Add(30 * time.Second)
-			for agent.metric("nodescraper_dd_spool_points") > 0 && time.Now().Before(deadline) {
-				time.Sleep(100 * time.Millisecond)
+			// The target goes away, so nothing new queues behind the spool
+			// (on a loaded machine, under -race, replay may trail new scrapes
+			// for long); the agent sends the spool, then stops.
+			if err := os.WriteFile(a.targets, []byte("[]\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(90 * time.Second)
+			for last := -1; ; {
+				n := e.Scrapes()
+				if n == last && agent.metric("nodescraper_dd_spool_points") == 0 && agent.metric("nodescraper_dd_queue_bytes") == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the spool still holds %v points 90s after the outage", agent.metric("nodescraper_dd_spool_points"))
+				}
+				last = n
+				time.Sleep(2 * time.Second)
 			}
 			drops := agent.metric(`nodescraper_dd_points_dropped_total{reason="spool_full"}`)
 			other := agent.metric(`nodescraper_dd_points_dropped_total{reason="queue_full"}`) +

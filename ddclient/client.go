@@ -631,14 +631,15 @@ func (c *Client) settle(p *payload, reuse bool) {
 	}
 }
 
-// refill reads the oldest spool segment into the queue when memory has room
-// for it and Datadog takes payloads.
+// refill reads the oldest spool segment not yet read into the queue, behind
+// the segments already there, when memory has room (half the bound: a
+// segment is small beside it) and Datadog takes payloads.
 func (c *Client) refill() {
 	if c.spool == nil {
 		return
 	}
 	c.mu.Lock()
-	if c.refilling || c.loaded > 0 || c.failures > 0 || c.memLocked() > c.cfg.MaxQueueBytes/2 || c.spool.Empty() {
+	if c.refilling || c.failures > 0 || c.memLocked() > c.cfg.MaxQueueBytes/2 || c.spool.Empty() {
 		c.mu.Unlock()
 		return
 	}

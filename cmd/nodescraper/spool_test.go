@@ -162,29 +162,25 @@ func TestOutageSpillsToDisk(t *testing.T) {
 				t.Fatal("nothing went to the spool during the outage")
 			}
 			in.ClearFaults()
-			// The target goes away, so nothing new queues behind the spool
-			// (on a loaded machine, under -race, replay may trail new scrapes
-			// for long); the agent sends the spool, then stops.
-			if err := os.WriteFile(a.targets, []byte("[]\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			// The exporter now fails every scrape: no new points queue
+			// behind the spool (on a loaded machine, under -race, replay
+			// may trail new scrapes for long), and a failed scrape adds
+			// nothing, so the truth stays exact. Two failed scrapes show the
+			// agent is past the last good one; then it sends the spool.
+			errs := agent.metric("nodescraper_scrape_errors_total")
+			e.FailNext(1_000_000)
 			deadline := time.Now().Add(90 * time.Second)
-			for last := -1; ; {
-				n := e.Scrapes()
-				if n == last && agent.metric("nodescraper_dd_spool_points") == 0 && agent.metric("nodescraper_dd_queue_bytes") == 0 {
-					break
-				}
+			for agent.metric("nodescraper_scrape_errors_total") < errs+2 || agent.metric("nodescraper_dd_spool_points") > 0 || agent.metric("nodescraper_dd_queue_bytes") > 0 {
 				if time.Now().After(deadline) {
 					t.Fatalf("the spool still holds %v points 90s after the outage", agent.metric("nodescraper_dd_spool_points"))
 				}
-				last = n
-				time.Sleep(2 * time.Second)
+				time.Sleep(100 * time.Millisecond)
 			}
 			drops := agent.metric(`nodescraper_dd_points_dropped_total{reason="spool_full"}`)
 			other := agent.metric(`nodescraper_dd_points_dropped_total{reason="queue_full"}`) +
 				agent.metric(`nodescraper_dd_points_dropped_total{reason="shutdown"}`)
 			agent.stop(10 * time.Second)
-			scrapes := e.Scrapes()
+			scrapes := e.Scrapes() // successful ones: a failed scrape adds nothing
 			truth := float64(series * (scrapes - 1)) // the first scrape is the baseline
 			got := in.Sum("work_items.count")
 			t.Logf("%d scrapes: true increase %v, received %v, spooled %v points, dropped %v (spool full)", scrapes, truth, got, spooled, drops)

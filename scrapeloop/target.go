@@ -241,13 +241,13 @@ func b2i(b bool) int {
 // buffer (it would drop the URL) and its encoding may change between
 // Prometheus versions.
 func (t *Target) seed() uint64 {
-	b := binary.AppendUvarint(make([]byte, 0, 256), uint64(len(t.URL)))
-	b = append(b, t.URL...)
+	// No label count, unlike keyBuf.labels: the seed is in checkpoints and
+	// keeps its encoding.
+	b := keyBuf(make([]byte, 0, 256))
+	b.str(t.URL)
 	t.Labels.Range(func(l labels.Label) {
-		b = binary.AppendUvarint(b, uint64(len(l.Name)))
-		b = append(b, l.Name...)
-		b = binary.AppendUvarint(b, uint64(len(l.Value)))
-		b = append(b, l.Value...)
+		b.str(l.Name)
+		b.str(l.Value)
 	})
 	return xxhash.Sum64(b)
 }

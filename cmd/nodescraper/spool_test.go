@@ -180,7 +180,7 @@ func TestOutageSpillsToDisk(t *testing.T) {
 			other := agent.metric(`nodescraper_dd_points_dropped_total{reason="queue_full"}`) +
 				agent.metric(`nodescraper_dd_points_dropped_total{reason="shutdown"}`)
 			agent.stop(10 * time.Second)
-			scrapes := e.Scrapes() // successful ones: a failed scrape adds nothing
+			scrapes := e.Scrapes()                   // successful ones: a failed scrape adds nothing
 			truth := float64(series * (scrapes - 1)) // the first scrape is the baseline
 			got := in.Sum("work_items.count")
 			t.Logf("%d scrapes: true increase %v, received %v, spooled %v points, dropped %v (spool full)", scrapes, truth, got, spooled, drops)

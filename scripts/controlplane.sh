@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # controlplane.sh provisions the local Kubernetes control plane that the tests
 # (internal/controlplane) start: etcd from Debian's etcd-server package, and
-# kube-apiserver + kube-controller-manager built from the Go module proxy by
-# the tools module in tools/kube. The binaries are cached, keyed by version,
-# under .cache/kube/<version>/bin (git-ignored), so only the first run builds.
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubelet built
+# from the Go module proxy by the tools module in tools/kube. The binaries are
+# cached, keyed by version, under .cache/kube/<version>/bin (git-ignored), so
+# only the first run builds. A node (internal/controlplane Node) also needs a
+# container runtime: containerd, runc and the CNI plugins from Debian.
 #
 # Usage:
 #   scripts/controlplane.sh ensure    install etcd and build the binaries if missing
@@ -15,7 +17,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$repo/tools/kube"
-binaries=(kube-apiserver kube-controller-manager)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -68,6 +70,39 @@ ensure_etcd() {
 }
 
 etcd_path() { command -v etcd || echo /usr/bin/etcd; }
+
+# apt_install installs Debian packages without letting their init scripts
+# start system-wide daemons: the tests start their own and stop only those.
+apt_install() {
+	command -v apt-get >/dev/null || die "apt-get is not available; install $* by hand"
+	local policy=/usr/sbin/policy-rc.d added=""
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+		as_root chmod 755 "$policy"
+		added=1
+	fi
+	local rc=0
+	as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || rc=$?
+	if [[ -n $added ]]; then as_root rm -f "$policy"; fi
+	[[ $rc == 0 ]] || die "apt-get install $* failed (exit $rc)"
+}
+
+# ensure_runtime installs what a kubelet needs to run pods: containerd (the
+# CRI runtime), runc (its OCI runtime), the CNI plugins, and the tools the
+# kubelet shells out to (mount, iptables is not needed: no kube-proxy).
+ensure_runtime() {
+	local missing=()
+	command -v containerd >/dev/null || missing+=(containerd)
+	command -v runc >/dev/null || missing+=(runc)
+	[[ -x /usr/lib/cni/host-local || -x /opt/cni/bin/host-local ]] || missing+=(containernetworking-plugins)
+	if [[ ${#missing[@]} == 0 ]]; then
+		log "container runtime present: $(containerd --version 2>/dev/null | head -n1); $(runc --version | head -n1)"
+		return
+	fi
+	log "installing ${missing[*]} from Debian"
+	apt_install "${missing[@]}"
+	log "container runtime installed: $(containerd --version | head -n1)"
+}
 
 have_binaries() {
 	local dir=$1 b
@@ -152,6 +187,7 @@ case "${1:-}" in
 ensure)
 	start=$SECONDS
 	ensure_etcd
+	ensure_runtime
 	ensure_kube
 	log "ready in $((SECONDS - start))s; tests find the binaries in $(bin_dir)"
 	;;

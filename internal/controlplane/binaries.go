@@ -23,6 +23,8 @@ const ensureHint = "run scripts/controlplane.sh ensure (or set " + EnvKubeBin + 
 // binaries are the executables a control plane runs.
 type binaries struct {
 	etcd, apiserver, controllerManager string
+	// A node's, checked when one starts.
+	scheduler, kubelet string
 }
 
 // findBinaries locates the executables: kubeDir (Config.BinDir) first, then
@@ -43,6 +45,8 @@ func findBinaries(kubeDir string) (binaries, error) {
 	}
 	b.apiserver = filepath.Join(kubeDir, "kube-apiserver")
 	b.controllerManager = filepath.Join(kubeDir, "kube-controller-manager")
+	b.scheduler = filepath.Join(kubeDir, "kube-scheduler")
+	b.kubelet = filepath.Join(kubeDir, "kubelet")
 	for _, p := range []string{b.apiserver, b.controllerManager} {
 		if err := executable(p); err != nil {
 			return b, fmt.Errorf("%w; %s", err, ensureHint)

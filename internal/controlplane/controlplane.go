@@ -87,10 +87,14 @@ type ControlPlane struct {
 	etcdURL       string
 	apiserverPort int
 
+	schedOnce sync.Mutex // serialises ensureScheduler
+
 	mu         sync.Mutex // guards the fields below
 	etcd       *process
 	apiserver  *process
 	kcm        *process
+	sched      *process // started with the first node
+	nodes      []*Node
 	stopped    bool
 	namespaces map[string]bool // known to exist, see ensureNamespace
 }
@@ -514,10 +518,15 @@ func (cp *ControlPlane) Stop() error {
 		return nil
 	}
 	cp.stopped = true
-	procs := []*process{cp.kcm, cp.apiserver, cp.etcd}
+	nodes := cp.nodes
+	procs := []*process{cp.sched, cp.kcm, cp.apiserver, cp.etcd}
 	cp.mu.Unlock()
 
 	var errs []error
+	// Nodes first: their kubelets need the API server to go quietly.
+	for _, n := range nodes {
+		errs = append(errs, n.Stop())
+	}
 	for _, p := range procs {
 		if p != nil {
 			errs = append(errs, p.stop(15*time.Second))
@@ -536,13 +545,17 @@ func (cp *ControlPlane) Stop() error {
 // Logs returns the last lines of each component's log, for failure reports.
 func (cp *ControlPlane) Logs(lines int) string {
 	cp.mu.Lock()
-	procs := []*process{cp.etcd, cp.apiserver, cp.kcm}
+	procs := []*process{cp.etcd, cp.apiserver, cp.kcm, cp.sched}
+	nodes := cp.nodes
 	cp.mu.Unlock()
 	var b strings.Builder
 	for _, p := range procs {
 		if p != nil {
 			fmt.Fprintf(&b, "--- %s (%s)\n%s\n", p.name, p.logPath, p.logTail(lines))
 		}
+	}
+	for _, n := range nodes {
+		b.WriteString(n.Logs(lines))
 	}
 	return b.String()
 }

@@ -79,7 +79,7 @@ func startProcess(sp *spawner, name, path string, args []string, logPath string)
 	cmd := exec.Command(path, args...)
 	cmd.Stdout = logf // an *os.File: no copying goroutines
 	cmd.Stderr = logf
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + os.TempDir()}
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", "HOME=" + os.TempDir()}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := sp.start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -60,3 +60,25 @@ func ForTest(t testing.TB, cfg Config) *ControlPlane {
 	})
 	return cp
 }
+
+// NodeForTest starts a node of cp for t and stops it when t ends (before cp,
+// whose ForTest cleanup was registered earlier). It fails t when the node
+// does not come up; when t fails, the end of its logs is reported.
+func NodeForTest(t testing.TB, cp *ControlPlane, cfg NodeConfig) *Node {
+	t.Helper()
+	begin := time.Now()
+	n, err := cp.StartNode(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Logf("node %s up in %v", n.Name, time.Since(begin).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node logs (tail):\n%s", n.Logs(60))
+		}
+		if err := n.Stop(); err != nil {
+			t.Errorf("stop node %s: %v", n.Name, err)
+		}
+	})
+	return n
+}

@@ -372,7 +372,8 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen serves e at addr (e.g. "127.0.0.1:0") under /metrics until Close.
+// Listen serves e at addr (e.g. "127.0.0.1:0") under /metrics until Close;
+// /healthz answers ok and /scrapes the number of scrapes answered (Scrapes).
 func (e *Exporter) Listen(addr string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -380,6 +381,9 @@ func (e *Exporter) Listen(addr string) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", e)
+	// Probes and test harnesses read these without counting as a scrape.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/scrapes", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, e.Scrapes()) })
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil

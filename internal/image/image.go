@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -42,12 +43,25 @@ type Config struct {
 	Created time.Time
 	// Arch is the binary's architecture (GOARCH); default runtime.GOARCH.
 	Arch string
+	// Title and Description label the image; default the agent's. Tests
+	// package their own static binaries (a pause, an exporter) the same way.
+	Title, Description string
+	// Path is where the binary goes in the image, its entrypoint; default
+	// BinaryPath.
+	Path string
 }
 
 // Build returns the image.
 func Build(cfg Config) (v1.Image, error) {
 	if cfg.Arch == "" {
 		cfg.Arch = runtime.GOARCH
+	}
+	if cfg.Path == "" {
+		cfg.Path = BinaryPath
+	}
+	if cfg.Title == "" {
+		cfg.Title = "nodescraper"
+		cfg.Description = "Scrapes the Prometheus targets of its node and sends them to Datadog"
 	}
 	bin, err := os.ReadFile(cfg.Binary)
 	if err != nil {
@@ -82,13 +96,13 @@ func Build(cfg Config) (v1.Image, error) {
 	cf.Created = v1.Time{Time: cfg.Created}
 	cf.Author = "nodescraper"
 	cf.Config = v1.Config{
-		Entrypoint: []string{BinaryPath},
+		Entrypoint: []string{cfg.Path},
 		User:       User,
 		WorkingDir: "/",
 		Env:        []string{"PATH=/", "SSL_CERT_FILE=" + CAPath},
 		Labels: map[string]string{
-			"org.opencontainers.image.title":       "nodescraper",
-			"org.opencontainers.image.description": "Scrapes the Prometheus targets of its node and sends them to Datadog",
+			"org.opencontainers.image.title":       cfg.Title,
+			"org.opencontainers.image.description": cfg.Description,
 			"org.opencontainers.image.version":     cfg.Version,
 			"org.opencontainers.image.revision":    cfg.Revision,
 			"org.opencontainers.image.source":      cfg.Source,
@@ -136,7 +150,7 @@ func rootfs(cfg Config, bin, ca []byte) (v1.Layer, error) {
 		dir("var", 0o755, 0),
 		dir("var/lib", 0o755, 0),
 		dir(StateDir[1:], 0o700, UID),
-		file(BinaryPath[1:], 0o755, bin),
+		file(strings.TrimPrefix(cfg.Path, "/"), 0o755, bin),
 		tw.Close(),
 	)
 	if err != nil {

@@ -99,6 +99,7 @@ func signalContext() (context.Context, func()) {
 // delta store's checkpoints, the Datadog client and the endpoint each have one
 // goroutine that run starts and waits for before it returns.
 func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, ready chan<- string) error {
+	started := time.Now()
 	// TYPE lines let a scraper of our own /metrics (this agent, in the demo)
 	// tell counters from gauges.
 	metrics.ExposeMetadata(true)
@@ -229,7 +230,10 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		metrics.WritePrometheus(w, true)
 	})
-	mux.Handle("/targets", mgr.TargetsHandler(problems))
+	mux.Handle("GET /targets", mgr.TargetsHandler(scrapeloop.PageInfo{
+		Node: c.nodeName, Version: buildVersion(), Started: started, APIPath: "/api/v1/targets", Problems: problems,
+	}))
+	mux.Handle("GET /api/v1/targets", mgr.APITargetsHandler(problems))
 	if c.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -258,7 +262,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		}
 	})
 	defer srv.Close()
-	logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /healthz /readyz")
+	logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /api/v1/targets /healthz /readyz")
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -1,12 +1,14 @@
 package informer
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
+	"k8s.io/client-go/rest"
 )
 
 func TestSameTargets(t *testing.T) {
@@ -32,6 +34,22 @@ func TestSameTargets(t *testing.T) {
 	for _, c := range cases {
 		if got := sameTargets(c.a, c.b); got != c.same {
 			t.Errorf("%s: sameTargets = %v, want %v", c.name, got, c.same)
+		}
+	}
+}
+
+// TestKubeMetricsHelp: every metric of the discovery has HELP text. NewKube
+// contacts nothing, so no API server is needed.
+func TestKubeMetricsHelp(t *testing.T) {
+	k, err := NewKube(KubeConfig{Rest: &rest.Config{Host: "127.0.0.1:1"}, NodeName: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := k.MetricsHelp()
+	for _, name := range k.Metrics().ListMetricNames() {
+		family, _, _ := strings.Cut(name, "{")
+		if help[family] == "" {
+			t.Errorf("%s has no HELP text", family)
 		}
 	}
 }

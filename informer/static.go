@@ -109,6 +109,15 @@ func dropped(ts []scrapeloop.Target) []scrapeloop.Target {
 	return out
 }
 
+// StaticMetricsHelp returns the HELP text of RunStatic's metrics by family
+// name.
+func StaticMetricsHelp() map[string]string {
+	return map[string]string{
+		`nodescraper_static_targets_errors_total`: "Times the static targets file could not be read or parsed (the previous targets stay).",
+		`nodescraper_static_targets_invalid`:      "Entries of the static targets file last loaded that are not valid targets (dropped).",
+	}
+}
+
 // RunStatic sends the file's targets to out at start and whenever the file's
 // content changes, until ctx is cancelled. A file that cannot be read or
 // parsed is logged and counted; the previous targets stay in place. Invalid

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -121,5 +122,31 @@ func TestRunStaticReloads(t *testing.T) {
 	if len(ts) != 2 || ts[0].URL != "http://127.0.0.1:4/metrics" || ts[0].Drop.Reason != "" ||
 		ts[1].Drop.Reason != scrapeloop.DroppedInvalid || ts[1].Discovered.Get("__address__") != "127.0.0.1:5/x" {
 		t.Fatalf("with a bad entry: %+v", ts)
+	}
+}
+
+// TestStaticMetricsHelp: every metric of RunStatic has HELP text.
+func TestStaticMetricsHelp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "targets.yaml")
+	if err := os.WriteFile(path, []byte(`[{"targets":["127.0.0.1:1"]}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan []scrapeloop.Target, 1)
+	done := make(chan struct{})
+	go func() { RunStatic(ctx, StaticConfig{Path: path, Metrics: set, Poll: time.Hour}, out); close(done) }()
+	<-out
+	cancel()
+	<-done
+	help := StaticMetricsHelp()
+	names := set.ListMetricNames()
+	if len(names) < 2 {
+		t.Fatalf("metrics %v", names)
+	}
+	for _, name := range names {
+		if help[name] == "" {
+			t.Errorf("%s has no HELP text", name)
+		}
 	}
 }

@@ -548,3 +548,19 @@ func (h *countingHandler) count(msg string) int {
 	defer h.mu.Unlock()
 	return h.msgs[msg]
 }
+
+// TestMetricsHelp: every metric of the manager, per-pool ones included, has
+// HELP text.
+func TestMetricsHelp(t *testing.T) {
+	env := newEndpointEnv(t, 0)
+	help := env.mgr.MetricsHelp()
+	names := append(env.mgr.Metrics().ListMetricNames(), poolTargetsName, poolDroppedName)
+	(&loop{cfg: env.mgr.cfg}).countIncomplete(incompleteGzip) // created on first use
+	names = append(names, env.mgr.Metrics().ListMetricNames()...)
+	for _, name := range names {
+		family, _, _ := strings.Cut(name, "{")
+		if help[family] == "" {
+			t.Errorf("%s has no HELP text", family)
+		}
+	}
+}

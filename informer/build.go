@@ -190,7 +190,6 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			Drop: scrapeloop.Drop{Reason: reason, Detail: detail},
 		})
 	}
-	active := 0
 	for _, g := range groups {
 		for _, t := range g.targets {
 			l := g.common.clone().merge(t)
@@ -231,23 +230,35 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			tg.Pool = j.Name
 			tg.Discovered = discovered(l)
 			out = append(out, tg)
+		}
+	}
+	limitTargets(out, j.Scrape.Limits.Targets)
+	return out
+}
+
+// limitTargets applies a monitor's targetLimit to its pool's targets ts:
+// Prometheus scrapes none of a pool over its limit, so when more than limit
+// of ts would run, every one is dropped (DroppedLimit). Here the limit
+// applies to the pool's targets on this node. limit 0 means none.
+func limitTargets(ts []scrapeloop.Target, limit int64) {
+	active := 0
+	for _, t := range ts {
+		if t.Drop.Reason == "" {
 			active++
 		}
 	}
-	// The monitor's targetLimit: Prometheus scrapes none of a pool over
-	// its limit. Here the limit applies to the pool's targets on this node.
-	if n := j.Scrape.Limits.Targets; n > 0 && int64(active) > n {
-		detail := fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", n, active)
-		for i := range out {
-			if out[i].Drop.Reason == "" {
-				out[i] = scrapeloop.Target{
-					URL: out[i].URL, Discovered: out[i].Discovered, Source: j.Name, Pool: j.Name,
-					Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedLimit, Detail: detail},
-				}
+	if limit <= 0 || int64(active) <= limit {
+		return
+	}
+	detail := fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", limit, active)
+	for i, t := range ts {
+		if t.Drop.Reason == "" {
+			ts[i] = scrapeloop.Target{
+				URL: t.URL, Discovered: t.Discovered, Source: t.Source, Pool: t.Pool,
+				Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedLimit, Detail: detail},
 			}
 		}
 	}
-	return out
 }
 
 // onNode reports whether Prometheus attaches this node's metadata to a

@@ -1,6 +1,7 @@
 package informer
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -50,6 +51,50 @@ func TestKubeMetricsHelp(t *testing.T) {
 		family, _, _ := strings.Cut(name, "{")
 		if help[family] == "" {
 			t.Errorf("%s has no HELP text", family)
+		}
+	}
+}
+
+func TestLimitTargets(t *testing.T) {
+	pool := func(active, dropped int) []scrapeloop.Target {
+		var ts []scrapeloop.Target
+		for i := range active {
+			ts = append(ts, scrapeloop.Target{URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", i+1), Labels: labels.FromStrings("job", "a"),
+				Discovered: labels.FromStrings("__address__", fmt.Sprintf("127.0.0.1:%d", i+1)), Source: "sm", Pool: "sm"})
+		}
+		for range dropped {
+			ts = append(ts, scrapeloop.Target{Source: "sm", Pool: "sm", Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedByRelabeling}})
+		}
+		return ts
+	}
+	cases := []struct {
+		active, dropped int
+		limit           int64
+		wantLimited     int
+	}{
+		{3, 0, 0, 0}, // no limit
+		{3, 5, 3, 0}, // at the limit; dropped ones do not count
+		{4, 1, 3, 4}, // over: all four dropped, the relabeling drop stays as it was
+		{10, 0, 1, 10},
+	}
+	for _, c := range cases {
+		ts := pool(c.active, c.dropped)
+		limitTargets(ts, c.limit)
+		limited, relabeled := 0, 0
+		for _, tg := range ts {
+			switch tg.Drop.Reason {
+			case scrapeloop.DroppedLimit:
+				limited++
+				if tg.Labels.Len() != 0 || tg.Discovered.Get("__address__") == "" || tg.Pool != "sm" ||
+					tg.Drop.Detail != fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", c.limit, c.active) {
+					t.Errorf("%+v: limited target %+v", c, tg)
+				}
+			case scrapeloop.DroppedByRelabeling:
+				relabeled++
+			}
+		}
+		if limited != c.wantLimited || relabeled != c.dropped {
+			t.Errorf("%+v: %d limited, %d dropped by relabeling; want %d, %d", c, limited, relabeled, c.wantLimited, c.dropped)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package scrapeloop
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,7 +71,10 @@ func (m *Manager) APITargetsHandler(problems func() []Problem) http.Handler {
 		showDropped := state == "" || state == "any" || state == "dropped"
 		res := apiTargets{ActiveTargets: []apiTarget{}, DroppedTargets: []apiDropped{}, RejectedMonitors: []Problem{}}
 		if showActive {
-			for _, s := range m.Targets() {
+			ts := m.Targets()
+			// By pool, as Prometheus lists them; by URL within a pool.
+			slices.SortStableFunc(ts, func(a, b Status) int { return strings.Compare(a.Pool, b.Pool) })
+			for _, s := range ts {
 				if pool != "" && s.Pool != pool {
 					continue
 				}

@@ -75,7 +75,7 @@ type storeMetrics struct {
 	invalid                                map[string]*metrics.Counter // by reason
 	absentStale, absentBudget              *metrics.Counter
 	checkpoints, checkpointErrors          *metrics.Counter
-	checkpointDuration                     *metrics.Histogram
+	checkpointDuration                     *metrics.PrometheusHistogram
 	checkpointSize, checkpointLast         *metrics.Gauge
 	restoredSeries                         *metrics.Gauge
 	outcomes                               map[string]*metrics.Gauge
@@ -111,7 +111,7 @@ func New(cfg Config) *Store {
 		invalid:            map[string]*metrics.Counter{},
 		checkpoints:        set.NewCounter(`nodescraper_delta_checkpoints_total`),
 		checkpointErrors:   set.NewCounter(`nodescraper_delta_checkpoint_errors_total`),
-		checkpointDuration: set.NewHistogram(`nodescraper_delta_checkpoint_duration_seconds`),
+		checkpointDuration: set.NewPrometheusHistogram(`nodescraper_delta_checkpoint_duration_seconds`),
 		checkpointSize:     set.NewGauge(`nodescraper_delta_checkpoint_size_bytes`, nil),
 		checkpointLast:     set.NewGauge(`nodescraper_delta_checkpoint_last_success_timestamp_seconds`, nil),
 		restoredSeries:     set.NewGauge(`nodescraper_delta_restored_series`, nil),
@@ -130,6 +130,27 @@ func New(cfg Config) *Store {
 
 // Metrics returns the store's own metrics.
 func (s *Store) Metrics() *metrics.Set { return s.m.set }
+
+// MetricsHelp returns the HELP text of the store's metrics by family name.
+func (s *Store) MetricsHelp() map[string]string {
+	return map[string]string{
+		`nodescraper_delta_resets_total`:                              "Counter resets seen (a value lower than the previous one, or a newer _created).",
+		`nodescraper_delta_out_of_order_total`:                        "Samples skipped because their timestamp is not after the series' previous one.",
+		`nodescraper_delta_series_refused_total`:                      "New series refused because the store holds --max-series series.",
+		`nodescraper_delta_evictions_total`:                           "Series released because they were not seen for --series-stale-after.",
+		`nodescraper_delta_absent_released_total`:                     "Series absent from their target's last scrape whose state was released, by reason.",
+		`nodescraper_delta_absent_series`:                             "Series kept while absent from their target's last scrape.",
+		`nodescraper_delta_invalid_values_total`:                      "Samples not turned into points because of their value or timestamp, by reason.",
+		`nodescraper_delta_checkpoints_total`:                         "Checkpoints of the delta state written to the node's disk.",
+		`nodescraper_delta_checkpoint_errors_total`:                   "Checkpoints that failed.",
+		`nodescraper_delta_checkpoint_duration_seconds`:               "Duration of checkpoints.",
+		`nodescraper_delta_checkpoint_size_bytes`:                     "Size of the last checkpoint.",
+		`nodescraper_delta_checkpoint_last_success_timestamp_seconds`: "When the last checkpoint succeeded (Unix time).",
+		`nodescraper_delta_restored_series`:                           "Series restored from the checkpoint at start.",
+		`nodescraper_delta_restore_outcome`:                           "1 for what the restore at start found (ok, unclean, none, corrupt, too_old), 0 for the others.",
+		`nodescraper_delta_series`:                                    "Series whose delta state the store holds.",
+	}
+}
 
 // Table returns the table of the target with this seed (an identity that
 // survives restarts: see scrapeloop). A second call with the same seed

@@ -645,3 +645,15 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("store b counts store a's work:\n%s", buf.String())
 	}
 }
+
+// TestMetricsHelp: every metric of the store has HELP text.
+func TestMetricsHelp(t *testing.T) {
+	s := New(Config{})
+	help := s.MetricsHelp()
+	for _, name := range s.Metrics().ListMetricNames() {
+		family, _, _ := strings.Cut(name, "{")
+		if help[family] == "" {
+			t.Errorf("%s has no HELP text", family)
+		}
+	}
+}

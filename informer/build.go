@@ -3,6 +3,7 @@ package informer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -106,14 +107,22 @@ func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
 		if c := strings.Compare(a.Source, b.Source); c != 0 {
 			return c
 		}
+		if c := strings.Compare(string(a.Drop.Reason), string(b.Drop.Reason)); c != 0 {
+			return c
+		}
 		if c := strings.Compare(a.URL, b.URL); c != 0 {
 			return c
 		}
-		return labels.Compare(a.Labels, b.Labels)
+		if c := labels.Compare(a.Labels, b.Labels); c != 0 {
+			return c
+		}
+		return labels.Compare(a.Discovered, b.Discovered)
 	})
-	// Prometheus keeps one target per label set within a job.
+	// Prometheus keeps one target per label set within a job; a dropped
+	// target is known by its discovered labels.
 	return slices.CompactFunc(out, func(a, b scrapeloop.Target) bool {
-		return a.Source == b.Source && a.URL == b.URL && labels.Equal(a.Labels, b.Labels)
+		return a.Source == b.Source && a.Drop.Reason == b.Drop.Reason && a.URL == b.URL && labels.Equal(a.Labels, b.Labels) &&
+			(a.Drop.Reason == "" || labels.Equal(a.Discovered, b.Discovered))
 	})
 }
 
@@ -175,6 +184,12 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 		groups = k.serviceGroups(s, j)
 	}
 	var out []scrapeloop.Target
+	drop := func(l lset, url string, reason scrapeloop.DropReason, detail string) {
+		out = append(out, scrapeloop.Target{
+			URL: url, Discovered: discovered(l), Source: j.Name, Pool: j.Name,
+			Drop: scrapeloop.Drop{Reason: reason, Detail: detail},
+		})
+	}
 	for _, g := range groups {
 		for _, t := range g.targets {
 			l := g.common.clone().merge(t)
@@ -183,10 +198,11 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			}
 			rt, err := j.Target(labels.FromMap(l))
 			if errors.Is(err, relabel.ErrDropped) {
+				drop(l, "", scrapeloop.DroppedByRelabeling, "")
 				continue
 			}
 			if err != nil {
-				k.log.Debug("target not valid", "job", j.Name, "address", l["__address__"], "err", err)
+				drop(l, "", scrapeloop.DroppedInvalid, err.Error())
 				continue
 			}
 			host, _, err := net.SplitHostPort(rt.URL.Host)
@@ -195,6 +211,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			}
 			if !k.cfg.AllowOtherAddresses && !s.allowed[host] {
 				k.dropped.Inc()
+				drop(l, rt.URL.String(), scrapeloop.DroppedNotOnNode, "address "+host+" is not an address of this node or of its pods (--allow-other-addresses)")
 				continue
 			}
 			tg := k.cfg.Template
@@ -210,11 +227,38 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 				LabelNameLength: int(lim.LabelNameLength), LabelValueLength: int(lim.LabelValueLength),
 			}
 			tg.Source = j.Name
+			tg.Pool = j.Name
 			tg.Discovered = discovered(l)
 			out = append(out, tg)
 		}
 	}
+	limitTargets(out, j.Scrape.Limits.Targets)
 	return out
+}
+
+// limitTargets applies a monitor's targetLimit to its pool's targets ts:
+// Prometheus scrapes none of a pool over its limit, so when more than limit
+// of ts would run, every one is dropped (DroppedLimit). Here the limit
+// applies to the pool's targets on this node. limit 0 means none.
+func limitTargets(ts []scrapeloop.Target, limit int64) {
+	active := 0
+	for _, t := range ts {
+		if t.Drop.Reason == "" {
+			active++
+		}
+	}
+	if limit <= 0 || int64(active) <= limit {
+		return
+	}
+	detail := fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", limit, active)
+	for i, t := range ts {
+		if t.Drop.Reason == "" {
+			ts[i] = scrapeloop.Target{
+				URL: t.URL, Discovered: t.Discovered, Source: t.Source, Pool: t.Pool,
+				Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedLimit, Detail: detail},
+			}
+		}
+	}
 }
 
 // onNode reports whether Prometheus attaches this node's metadata to a

@@ -1,7 +1,10 @@
 // Package informer discovers what this node must scrape and emits the node's
 // target set whenever it changes. Targets come from Prometheus-Operator
 // ServiceMonitors and PodMonitors resolved against this node's pods, or, in
-// local mode, from a file in Prometheus' file_sd format.
+// local mode, from a file in Prometheus' file_sd format. The set also holds
+// the discovered targets that are not scraped (Target.Drop: dropped by
+// relabeling, not on this node, no valid target, over the monitor's
+// targetLimit), for the targets page.
 //
 // In Kubernetes mode (Kube) the API load does not grow with the cluster's
 // pods: Pods are watched by spec.nodeName, the Node by name, EndpointSlices

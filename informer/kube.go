@@ -169,6 +169,16 @@ func (k *Kube) Delivered() (perKind map[string]int64, foreignPods int64) {
 // it (metrics.RegisterSet) to expose it.
 func (k *Kube) Metrics() *metrics.Set { return k.metrics }
 
+// MetricsHelp returns the HELP text of the discovery's metrics by family name.
+func (k *Kube) MetricsHelp() map[string]string {
+	return map[string]string{
+		`nodescraper_targets_dropped_total`:    "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
+		`nodescraper_discovery_rebuilds_total`: "Rebuilds of the node's target set from the watched objects.",
+		`nodescraper_monitors_rejected`:        "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
+		`nodescraper_discovery_synced`:         "1 once the watches synced and the first target set was sent.",
+	}
+}
+
 func (k *Kube) count(kind string) {
 	v, _ := k.delivered.LoadOrStore(kind, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)

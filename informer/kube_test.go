@@ -115,9 +115,14 @@ func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 	return a
 }
 
+// render prints the targets to scrape, one a line, sorted; dropped targets
+// are left out (see hasDropped).
 func render(ts []scrapeloop.Target) string {
 	var lines []string
 	for _, t := range ts {
+		if t.Drop.Reason != "" {
+			continue
+		}
 		lines = append(lines, t.Source+" "+t.Labels.String())
 	}
 	slices.Sort(lines)
@@ -275,6 +280,36 @@ func TestKubeDiscovery(t *testing.T) {
 	}
 	if n := a.k.dropped.Get(); n == 0 {
 		t.Error("the relabeling to 169.254.169.254 was not counted as dropped")
+	}
+	// Dropped targets come with the set, with their pool, reason and
+	// discovered labels.
+	for _, d := range []struct {
+		pool   string
+		reason scrapeloop.DropReason
+		pod    string
+		detail string
+	}{
+		{"serviceMonitor/app/sm-evil/0", scrapeloop.DroppedNotOnNode, "web-1", "address 169.254.169.254 is not an address of this node"},
+		{"serviceMonitor/app/sm-web/1", scrapeloop.DroppedByRelabeling, "web-2", ""},
+		{"podMonitor/app/pm-web/0", scrapeloop.DroppedByRelabeling, "web-done", ""},
+	} {
+		found := false
+		for _, tg := range a.targets() {
+			if tg.Pool == d.pool && tg.Drop.Reason == d.reason && tg.Discovered.Get("__meta_kubernetes_pod_name") == d.pod && strings.HasPrefix(tg.Drop.Detail, d.detail) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no dropped target of %s (%s) for pod %s", d.pool, d.reason, d.pod)
+		}
+	}
+	for _, tg := range a.targets() {
+		if tg.Drop.Reason != "" && tg.Labels.Len() > 0 {
+			t.Errorf("dropped target %s carries target labels %s", tg.Source, tg.Labels)
+		}
+		if tg.Drop.Reason == "" && tg.Pool != tg.Source {
+			t.Errorf("target %s: pool %q", tg.Source, tg.Pool)
+		}
 	}
 
 	// Discovered labels (what ddclient derives the Kubernetes tags from) and

@@ -1,12 +1,15 @@
 package informer
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
+	"k8s.io/client-go/rest"
 )
 
 func TestSameTargets(t *testing.T) {
@@ -32,6 +35,66 @@ func TestSameTargets(t *testing.T) {
 	for _, c := range cases {
 		if got := sameTargets(c.a, c.b); got != c.same {
 			t.Errorf("%s: sameTargets = %v, want %v", c.name, got, c.same)
+		}
+	}
+}
+
+// TestKubeMetricsHelp: every metric of the discovery has HELP text. NewKube
+// contacts nothing, so no API server is needed.
+func TestKubeMetricsHelp(t *testing.T) {
+	k, err := NewKube(KubeConfig{Rest: &rest.Config{Host: "127.0.0.1:1"}, NodeName: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := k.MetricsHelp()
+	for _, name := range k.Metrics().ListMetricNames() {
+		family, _, _ := strings.Cut(name, "{")
+		if help[family] == "" {
+			t.Errorf("%s has no HELP text", family)
+		}
+	}
+}
+
+func TestLimitTargets(t *testing.T) {
+	pool := func(active, dropped int) []scrapeloop.Target {
+		var ts []scrapeloop.Target
+		for i := range active {
+			ts = append(ts, scrapeloop.Target{URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", i+1), Labels: labels.FromStrings("job", "a"),
+				Discovered: labels.FromStrings("__address__", fmt.Sprintf("127.0.0.1:%d", i+1)), Source: "sm", Pool: "sm"})
+		}
+		for range dropped {
+			ts = append(ts, scrapeloop.Target{Source: "sm", Pool: "sm", Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedByRelabeling}})
+		}
+		return ts
+	}
+	cases := []struct {
+		active, dropped int
+		limit           int64
+		wantLimited     int
+	}{
+		{3, 0, 0, 0}, // no limit
+		{3, 5, 3, 0}, // at the limit; dropped ones do not count
+		{4, 1, 3, 4}, // over: all four dropped, the relabeling drop stays as it was
+		{10, 0, 1, 10},
+	}
+	for _, c := range cases {
+		ts := pool(c.active, c.dropped)
+		limitTargets(ts, c.limit)
+		limited, relabeled := 0, 0
+		for _, tg := range ts {
+			switch tg.Drop.Reason {
+			case scrapeloop.DroppedLimit:
+				limited++
+				if tg.Labels.Len() != 0 || tg.Discovered.Get("__address__") == "" || tg.Pool != "sm" ||
+					tg.Drop.Detail != fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", c.limit, c.active) {
+					t.Errorf("%+v: limited target %+v", c, tg)
+				}
+			case scrapeloop.DroppedByRelabeling:
+				relabeled++
+			}
+		}
+		if limited != c.wantLimited || relabeled != c.dropped {
+			t.Errorf("%+v: %d limited, %d dropped by relabeling; want %d, %d", c, limited, relabeled, c.wantLimited, c.dropped)
 		}
 	}
 }

@@ -40,7 +40,11 @@ type fileSDGroup struct {
 	Labels  map[string]string `json:"labels"`
 }
 
-// LoadStatic reads and resolves the file once.
+// LoadStatic reads and resolves the file once. As Prometheus' file_sd does,
+// an entry that is not a valid target (an address that is not host:port, a
+// bad __scrape_interval__) drops that target only: it comes back with Drop
+// set (DroppedInvalid, the error as the detail) beside the valid ones. A file
+// that cannot be read or parsed is an error.
 func LoadStatic(cfg StaticConfig) ([]scrapeloop.Target, error) {
 	data, err := os.ReadFile(cfg.Path)
 	if err != nil {
@@ -49,8 +53,12 @@ func LoadStatic(cfg StaticConfig) ([]scrapeloop.Target, error) {
 	return parseStatic(cfg, data)
 }
 
+// fileSDPathLabel is the discovered label Prometheus' file_sd gives every
+// target: the file it came from.
+const fileSDPathLabel = "__meta_filepath"
+
 func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
-	var groups []fileSDGroup
+	var groups []*fileSDGroup
 	if err := yaml.UnmarshalStrict(data, &groups); err != nil {
 		return nil, fmt.Errorf("static targets %s: %w", cfg.Path, err)
 	}
@@ -59,31 +67,62 @@ func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
 	}
 	var out []scrapeloop.Target
 	for gi, g := range groups {
+		if g == nil {
+			return nil, fmt.Errorf("static targets %s: group %d is empty (null)", cfg.Path, gi)
+		}
 		for ti, addr := range g.Targets {
 			b := labels.NewBuilder(labels.EmptyLabels())
 			for k, v := range g.Labels {
 				b.Set(k, v)
 			}
 			b.Set("__address__", addr)
-			rt, err := relabel.Populate(b.Labels(), nil, cfg.Defaults)
-			if err != nil {
-				return nil, fmt.Errorf("static targets %s: group %d target %d (%q): %w", cfg.Path, gi, ti, addr, err)
-			}
+			b.Set(fileSDPathLabel, cfg.Path)
+			discovered := b.Labels()
 			t := cfg.Template
+			t.Source = "file " + cfg.Path
+			t.Pool = cfg.Defaults.Job
+			t.Discovered = discovered
+			rt, err := relabel.Populate(discovered, nil, cfg.Defaults)
+			if err != nil {
+				t.Drop = scrapeloop.Drop{Reason: scrapeloop.DroppedInvalid, Detail: fmt.Sprintf("group %d target %d (%q): %v", gi, ti, addr, err)}
+				out = append(out, t)
+				continue
+			}
 			t.URL = rt.URL.String()
 			t.Labels = rt.Labels
 			t.Interval = rt.Interval
 			t.Timeout = rt.Timeout
-			t.Source = "file " + cfg.Path
 			out = append(out, t)
 		}
 	}
 	return out, nil
 }
 
+// dropped returns the dropped targets of ts.
+func dropped(ts []scrapeloop.Target) []scrapeloop.Target {
+	var out []scrapeloop.Target
+	for _, t := range ts {
+		if t.Drop.Reason != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// StaticMetricsHelp returns the HELP text of RunStatic's metrics by family
+// name.
+func StaticMetricsHelp() map[string]string {
+	return map[string]string{
+		`nodescraper_static_targets_errors_total`: "Times the static targets file could not be read or parsed (the previous targets stay).",
+		`nodescraper_static_targets_invalid`:      "Entries of the static targets file last loaded that are not valid targets (dropped).",
+	}
+}
+
 // RunStatic sends the file's targets to out at start and whenever the file's
 // content changes, until ctx is cancelled. A file that cannot be read or
-// parsed is logged and counted; the previous targets stay in place. out should
+// parsed is logged and counted; the previous targets stay in place. Invalid
+// entries are sent as dropped targets (see LoadStatic) and logged once per
+// version of the file. out should
 // have a buffer of one: a newer target set replaces one not yet taken.
 func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Target) {
 	if cfg.Poll <= 0 {
@@ -93,6 +132,8 @@ func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Targ
 		cfg.Metrics = metrics.NewSet()
 	}
 	staticReloadErrors := cfg.Metrics.GetOrCreateCounter(`nodescraper_static_targets_errors_total`)
+	// Entries of the file last loaded that are not valid targets.
+	staticInvalid := cfg.Metrics.GetOrCreateGauge(`nodescraper_static_targets_invalid`, nil)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -117,7 +158,12 @@ func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Targ
 				cfg.Logger.Error("static targets not loaded; keeping the previous ones", "file", cfg.Path, "err", err)
 				break
 			}
-			cfg.Logger.Info("static targets loaded", "file", cfg.Path, "targets", len(targets))
+			bad := dropped(targets)
+			for _, t := range bad {
+				cfg.Logger.Warn("static target not loaded", "file", cfg.Path, "reason", t.Drop.Reason, "err", t.Drop.Detail)
+			}
+			staticInvalid.Set(float64(len(bad)))
+			cfg.Logger.Info("static targets loaded", "file", cfg.Path, "targets", len(targets)-len(bad), "invalid", len(bad))
 			send(out, targets)
 		default:
 			readFailed = false

@@ -116,6 +116,9 @@ func TestTargetKey(t *testing.T) {
 		{"HTTP settings", with(func(t *Target) { t.HTTP = &relabel.HTTPConfig{} }), false},
 		{"proxy", with(func(t *Target) { t.HTTP = &relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: proxy}} }), false},
 		{"source", with(func(t *Target) { t.Source = "ServiceMonitor shop/app" }), false},
+		{"pool", with(func(t *Target) { t.Pool = "serviceMonitor/shop/app/0" }), false},
+		{"drop reason", with(func(t *Target) { t.Drop.Reason = DroppedByRelabeling }), false},
+		{"drop detail", with(func(t *Target) { t.Drop.Detail = "x" }), false},
 	}
 	keys := map[string]string{base.Key(): "base"}
 	for _, c := range changes {
@@ -281,7 +284,8 @@ func TestHTTPKeyCoversEveryField(t *testing.T) {
 
 	// A field added to these has to be added to Key (and to TestTargetKey).
 	for typ, n := range map[reflect.Type]int{
-		reflect.TypeFor[Target]():             11,
+		reflect.TypeFor[Target]():             13,
+		reflect.TypeFor[Drop]():               2,
 		reflect.TypeFor[Limits]():             5,
 		reflect.TypeFor[promrelabel.Config](): 8,
 	} {

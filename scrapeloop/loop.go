@@ -66,24 +66,31 @@ type loop struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	pool string       // the target's scrape pool
+	pm   *poolMetrics // the pool's series
+
 	mu     sync.Mutex
 	status Status
 }
 
-// Status is what the targets page shows of a target.
+// Status is what the targets page and API show of a target.
 type Status struct {
-	URL          string            `json:"url"`
-	Labels       map[string]string `json:"labels"`
-	Source       string            `json:"source,omitempty"`
-	Health       string            `json:"health"` // "up", "down", "unknown"
-	LastScrape   time.Time         `json:"lastScrape"`
-	LastDuration time.Duration     `json:"lastDurationNs"`
-	LastError    string            `json:"lastError,omitempty"`
-	Samples      int               `json:"samples"`
-	Series       int               `json:"series"`
+	URL    string
+	Labels map[string]string
+	// Discovered are the target's labels before relabeling.
+	Discovered   labels.Labels
+	Source       string
+	Pool         string
+	Health       string // "up", "down", "unknown"
+	LastScrape   time.Time
+	LastDuration time.Duration
+	LastError    string
+	Samples      int
+	Series       int
 	// Refused counts the series the node's series budget refused in the last scrape.
-	Refused  int           `json:"refused,omitempty"`
-	Interval time.Duration `json:"intervalNs"`
+	Refused  int
+	Interval time.Duration
+	Timeout  time.Duration
 }
 
 func newLoop(cfg *env, t Target) (*loop, error) {
@@ -120,8 +127,13 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 		req:    req,
 		app:    app,
 		done:   make(chan struct{}),
-		status: Status{URL: t.URL, Labels: t.Labels.Map(), Source: t.Source, Health: "unknown", Interval: t.Interval},
+		pool:   t.ScrapePool(),
+		status: Status{
+			URL: t.URL, Labels: t.Labels.Map(), Discovered: t.Discovered, Source: t.Source, Pool: t.ScrapePool(),
+			Health: "unknown", Interval: t.Interval, Timeout: t.Timeout,
+		},
 	}
+	l.pm = cfg.pool(l.pool)
 	l.table = cfg.Store.Table(l.seed)
 	l.closeIdle = closeIdle
 	return l, nil
@@ -197,11 +209,14 @@ func (l *loop) scrapeOnce(ctx context.Context) {
 	m := &l.cfg.m
 	m.scrapes.Inc()
 	m.duration.Update(dur.Seconds())
+	l.pm.scrapes.Inc()
+	l.pm.duration.Update(dur.Seconds())
 	if err != nil && ctx.Err() != nil {
 		return // shutting down: not the target's fault
 	}
 	if err != nil {
 		m.errors.Inc()
+		l.pm.failures.Inc()
 		l.cfg.errorLog(l.target.URL, err)
 	}
 	l.mu.Lock()

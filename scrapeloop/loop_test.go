@@ -1018,14 +1018,18 @@ func TestManagerSync(t *testing.T) {
 	problems := func() []Problem {
 		return []Problem{{Object: "ServiceMonitor app/web", Reason: "secret app/creds not found"}}
 	}
-	for _, c := range []struct{ url, want string }{
-		{"/targets", `<td class="up">up</td>`},
-		{"/targets", `<td>ServiceMonitor app/web</td><td class="down">secret app/creds not found</td>`},
-		{"/targets?format=json", `"health":"up"`},
-		{"/targets?format=json", `"rejected":[{"object":"ServiceMonitor app/web","reason":"secret app/creds not found"}]`},
+	for _, c := range []struct {
+		url  string
+		h    http.Handler
+		want string
+	}{
+		{"/targets", m.TargetsHandler(PageInfo{Problems: problems}), `<td class="up">up</td>`},
+		{"/targets", m.TargetsHandler(PageInfo{Problems: problems}), `<td>ServiceMonitor app/web</td><td class="down">secret app/creds not found</td>`},
+		{"/api/v1/targets", m.APITargetsHandler(problems), `"health":"up"`},
+		{"/api/v1/targets", m.APITargetsHandler(problems), `"rejectedMonitors":[{"object":"ServiceMonitor app/web","reason":"secret app/creds not found"}]`},
 	} {
 		rec := httptest.NewRecorder()
-		m.TargetsHandler(problems).ServeHTTP(rec, httptest.NewRequest("GET", c.url, nil))
+		c.h.ServeHTTP(rec, httptest.NewRequest("GET", c.url, nil))
 		if body := rec.Body.String(); !strings.Contains(body, c.want) || !strings.Contains(body, srv.Addr()) || strings.Contains(body, `job="a"`) {
 			t.Errorf("%s: %s", c.url, body)
 		}

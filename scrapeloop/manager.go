@@ -29,8 +29,12 @@ type Config struct {
 	MaxInterval time.Duration
 	// ParseConcurrency bounds concurrent parsing; default GOMAXPROCS.
 	ParseConcurrency int
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// KeepDroppedTargets bounds the dropped targets kept per pool for the
+	// targets page and API (all are counted): 0 means
+	// DefaultKeepDroppedTargets, a negative value no bound.
+	KeepDroppedTargets int
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // env is what the loops of one Manager share.
@@ -41,13 +45,15 @@ type env struct {
 	parseSem chan struct{} // bounds CPU-heavy parsing to ParseConcurrency
 	errMu    sync.Mutex
 	lastLog  map[string]time.Time
+	poolMu   sync.Mutex
+	pools    map[string]*poolMetrics
 }
 
 type managerMetrics struct {
 	set                                 *metrics.Set
 	scrapes, errors, samples, bodyBytes *metrics.Counter
 	refused, collisions                 *metrics.Counter
-	duration                            *metrics.Histogram
+	duration                            *metrics.PrometheusHistogram
 }
 
 func newManagerMetrics(targets func() float64) managerMetrics {
@@ -61,7 +67,7 @@ func newManagerMetrics(targets func() float64) managerMetrics {
 		bodyBytes:  set.NewCounter(`nodescraper_scrape_body_bytes_total`),
 		refused:    set.NewCounter(`nodescraper_scrape_series_refused_total`),
 		collisions: set.NewCounter(`nodescraper_scrape_series_hash_collisions_total`),
-		duration:   set.NewHistogram(`nodescraper_scrape_duration_seconds`),
+		duration:   set.NewPrometheusHistogram(`nodescraper_scrape_duration_seconds`),
 	}
 }
 
@@ -95,9 +101,13 @@ func (c *env) forget(target string) {
 
 // Manager runs one loop per target.
 type Manager struct {
-	cfg   *env
-	mu    sync.Mutex
-	loops map[string]*loop
+	cfg     *env
+	mu      sync.Mutex
+	loops   map[string]*loop
+	dropped droppedSet
+	// refused holds the targets newLoop refused in the last Sync, by key,
+	// with the reason logged.
+	refused map[string]string
 }
 
 // NewManager returns a manager with no targets.
@@ -119,13 +129,14 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	e := &env{Config: cfg, parseSem: make(chan struct{}, cfg.ParseConcurrency), lastLog: map[string]time.Time{}}
+	e := &env{Config: cfg, parseSem: make(chan struct{}, cfg.ParseConcurrency), lastLog: map[string]time.Time{}, pools: map[string]*poolMetrics{}}
 	m := &Manager{cfg: e, loops: map[string]*loop{}}
 	e.m = newManagerMetrics(func() float64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return float64(len(m.loops))
 	})
+	e.m.set.RegisterMetricsWriter(m.writePoolTargets)
 	return m
 }
 
@@ -134,22 +145,32 @@ func (m *Manager) Metrics() *metrics.Set { return m.cfg.m.set }
 
 // Sync makes the running loops match targets: loops of removed targets stop
 // (and release their delta state) before new ones start. Loops stop when ctx
-// is cancelled.
+// is cancelled. Targets discovery dropped (Drop set), targets whose settings
+// a loop refuses and duplicates of a running target are listed as dropped.
 func (m *Manager) Sync(ctx context.Context, targets []Target) {
 	want := make(map[string]Target, len(targets))
+	var dropped []DroppedTarget
 	// One loop per identity (URL and labels): loops of one identity would
 	// share its delta table. Of several configurations of one identity (two
 	// monitors selecting one endpoint) the smallest key runs, in every Sync.
 	bySeed := make(map[uint64]string, len(targets))
 	for _, t := range targets {
+		if t.Drop.Reason != "" {
+			dropped = append(dropped, droppedOf(&t, t.Drop))
+			continue
+		}
 		k, s := t.Key(), t.seed()
 		if other, dup := bySeed[s]; dup && other != k {
+			running, ignored := want[other], t
+			if other > k {
+				running, ignored = t, want[other]
+				delete(want, other)
+			}
+			m.cfg.Logger.Warn("target ignored: another configuration of it runs", "target", t.URL, "source", ignored.Source, "running", running.Source)
+			dropped = append(dropped, droppedOf(&ignored, Drop{Reason: DroppedDuplicate, Detail: "the same target (URL and labels) runs from " + running.Source}))
 			if other < k {
-				m.cfg.Logger.Warn("target ignored: another configuration of it runs", "target", t.URL, "source", t.Source, "running", want[other].Source)
 				continue
 			}
-			m.cfg.Logger.Warn("target ignored: another configuration of it runs", "target", t.URL, "source", want[other].Source, "running", t.Source)
-			delete(want, other)
 		}
 		bySeed[s] = k
 		want[k] = t
@@ -182,6 +203,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	refused := map[string]string{}
 	for k, t := range want {
 		if _, ok := m.loops[k]; ok {
 			continue
@@ -191,7 +213,12 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		delete(handover, seed)
 		l, err := newLoop(m.cfg, t)
 		if err != nil {
-			m.cfg.Logger.Error("cannot scrape target", "target", t.URL, "source", t.Source, "err", err)
+			// Logged once, not at every Sync that refuses it again.
+			refused[k] = err.Error()
+			if m.refused[k] != err.Error() {
+				m.cfg.Logger.Error("cannot scrape target", "target", t.URL, "source", t.Source, "err", err)
+			}
+			dropped = append(dropped, droppedOf(&t, Drop{Reason: DroppedRefused, Detail: err.Error()}))
 			if prev != nil {
 				// No loop holds the identity now, so none would release
 				// its state when the target goes.
@@ -209,6 +236,17 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		m.loops[k] = l
 		go l.run(lctx)
 	}
+	m.refused = refused
+	keep := m.cfg.KeepDroppedTargets
+	if keep == 0 {
+		keep = DefaultKeepDroppedTargets
+	}
+	m.dropped = newDroppedSet(dropped, keep)
+	live := map[string]bool{}
+	for _, l := range m.loops {
+		live[l.pool] = true
+	}
+	m.cfg.prunePools(live)
 }
 
 // stop waits for a cancelled loop to end, then closes its appender and idle

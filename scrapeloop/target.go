@@ -35,6 +35,22 @@ type Target struct {
 	// Source names what the target came from (a monitor, a file) for the
 	// targets page and logs.
 	Source string
+	// Pool is the scrape pool the target belongs to, Prometheus' job_name:
+	// the monitor endpoint's job (serviceMonitor/<ns>/<name>/<i>), the
+	// file's job. Empty means Source.
+	Pool string
+	// Drop, when its Reason is set, says why discovery does not scrape the
+	// target: the manager lists it among the dropped targets and starts no
+	// loop for it. Such a target needs only Discovered, Pool and Source.
+	Drop Drop
+}
+
+// ScrapePool returns the target's scrape pool: Pool, or Source without one.
+func (t *Target) ScrapePool() string {
+	if t.Pool != "" {
+		return t.Pool
+	}
+	return t.Source
 }
 
 // Limits bound what one scrape may hold. A scrape over a limit fails with a
@@ -125,6 +141,9 @@ func (t *Target) Key() string {
 	b.num(int64(t.Limits.LabelValueLength))
 	b.http(t.HTTP)
 	b.str(t.Source)
+	b.str(t.Pool)
+	b.str(string(t.Drop.Reason))
+	b.str(t.Drop.Detail)
 	return string(b)
 }
 

@@ -38,7 +38,7 @@ pids+=($!)
 
 cat <<TXT
 nodescraper demo is running (Ctrl-C stops it):
-  the agent's targets page:  http://127.0.0.1:9105/targets   (JSON: /targets?format=json)
+  the agent's targets page:  http://127.0.0.1:9105/targets   (JSON: /api/v1/targets)
   the agent's own metrics:   http://127.0.0.1:9105/metrics
   the example application:   http://127.0.0.1:9200/metrics   (simulates a restart every 90s)
   the agent's log:           $work/nodescraper.log

@@ -134,7 +134,7 @@ func run(ctx context.Context, bin string, interval time.Duration) error {
 nodescraper demo is running (Ctrl-C stops everything):
   cluster: 2 nodes (node-a, node-b); pods of shop/web (ServiceMonitor) and payments/cart (PodMonitor) on both
   nodescraper runs as the agent of node-a: it must scrape only node-a's 3 pods, never node-b's
-    targets page:   http://127.0.0.1:9105/targets   (JSON: /targets?format=json)
+    targets page:   http://127.0.0.1:9105/targets   (JSON: /api/v1/targets)
     own metrics:    http://127.0.0.1:9105/metrics
     its log:        %s
   kubectl access:   KUBECONFIG=%s

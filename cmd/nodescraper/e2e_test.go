@@ -116,9 +116,12 @@ func TestEndToEnd(t *testing.T) {
 	// The exporter's 500 answer is not a scrape; wait for one more good one.
 	waitScrape(e.Scrapes() + 1)
 
-	// The targets page and the agent's own metrics.
-	page := httpGet(t, "http://"+addr+"/targets?format=json")
-	if !strings.Contains(page, `"health":"up"`) || !strings.Contains(page, srv.Addr()) {
+	// The targets page, its API and the agent's own metrics.
+	api := httpGet(t, "http://"+addr+"/api/v1/targets")
+	if !strings.Contains(api, `"health":"up"`) || !strings.Contains(api, srv.Addr()) {
+		t.Errorf("/api/v1/targets: %s", api)
+	}
+	if page := httpGet(t, "http://"+addr+"/targets"); !strings.Contains(page, `<td class="up">up</td>`) || !strings.Contains(page, srv.Addr()) {
 		t.Errorf("targets page: %s", page)
 	}
 	self := httpGet(t, "http://"+addr+"/metrics")

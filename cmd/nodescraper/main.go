@@ -23,6 +23,7 @@ import (
 	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/informer"
+	"github.com/nodescraper/nodescraper/internal/selfmetrics"
 	"github.com/nodescraper/nodescraper/relabel"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
@@ -99,6 +100,7 @@ func signalContext() (context.Context, func()) {
 // delta store's checkpoints, the Datadog client and the endpoint each have one
 // goroutine that run starts and waits for before it returns.
 func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, ready chan<- string) error {
+	started := time.Now()
 	// TYPE lines let a scraper of our own /metrics (this agent, in the demo)
 	// tell counters from gauges.
 	metrics.ExposeMetadata(true)
@@ -119,6 +121,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		Logger:             logger,
 	})
 	sets := []*metrics.Set{store.Metrics()}
+	help := []map[string]string{store.MetricsHelp()} // HELP text of the sets' metrics
 
 	mapping := ddclient.Mapping{Namespace: c.namespace, Host: c.host()}
 	var (
@@ -153,6 +156,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		cancel()
 		backend = client
 		sets = append(sets, client.Metrics())
+		help = append(help, client.MetricsHelp())
 	}
 
 	mgr := scrapeloop.NewManager(scrapeloop.Config{
@@ -164,6 +168,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		MaxInterval: c.seriesStaleAfter / 2,
 	})
 	sets = append(sets, mgr.Metrics())
+	help = append(help, mgr.MetricsHelp())
 
 	var group sync.WaitGroup
 	defer group.Wait()
@@ -178,6 +183,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	if c.staticTargets != "" {
 		static := metrics.NewSet()
 		sets = append(sets, static)
+		help = append(help, informer.StaticMetricsHelp())
 		scfg := informer.StaticConfig{
 			Metrics:  static,
 			Path:     c.staticTargets,
@@ -196,6 +202,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 			return err
 		}
 		sets = append(sets, kube.Metrics())
+		help = append(help, kube.MetricsHelp())
 		discoverySynced = kube.Synced
 		problems = func() []scrapeloop.Problem {
 			var ps []scrapeloop.Problem
@@ -226,10 +233,15 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		return fmt.Errorf("--listen %s: %w", c.listen, err)
 	}
 	mux := http.NewServeMux()
+	allHelp := selfmetrics.Merge(help...)
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		metrics.WritePrometheus(w, true)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_ = selfmetrics.WriteWithHelp(w, allHelp, func(w io.Writer) { metrics.WritePrometheus(w, true) })
 	})
-	mux.Handle("/targets", mgr.TargetsHandler(problems))
+	mux.Handle("GET /targets", mgr.TargetsHandler(scrapeloop.PageInfo{
+		Node: c.nodeName, Version: buildVersion(), Started: started, APIPath: "/api/v1/targets", Problems: problems,
+	}))
+	mux.Handle("GET /api/v1/targets", mgr.APITargetsHandler(problems))
 	if c.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -258,7 +270,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		}
 	})
 	defer srv.Close()
-	logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /healthz /readyz")
+	logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /api/v1/targets /healthz /readyz")
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/nodescraper/nodescraper/internal/exporter"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -105,31 +106,56 @@ func (s *silentTokenEndpoint) finished() int {
 	return n
 }
 
-// agentTargets reads the agent's /targets?format=json.
-func agentTargets(t *testing.T, a *agentProc) (targets []scrapeloop.Status, rejected []scrapeloop.Problem) {
+// agentTarget is what the tests read of an active target in the agent's
+// /api/v1/targets.
+type agentTarget struct {
+	URL, Health, LastError string
+	LastDuration, Interval time.Duration
+}
+
+// agentTargets reads the agent's /api/v1/targets.
+func agentTargets(t *testing.T, a *agentProc) (targets []agentTarget, rejected []scrapeloop.Problem) {
 	t.Helper()
-	resp, err := http.Get("http://" + a.addr + "/targets?format=json")
+	resp, err := http.Get("http://" + a.addr + "/api/v1/targets")
 	if err != nil {
 		t.Fatalf("agent targets: %v", err)
 	}
 	defer resp.Body.Close()
 	var page struct {
-		Targets  []scrapeloop.Status  `json:"targets"`
-		Rejected []scrapeloop.Problem `json:"rejected"`
+		Data struct {
+			Active []struct {
+				ScrapeURL          string  `json:"scrapeUrl"`
+				Health             string  `json:"health"`
+				LastError          string  `json:"lastError"`
+				LastScrapeDuration float64 `json:"lastScrapeDuration"`
+				ScrapeInterval     string  `json:"scrapeInterval"`
+			} `json:"activeTargets"`
+			Rejected []scrapeloop.Problem `json:"rejectedMonitors"`
+		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
 		t.Fatalf("agent targets: %v", err)
 	}
-	return page.Targets, page.Rejected
+	for _, at := range page.Data.Active {
+		iv, err := model.ParseDuration(at.ScrapeInterval)
+		if err != nil {
+			t.Fatalf("agent targets: %s: scrapeInterval: %v", at.ScrapeURL, err)
+		}
+		targets = append(targets, agentTarget{
+			URL: at.ScrapeURL, Health: at.Health, LastError: at.LastError,
+			LastDuration: time.Duration(at.LastScrapeDuration * float64(time.Second)), Interval: time.Duration(iv),
+		})
+	}
+	return targets, page.Data.Rejected
 }
 
-func findTarget(ts []scrapeloop.Status, url string) (scrapeloop.Status, bool) {
+func findTarget(ts []agentTarget, url string) (agentTarget, bool) {
 	for _, s := range ts {
 		if s.URL == url {
 			return s, true
 		}
 	}
-	return scrapeloop.Status{}, false
+	return agentTarget{}, false
 }
 
 // TestKubeHungTokenEndpoint runs the real binary in Kubernetes mode against
@@ -247,7 +273,7 @@ func TestKubeHungTokenEndpoint(t *testing.T) {
 	// Watch the targets page until the secure target is down and the agent
 	// has given up two token fetches, growing the plain target by one step
 	// after each of its scrapes meanwhile.
-	var down scrapeloop.Status
+	var down agentTarget
 	var listed, firstDown time.Time // when the secure target was first listed, and first seen down
 	for deadline, grown := time.Now().Add(20*time.Second), plain.Scrapes(); ; {
 		if n := plain.Scrapes(); n > grown {

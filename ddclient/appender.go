@@ -69,6 +69,8 @@ type appender struct {
 	extra      []byte
 	tail       []byte
 
+	report *reportState
+
 	buf    *buffer
 	tsSec  int64
 	tsText []byte
@@ -144,6 +146,7 @@ func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
 	}
 	a.tail = append(a.tail, a.extra...)
 	a.tail = append(a.tail, `]}`...)
+	a.initReport(t)
 	return a
 }
 
@@ -164,6 +167,11 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		si = uint32(len(a.shapes))
 		a.shapes = append(a.shapes, shape{head: a.head(met), exported: key.exported, omitted: key.omitted, bucket: met.bucket})
 		a.shapeIdx[key] = si
+		if ms, ok := a.out.(metadataSink); ok {
+			if md, ok := metadataFor(met, s); ok {
+				ms.observeMetadata(met.name, md)
+			}
+		}
 	}
 	if verbatim {
 		ref := uint64(si)

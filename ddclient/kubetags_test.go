@@ -30,11 +30,12 @@ var agentPod = map[string]string{
 	meta + "pod_annotation_kubernetes_io_config_source": "api",
 }
 
-// TestKubeTagsByCardinality is the table of the Datadog Agent's documented
+// agentPodTags is the table of the Datadog Agent's documented
 // out-of-the-box Kubernetes tags (docs.datadoghq.com/containers/kubernetes/tag:
-// tag, cardinality), as the tagger makes them for a Deployment's pod: each
-// cardinality sends its own tags and those of the levels below.
-func TestKubeTagsByCardinality(t *testing.T) {
+// tag, cardinality), as the tagger makes them for agentPod, a Deployment's
+// pod, in cluster eu1: each cardinality sends its own tags and those of the
+// levels below.
+func agentPodTags() map[Cardinality][]string {
 	low := []string{
 		"kube_cluster_name:eu1",
 		"kube_namespace:shop",
@@ -62,13 +63,19 @@ func TestKubeTagsByCardinality(t *testing.T) {
 		"container_id:4f2a9c",
 		"display_container_name:server_cart-6b7f9c8d4-x2x9z",
 	)
+	return map[Cardinality][]string{LowCardinality: low, OrchestratorCardinality: orchestrator, HighCardinality: high}
+}
+
+// TestKubeTagsByCardinality checks kubeTags against agentPodTags.
+func TestKubeTagsByCardinality(t *testing.T) {
+	table := agentPodTags()
 	for _, c := range []struct {
 		card Cardinality
 		want []string
 	}{
-		{LowCardinality, low},
-		{OrchestratorCardinality, orchestrator},
-		{HighCardinality, high},
+		{LowCardinality, table[LowCardinality]},
+		{OrchestratorCardinality, table[OrchestratorCardinality]},
+		{HighCardinality, table[HighCardinality]},
 	} {
 		t.Run(c.card.String(), func(t *testing.T) {
 			target := &scrapeloop.Target{Discovered: labels.FromMap(agentPod)}

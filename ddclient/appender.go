@@ -3,7 +3,6 @@ package ddclient
 import (
 	"math"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -47,9 +46,11 @@ func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
 // the parser's labels through a shape shared by all series of one metric
 // name) and the encoded tags of a series whose labels relabeling changed.
 type appender struct {
-	out sink
-	m   *encodeMetrics
-	mp  *Mapping
+	out   sink
+	m     *encodeMetrics
+	mp    *Mapping
+	rules *tagRules
+	t     *scrapeloop.Target
 	// interval is the scrape interval in seconds, the interval of counts.
 	interval int64
 
@@ -61,11 +62,14 @@ type appender struct {
 	// mid follows a point's value: the host resource and the opening of the tags.
 	mid []byte
 	// targetTags are the target's labels as encoded tags ("k:v" quoted),
-	// in Target.Labels order; extra the Kubernetes tags; tail all of them,
-	// each led by a comma, then the entry's end.
+	// in Target.Labels order, nil for a label the tag rules drop; extra the
+	// Kubernetes tags; tail all of them, each led by a comma, then the
+	// entry's end.
 	targetTags [][]byte
 	extra      []byte
 	tail       []byte
+
+	report *reportState
 
 	buf    *buffer
 	tsSec  int64
@@ -110,7 +114,7 @@ const (
 
 func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
 	a := &appender{
-		out: out, m: out.counters(), mp: mp,
+		out: out, m: out.counters(), mp: mp, rules: newTagRules(mp, t), t: t,
 		interval: int64(t.Interval / 1e9), shapeIdx: map[shapeKey]uint32{},
 		tsSec: -1,
 	}
@@ -122,20 +126,27 @@ func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
 	}
 	a.mid = append(a.mid, `,"tags":[`...)
 	t.Labels.Range(func(l labels.Label) {
-		a.targetTags = append(a.targetTags, a.appendTag(nil, "", l.Name, l.Value))
+		var tag []byte
+		if name, ok := a.rules.label(l.Name, l.Value); ok {
+			tag = a.appendTag(nil, "", name, l.Value)
+		}
+		a.targetTags = append(a.targetTags, tag)
 	})
-	for _, tag := range kubeTags(t.Discovered) {
+	for _, kt := range a.rules.kube {
 		// Shortened as every tag: a pod name may have 253 characters.
-		name, value, _ := strings.Cut(tag, ":")
 		a.extra = append(a.extra, ',')
-		a.extra = a.appendTag(a.extra, "", name, value)
+		a.extra = a.appendTag(a.extra, "", kt.name, kt.value)
 	}
 	for _, tag := range a.targetTags {
+		if tag == nil {
+			continue
+		}
 		a.tail = append(a.tail, ',')
 		a.tail = append(a.tail, tag...)
 	}
 	a.tail = append(a.tail, a.extra...)
 	a.tail = append(a.tail, `]}`...)
+	a.initReport(t)
 	return a
 }
 
@@ -147,7 +158,8 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		return 0, scrapeloop.KindDrop
 	}
 	key := shapeKey{name: met.name, typ: met.typ, bucket: met.bucket}
-	if s.Verbatim {
+	verbatim := s.Verbatim && a.rules.verbatimOK(s)
+	if verbatim {
 		key.exported, key.omitted = s.Exported, s.Omitted
 	}
 	si, ok := a.shapeIdx[key]
@@ -155,8 +167,13 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		si = uint32(len(a.shapes))
 		a.shapes = append(a.shapes, shape{head: a.head(met), exported: key.exported, omitted: key.omitted, bucket: met.bucket})
 		a.shapeIdx[key] = si
+		if ms, ok := a.out.(metadataSink); ok {
+			if md, ok := metadataFor(met, s); ok {
+				ms.observeMetadata(met.name, md)
+			}
+		}
 	}
-	if s.Verbatim {
+	if verbatim {
 		ref := uint64(si)
 		if plainLabels(s.Labels) {
 			ref |= plainBit
@@ -169,12 +186,16 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		if l.Name == model.MetricNameLabel {
 			return
 		}
-		if len(tags) > 0 {
-			tags = append(tags, ',')
-		}
 		n := l.Name
 		if met.bucket && n == model.BucketLabel {
 			n = "upper_bound"
+		} else if r, ok := a.rules.label(n, l.Value); ok {
+			n = r
+		} else {
+			return
+		}
+		if len(tags) > 0 {
+			tags = append(tags, ',')
 		}
 		tags = a.appendTag(tags, "", n, l.Value)
 	})
@@ -267,7 +288,7 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 			b = a.appendTail(b, first)
 		} else {
 			for i, tag := range a.targetTags {
-				if sh.omitted&(1<<i) != 0 {
+				if sh.omitted&(1<<i) != 0 || tag == nil {
 					continue
 				}
 				if !first {

@@ -43,6 +43,18 @@ type Config struct {
 	APIKeyFile string
 	// Mapping names and tags the series.
 	Mapping Mapping
+	// ServiceChecks sends every target's health service check
+	// (<namespace>.openmetrics.health) after each scrape.
+	ServiceChecks bool
+	// AppKey or AppKeyFile (read again each time metadata is sent) is the
+	// application key that metric metadata needs; without one no metadata
+	// is sent.
+	AppKey, AppKeyFile string
+	// MetadataInterval is how often a metric name's metadata is sent again;
+	// default 24h. MetadataDelay is how long after its first sight it is
+	// first sent (Datadog must know the metric) and how long a refused or
+	// failed edit waits; default 1m.
+	MetadataInterval, MetadataDelay time.Duration
 	// Compression is "zstd" (default), "gzip" or "none".
 	Compression string
 	// FlushInterval is how often gathered points are sent; default 5s.
@@ -86,6 +98,7 @@ type Client struct {
 	sealAt int
 
 	spool *spool.Spool // nil without SpoolDir
+	api   *apiClient   // service checks and metadata
 
 	mu        sync.Mutex
 	open      []*buffer  // partly filled, held by no appender
@@ -190,6 +203,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MetadataInterval <= 0 {
+		cfg.MetadataInterval = 24 * time.Hour
+	}
+	if cfg.MetadataDelay <= 0 {
+		cfg.MetadataDelay = time.Minute
+	}
 	c := &Client{cfg: cfg, url: cfg.URL + "/api/v2/series", wake: make(chan struct{}, 1)}
 	// Half the raw limit: payloads compress to well under 512 kB, and any
 	// entry still fits in the buffer that holds it.
@@ -212,6 +231,10 @@ func New(cfg Config) (*Client, error) {
 		replayed:     set.NewCounter(`nodescraper_dd_points_replayed_total`),
 	}
 	c.enc = newEncodeMetrics(set)
+	var err error
+	if c.api, err = newAPIClient(c); err != nil {
+		return nil, err
+	}
 	c.hard, c.cancelHard = context.WithCancel(context.Background())
 	key := cfg.APIKey
 	c.key.Store(&key)
@@ -439,6 +462,9 @@ func (c *Client) Run(ctx context.Context) {
 		c.workers.Add(1)
 		go c.worker(ctx.Done(), false)
 	}
+	var api sync.WaitGroup
+	defer api.Wait()
+	api.Go(func() { c.api.run(ctx) })
 	t := time.NewTicker(c.cfg.FlushInterval)
 	defer t.Stop()
 	for {

@@ -211,7 +211,10 @@ func TestCompressions(t *testing.T) {
 	for _, comp := range []string{"zstd", "gzip", "none", ""} {
 		t.Run("compression="+comp, func(t *testing.T) {
 			in := startIntake(t, nil)
-			c := newTestClient(t, in.URL, func(cfg *Config) { cfg.Compression = comp })
+			c := newTestClient(t, in.URL, func(cfg *Config) {
+				cfg.Compression = comp
+				cfg.Mapping.Cardinality = OrchestratorCardinality // pod_name
+			})
 			s := newScraper(t, c, appTarget("app-5d8f9-x2x"), prom)
 			const scrapes = 3
 			for _, ts := range scrapeTimes(scrapes) {
@@ -233,7 +236,7 @@ func TestCompressions(t *testing.T) {
 					t.Errorf("%s: sum %v, want %v", metric, got, want*scrapes)
 				}
 			}
-			p, ok := in.Last("lat.bucket", "upper_bound:1", "kube_deployment:app", "pod:app-5d8f9-x2x", "host:node-1")
+			p, ok := in.Last("lat.bucket", "upper_bound:1", "kube_deployment:app", "pod_name:app-5d8f9-x2x", "host:node-1")
 			if !ok || p.Value != 3 || p.Interval != 15 || p.Type != 1 {
 				t.Errorf("lat.bucket upper_bound:1: %+v (found %v)", p, ok)
 			}
@@ -600,7 +603,12 @@ func TestDrainAtShutdown(t *testing.T) {
 // goroutines.
 func TestConcurrentAppenders(t *testing.T) {
 	in := startIntake(t, nil)
-	c := newTestClient(t, in.URL, func(cfg *Config) { cfg.MaxRawPayloadBytes = 200_000 })
+	c := newTestClient(t, in.URL, func(cfg *Config) {
+		cfg.MaxRawPayloadBytes = 200_000
+		// The targets differ by their pod alone: its pod label repeats
+		// pod_name, which only orchestrator cardinality sends.
+		cfg.Mapping.Cardinality = OrchestratorCardinality
+	})
 	stop := run(t, c)
 	const targets, scrapes, series = 4, 5, 400
 	body := counters(series, 30)
@@ -622,7 +630,7 @@ func TestConcurrentAppenders(t *testing.T) {
 		t.Fatalf("stats %+v, dropped %d", st, c.Dropped())
 	}
 	for i := range targets {
-		if got := in.Sum("req.count", fmt.Sprintf("pod:p-%d", i)); got != scrapes*series {
+		if got := in.Sum("req.count", fmt.Sprintf("pod_name:p-%d", i)); got != scrapes*series {
 			t.Errorf("target %d: sum %v, want %d", i, got, scrapes*series)
 		}
 	}

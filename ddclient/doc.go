@@ -8,6 +8,14 @@
 // limits, compressed (zstd or gzip, pure Go), and posted by a few
 // concurrent workers with the Datadog Agent's retry policy.
 //
+// Besides series, through datadog-api-client-go: each target's health
+// service check after every scrape (<namespace>.openmetrics.health, as the
+// OpenMetrics check sends it) and, with an application key, metric metadata
+// (type, HELP, unit) once per metric name and again every day (api.go).
+// Kubernetes tags follow the Datadog Agent's tagger and its cardinality
+// levels (kubetags.go); Prometheus labels become tags by the rules of
+// tagRules (tagrules.go).
+//
 // Every byte waiting to be sent (open batches, queued, in-flight and
 // retried payloads) counts against one memory bound; past it, and behind
 // whatever the disk spool (package spool) already holds, payloads go to the

@@ -5,7 +5,6 @@ import (
 
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Mapping is the Prometheus → Datadog mapping, as Datadog's OpenMetrics
@@ -22,13 +21,28 @@ import (
 //
 // Names get the namespace prefix ("<namespace>.<name>") and characters
 // Datadog does not allow in a metric name become '_'. Tags are the series'
-// labels as key:value, Datadog's Kubernetes tags of the target (see kubeTags)
-// and the host resource.
+// labels as key:value (by the rules of tagRules), the Kubernetes tags the
+// Datadog Agent gives the target's pod at the configured cardinality (see
+// kubeTags) and the host resource.
 type Mapping struct {
 	// Namespace prefixes every metric name; "" for none.
 	Namespace string
 	// Host is the host resource of every series (the node).
 	Host string
+	// Cardinality selects the Kubernetes tags sent, as the Agent's
+	// DD_CHECKS_TAG_CARDINALITY; the zero value is low, the Agent's default.
+	Cardinality Cardinality
+	// ClusterName, when set, is sent as kube_cluster_name.
+	ClusterName string
+	// IncludeLabels, when not empty, are the only Prometheus labels sent as
+	// tags; ExcludeLabels are never sent; RenameLabels sends a label under
+	// another name. le and quantile are always sent. See tagRules.
+	IncludeLabels []string
+	ExcludeLabels []string
+	RenameLabels  map[string]string
+	// ReportSeries sends Prometheus' per-target report series after every
+	// scrape (see reportNames), as gauges with the target's tags.
+	ReportSeries bool
 }
 
 // metric is the Datadog side of a series' family and role.
@@ -119,60 +133,4 @@ func metricName(ns, name string) string {
 
 func validMetricByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.'
-}
-
-const meta = "__meta_kubernetes_"
-
-// kubeTags derives the Kubernetes tags the Datadog Agent gives a pod's
-// metrics from a target's discovered labels: namespace, service, pod,
-// container, the pod's owners, and the unified service tags from the
-// tags.datadoghq.com/* pod labels.
-func kubeTags(d labels.Labels) []string {
-	var tags []string
-	add := func(tag, label string) {
-		if v := d.Get(label); v != "" {
-			tags = append(tags, tag+":"+v)
-		}
-	}
-	add("kube_namespace", meta+"namespace")
-	add("kube_service", meta+"service_name")
-	add("pod_name", meta+"pod_name")
-	add("kube_container_name", meta+"pod_container_name")
-	kind, name := d.Get(meta+"pod_controller_kind"), d.Get(meta+"pod_controller_name")
-	switch kind {
-	case "ReplicaSet":
-		tags = append(tags, "kube_replica_set:"+name)
-		// A Deployment names its ReplicaSets <deployment>-<pod-template-hash>.
-		if h := d.Get(meta + "pod_label_pod_template_hash"); h != "" {
-			if dep, ok := strings.CutSuffix(name, "-"+h); ok {
-				tags = append(tags, "kube_deployment:"+dep)
-			}
-		}
-	case "DaemonSet":
-		tags = append(tags, "kube_daemon_set:"+name)
-	case "StatefulSet":
-		tags = append(tags, "kube_stateful_set:"+name)
-	case "Job":
-		tags = append(tags, "kube_job:"+name)
-		// A CronJob names its Jobs <cronjob>-<scheduled minute>.
-		if i := strings.LastIndexByte(name, '-'); i > 0 && isDigits(name[i+1:]) {
-			tags = append(tags, "kube_cronjob:"+name[:i])
-		}
-	}
-	add("env", meta+"pod_label_tags_datadoghq_com_env")
-	add("service", meta+"pod_label_tags_datadoghq_com_service")
-	add("version", meta+"pod_label_tags_datadoghq_com_version")
-	return tags
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

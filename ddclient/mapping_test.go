@@ -306,56 +306,6 @@ func TestMetricName(t *testing.T) {
 	}
 }
 
-// TestKubeTags is the Kubernetes tag derivation, from a target's
-// discovered labels (moved here from the informer with kubeTags).
-func TestKubeTags(t *testing.T) {
-	cases := []struct {
-		kind, name, hash, want string
-	}{
-		{"ReplicaSet", "web-5d8f9", "5d8f9", "kube_replica_set:web-5d8f9 kube_deployment:web"},
-		{"ReplicaSet", "plain-rs", "", "kube_replica_set:plain-rs"},
-		{"ReplicaSet", "web-5d8f9", "other", "kube_replica_set:web-5d8f9"},
-		{"DaemonSet", "agent", "", "kube_daemon_set:agent"},
-		{"StatefulSet", "db", "", "kube_stateful_set:db"},
-		{"Job", "backup-29012345", "", "kube_job:backup-29012345 kube_cronjob:backup"},
-		{"Job", "one-off", "", "kube_job:one-off"},
-		{"Job", "trailing-", "", "kube_job:trailing-"},
-		{"", "", "", ""},
-	}
-	for _, c := range cases {
-		l := map[string]string{meta + "namespace": "ns", meta + "pod_name": "p", meta + "pod_controller_kind": c.kind, meta + "pod_controller_name": c.name}
-		if c.hash != "" {
-			l[meta+"pod_label_pod_template_hash"] = c.hash
-		}
-		want := strings.TrimSpace("kube_namespace:ns pod_name:p " + c.want)
-		if got := strings.Join(kubeTags(labels.FromMap(l)), " "); got != want {
-			t.Errorf("%s %s: got %s, want %s", c.kind, c.name, got, want)
-		}
-	}
-	full := labels.FromMap(map[string]string{
-		meta + "namespace":                            "prod",
-		meta + "service_name":                         "web",
-		meta + "pod_name":                             "web-5d8f9-x2x",
-		meta + "pod_container_name":                   "app",
-		meta + "pod_controller_kind":                  "ReplicaSet",
-		meta + "pod_controller_name":                  "web-5d8f9",
-		meta + "pod_label_pod_template_hash":          "5d8f9",
-		meta + "pod_label_tags_datadoghq_com_env":     "production",
-		meta + "pod_label_tags_datadoghq_com_service": "web-frontend",
-		meta + "pod_label_tags_datadoghq_com_version": "1.4.2",
-		meta + "pod_annotation_note":                  "ignored",
-		"__address__":                                 "10.0.0.7:8080",
-	})
-	want := "kube_namespace:prod kube_service:web pod_name:web-5d8f9-x2x kube_container_name:app " +
-		"kube_replica_set:web-5d8f9 kube_deployment:web env:production service:web-frontend version:1.4.2"
-	if got := strings.Join(kubeTags(full), " "); got != want {
-		t.Errorf("all tags: got %s, want %s", got, want)
-	}
-	if got := kubeTags(labels.FromStrings("__address__", "x:1", "job", "static")); len(got) != 0 {
-		t.Errorf("a target without Kubernetes labels got tags %q", got)
-	}
-}
-
 // longValue is n bytes of a repeated text, distinct per seed.
 func longValue(seed string, n int) string {
 	s := strings.Repeat(seed+"-", n/(len(seed)+1)+1)
@@ -558,7 +508,13 @@ func TestTagSet(t *testing.T) {
 				s := newScraper(t, sink, target, prom)
 				s.nonVerbatim = nonVerbatim
 				s.scrape(equivBody, testTS)
-				kube := kubeTags(target.Discovered)
+				// The tag rules (tagRules) at the default, low cardinality:
+				// namespace and pod repeat kube_namespace and pod_name.
+				rules := newTagRules(&Mapping{}, target)
+				var kube []string
+				for _, kt := range rules.kube {
+					kube = append(kube, wantTag(kt.name, kt.value))
+				}
 				if len(kube) != 7 {
 					t.Fatalf("kube tags %q", kube)
 				}
@@ -579,20 +535,26 @@ func TestTagSet(t *testing.T) {
 						case l.Name == model.BucketLabel && p.Role() == exposition.RoleBucket:
 							want = append(want, wantTag("upper_bound", l.Value))
 						default:
-							want = append(want, wantTag(l.Name, l.Value))
+							if name, ok := rules.label(l.Name, l.Value); ok {
+								want = append(want, wantTag(name, l.Value))
+							}
 						}
 					})
 					want = append(want, kube...)
 					// The target's labels are there (unless honor_labels let a
-					// scraped one win), the scraped ones too, exported_ when
-					// they clashed.
+					// scraped one win, or a rule drops them), the scraped ones
+					// too, exported_ when they clashed.
 					target.Labels.Range(func(l labels.Label) {
-						if !honor || final.Get(l.Name) == l.Value {
-							if !slices.Contains(want, wantTag(l.Name, l.Value)) {
+						name, sent := rules.label(l.Name, l.Value)
+						if sent && (!honor || final.Get(l.Name) == l.Value) {
+							if !slices.Contains(want, wantTag(name, l.Value)) {
 								t.Errorf("%s: target label %s missing from %q", p.Series(), l.Name, want)
 							}
 						}
 					})
+					if slices.Contains(want, "namespace:prod") || slices.Contains(want, "pod:api-7d9f-x2x") {
+						t.Errorf("%s: a target label repeating a Kubernetes tag in %q", p.Series(), want)
+					}
 					if i >= len(got) {
 						t.Fatalf("only %d series sent", len(got))
 					}
@@ -621,7 +583,7 @@ func TestTagSet(t *testing.T) {
 // TestKubeTagsShortened checks that the Kubernetes tags obey the tag length
 // rule too: a pod name may have 253 characters.
 func TestKubeTagsShortened(t *testing.T) {
-	sink := newCaptureSink()
+	sink := mappedBackend{newCaptureSink(), Mapping{Cardinality: OrchestratorCardinality}}
 	long := longValue("statefulset-with-a-very-long-name", 253)
 	target := &scrapeloop.Target{Interval: 15 * time.Second, Discovered: labels.FromStrings(meta+"pod_name", long, meta+"namespace", "ns")}
 	s := newScraper(t, sink, target, prom)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
@@ -116,4 +117,19 @@ func (p *Printer) release(bf *buffer) {
 	for _, l := range lines {
 		fmt.Fprintln(p.w, l)
 	}
+}
+
+// addCheck implements checkSink: the dry run prints each health check.
+func (p *Printer) addCheck(c datadogV1.ServiceCheck) {
+	status := map[datadogV1.ServiceCheckStatus]string{0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}[c.Status]
+	tags := append([]string(nil), c.Tags...)
+	sort.Strings(tags)
+	line := fmt.Sprintf("%s check %s @%s host=%s [%s]", c.Check, status,
+		time.Unix(c.GetTimestamp(), 0).UTC().Format(time.TimeOnly), c.HostName, strings.Join(tags, " "))
+	if m := c.GetMessage(); m != "" {
+		line += " " + m
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.w, line)
 }

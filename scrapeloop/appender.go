@@ -1,6 +1,8 @@
 package scrapeloop
 
 import (
+	"time"
+
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -17,6 +19,9 @@ const (
 	KindGauge
 	// KindCounter: cumulative; its increases are sent.
 	KindCounter
+	// kindRelabeled: dropped by metric relabeling, which the loop counts
+	// apart (Report.PostRelabel); treated as KindDrop.
+	kindRelabeled
 )
 
 // Series describes a new series to the appender. It is valid only during
@@ -66,6 +71,30 @@ type Appender interface {
 	Commit()
 	// Close releases the appender when its loop stops.
 	Close()
+}
+
+// Report is the outcome of one scrape, what Prometheus' report series give
+// (scrape/scrape.go report: up, scrape_duration_seconds,
+// scrape_samples_scraped, scrape_samples_post_metric_relabeling,
+// scrape_series_added). A failed scrape reports the samples it read before
+// it failed.
+type Report struct {
+	Start    time.Time
+	Duration time.Duration
+	// Err is why the scrape failed; nil when it succeeded (up 1).
+	Err error
+	// Samples is the number of samples read; PostRelabel those of them left
+	// after metric relabeling (neither dropped by it nor refused by the
+	// node's series budget); SeriesAdded the series not held before this
+	// scrape.
+	Samples, PostRelabel, SeriesAdded int
+}
+
+// Reporter is an Appender that also takes each scrape's Report, from the
+// loop's goroutine after the scrape's Commit. It is optional: a loop whose
+// appender is not one reports nothing.
+type Reporter interface {
+	Report(r *Report)
 }
 
 // Backend makes the appender of each target; *ddclient.Client is one.

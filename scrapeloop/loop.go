@@ -58,6 +58,9 @@ type loop struct {
 	// not admit (refused by the series budget, or a hash collision): a new
 	// series now may have been there, counting, all along.
 	incomplete bool
+	// postRelabel and added count, in the last process, the samples left
+	// after metric relabeling and the series added (see Report).
+	postRelabel, added int
 
 	// closeIdle closes the idle connections of the target's own transports
 	// (TLS, proxy, OAuth2 token client) once the loop has stopped.
@@ -219,6 +222,9 @@ func (l *loop) scrapeOnce(ctx context.Context) {
 		l.pm.failures.Inc()
 		l.cfg.errorLog(l.target.URL, err)
 	}
+	if rep, ok := l.app.(Reporter); ok {
+		rep.Report(&Report{Start: start, Duration: dur, Err: err, Samples: samples, PostRelabel: l.postRelabel, SeriesAdded: l.added})
+	}
 	l.mu.Lock()
 	l.status.LastScrape = start
 	l.status.LastDuration = dur
@@ -237,6 +243,7 @@ func (l *loop) scrapeOnce(ctx context.Context) {
 // increases and the delta state already counts them, so dropping them would
 // lose data.
 func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
+	l.postRelabel, l.added = 0, 0
 	buf := l.cfg.bodies.get(l.bodySize + l.bodySize/8)
 	defer l.cfg.bodies.put(buf)
 	ct, err := l.fetch(ctx, buf)
@@ -457,6 +464,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 				}
 				slots = tab.Slots()
 				isNew = true
+				l.added++
 			}
 		}
 		next = i + 1
@@ -468,6 +476,9 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 				err = cerr
 				break
 			}
+			if isNew && kind == kindRelabeled {
+				l.added-- // Prometheus' scrape_series_added counts the series it stores
+			}
 			sl.Ref, sl.Kind, sl.Len = ref, uint8(kind), len16(raw)
 		} else if sl.Len != len16(raw) {
 			// Two series with one 64-bit hash (about one in 10^8 for a
@@ -477,6 +488,10 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 			continue
 		}
 		sl.Gen = gen
+		if Kind(sl.Kind) == kindRelabeled {
+			continue
+		}
+		l.postRelabel++
 		if Kind(sl.Kind) == KindDrop {
 			continue
 		}

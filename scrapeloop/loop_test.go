@@ -179,6 +179,7 @@ type recAppender struct {
 	batches  [][]recPoint // every Commit's points
 	forgets  []uint64
 	stray    int // Forget(0): a slot the loop dropped without asking us
+	reports  []Report
 	closed   bool
 	problems []string
 }
@@ -237,6 +238,19 @@ func (a *recAppender) Append(ref uint64, p *exposition.Parser, tsMs int64, v flo
 		}
 	}
 	a.pending = append(a.pending, recPoint{Labels: lbls, Kind: rs.kind, TS: tsMs, Value: v})
+}
+
+// Report implements Reporter.
+func (a *recAppender) Report(r *Report) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		a.problem("Report after Close")
+	}
+	if len(a.pending) > 0 {
+		a.problem("Report before the scrape's Commit")
+	}
+	a.reports = append(a.reports, *r)
 }
 
 func (a *recAppender) Forget(ref uint64) {

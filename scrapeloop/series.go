@@ -95,10 +95,10 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 		}
 	}
 	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
-		return 0, KindDrop, nil
+		return 0, kindRelabeled, nil
 	}
 	if b.Get(model.MetricNameLabel) == "" {
-		return 0, KindDrop, nil
+		return 0, kindRelabeled, nil
 	}
 	final := b.Labels()
 	s := Series{

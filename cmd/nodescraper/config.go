@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -56,6 +57,17 @@ type config struct {
 	// pprof serves /debug/pprof on the endpoint.
 	pprof bool
 
+	// Datadog tags, health and metadata: see package ddclient.
+	tagCardinality   string // low, orchestrator or high
+	includeLabels    string // comma-separated
+	excludeLabels    string
+	renameLabels     string // old=new,...
+	reportSeries     bool
+	serviceChecks    bool
+	appKey           string
+	appKeyFile       string
+	metadataInterval time.Duration
+
 	// Sending: see package ddclient.
 	queueMaxBytes   string // memory bound of unsent points
 	spoolMaxBytes   string // disk spool bound under the state directory
@@ -78,7 +90,8 @@ from the downward API; targets come from ServiceMonitors and PodMonitors.
 
 Every flag can also be set through the environment variable shown with it.
 The Datadog API key is read from DD_API_KEY or from the file DD_API_KEY_FILE,
-never from a flag (flags show up in the process list).
+never from a flag (flags show up in the process list); likewise the optional
+application key (for metric metadata) from DD_APP_KEY or DD_APP_KEY_FILE.
 
 Flags:
 `
@@ -127,6 +140,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.memoryLimit, "memory-limit", env("NODESCRAPER_MEMORY_LIMIT", "auto"), "the Go runtime's soft memory limit: auto (90% of the container's cgroup limit; GOMEMLIMIT wins when set), off, or a size like 512MiB (env NODESCRAPER_MEMORY_LIMIT)")
 	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")
 	fs.DurationVar(&c.timeout, "scrape-timeout", 0, "default scrape timeout (default min(10s, interval))")
+	envBool := func(name string, def bool) bool {
+		return envParse(getenv, name, def, strconv.ParseBool, "true or false", &envErr)
+	}
+	fs.StringVar(&c.tagCardinality, "tag-cardinality", env("DD_CHECKS_TAG_CARDINALITY", "low"), "Kubernetes tags sent, as the Datadog Agent's checks: low (no pod_name), orchestrator (adds pod_name, kube_ownerref_name) or high (adds container_id) (env DD_CHECKS_TAG_CARDINALITY)")
+	fs.StringVar(&c.includeLabels, "include-labels", env("NODESCRAPER_INCLUDE_LABELS", ""), "comma-separated Prometheus labels that are the only ones sent as tags (le and quantile always are); empty sends all (env NODESCRAPER_INCLUDE_LABELS)")
+	fs.StringVar(&c.excludeLabels, "exclude-labels", env("NODESCRAPER_EXCLUDE_LABELS", ""), "comma-separated Prometheus labels never sent as tags (env NODESCRAPER_EXCLUDE_LABELS)")
+	fs.StringVar(&c.renameLabels, "rename-labels", env("NODESCRAPER_RENAME_LABELS", ""), "comma-separated old=new renames of Prometheus labels as tags (env NODESCRAPER_RENAME_LABELS)")
+	fs.BoolVar(&c.reportSeries, "report-series", envBool("NODESCRAPER_REPORT_SERIES", true), "send Prometheus' per-target up, scrape_duration_seconds, scrape_samples_scraped, scrape_samples_post_metric_relabeling and scrape_series_added as gauges (env NODESCRAPER_REPORT_SERIES)")
+	fs.BoolVar(&c.serviceChecks, "service-checks", envBool("NODESCRAPER_SERVICE_CHECKS", true), "send each target's <namespace>.openmetrics.health service check after every scrape (env NODESCRAPER_SERVICE_CHECKS)")
+	fs.StringVar(&c.appKeyFile, "dd-app-key-file", env("DD_APP_KEY_FILE", ""), "file holding a Datadog application key, read again on each use; with it (or DD_APP_KEY) HELP and UNIT are sent as metric metadata (env DD_APP_KEY_FILE)")
+	fs.DurationVar(&c.metadataInterval, "metadata-interval", envDuration("NODESCRAPER_METADATA_INTERVAL", 24*time.Hour), "how often each metric's metadata is sent again (env NODESCRAPER_METADATA_INTERVAL)")
 	fs.StringVar(&c.namespace, "metric-namespace", env("NODESCRAPER_METRIC_NAMESPACE", ""), "prefix of Datadog metric names, <namespace>.<name> (env NODESCRAPER_METRIC_NAMESPACE)")
 	fs.DurationVar(&c.flushInterval, "flush-interval", 5*time.Second, "how often points are sent to Datadog")
 	fs.StringVar(&c.compression, "compression", "zstd", "payload compression: zstd, gzip or none")
@@ -157,6 +181,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return c, nil
 	}
 	c.apiKey = strings.TrimSpace(getenv("DD_API_KEY"))
+	c.appKey = strings.TrimSpace(getenv("DD_APP_KEY"))
 	return c, c.validate()
 }
 
@@ -246,6 +271,23 @@ func (c *config) validate() error {
 	if c.flushInterval <= 0 {
 		return fmt.Errorf("--flush-interval %s: must be positive", c.flushInterval)
 	}
+	if _, err := ddclient.ParseCardinality(c.tagCardinality); err != nil {
+		return fmt.Errorf("--tag-cardinality: %v", err)
+	}
+	if _, err := parseRenames(c.renameLabels); err != nil {
+		return fmt.Errorf("--rename-labels %q: %v", c.renameLabels, err)
+	}
+	if c.metadataInterval < time.Minute {
+		return fmt.Errorf("--metadata-interval %s: at least 1m (each metric name is one API call)", c.metadataInterval)
+	}
+	if c.appKey != "" {
+		c.appKeyFile = "" // DD_APP_KEY wins, as DD_API_KEY does
+	}
+	if c.appKeyFile != "" && !c.dryRun {
+		if _, err := os.Stat(c.appKeyFile); err != nil {
+			return fmt.Errorf("--dd-app-key-file: %v", err)
+		}
+	}
 	switch c.compression {
 	case "zstd", "gzip", "none":
 	default:
@@ -319,6 +361,43 @@ func (c *config) queueBytes() int {
 func (c *config) spoolBytes() int64 {
 	n, _ := parseSize(c.spoolMaxBytes)
 	return n
+}
+
+// mapping is the Datadog naming and tagging the settings ask for (checked
+// by validate).
+func (c *config) mapping() ddclient.Mapping {
+	card, _ := ddclient.ParseCardinality(c.tagCardinality)
+	renames, _ := parseRenames(c.renameLabels)
+	return ddclient.Mapping{
+		Namespace: c.namespace, Host: c.host(), Cardinality: card, ClusterName: c.clusterName,
+		IncludeLabels: splitList(c.includeLabels), ExcludeLabels: splitList(c.excludeLabels), RenameLabels: renames,
+		ReportSeries: c.reportSeries,
+	}
+}
+
+// splitList reads a comma-separated list, ignoring blanks.
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parseRenames reads old=new,... pairs.
+func parseRenames(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range splitList(s) {
+		old, nw, ok := strings.Cut(f, "=")
+		old, nw = strings.TrimSpace(old), strings.TrimSpace(nw)
+		if !ok || old == "" || nw == "" {
+			return nil, fmt.Errorf("%q is not old=new", f)
+		}
+		out[old] = nw
+	}
+	return out, nil
 }
 
 func (c *config) host() string {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodescraper/nodescraper/ddclient"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -51,6 +53,27 @@ func TestParseConfig(t *testing.T) {
 				return ""
 			}},
 		{name: "dry run needs no key", args: append([]string{"--dry-run"}, base...)},
+		{name: "Datadog tags and health defaults", args: append([]string{"--dry-run", "--cluster-name", "eu1"}, base...),
+			check: func(c *config) string {
+				m := c.mapping()
+				if m.Cardinality != ddclient.LowCardinality || !m.ReportSeries || !c.serviceChecks || m.ClusterName != "eu1" || c.metadataInterval != 24*time.Hour {
+					return fmt.Sprintf("got %+v, service checks %v, metadata every %s", m, c.serviceChecks, c.metadataInterval)
+				}
+				return ""
+			}},
+		{name: "Datadog tag options", args: append([]string{"--dry-run", "--include-labels", "a, b", "--exclude-labels", "c", "--rename-labels", "x=y, p=q", "--report-series=false"}, base...),
+			env: map[string]string{"DD_CHECKS_TAG_CARDINALITY": "orchestrator", "NODESCRAPER_SERVICE_CHECKS": "false", "DD_APP_KEY": "app"},
+			check: func(c *config) string {
+				m := c.mapping()
+				if m.Cardinality != ddclient.OrchestratorCardinality || m.ReportSeries || c.serviceChecks || c.appKey != "app" ||
+					fmt.Sprint(m.IncludeLabels, m.ExcludeLabels, m.RenameLabels) != "[a b] [c] map[p:q x:y]" {
+					return fmt.Sprintf("got %+v, service checks %v, app key %q", m, c.serviceChecks, c.appKey)
+				}
+				return ""
+			}},
+		{name: "bad cardinality", args: append([]string{"--dry-run", "--tag-cardinality", "medium"}, base...), err: `--tag-cardinality: tag cardinality "medium": want low, orchestrator or high`},
+		{name: "bad rename", args: append([]string{"--dry-run", "--rename-labels", "a"}, base...), err: `--rename-labels "a": "a" is not old=new`},
+		{name: "bad bool env", args: append([]string{"--dry-run"}, base...), env: map[string]string{"NODESCRAPER_REPORT_SERIES": "maybe"}, err: `NODESCRAPER_REPORT_SERIES="maybe": not true or false`},
 		{name: "no key", args: base, err: "no Datadog API key: set DD_API_KEY or DD_API_KEY_FILE (or use --dry-run)"},
 		{name: "empty key file", args: base, env: map[string]string{"DD_API_KEY_FILE": emptyKey}, err: "DD_API_KEY_FILE " + emptyKey + ": file is empty"},
 		{name: "missing key file", args: base, env: map[string]string{"DD_API_KEY_FILE": dir + "/nope"}, err: "DD_API_KEY_FILE: open " + dir + "/nope: no such file or directory"},
@@ -139,7 +162,8 @@ func TestHelpMentionsEverySetting(t *testing.T) {
 	if err == nil {
 		t.Fatal("--help returned no error")
 	}
-	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir", "NODESCRAPER_CHECKPOINT_INTERVAL", "NODESCRAPER_CHECKPOINT_MAX_AGE", "NODESCRAPER_SERIES_STALE_AFTER", "NODESCRAPER_MAX_SERIES"} {
+	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir", "NODESCRAPER_CHECKPOINT_INTERVAL", "NODESCRAPER_CHECKPOINT_MAX_AGE", "NODESCRAPER_SERIES_STALE_AFTER", "NODESCRAPER_MAX_SERIES",
+		"DD_CHECKS_TAG_CARDINALITY", "DD_APP_KEY_FILE", "-report-series", "-service-checks", "-include-labels", "-exclude-labels", "-rename-labels"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("--help does not mention %s", s)
 		}

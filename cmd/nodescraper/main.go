@@ -123,7 +123,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	sets := []*metrics.Set{store.Metrics()}
 	help := []map[string]string{store.MetricsHelp()} // HELP text of the sets' metrics
 
-	mapping := ddclient.Mapping{Namespace: c.namespace, Host: c.host()}
+	mapping := c.mapping()
 	var (
 		backend scrapeloop.Backend // Datadog, or the dry-run printer
 		client  *ddclient.Client
@@ -133,16 +133,20 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	} else {
 		var err error
 		client, err = ddclient.New(ddclient.Config{
-			URL:             c.apiURL(),
-			APIKey:          c.apiKey,
-			APIKeyFile:      c.apiKeyFileToWatch(),
-			Mapping:         mapping,
-			Compression:     c.compression,
-			FlushInterval:   c.flushInterval,
-			MaxQueueBytes:   c.queueBytes(),
-			SpoolMaxBytes:   c.spoolBytes(),
-			SendConcurrency: c.sendConcurrency,
-			Logger:          logger,
+			URL:              c.apiURL(),
+			APIKey:           c.apiKey,
+			APIKeyFile:       c.apiKeyFileToWatch(),
+			Mapping:          mapping,
+			ServiceChecks:    c.serviceChecks,
+			AppKey:           c.appKey,
+			AppKeyFile:       c.appKeyFile,
+			MetadataInterval: c.metadataInterval,
+			Compression:      c.compression,
+			FlushInterval:    c.flushInterval,
+			MaxQueueBytes:    c.queueBytes(),
+			SpoolMaxBytes:    c.spoolBytes(),
+			SendConcurrency:  c.sendConcurrency,
+			Logger:           logger,
 		})
 		if err != nil {
 			return err

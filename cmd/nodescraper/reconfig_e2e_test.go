@@ -164,8 +164,8 @@ func TestKubeSecretRotationAndTagChangeExact(t *testing.T) {
 		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL,
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--flush-interval", "200ms")
 
-	common := []string{"namespace:" + ns, "service:api", "pod:api-0", "job:api", "endpoint:metrics",
-		"instance:" + ln.Addr().String(), "kube_namespace:" + ns, "pod_name:api-0", "host:" + node}
+	common := []string{"job:api", "endpoint:metrics", "kube_service:api",
+		"instance:" + ln.Addr().String(), "kube_namespace:" + ns, "host:" + node}
 	waitScrapes(t, e, 1) // the baseline
 	for range 3 {
 		grow()

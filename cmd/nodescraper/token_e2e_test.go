@@ -265,8 +265,8 @@ func TestKubeHungTokenEndpoint(t *testing.T) {
 		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL,
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--flush-interval", "200ms")
 	started := time.Now() // the process started (startAgent builds the binary first)
-	common := []string{"namespace:" + ns, "service:plain", "pod:plain-0", "job:plain", "endpoint:metrics",
-		"instance:" + plainLn.Addr().String(), "kube_namespace:" + ns, "pod_name:plain-0", "host:" + node}
+	common := []string{"job:plain", "endpoint:metrics", "kube_service:plain",
+		"instance:" + plainLn.Addr().String(), "kube_namespace:" + ns, "host:" + node}
 	waitScrapes(t, plain, 1) // the baseline
 	t.Logf("plain target's first scrape %v after the agent started", time.Since(started).Round(time.Millisecond))
 

@@ -1,6 +1,8 @@
 // Package intake is a strict stand-in for Datadog's metrics intake
-// (POST /api/v2/series and GET /api/v1/validate), for tests and demos where
-// no Datadog account is reachable.
+// (POST /api/v2/series and GET /api/v1/validate), service checks (POST
+// /api/v1/check_run) and metric metadata (PUT /api/v1/metrics/{metric_name},
+// application key required), for tests and demos where no Datadog account is
+// reachable.
 //
 // It checks what the real intake checks (API key, Content-Encoding, the
 // 512,000-byte compressed and 5,242,880-byte uncompressed limits, the accepted

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,6 +36,9 @@ const APIKeyHeader = "DD-API-KEY"
 type Config struct {
 	// APIKeys are the keys accepted in the DD-API-KEY header. At least one.
 	APIKeys []string
+	// AppKeys are the application keys accepted in the DD-APPLICATION-KEY
+	// header, which metadata edits need; none refuses every edit (403).
+	AppKeys []string
 	// Now is the clock the timestamp window is checked against; nil means time.Now.
 	Now func() time.Time
 	// Logger gets one Warn line per refused request and one Debug line per
@@ -80,15 +84,19 @@ const (
 	ReasonInvalid              Reason = "invalid"
 	ReasonTimestamp            Reason = "timestamp"
 	ReasonClosed               Reason = "closed"
+	ReasonMissingAppKey        Reason = "missing_app_key"
+	ReasonInvalidAppKey        Reason = "invalid_app_key"
+	ReasonUnknownMetric        Reason = "unknown_metric"
 )
 
 // Intake is the stand-in intake: an http.Handler that checks, stores and
 // counts what it receives. It is safe for concurrent use.
 type Intake struct {
-	cfg  Config
-	keys map[string]bool
-	log  *slog.Logger
-	now  func() time.Time
+	cfg     Config
+	keys    map[string]bool
+	appKeys map[string]bool
+	log     *slog.Logger
+	now     func() time.Time
 
 	stop     chan struct{} // closed by Close: ends hangs
 	inflight sync.WaitGroup
@@ -99,6 +107,10 @@ type Intake struct {
 	faults  []Fault
 	stats   Stats
 	store   store
+	// checks and metadata are the accepted service checks and metadata
+	// edits, in arrival order.
+	checks   []ServiceCheck
+	metadata []MetadataUpdate
 }
 
 // New checks cfg and returns an Intake.
@@ -112,6 +124,13 @@ func New(cfg Config) (*Intake, error) {
 			return nil, fmt.Errorf("intake config: APIKeys[%d] is empty", i)
 		}
 		keys[k] = true
+	}
+	appKeys := make(map[string]bool, len(cfg.AppKeys))
+	for i, k := range cfg.AppKeys {
+		if k == "" {
+			return nil, fmt.Errorf("intake config: AppKeys[%d] is empty", i)
+		}
+		appKeys[k] = true
 	}
 	if cfg.MaxCompressedBytes < 0 || cfg.MaxUncompressedBytes < 0 || cfg.MaxAge < 0 || cfg.MaxFuture < 0 || cfg.MaxStoredSeries < 0 {
 		return nil, errors.New("intake config: limits must not be negative (0 means the Datadog default)")
@@ -131,6 +150,7 @@ func New(cfg Config) (*Intake, error) {
 	in := &Intake{
 		cfg:     cfg,
 		keys:    keys,
+		appKeys: appKeys,
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		stop:    make(chan struct{}),
@@ -173,7 +193,8 @@ func (in *Intake) enter() bool {
 	return true
 }
 
-// ServeHTTP serves POST /api/v2/series and GET /api/v1/validate.
+// ServeHTTP serves POST /api/v2/series, GET /api/v1/validate, POST
+// /api/v1/check_run and PUT /api/v1/metrics/{metric_name}.
 func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !in.enter() {
 		in.refuse(w, r, &rejection{http.StatusServiceUnavailable, ReasonClosed, "intake is shut down"})
@@ -185,9 +206,16 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.serveSeries(w, r)
 	case ValidatePath:
 		in.serveValidate(w, r)
+	case CheckRunPath:
+		in.serveCheckRun(w, r)
 	default:
+		if strings.HasPrefix(r.URL.Path, MetadataPathPrefix) && len(r.URL.Path) > len(MetadataPathPrefix) {
+			in.serveMetadata(w, r)
+			return
+		}
 		in.refuse(w, r, &rejection{http.StatusNotFound, ReasonNotFound,
-			fmt.Sprintf("no such endpoint %s: this stand-in serves POST %s and GET %s", r.URL.Path, SeriesPath, ValidatePath)})
+			fmt.Sprintf("no such endpoint %s: this stand-in serves POST %s, GET %s, POST %s and PUT %s{metric_name}",
+				r.URL.Path, SeriesPath, ValidatePath, CheckRunPath, MetadataPathPrefix)})
 	}
 }
 

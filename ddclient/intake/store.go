@@ -70,6 +70,8 @@ type Stats struct {
 	// timestamp, so a sender that counts on both loses data.
 	DuplicatePoints int64
 	EvictedSeries   int64    // series dropped from the store by MaxStoredSeries
+	ServiceChecks   int64    // service checks accepted (POST /api/v1/check_run)
+	MetadataUpdates int64    // metadata edits accepted (PUT /api/v1/metrics/{name})
 	Metrics         int      // distinct metric names accepted
 	LastRejects     []Reject // most recent refusals, oldest first
 }
@@ -273,6 +275,7 @@ func (in *Intake) Reset() {
 	defer in.mu.Unlock()
 	in.store = newStore(in.cfg.MaxStoredSeries)
 	in.stats = newStats()
+	in.checks, in.metadata = nil, nil
 	in.notifyLocked()
 }
 

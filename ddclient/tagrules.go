@@ -1,0 +1,145 @@
+package ddclient
+
+import (
+	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// tagRules turn one target's Prometheus labels (its own and its series')
+// into tags next to the Kubernetes tags the Datadog Agent would give the
+// pod. Each label, by its final name, goes through these rules in order:
+//
+//  1. le and quantile are never touched (they become upper_bound and
+//     quantile tags).
+//  2. Mapping.ExcludeLabels drops a label; a non-empty
+//     Mapping.IncludeLabels drops every label it does not list.
+//  3. namespace, pod, container and service whose value is the pod's own
+//     namespace, name, container or Kubernetes service are the Operator's
+//     target labels repeating a Kubernetes tag (kube_namespace, pod_name,
+//     kube_container_name, kube_service): dropped, whatever the cardinality,
+//     so the Kubernetes tag is the one source (at low cardinality the pod is
+//     then not a tag, as with the Agent). Another value (kube-state-metrics'
+//     namespace of the object it describes) is kept.
+//  4. Mapping.RenameLabels renames.
+//  5. A label whose name is a Kubernetes tag the series carries (env,
+//     service, version from tags.datadoghq.com/*, kube_*, pod_name, ...) is
+//     dropped when it has the same value and otherwise renamed
+//     exported_<name>, as Prometheus renames a scraped label that clashes
+//     with a target label: the Kubernetes tag wins, so a series never
+//     carries two values of a reserved tag.
+type tagRules struct {
+	kube    []kubeTag         // the Kubernetes tags sent, at the cardinality
+	claimed map[string]string // their names and values
+	alias   map[string]string // rule 3: label name → the pod's value
+	include map[string]bool
+	exclude map[string]bool
+	rename  map[string]string
+	// target is the index (in Target.Labels order) and value of each
+	// target label.
+	target map[string]targetLabel
+}
+
+type targetLabel struct {
+	i     int
+	value string
+}
+
+func newTagRules(mp *Mapping, t *scrapeloop.Target) *tagRules {
+	r := &tagRules{claimed: map[string]string{}, rename: mp.RenameLabels, target: map[string]targetLabel{}}
+	t.Labels.Range(func(l labels.Label) { r.target[l.Name] = targetLabel{len(r.target), l.Value} })
+	for _, kt := range kubeTags(t.Discovered, mp.ClusterName) {
+		if kt.card > mp.Cardinality {
+			continue
+		}
+		r.kube = append(r.kube, kt)
+		r.claimed[kt.name] = kt.value
+	}
+	r.alias = map[string]string{}
+	for label, meta := range map[string]string{
+		"namespace": meta + "namespace",
+		"pod":       meta + "pod_name",
+		"container": meta + "pod_container_name",
+		"service":   meta + "service_name",
+	} {
+		if v := t.Discovered.Get(meta); v != "" {
+			r.alias[label] = v
+		}
+	}
+	if len(mp.IncludeLabels) > 0 {
+		r.include = setOf(mp.IncludeLabels)
+	}
+	if len(mp.ExcludeLabels) > 0 {
+		r.exclude = setOf(mp.ExcludeLabels)
+	}
+	return r
+}
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// label applies the rules to a label and returns the tag's name, or false
+// when the label is not sent.
+func (r *tagRules) label(name, value string) (string, bool) {
+	if name == model.BucketLabel || name == model.QuantileLabel {
+		return name, true
+	}
+	if r.exclude[name] || r.include != nil && !r.include[name] {
+		return "", false
+	}
+	if v, ok := r.alias[name]; ok && v == value {
+		return "", false
+	}
+	if n, ok := r.rename[name]; ok && n != "" {
+		name = n
+	}
+	if v, ok := r.claimed[name]; ok {
+		if v == value {
+			return "", false
+		}
+		name = model.ExportedLabelPrefix + name
+	}
+	return name, true
+}
+
+// touches reports whether the rules may change or drop a label of this name.
+func (r *tagRules) touches(name string) bool {
+	if name == model.BucketLabel || name == model.QuantileLabel {
+		return false
+	}
+	if r.include != nil || r.exclude[name] {
+		return true
+	}
+	_, a := r.alias[name]
+	_, n := r.rename[name]
+	_, c := r.claimed[name]
+	return a || n || c
+}
+
+// verbatimOK reports whether a verbatim series' labels can be encoded
+// straight from the parser: the rules change none of its scraped labels (its
+// target labels are the target's encoded tags, the rules already applied).
+func (r *tagRules) verbatimOK(s *scrapeloop.Series) bool {
+	ok := true
+	s.Labels.Range(func(l labels.Label) {
+		if !ok || l.Name == model.MetricNameLabel || !r.touches(l.Name) {
+			return
+		}
+		// A target label, not left out for this series, with the target's
+		// value: it is the target's tag.
+		if tl, isTarget := r.target[l.Name]; isTarget && tl.i < 64 && s.Omitted&(1<<tl.i) == 0 && tl.value == l.Value {
+			return
+		}
+		// A scraped label the rules keep as it is.
+		if n, kept := r.label(l.Name, l.Value); kept && n == l.Name {
+			return
+		}
+		ok = false
+	})
+	return ok
+}

@@ -113,6 +113,16 @@ datadog:
   apiKeySecretKey: key
   clusterName: prod-eu
   metricNamespace: k8s
+  appKeyExistingSecret: dd-app-key
+  appKeySecretKey: app
+  metadataInterval: 12h
+  reportSeries: false
+  serviceChecks: false
+tags:
+  cardinality: orchestrator
+  includeLabels: [code, method]
+  excludeLabels: [instance]
+  renameLabels: {method: http_method}
 monitors:
   namespaces: [shop, payments]
   labelSelector: "team in (a,b),tier!=dev"
@@ -550,6 +560,9 @@ func TestEveryOption(t *testing.T) {
 		"spool-max-bytes": "1GiB", "shutdown-flush-timeout": "20s", "checkpoint-interval": "30s",
 		"checkpoint-max-age": "2h", "series-stale-after": "30m", "memory-limit": "400MiB",
 		"log-level": "debug", "log-format": "text", "enable-pprof": "true", "state-dir": "/var/lib/nodescraper",
+		"dd-app-key-file": "/etc/nodescraper/app-key/app", "metadata-interval": "12h", "report-series": "false",
+		"service-checks": "false", "tag-cardinality": "orchestrator", "include-labels": "code,method",
+		"exclude-labels": "instance", "rename-labels": "method=http_method",
 	} {
 		got, ok := flagValue(a, flag)
 		if !ok || got != v {
@@ -580,6 +593,8 @@ func TestEveryOption(t *testing.T) {
 		"strategy":           {fmt.Sprint(field(t, ds, "spec", "updateStrategy")), "map[rollingUpdate:map[maxSurge:0 maxUnavailable:10%] type:RollingUpdate]"},
 		"hostPath":           {fmt.Sprint(get[[]any](t, pod, "spec", "volumes")[0]), "map[hostPath:map[path:/data/nodescraper type:Directory] name:state]"},
 		"apiKeySecret":       {fmt.Sprint(get[[]any](t, pod, "spec", "volumes")[1]), "map[name:api-key secret:map[secretName:dd-key]]"},
+		"appKeySecret":       {fmt.Sprint(get[[]any](t, pod, "spec", "volumes")[2]), "map[name:app-key secret:map[secretName:dd-app-key]]"},
+		"appKeyMount":        {fmt.Sprint(get[[]any](t, c, "volumeMounts")[2]), "map[mountPath:/etc/nodescraper/app-key name:app-key readOnly:true]"},
 		"port":               {fmt.Sprint(c["ports"]), "[map[containerPort:9200 name:http protocol:TCP]]"},
 	} {
 		if pair[0] != pair[1] {

@@ -373,7 +373,8 @@ type Server struct {
 }
 
 // Listen serves e at addr (e.g. "127.0.0.1:0") under /metrics until Close;
-// /healthz answers ok and /scrapes the number of scrapes answered (Scrapes).
+// /healthz answers ok, /scrapes the number of scrapes answered (Scrapes),
+// and POST /fail fails every later scrape.
 func (e *Exporter) Listen(addr string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -384,6 +385,12 @@ func (e *Exporter) Listen(addr string) (*Server, error) {
 	// Probes and test harnesses read these without counting as a scrape.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/scrapes", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, e.Scrapes()) })
+	// POST /fail: every later scrape answers 500, so /scrapes stops moving
+	// and a harness reads the final truth without racing a scrape in flight.
+	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, _ *http.Request) {
+		e.FailNext(math.MaxInt)
+		fmt.Fprintln(w, e.Scrapes())
+	})
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil

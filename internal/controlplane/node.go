@@ -433,7 +433,7 @@ func (n *Node) initialize(ctx context.Context) error {
 				if c.Status == corev1.ConditionTrue {
 					return nil
 				}
-				return fmt.Errorf("Ready %s: %s %s", c.Status, c.Reason, c.Message)
+				return fmt.Errorf("condition Ready %s: %s %s", c.Status, c.Reason, c.Message)
 			}
 		}
 		return errors.New("no Ready condition yet")

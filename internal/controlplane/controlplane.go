@@ -358,18 +358,22 @@ func writeKubeconfig(path, host string, caPEM []byte, cred keyPair) error {
 	return nil
 }
 
-func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
-	cred, err := cp.pki.clientCert("system:kube-controller-manager")
+// startComponent runs kube-controller-manager or kube-scheduler: its own
+// client certificate (user) and kubeconfig, a serving certificate for its
+// secure port on a free loopback port, no leader election; it returns once
+// /healthz answers.
+func (cp *ControlPlane) startComponent(ctx context.Context, slot **process, name, bin, user string, flags ...string) error {
+	cred, err := cp.pki.clientCert(user)
 	if err != nil {
-		return fmt.Errorf("controller-manager certificate: %w", err)
+		return fmt.Errorf("%s certificate: %w", name, err)
 	}
-	kubeconfig := filepath.Join(cp.dir, "controller-manager.kubeconfig")
+	kubeconfig := filepath.Join(cp.dir, name+".kubeconfig")
 	if err := writeKubeconfig(kubeconfig, cp.Admin.Host, cp.pki.caPEM, cred); err != nil {
 		return err
 	}
-	certFile := filepath.Join(cp.dir, "controller-manager.crt")
-	keyFile := filepath.Join(cp.dir, "controller-manager.key")
-	if err := cp.pki.writeServingCert("kube-controller-manager", certFile, keyFile); err != nil {
+	certFile := filepath.Join(cp.dir, name+".crt")
+	keyFile := filepath.Join(cp.dir, name+".key")
+	if err := cp.pki.writeServingCert(name, certFile, keyFile); err != nil {
 		return err
 	}
 	_, err = retryOnPortClash(func() (*process, error) {
@@ -377,7 +381,7 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		p, err := startProcess(cp.sp, "kube-controller-manager", cp.bins.controllerManager, []string{
+		p, err := startProcess(cp.sp, name, bin, append([]string{
 			"--kubeconfig=" + kubeconfig,
 			"--authentication-kubeconfig=" + kubeconfig,
 			"--authorization-kubeconfig=" + kubeconfig,
@@ -386,18 +390,24 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
 			"--tls-cert-file=" + certFile,
 			"--tls-private-key-file=" + keyFile,
 			"--leader-elect=false",
-			"--use-service-account-credentials=true",
-			"--service-account-private-key-file=" + cp.pki.saKeyFile,
-			"--root-ca-file=" + cp.pki.caFile,
-			"--controllers=" + strings.Join(cp.cfg.Controllers, ","),
 			"--profiling=false",
-		}, filepath.Join(cp.dir, "kube-controller-manager.log"))
+		}, flags...), filepath.Join(cp.dir, name+".log"))
 		if err != nil {
 			return nil, err
 		}
-		cp.setProcess(&cp.kcm, p)
+		cp.setProcess(slot, p)
 		return p, cp.waitReady(ctx, p, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", "ok")
 	})
+	return err
+}
+
+func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
+	err := cp.startComponent(ctx, &cp.kcm, "kube-controller-manager", cp.bins.controllerManager, "system:kube-controller-manager",
+		"--use-service-account-credentials=true",
+		"--service-account-private-key-file="+cp.pki.saKeyFile,
+		"--root-ca-file="+cp.pki.caFile,
+		"--controllers="+strings.Join(cp.cfg.Controllers, ","),
+	)
 	if err != nil || !controllerEnabled(cp.cfg.Controllers, "serviceaccount-controller", "serviceaccount") {
 		return err
 	}

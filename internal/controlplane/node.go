@@ -538,42 +538,7 @@ func (cp *ControlPlane) ensureScheduler(ctx context.Context) error {
 	if running {
 		return nil
 	}
-	cred, err := cp.pki.clientCert("system:kube-scheduler")
-	if err != nil {
-		return fmt.Errorf("kube-scheduler certificate: %w", err)
-	}
-	kubeconfig := filepath.Join(cp.dir, "scheduler.kubeconfig")
-	if err := writeKubeconfig(kubeconfig, cp.Admin.Host, cp.pki.caPEM, cred); err != nil {
-		return err
-	}
-	certFile := filepath.Join(cp.dir, "scheduler.crt")
-	keyFile := filepath.Join(cp.dir, "scheduler.key")
-	if err := cp.pki.writeServingCert("kube-scheduler", certFile, keyFile); err != nil {
-		return err
-	}
-	_, err = retryOnPortClash(func() (*process, error) {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := startProcess(cp.sp, "kube-scheduler", cp.bins.scheduler, []string{
-			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig,
-			"--authorization-kubeconfig=" + kubeconfig,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(port),
-			"--tls-cert-file=" + certFile,
-			"--tls-private-key-file=" + keyFile,
-			"--leader-elect=false",
-			"--profiling=false",
-		}, filepath.Join(cp.dir, "kube-scheduler.log"))
-		if err != nil {
-			return nil, err
-		}
-		cp.setProcess(&cp.sched, p)
-		return p, cp.waitReady(ctx, p, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", "ok")
-	})
-	return err
+	return cp.startComponent(ctx, &cp.sched, "kube-scheduler", cp.bins.scheduler, "system:kube-scheduler")
 }
 
 // repoRoot is the directory holding tools/kube/go.mod above the working

@@ -150,8 +150,10 @@ func TestOutageSpillsToDisk(t *testing.T) {
 			addr := serveExporter(t, e)
 			// Uncompressed, a scrape's payload is about 0.5 MB: past the
 			// memory bound at once, and a 1 MiB spool holds two.
+			// Without the per-target report gauges, every point counted
+			// (sent, spooled or dropped) is one of the counters' points.
 			a := newOutageAgent(t, key, in.URL, addr, "--compression", "none",
-				"--queue-max-bytes", "256KiB", "--spool-max-bytes", tc.spool)
+				"--queue-max-bytes", "256KiB", "--spool-max-bytes", tc.spool, "--report-series=false")
 			agent := a.start()
 			waitScrapes(t, e, 2)
 			in.FailNext(1_000_000, http.StatusServiceUnavailable)

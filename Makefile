@@ -74,8 +74,9 @@ static-build:
 	bin/nodescraper-static --version
 	@if command -v ldd >/dev/null && ldd bin/nodescraper-static 2>&1 | grep -q '=>'; then echo "bin/nodescraper-static is not static"; exit 1; fi
 
+## unit: every package's tests, with -race; screenshots of the browser test go to bin/test-artifacts
 unit:
-	$(GO) test -count=1 -race -timeout 20m ./...
+	NODESCRAPER_ARTIFACTS=$(CURDIR)/bin/test-artifacts $(GO) test -count=1 -race -timeout 20m ./...
 
 ## benchmarks-check: the benchmark module (own go.mod, peer parsers) builds and its parsers do comparable work
 benchmarks-check:

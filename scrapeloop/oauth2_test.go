@@ -202,7 +202,11 @@ func TestHungDependencies(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "scrape "+c.url) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("err = %v, want it to name the target and %q", err, c.want)
 			}
-			if took > 3*timeout {
+			// Slack for a loaded CI machine (-race, kube-apiservers of
+			// other packages' tests beside it): what is checked is that
+			// the timeout ends the wait, where a hang would last until a
+			// 30 s dial or TLS timeout, or forever.
+			if took > timeout+2*time.Second {
 				t.Errorf("the scrape took %s, its timeout is %s", took, timeout)
 			}
 		})

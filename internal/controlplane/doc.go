@@ -5,7 +5,13 @@
 // (Nodes, Pods bound to a node with a 127.0.0.x IP, Services, monitors,
 // Secrets) and mints ServiceAccount credentials.
 //
-// The binaries come from scripts/controlplane.sh ensure (etcd from Debian's
-// etcd-server, the Kubernetes binaries built by tools/kube); a test whose
-// binaries are missing fails with that hint instead of being skipped.
+// StartNode adds a real node: a kubelet with its own containerd and runc
+// (and kube-scheduler with the first node), running pods from image tarballs
+// imported into it (BuildImage packages a main package of this module);
+// pods use hostNetwork and get 127.0.0.1 as their IP.
+//
+// The binaries come from scripts/controlplane.sh ensure (etcd, containerd,
+// runc and the CNI plugins from Debian, the Kubernetes binaries built by
+// tools/kube); a test whose binaries are missing fails with that hint instead
+// of being skipped.
 package controlplane

@@ -14,7 +14,7 @@ import (
 // Environment variables that point at the binaries instead of the repository
 // cache (for a CI image that ships them, or a binary run outside the repo).
 const (
-	EnvKubeBin = "NODESCRAPER_KUBE_BIN" // directory with kube-apiserver and kube-controller-manager
+	EnvKubeBin = "NODESCRAPER_KUBE_BIN" // directory with kube-apiserver, kube-controller-manager, kube-scheduler and kubelet
 	EnvEtcd    = "NODESCRAPER_ETCD"     // path of the etcd binary
 )
 

@@ -184,6 +184,7 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	if r.Churn, err = ch.run(ctx, cfg.Churn, cfg.PodChurnRate, cfg.ServiceChurnRate, 1, tr); err != nil {
 		return r, err
 	}
+	cfg.Logf("%s x%d: churn %d pod replacements, %d Service updates in %v", p.Mode, p.Agents, r.Churn.PodReplacements, r.Churn.ServiceUpdates, r.Churn.Duration.Round(time.Millisecond))
 	time.Sleep(cfg.Settle) // the last changes' way to the agents
 	elapsed := time.Since(t1)
 	perHour := float64(time.Hour) / float64(elapsed)

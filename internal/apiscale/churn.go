@@ -61,6 +61,13 @@ type Latency struct {
 	Max      time.Duration
 }
 
+// pendingCount is how many pod changes no agent has seen yet.
+func (t *tracker) pendingCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
 func (t *tracker) result() (quiet, stream Latency, missed int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -187,6 +187,11 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	cfg.Logf("%s x%d: churn %d pod replacements, %d Service updates in %v", p.Mode, p.Agents, r.Churn.PodReplacements, r.Churn.ServiceUpdates, r.Churn.Duration.Round(time.Millisecond))
 	time.Sleep(cfg.Settle) // the last changes' way to the agents
 	elapsed := time.Since(t1)
+	// A change counts as missed only when its agent has not seen it 30 s
+	// later: on a loaded machine the last ones may take longer than Settle.
+	for deadline := time.Now().Add(30 * time.Second); tr.pendingCount() > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	perHour := float64(time.Hour) / float64(elapsed)
 	r.APICPUChurnPerHr = (locked() - cpu1) * perHour
 	for i, a := range agents {

@@ -43,6 +43,10 @@ type Config struct {
 	// StartTimeout bounds the start of each component (default 60 s; a cold
 	// kube-apiserver on a busy 2-core machine takes several seconds).
 	StartTimeout time.Duration
+	// APIServerFlags are added to kube-apiserver's command line after the
+	// defaults (a later flag wins), e.g. --max-requests-inflight for a
+	// scale test.
+	APIServerFlags []string
 }
 
 // defaultControllers: see Config.Controllers.
@@ -301,7 +305,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context) error {
 // runAPIServer starts kube-apiserver on cp.apiserverPort and waits for /readyz.
 func (cp *ControlPlane) runAPIServer(ctx context.Context) (*process, error) {
 	host := "https://127.0.0.1:" + strconv.Itoa(cp.apiserverPort)
-	p, err := startProcess(cp.sp, "kube-apiserver", cp.bins.apiserver, []string{
+	p, err := startProcess(cp.sp, "kube-apiserver", cp.bins.apiserver, append([]string{
 		"--etcd-servers=" + cp.etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -323,7 +327,7 @@ func (cp *ControlPlane) runAPIServer(ctx context.Context) (*process, error) {
 		// the HTTP server's graceful shutdown for its full 60 s timeout.
 		"--shutdown-watch-termination-grace-period=2s",
 		"--profiling=false",
-	}, filepath.Join(cp.dir, "kube-apiserver.log"))
+	}, cp.cfg.APIServerFlags...), filepath.Join(cp.dir, "kube-apiserver.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -572,3 +576,22 @@ func (cp *ControlPlane) Logs(lines int) string {
 
 // Dir is the directory with certificates, kubeconfigs and logs.
 func (cp *ControlPlane) Dir() string { return cp.dir }
+
+// APIServerPID is the process id of the running kube-apiserver (0 when not
+// running), for reading its CPU time and memory from /proc.
+func (cp *ControlPlane) APIServerPID() int { return cp.pid(&cp.apiserver) }
+
+// EtcdPID is the process id of the running etcd (0 when not running).
+func (cp *ControlPlane) EtcdPID() int { return cp.pid(&cp.etcd) }
+
+// EtcdURL is etcd's client URL (plain HTTP on loopback; /metrics is served there).
+func (cp *ControlPlane) EtcdURL() string { return cp.etcdURL }
+
+func (cp *ControlPlane) pid(slot **process) int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if p := *slot; p != nil && p.running() {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}

@@ -1,0 +1,52 @@
+package apiscale
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nodescraper/nodescraper/internal/controlplane"
+)
+
+// TestTiny runs the harness on 5 nodes x 3 pods with 5 agents of each mode:
+// node-local agents get only their node's pods and see every pod change of
+// their node; cluster-wide ones get every pod.
+func TestTiny(t *testing.T) {
+	cp := controlplane.ForTest(t, controlplane.Config{ControllerManager: true})
+	spec := Spec{Nodes: 5, PodsPerNode: 3, PodsPerService: 5, ServicesPerMonitor: 2, Namespaces: 2}
+	res, err := Run(t.Context(), cp, Config{
+		Spec:   spec,
+		Phases: []Phase{{Mode: NodeLocal, Agents: 5}, {Mode: ClusterWide, Agents: 5}},
+		Churn:  4 * time.Second, PodChurnRate: 5, ServiceChurnRate: 20,
+		Settle: time.Second,
+		Logf:   t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, wide := res[0], res[1]
+	t.Logf("\n%s\n%s\n%s", Header, local.Row(), wide.Row())
+
+	if local.ForeignPods != 0 {
+		t.Errorf("node-local agents got %.1f pods of other nodes each, want 0", local.ForeignPods)
+	}
+	if local.Pods < float64(spec.PodsPerNode) {
+		t.Errorf("node-local agents got %.1f pods each, want at least their node's %d", local.Pods, spec.PodsPerNode)
+	}
+	if min := float64(spec.Pods() - spec.PodsPerNode); wide.ForeignPods < min {
+		t.Errorf("cluster-wide agents got %.1f pods of other nodes each, want at least %v", wide.ForeignPods, min)
+	}
+	for _, r := range res {
+		if r.Quiet.N+r.Stream.N == 0 || r.Missed != 0 {
+			t.Errorf("%s: %d+%d pod changes seen, %d missed; want all seen", r.Phase.Mode, r.Quiet.N, r.Stream.N, r.Missed)
+		}
+		if r.StartBytes <= 0 || r.ChurnBytesPerHour <= 0 {
+			t.Errorf("%s: no bytes counted (start %d, churn %.0f/h)", r.Phase.Mode, r.StartBytes, r.ChurnBytesPerHour)
+		}
+		if r.Watches.LongRunning < float64(r.Phase.Agents) {
+			t.Errorf("%s: %.0f WATCH requests open for %d agents", r.Phase.Mode, r.Watches.LongRunning, r.Phase.Agents)
+		}
+	}
+	if wide.StartBytes <= local.StartBytes/2 {
+		t.Logf("note: at this size a cluster-wide agent's start (%d B) is not larger than a node-local one's (%d B)", wide.StartBytes, local.StartBytes)
+	}
+}

@@ -1,0 +1,269 @@
+package apiscale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nodescraper/nodescraper/internal/controlplane"
+)
+
+// Config is one measurement run: one cluster, then one phase per entry of
+// Phases on it, one after the other, each with the same churn.
+type Config struct {
+	Spec Spec
+	// Phases run in order; a phase with Agents 0 measures the churn alone
+	// (the API server's baseline).
+	Phases []Phase
+	// StartRate is how many agents start per second (default 50): a whole
+	// DaemonSet never starts in the same instant either.
+	StartRate float64
+	// SyncTimeout bounds the wait for all agents of a phase to sync
+	// (default 10m).
+	SyncTimeout time.Duration
+	// Churn is how long each phase churns: pod replacements for all of it,
+	// plus the Service update stream in its second half.
+	Churn                          time.Duration
+	PodChurnRate, ServiceChurnRate float64 // per second
+	// Settle is waited after the agents synced (for the last watches to
+	// register) and after the churn (for its last changes to arrive);
+	// default 5s.
+	Settle time.Duration
+	// Workers write the cluster in parallel (default 16).
+	Workers int
+	Logf    func(format string, args ...any)
+}
+
+// Phase is one agent configuration.
+type Phase struct {
+	Mode   Mode
+	Agents int
+}
+
+// Result is one phase's measurements. Per-agent figures are means over the
+// phase's agents.
+type Result struct {
+	Spec   Spec
+	Phase  Phase
+	Synced time.Duration // first start to all agents synced
+
+	StartBytes, StartBytesMax int64   // received per agent until synced (wire bytes)
+	StartObjects              float64 // objects delivered per agent until synced
+	// Pods and ForeignPods are the pods delivered per agent over the whole
+	// phase, and among them those of other nodes.
+	Pods, ForeignPods   float64
+	ChurnBytesPerHour   float64 // received per agent during churn, scaled to an hour
+	ChurnObjectsPerHour float64
+	Churn               ChurnStats
+
+	Watches          Watches // after all agents synced
+	APICPUStart      float64 // kube-apiserver CPU seconds from first start to synced
+	APICPUChurnPerHr float64 // kube-apiserver CPU seconds during churn, scaled to an hour
+	APIRSSMax        int64   // kube-apiserver RSS, highest sample of the phase
+	EtcdDB           int64   // at the end of the phase
+
+	Quiet, Stream Latency // pod Ready -> owning agent has it; without / with the Service stream
+	Missed        int     // pod changes on agents' nodes never seen by their agent
+	HarnessRSS    int64   // this process, with the phase's agents running
+}
+
+// Run builds cfg.Spec on cp and measures each phase.
+func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Result, error) {
+	cfg.Spec.defaults()
+	if cfg.StartRate <= 0 {
+		cfg.StartRate = 50
+	}
+	if cfg.SyncTimeout <= 0 {
+		cfg.SyncTimeout = 10 * time.Minute
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 5 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	for _, p := range cfg.Phases {
+		if p.Agents > cfg.Spec.Nodes {
+			return nil, fmt.Errorf("phase %s: %d agents for %d nodes", p.Mode, p.Agents, cfg.Spec.Nodes)
+		}
+	}
+	if err := build(ctx, cp, cfg.Spec, cfg.Workers, cfg.Logf); err != nil {
+		return nil, err
+	}
+	ch := newChurner(cp, cfg.Spec)
+	var out []Result
+	for _, p := range cfg.Phases {
+		r, err := runPhase(ctx, cp, cfg, ch, p)
+		if err != nil {
+			return out, fmt.Errorf("phase %s x%d: %w", p.Mode, p.Agents, err)
+		}
+		cfg.Logf("%s", r.Row())
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch *churner, p Phase) (Result, error) {
+	r := Result{Spec: cfg.Spec, Phase: p}
+	pid := cp.APIServerPID()
+	sample := func() float64 {
+		cpu, rss, err := procStat(pid)
+		if err == nil {
+			r.APIRSSMax = max(r.APIRSSMax, rss)
+		}
+		return cpu
+	}
+	// Sample kube-apiserver's memory every second while the phase runs.
+	sctx, stopSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	var rssMu sync.Mutex
+	sampler.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				rssMu.Lock()
+				sample()
+				rssMu.Unlock()
+			}
+		}
+	})
+	defer func() { stopSampling(); sampler.Wait() }()
+	locked := func() float64 { rssMu.Lock(); defer rssMu.Unlock(); return sample() }
+
+	watched := make([]bool, cfg.Spec.Nodes)
+	for n := range p.Agents {
+		watched[n] = true
+	}
+	tr := newTracker(func(node string) bool {
+		var n int
+		_, err := fmt.Sscanf(node, "node-%d", &n)
+		return err == nil && n < len(watched) && watched[n]
+	})
+
+	cpu0 := locked()
+	var agents []*agent
+	if p.Agents > 0 {
+		var err error
+		agents, r.Synced, err = startAll(ctx, p.Mode, cp.Admin, p.Agents, cfg.StartRate, cfg.SyncTimeout, tr.seen)
+		if err != nil {
+			return r, err
+		}
+	}
+	defer stopAll(agents)
+	r.APICPUStart = locked() - cpu0
+	in0 := make([]int64, len(agents))
+	obj0 := make([]int64, len(agents))
+	for i, a := range agents {
+		in0[i], obj0[i] = a.ctr.In.Load(), a.objects()
+		r.StartBytes += in0[i]
+		r.StartBytesMax = max(r.StartBytesMax, in0[i])
+		r.StartObjects += float64(obj0[i])
+	}
+	if n := len(agents); n > 0 {
+		r.StartBytes /= int64(n)
+		r.StartObjects /= float64(n)
+	}
+	time.Sleep(cfg.Settle) // let the last watches register
+	var err error
+	if r.Watches, err = watches(ctx, cp); err != nil {
+		return r, err
+	}
+
+	cpu1 := locked()
+	t1 := time.Now()
+	if r.Churn, err = ch.run(ctx, cfg.Churn, cfg.PodChurnRate, cfg.ServiceChurnRate, 1, tr); err != nil {
+		return r, err
+	}
+	cfg.Logf("%s x%d: churn %d pod replacements, %d Service updates in %v", p.Mode, p.Agents, r.Churn.PodReplacements, r.Churn.ServiceUpdates, r.Churn.Duration.Round(time.Millisecond))
+	time.Sleep(cfg.Settle) // the last changes' way to the agents
+	elapsed := time.Since(t1)
+	// A change counts as missed only when its agent has not seen it 30 s
+	// later: on a loaded machine the last ones may take longer than Settle.
+	for deadline := time.Now().Add(30 * time.Second); tr.pendingCount() > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	perHour := float64(time.Hour) / float64(elapsed)
+	r.APICPUChurnPerHr = (locked() - cpu1) * perHour
+	for i, a := range agents {
+		r.ChurnBytesPerHour += float64(a.ctr.In.Load()-in0[i]) * perHour
+		r.ChurnObjectsPerHour += float64(a.objects()-obj0[i]) * perHour
+		own, foreign := a.pods()
+		r.Pods += float64(own + foreign)
+		r.ForeignPods += float64(foreign)
+		if e := a.err.Load(); e != nil {
+			err = errors.Join(err, fmt.Errorf("agent %s: %w", a.node, *e))
+		}
+	}
+	if n := len(agents); n > 0 {
+		r.ChurnBytesPerHour /= float64(n)
+		r.ChurnObjectsPerHour /= float64(n)
+		r.Pods /= float64(n)
+		r.ForeignPods /= float64(n)
+	}
+	r.Quiet, r.Stream, r.Missed = tr.result()
+	r.HarnessRSS = selfRSS()
+	if r.EtcdDB, err = etcdDBSize(ctx, cp); err != nil {
+		return r, err
+	}
+	return r, err
+}
+
+func selfRSS() int64 {
+	_, rss, err := procStat(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	return rss
+}
+
+// Header is the Markdown table header matching Row.
+const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`
+
+// Row is the phase as a row of Header's table.
+func (r Result) Row() string {
+	s := r.Spec
+	agents := "none (churn only)"
+	if r.Phase.Agents > 0 {
+		agents = fmt.Sprintf("%d %s", r.Phase.Agents, r.Phase.Mode)
+	}
+	reg := "n/a"
+	if r.Watches.Registered >= 0 {
+		reg = fmt.Sprintf("%.0f", r.Watches.Registered)
+	}
+	lat := func(l Latency) string {
+		if l.N == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%v / %v (%d)", l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.N)
+	}
+	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s |",
+		s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, r.Synced.Round(100*time.Millisecond),
+		size(float64(r.StartBytes)), size(float64(r.StartBytesMax)), r.StartObjects,
+		size(r.ChurnBytesPerHour), r.ChurnObjectsPerHour, r.Pods, r.ForeignPods,
+		reg, r.Watches.LongRunning, r.APICPUStart, r.APICPUChurnPerHr,
+		size(float64(r.APIRSSMax)), size(float64(r.EtcdDB)), lat(r.Quiet), lat(r.Stream), r.Missed, size(float64(r.HarnessRSS)))
+}
+
+func size(b float64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB"}
+	i := 0
+	for b >= 1000 && i < len(units)-1 {
+		b /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", b)
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}

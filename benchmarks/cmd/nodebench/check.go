@@ -18,6 +18,7 @@ type checkResult struct {
 	GaugeMismatch   int64    `json:"gauge_mismatches"`           // whose last value differs (or never arrived)
 	Received        int64    `json:"received_series"`            // distinct series the intake saw
 	Unmatched       int64    `json:"unmatched_series"`           // received series no exporter series maps to
+	Report          int64    `json:"report_series"`              // per-target up/scrape_* gauges received (nodescraper --report-series)
 	UnknownTagKeys  []string `json:"unknown_tag_keys,omitempty"` // tag keys the harness never produces
 	Examples        []string `json:"examples,omitempty"`         // the first mismatches
 }
@@ -30,6 +31,9 @@ func (c checkResult) ok() bool {
 // String is the table's one-cell summary.
 func (c checkResult) String() string {
 	if c.ok() {
+		if c.Report > 0 {
+			return fmt.Sprintf("exact (%d counts, %d gauges, %d report)", c.Counters, c.Gauges, c.Report)
+		}
 		return fmt.Sprintf("exact (%d counts, %d gauges)", c.Counters, c.Gauges)
 	}
 	var parts []string
@@ -46,6 +50,9 @@ func (c checkResult) String() string {
 }
 
 const maxExamples = 5
+
+// reportSeries are the series Prometheus adds for every scrape.
+var reportSeries = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 
 // check walks every target's truth and compares it with the tally. The
 // agent's first scrape of a target is the first response the exporter wrote
@@ -66,6 +73,24 @@ func check(targets []*exportTarget, tl *tally, keys *keyer) checkResult {
 		t.mu.Lock()
 		kf := t.frozenAt
 		t.mu.Unlock()
+		// Prometheus' report series, which nodescraper sends per target
+		// (--report-series) and other agents may not: matched when
+		// present, and up must read 1 (the frozen target still answers).
+		for _, name := range reportSeries {
+			metric, _, tags := predict("gauge", name, name, nil, t.targetLabels())
+			var key uint64
+			key, scratch = keys.key(metric, nodeName, tags, scratch, nil)
+			got, ok := tl.series[key]
+			if !ok {
+				continue
+			}
+			matched[key] = struct{}{}
+			c.Report++
+			if name == "up" && got.last != 1 {
+				c.GaugeMismatch++
+				example("%s %v: last %v, want 1", metric, scratch, got.last)
+			}
+		}
 		t.src.expect(t.targetLabels(), k1, kf, func(metric string, kd kind, tags []string, want float64) {
 			var key uint64
 			key, scratch = keys.key(metric, nodeName, tags, scratch, nil)

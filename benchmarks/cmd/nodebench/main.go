@@ -47,7 +47,7 @@ func mainErr() error {
 	var agents agentFlags
 	flag.Var(&agents, "agent", "agent binary to measure, NAME=PATH or PATH; repeat to compare binaries in one run (default current=../bin/nodescraper)")
 	build := flag.Bool("build", false, "run `make -C .. build` first (builds ../bin/nodescraper)")
-	list := flag.String("scenarios", "all", "comma-separated scenarios: all, scaling, idle, scale-10k, scale-100k, typical, churn, ksm, dense")
+	list := flag.String("scenarios", "all", "comma-separated scenarios: all, scaling, idle, scale-10k, scale-100k, typical, churn, ksm, scale-500k, dense")
 	interval := flag.Duration("interval", 15*time.Second, "scrape interval (>= 2s: the agent keeps one point per series and second)")
 	warmup := flag.Int("warmup", 2, "scrape intervals after the first scrape before measuring")
 	measureN := flag.Int("measure", 4, "measured scrape intervals")

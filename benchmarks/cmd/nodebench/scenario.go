@@ -25,6 +25,7 @@ var scenarios = []scenario{
 	{name: "typical", desc: "typical node: 110 targets x 1,000 series", targets: 110, series: 1000},
 	{name: "churn", desc: "110 targets x 1,000 series, 10% of series replaced per scrape", targets: 110, series: 1000, churn: true},
 	{name: "ksm", desc: "kube-state-metrics of a large cluster (one genksm target) beside 30 targets x 1,000 series", targets: 30, series: 1000, ksm: true},
+	{name: "scale-500k", desc: "100 targets x 5,000 series (the 500k point of the scaling curve)", targets: 100, series: 5000, curve: true},
 	{name: "dense", desc: "dense node: 100 targets x 10,000 series (the 1M point of the scaling curve)", targets: 100, series: 10000, curve: true},
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,7 +143,7 @@ func (c *churner) run(ctx context.Context, d time.Duration, podRate, svcRate flo
 			patch := fmt.Sprintf(`{"metadata":{"annotations":{"apiscale/churn":"%d-%d"}}}`, seed, i)
 			_, err := c.cp.Kube.CoreV1().Services(c.spec.namespace(a)).Patch(ctx, fmt.Sprintf("s-%d", a), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 			if err != nil {
-				if ctx.Err() == nil {
+				if !ending(ctx, err) {
 					svcErr = fmt.Errorf("service churn: %w", err)
 				}
 				return
@@ -163,7 +164,7 @@ loop:
 		}
 		n, k := rng.IntN(c.spec.Nodes), rng.IntN(c.spec.PodsPerNode)
 		if err := c.replace(ctx, n, k, tr); err != nil {
-			if ctx.Err() == nil {
+			if !ending(ctx, err) {
 				podErr = err
 			}
 			break
@@ -189,4 +190,12 @@ func (c *churner) replace(ctx context.Context, n, k int, tr *tracker) error {
 	}
 	c.gens[n][k] = g + 1
 	return createPodThen(ctx, c.cp, c.spec, n, k, g+1, func() { tr.expect(nodeName(n), podName(n, k, g+1)) })
+}
+
+// ending reports whether err only says the churn window is over: the
+// context ended, or client-go's rate limiter refused to wait past its
+// deadline ("would exceed context deadline", not wrapped as
+// context.DeadlineExceeded).
+func ending(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || strings.Contains(err.Error(), "would exceed context deadline")
 }

@@ -109,13 +109,14 @@ func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Resu
 	return out, nil
 }
 
-func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch *churner, p Phase) (Result, error) {
+func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch *churner, p Phase) (res Result, err error) {
 	r := Result{Spec: cfg.Spec, Phase: p}
 	pid := cp.APIServerPID()
+	var rssMax int64 // guarded by rssMu; into the result once the sampler stopped
 	sample := func() float64 {
 		cpu, rss, err := procStat(pid)
 		if err == nil {
-			r.APIRSSMax = max(r.APIRSSMax, rss)
+			rssMax = max(rssMax, rss)
 		}
 		return cpu
 	}
@@ -137,7 +138,7 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 			}
 		}
 	})
-	defer func() { stopSampling(); sampler.Wait() }()
+	defer func() { stopSampling(); sampler.Wait(); res.APIRSSMax = rssMax }()
 	locked := func() float64 { rssMu.Lock(); defer rssMu.Unlock(); return sample() }
 
 	watched := make([]bool, cfg.Spec.Nodes)
@@ -174,7 +175,6 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 		r.StartObjects /= float64(n)
 	}
 	time.Sleep(cfg.Settle) // let the last watches register
-	var err error
 	if r.Watches, err = watches(ctx, cp); err != nil {
 		return r, err
 	}

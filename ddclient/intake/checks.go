@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"time"
@@ -66,15 +65,8 @@ func (in *Intake) serveCheckRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (in *Intake) checkCheckRun(r *http.Request) *rejection {
-	if r.Method != http.MethodPost {
-		return &rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: use POST"}
-	}
-	if rej := in.checkKey(r); rej != nil {
+	if rej := in.checkPost(r); rej != nil {
 		return rej
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return &rejection{http.StatusBadRequest, ReasonContentType,
-			fmt.Sprintf("Content-Type %q is not supported: send application/json", r.Header.Get("Content-Type"))}
 	}
 	rcv, rej := in.readBody(r)
 	if rej != nil {

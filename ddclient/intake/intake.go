@@ -276,17 +276,8 @@ func (in *Intake) serveSeries(w http.ResponseWriter, r *http.Request) {
 // checkSeries runs every check of POST /api/v2/series in the order a sender
 // would fix them, and stores the payload when all pass.
 func (in *Intake) checkSeries(r *http.Request) (*rejection, *received) {
-	if r.Method != http.MethodPost {
-		return &rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: use POST"}, nil
-	}
-	if rej := in.checkKey(r); rej != nil {
+	if rej := in.checkPost(r); rej != nil {
 		return rej, nil
-	}
-	// Datadog's API takes JSON only; a wrong type means the sender's encoder is
-	// wired wrong. 400, not 415: the Agent's forwarder (and ours) retries a 415.
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return &rejection{http.StatusBadRequest, ReasonContentType,
-			fmt.Sprintf("Content-Type %q is not supported: send application/json", r.Header.Get("Content-Type"))}, nil
 	}
 	rcv, rej := in.readBody(r)
 	if rej != nil {
@@ -325,4 +316,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
+}
+
+// checkPost runs the checks every POST endpoint makes first, in Datadog's
+// order: the method, the API key, then the body's type.
+func (in *Intake) checkPost(r *http.Request) *rejection {
+	if r.Method != http.MethodPost {
+		return &rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: use POST"}
+	}
+	if rej := in.checkKey(r); rej != nil {
+		return rej
+	}
+	return checkJSONType(r)
+}
+
+// checkJSONType: Datadog's API takes JSON only; a wrong type means the
+// sender's encoder is wired wrong. 400, not 415: the Agent's forwarder (and
+// ours) retries a 415.
+func checkJSONType(r *http.Request) *rejection {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return &rejection{http.StatusBadRequest, ReasonContentType,
+			fmt.Sprintf("Content-Type %q is not supported: send application/json", r.Header.Get("Content-Type"))}
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package intake
 import (
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,9 +86,8 @@ func (in *Intake) checkMetadata(r *http.Request) (*MetadataUpdate, *rejection) {
 	case !in.appKeys[key]:
 		return nil, &rejection{http.StatusForbidden, ReasonInvalidAppKey, "Forbidden"}
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, &rejection{http.StatusBadRequest, ReasonContentType,
-			fmt.Sprintf("Content-Type %q is not supported: send application/json", r.Header.Get("Content-Type"))}
+	if rej := checkJSONType(r); rej != nil {
+		return nil, rej
 	}
 	if msg := nameProblem(name); msg != "" {
 		return nil, &rejection{http.StatusBadRequest, ReasonInvalid, "metric name " + msg}

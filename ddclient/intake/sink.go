@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -119,15 +118,8 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is counted and handed to OnAccept instead of being stored.
 func (s *Sink) checkSeries(r *http.Request) *rejection {
 	in := s.in
-	if r.Method != http.MethodPost {
-		return &rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: use POST"}
-	}
-	if rej := in.checkKey(r); rej != nil {
+	if rej := in.checkPost(r); rej != nil {
 		return rej
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return &rejection{http.StatusBadRequest, ReasonContentType,
-			fmt.Sprintf("Content-Type %q is not supported: send application/json", r.Header.Get("Content-Type"))}
 	}
 	rcv, rej := in.readBody(r)
 	if rej != nil {

@@ -14,7 +14,10 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 )
 
 // snapshot is one consistent read of the caches for a rebuild.
@@ -24,10 +27,43 @@ type snapshot struct {
 	podByKey map[string]*corev1.Pod
 	allowed  map[string]bool // hosts a target may point at
 	nsLabels map[string]map[string]string
+	// services are the Services with endpoints among this node's pods, by
+	// namespace and sorted by name: computed once per rebuild, so that a
+	// job's cost follows the node's pods, not the cluster's Services.
+	services map[string][]svcEndpoints
+	// groups memoizes, per object, what roles discover of it: the jobs of
+	// a rebuild (often many monitors in one namespace) share them.
+	groups map[groupKey][]group
+}
+
+// groupKey names the groups one role discovers of one Service or pod.
+type groupKey struct {
+	obj  any // *corev1.Service or *corev1.Pod
+	role relabel.Role
+}
+
+// memo returns the groups of key, made by f on the rebuild's first ask.
+func (s *snapshot) memo(key groupKey, f func() []group) []group {
+	if g, ok := s.groups[key]; ok {
+		return g
+	}
+	g := f()
+	for i := range g {
+		g[i].memo = &groupMemo{}
+	}
+	s.groups[key] = g
+	return g
+}
+
+// svcEndpoints is a Service and its endpoints on this node.
+type svcEndpoints struct {
+	svc *corev1.Service
+	eps []endpoint
 }
 
 func (k *Kube) snapshot() *snapshot {
-	s := &snapshot{pods: map[string][]*corev1.Pod{}, podByKey: map[string]*corev1.Pod{}, allowed: map[string]bool{}, nsLabels: map[string]map[string]string{}}
+	s := &snapshot{pods: map[string][]*corev1.Pod{}, podByKey: map[string]*corev1.Pod{}, allowed: map[string]bool{}, nsLabels: map[string]map[string]string{},
+		groups: map[groupKey][]group{}}
 	if obj, ok, _ := k.nodes.GetStore().GetByKey(k.cfg.NodeName); ok {
 		s.node = obj.(*corev1.Node)
 		for _, a := range s.node.Status.Addresses {
@@ -47,6 +83,21 @@ func (k *Kube) snapshot() *snapshot {
 	}
 	for _, ps := range s.pods {
 		slices.SortFunc(ps, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	}
+	// Only a namespace holding one of this node's pods can have a Service
+	// with endpoints here.
+	s.services = map[string][]svcEndpoints{}
+	for ns, pods := range s.pods {
+		objs, _ := k.services.GetIndexer().ByIndex(cache.NamespaceIndex, ns)
+		var list []svcEndpoints
+		for _, o := range objs {
+			svc := o.(*corev1.Service)
+			if eps := serviceEndpoints(svc, pods, s.zone()); len(eps) > 0 {
+				list = append(list, svcEndpoints{svc: svc, eps: eps})
+			}
+		}
+		slices.SortFunc(list, func(a, b svcEndpoints) int { return strings.Compare(a.svc.Name, b.svc.Name) })
+		s.services[ns] = list
 	}
 	if k.namespaces != nil {
 		for _, o := range k.namespaces.GetStore().List() {
@@ -73,11 +124,13 @@ func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
 		rejected []Rejection
 		refs     []relabel.ObjectRef
 	)
-	handle := func(kind relabel.Kind, ns, name string, lbls map[string]string, gen func() (*relabel.Monitor, error)) {
-		if !k.gen.Selects(kind, ns, lbls, s.nsLabels[ns]) {
+	gens := make(map[string]generated, len(k.generated))
+	handle := func(kind relabel.Kind, obj metav1.Object, gen func() (*relabel.Monitor, error)) {
+		ns, name := obj.GetNamespace(), obj.GetName()
+		if !k.gen.Selects(kind, ns, obj.GetLabels(), s.nsLabels[ns]) {
 			return
 		}
-		m, err := gen()
+		m, err := k.generate(gens, kind, obj, gen)
 		if m != nil {
 			refs = append(refs, m.Refs...)
 		}
@@ -91,16 +144,17 @@ func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
 	}
 	for _, o := range k.sms.GetStore().List() {
 		sm := o.(*monitoringv1.ServiceMonitor)
-		handle(relabel.ServiceMonitorKind, sm.Namespace, sm.Name, sm.Labels, func() (*relabel.Monitor, error) {
+		handle(relabel.ServiceMonitorKind, sm, func() (*relabel.Monitor, error) {
 			return k.gen.ServiceMonitor(sm, k.refs)
 		})
 	}
 	for _, o := range k.pms.GetStore().List() {
 		pm := o.(*monitoringv1.PodMonitor)
-		handle(relabel.PodMonitorKind, pm.Namespace, pm.Name, pm.Labels, func() (*relabel.Monitor, error) {
+		handle(relabel.PodMonitorKind, pm, func() (*relabel.Monitor, error) {
 			return k.gen.PodMonitor(pm, k.refs)
 		})
 	}
+	k.generated = gens
 	k.refs.end(ctx, refs)
 	k.setRejected(rejected)
 	slices.SortFunc(out, func(a, b scrapeloop.Target) int {
@@ -124,6 +178,34 @@ func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
 		return a.Source == b.Source && a.Drop.Reason == b.Drop.Reason && a.URL == b.URL && labels.Equal(a.Labels, b.Labels) &&
 			(a.Drop.Reason == "" || labels.Equal(a.Discovered, b.Discovered))
 	})
+}
+
+// generated is a monitor's jobs (or why it is rejected) as generated from
+// one version of it.
+type generated struct {
+	uid types.UID
+	rv  string
+	m   *relabel.Monitor
+	err error
+}
+
+// generate returns gen's result for obj, reusing the previous rebuild's when
+// obj is the same version and reads no Secret or ConfigMap (whose values
+// would be read again). Generating compiles every relabeling regex: with
+// hundreds of monitors, doing it at each rebuild cost each agent more than
+// the rest of the rebuild. The reused ones are recorded in next.
+func (k *Kube) generate(next map[string]generated, kind relabel.Kind, obj metav1.Object, gen func() (*relabel.Monitor, error)) (*relabel.Monitor, error) {
+	key := string(kind) + "/" + obj.GetNamespace() + "/" + obj.GetName()
+	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	if g, ok := k.generated[key]; ok && rv != "" && g.uid == uid && g.rv == rv {
+		next[key] = g
+		return g.m, g.err
+	}
+	m, err := gen()
+	if m != nil && len(m.Refs) == 0 {
+		next[key] = generated{uid: uid, rv: rv, m: m, err: err}
+	}
+	return m, err
 }
 
 func (k *Kube) setRejected(r []Rejection) {
@@ -176,7 +258,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			}
 			for _, p := range pods {
 				if selects(j, relabel.RolePod, p.Labels) {
-					groups = append(groups, podGroup(p))
+					groups = append(groups, s.memo(groupKey{p, relabel.RolePod}, func() []group { return []group{podGroup(p)} })...)
 				}
 			}
 		}
@@ -184,25 +266,28 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 		groups = k.serviceGroups(s, j)
 	}
 	var out []scrapeloop.Target
-	drop := func(l lset, url string, reason scrapeloop.DropReason, detail string) {
+	drop := func(shown labels.Labels, url string, reason scrapeloop.DropReason, detail string) {
 		out = append(out, scrapeloop.Target{
-			URL: url, Discovered: discovered(l), Source: j.Name, Pool: j.Name,
+			URL: url, Discovered: shown, Source: j.Name, Pool: j.Name,
 			Drop: scrapeloop.Drop{Reason: reason, Detail: detail},
 		})
 	}
 	for _, g := range groups {
-		for _, t := range g.targets {
-			l := g.common.clone().merge(t)
-			if j.SD.AttachNodeMetadata && s.node != nil && onNode(j.SD.Role, l, k.cfg.NodeName) {
-				l.merge(nodeMeta(s.node))
+		for i, t := range g.targets {
+			full, shown := g.sets(i)
+			if j.SD.AttachNodeMetadata && s.node != nil {
+				if l := g.common.clone().merge(t); onNode(j.SD.Role, l, k.cfg.NodeName) {
+					l.merge(nodeMeta(s.node))
+					full, shown = labels.FromMap(l), discovered(l)
+				}
 			}
-			rt, err := j.Target(labels.FromMap(l))
+			rt, err := j.Target(full)
 			if errors.Is(err, relabel.ErrDropped) {
-				drop(l, "", scrapeloop.DroppedByRelabeling, "")
+				drop(shown, "", scrapeloop.DroppedByRelabeling, "")
 				continue
 			}
 			if err != nil {
-				drop(l, "", scrapeloop.DroppedInvalid, err.Error())
+				drop(shown, "", scrapeloop.DroppedInvalid, err.Error())
 				continue
 			}
 			host, _, err := net.SplitHostPort(rt.URL.Host)
@@ -211,7 +296,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			}
 			if !k.cfg.AllowOtherAddresses && !s.allowed[host] {
 				k.dropped.Inc()
-				drop(l, rt.URL.String(), scrapeloop.DroppedNotOnNode, "address "+host+" is not an address of this node or of its pods (--allow-other-addresses)")
+				drop(shown, rt.URL.String(), scrapeloop.DroppedNotOnNode, "address "+host+" is not an address of this node or of its pods (--allow-other-addresses)")
 				continue
 			}
 			tg := k.cfg.Template
@@ -228,7 +313,7 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 			}
 			tg.Source = j.Name
 			tg.Pool = j.Name
-			tg.Discovered = discovered(l)
+			tg.Discovered = shown
 			out = append(out, tg)
 		}
 	}
@@ -280,43 +365,13 @@ func onNode(role relabel.Role, l lset, node string) bool {
 // Services and the real slices of the others (selectorless or custom).
 func (k *Kube) serviceGroups(s *snapshot, j *relabel.Job) []group {
 	var groups []group
-	slice := j.SD.Role == relabel.RoleEndpointSlice
-	for _, o := range k.services.GetStore().List() {
-		svc := o.(*corev1.Service)
-		if !inNamespaces(j, svc.Namespace) || !selects(j, relabel.RoleService, svc.Labels) {
+	for ns, list := range s.services {
+		if !inNamespaces(j, ns) {
 			continue
 		}
-		eps := serviceEndpoints(svc, s.pods[svc.Namespace], s.zone())
-		if len(eps) == 0 {
-			continue
+		for _, se := range list {
+			groups = k.serviceGroup(s, groups, j, se.svc, se.eps)
 		}
-		if slice {
-			sl := sliceLabels(svc)
-			if !selects(j, relabel.RoleEndpointSlice, sl) {
-				continue
-			}
-			// The controller's slice name is random (generateName); this
-			// stands in for it.
-			byType := map[string][]endpoint{}
-			for _, ep := range eps {
-				at := addressType(ep.addr)
-				byType[at] = append(byType[at], ep)
-			}
-			for at, e := range byType {
-				groups = append(groups, endpointSliceGroup(svc.Namespace, svc.Name+"-"+k.cfg.NodeName, sl, nil, at, svc, e))
-			}
-			continue
-		}
-		if !selects(j, relabel.RoleEndpoints, endpointsLabels(svc)) {
-			continue
-		}
-		var in []endpoint
-		for _, ep := range eps {
-			if inEndpoints(svc, ep) {
-				in = append(in, ep)
-			}
-		}
-		groups = append(groups, endpointsGroup(svc, in))
 	}
 	// Slices not written by the endpointslice controller (mirrored from
 	// custom Endpoints, or written by another controller).
@@ -335,7 +390,7 @@ func (k *Kube) serviceGroups(s *snapshot, j *relabel.Job) []group {
 			continue
 		}
 		eps := sliceEndpoints(es, s)
-		if slice {
+		if j.SD.Role == relabel.RoleEndpointSlice {
 			if selects(j, relabel.RoleEndpointSlice, es.Labels) {
 				groups = append(groups, endpointSliceGroup(es.Namespace, es.Name, es.Labels, es.Annotations, string(es.AddressType), svc, eps))
 			}
@@ -358,6 +413,46 @@ func (k *Kube) serviceGroups(s *snapshot, j *relabel.Job) []group {
 		groups = append(groups, g)
 	}
 	return groups
+}
+
+// serviceGroup appends to groups what job j discovers of svc, whose
+// endpoints on this node are eps.
+func (k *Kube) serviceGroup(s *snapshot, groups []group, j *relabel.Job, svc *corev1.Service, eps []endpoint) []group {
+	if !selects(j, relabel.RoleService, svc.Labels) {
+		return groups
+	}
+	if j.SD.Role == relabel.RoleEndpointSlice {
+		sl := sliceLabels(svc)
+		if !selects(j, relabel.RoleEndpointSlice, sl) {
+			return groups
+		}
+		return append(groups, s.memo(groupKey{svc, relabel.RoleEndpointSlice}, func() []group {
+			// The controller's slice name is random (generateName); this
+			// stands in for it.
+			byType := map[string][]endpoint{}
+			for _, ep := range eps {
+				at := addressType(ep.addr)
+				byType[at] = append(byType[at], ep)
+			}
+			var gs []group
+			for at, e := range byType {
+				gs = append(gs, endpointSliceGroup(svc.Namespace, svc.Name+"-"+k.cfg.NodeName, sl, nil, at, svc, e))
+			}
+			return gs
+		})...)
+	}
+	if !selects(j, relabel.RoleEndpoints, endpointsLabels(svc)) {
+		return groups
+	}
+	return append(groups, s.memo(groupKey{svc, relabel.RoleEndpoints}, func() []group {
+		var in []endpoint
+		for _, ep := range eps {
+			if inEndpoints(svc, ep) {
+				in = append(in, ep)
+			}
+		}
+		return []group{endpointsGroup(svc, in)}
+	})...)
 }
 
 // sliceEndpoints turns a real slice's endpoints into ours, resolving pod

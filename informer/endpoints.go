@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/util/strutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -351,6 +352,32 @@ func addressType(ip string) string {
 type group struct {
 	common  lset
 	targets []lset
+	// memo holds the targets' label sets once built, when the group is
+	// shared by the jobs of one rebuild (nil: build them each time).
+	memo *groupMemo
+}
+
+// groupMemo is a group's targets as label sets: all of them (relabeling's
+// input) and without annotations (the discovered labels a target shows).
+type groupMemo struct {
+	full, shown []labels.Labels
+}
+
+// sets returns the label sets of target i of g.
+func (g group) sets(i int) (full, shown labels.Labels) {
+	if g.memo == nil {
+		l := g.common.clone().merge(g.targets[i])
+		return labels.FromMap(l), discovered(l)
+	}
+	if g.memo.full == nil {
+		g.memo.full = make([]labels.Labels, len(g.targets))
+		g.memo.shown = make([]labels.Labels, len(g.targets))
+		for i, t := range g.targets {
+			l := g.common.clone().merge(t)
+			g.memo.full[i], g.memo.shown[i] = labels.FromMap(l), discovered(l)
+		}
+	}
+	return g.memo.full[i], g.memo.shown[i]
 }
 
 // endpointSliceGroup labels the endpoints of one slice (emulated or real) as

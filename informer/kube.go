@@ -79,6 +79,10 @@ type Kube struct {
 	delivered sync.Map // kind -> *atomic.Int64
 	foreign   atomic.Int64
 
+	// generated are the monitors' jobs of the last rebuild, by
+	// kind/namespace/name; only the rebuilding goroutine touches them.
+	generated map[string]generated
+
 	mu       sync.Mutex
 	rejected []Rejection
 	lastLog  map[string]string // monitor -> reason last logged
@@ -114,7 +118,15 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube discovery: %w", err)
 	}
-	kc, err := kubernetes.NewForConfig(cfg.Rest)
+	// Built-in kinds as protobuf, as Kubernetes' own components read them:
+	// each agent's lists and watch events are smaller and cheaper to
+	// decode. Custom resources (the monitors) have no protobuf form.
+	core := rest.CopyConfig(cfg.Rest)
+	if core.ContentType == "" {
+		core.ContentType = runtime.ContentTypeProtobuf
+		core.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	}
+	kc, err := kubernetes.NewForConfig(core)
 	if err != nil {
 		return nil, fmt.Errorf("kube discovery: kubernetes client: %w", err)
 	}
@@ -204,18 +216,63 @@ func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) 
 	}
 }
 
-func (k *Kube) informer(kind string, lw cache.ListerWatcher, obj runtime.Object, strip func(any) any) cache.SharedIndexInformer {
+// informer builds the informer of one kind; every event triggers a rebuild
+// unless matters (if not nil) says the object cannot change the target set.
+func (k *Kube) informer(kind string, lw cache.ListerWatcher, obj runtime.Object, strip func(any) any, matters func(any) bool) cache.SharedIndexInformer {
 	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	_ = inf.SetTransform(func(o any) (any, error) {
 		k.count(kind)
 		return strip(o), nil
 	})
+	if matters == nil {
+		matters = func(any) bool { return true }
+	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { k.trigger() },
-		UpdateFunc: func(any, any) { k.trigger() },
-		DeleteFunc: func(any) { k.trigger() },
+		AddFunc: func(o any) {
+			if matters(o) {
+				k.trigger()
+			}
+		},
+		UpdateFunc: func(old, o any) {
+			if matters(old) || matters(o) {
+				k.trigger()
+			}
+		},
+		DeleteFunc: func(o any) {
+			if matters(o) {
+				k.trigger()
+			}
+		},
 	})
 	return inf
+}
+
+// serviceMatters reports whether a Service can count in this node's target
+// set: it has endpoints among the node's pods, or EndpointSlices not of the
+// controller name it. The rebuild reads no other Service, so the events of
+// the cluster's other Services trigger none: an agent's CPU follows its node,
+// not the cluster's Service churn. (A pod change that makes a Service count
+// triggers by itself, and the rebuild reads the Service's current version.)
+func (k *Kube) serviceMatters(o any) bool {
+	svc, ok := o.(*corev1.Service)
+	if !ok {
+		return true // a tombstone
+	}
+	objs, _ := k.slices.GetIndexer().ByIndex(cache.NamespaceIndex, svc.Namespace)
+	for _, so := range objs {
+		if es, ok := so.(*discoveryv1.EndpointSlice); ok && es.Labels[discoveryv1.LabelServiceName] == svc.Name {
+			return true
+		}
+	}
+	objs, _ = k.pods.GetIndexer().ByIndex(cache.NamespaceIndex, svc.Namespace)
+	if len(objs) == 0 {
+		return false
+	}
+	pods := make([]*corev1.Pod, 0, len(objs))
+	for _, po := range objs {
+		pods = append(pods, po.(*corev1.Pod))
+	}
+	return len(serviceEndpoints(svc, pods, "")) > 0
 }
 
 func (k *Kube) setupInformers() {
@@ -229,26 +286,26 @@ func (k *Kube) setupInformers() {
 			k.foreign.Add(1)
 		}
 		return stripPod(o)
-	})
-	k.services = k.informer("Service", listWatch(core.Services("").List, core.Services("").Watch, none), &corev1.Service{}, stripService)
+	}, nil)
+	k.services = k.informer("Service", listWatch(core.Services("").List, core.Services("").Watch, none), &corev1.Service{}, stripService, k.serviceMatters)
 	k.nodes = k.informer("Node", listWatch(core.Nodes().List, core.Nodes().Watch, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
-	}), &corev1.Node{}, stripNode)
+	}), &corev1.Node{}, stripNode, nil)
 	disc := k.kube.DiscoveryV1()
 	k.slices = k.informer("EndpointSlice", listWatch(disc.EndpointSlices("").List, disc.EndpointSlices("").Watch, func(o *metav1.ListOptions) {
 		o.LabelSelector = discoveryv1.LabelManagedBy + "!=" + sliceManager
-	}), &discoveryv1.EndpointSlice{}, func(o any) any { return stripSlice(o, node, k.cfg.AllowOtherAddresses) })
+	}), &discoveryv1.EndpointSlice{}, func(o any) any { return stripSlice(o, node, k.cfg.AllowOtherAddresses) }, nil)
 	mon := k.mon.MonitoringV1()
 	smSel := k.gen.MonitorSelector(relabel.ServiceMonitorKind).String()
 	pmSel := k.gen.MonitorSelector(relabel.PodMonitorKind).String()
 	k.sms = k.informer("ServiceMonitor", listWatch(mon.ServiceMonitors("").List, mon.ServiceMonitors("").Watch, func(o *metav1.ListOptions) {
 		o.LabelSelector = smSel
-	}), &monitoringv1.ServiceMonitor{}, stripMeta)
+	}), &monitoringv1.ServiceMonitor{}, stripMeta, nil)
 	k.pms = k.informer("PodMonitor", listWatch(mon.PodMonitors("").List, mon.PodMonitors("").Watch, func(o *metav1.ListOptions) {
 		o.LabelSelector = pmSel
-	}), &monitoringv1.PodMonitor{}, stripMeta)
+	}), &monitoringv1.PodMonitor{}, stripMeta, nil)
 	if k.gen.NeedsNamespaceLabels(relabel.ServiceMonitorKind) || k.gen.NeedsNamespaceLabels(relabel.PodMonitorKind) {
-		k.namespaces = k.informer("Namespace", listWatch(core.Namespaces().List, core.Namespaces().Watch, none), &corev1.Namespace{}, stripMeta)
+		k.namespaces = k.informer("Namespace", listWatch(core.Namespaces().List, core.Namespaces().Watch, none), &corev1.Namespace{}, stripMeta, nil)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -35,17 +36,46 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// byteCounter counts the response bytes of every API request.
-type byteCounter struct{ n atomic.Int64 }
+// byteCounter counts the response bytes of every API request and keeps the
+// media types of the responses by API group.
+type byteCounter struct {
+	n     atomic.Int64
+	types sync.Map // "core" or group -> map[string]bool of Content-Types (under mu)
+	mu    sync.Mutex
+}
 
 func (c *byteCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return rtFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(r)
 		if err == nil {
 			resp.Body = &countingBody{resp.Body, &c.n}
+			group := "core"
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/apis/"); ok {
+				group, _, _ = strings.Cut(rest, "/")
+			}
+			ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+			v, _ := c.types.LoadOrStore(group, map[string]bool{})
+			c.mu.Lock()
+			v.(map[string]bool)[ct] = true
+			c.mu.Unlock()
 		}
 		return resp, err
 	})
+}
+
+// mediaTypes returns the response media types seen per API group.
+func (c *byteCounter) mediaTypes() map[string][]string {
+	out := map[string][]string{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.types.Range(func(k, v any) bool {
+		for ct := range v.(map[string]bool) {
+			out[k.(string)] = append(out[k.(string)], ct)
+		}
+		slices.Sort(out[k.(string)])
+		return true
+	})
+	return out
 }
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -513,6 +543,19 @@ func TestKubeDiscovery(t *testing.T) {
 	t.Logf("node A agent start: %d API bytes; one cluster-wide pod list (%d pods): %d bytes", d.bytes.n.Load(), len(list.Items), all.n.Load())
 	pb, _ := b.k.Delivered()
 	t.Logf("node B agent (the 500 pods' node): objects delivered %v, API bytes during the 500 pods %d", pb, b.bytes.n.Load()-beforeB)
+
+	// Built-in kinds come as protobuf (as kubelet and kube-controller-manager
+	// read them: a third of JSON's bytes and decode time); the monitors,
+	// custom resources, can only come as JSON.
+	got := d.bytes.mediaTypes()
+	wantTypes := map[string][]string{
+		"core":                  {"application/vnd.kubernetes.protobuf"},
+		"discovery.k8s.io":      {"application/vnd.kubernetes.protobuf"},
+		"monitoring.coreos.com": {"application/json"},
+	}
+	if !reflect.DeepEqual(got, wantTypes) {
+		t.Errorf("response media types by API group: %v, want %v", got, wantTypes)
+	}
 }
 
 // waitForCount waits until the agent has at least n pods (by pod_name tag

@@ -130,6 +130,9 @@ func startWide(admin *rest.Config, node string, seen func(node, pod string)) (*a
 		return nil, err
 	}
 	a.closeIdle = closeIdle
+	// Protobuf, as informer.Kube (and Kubernetes' own components) read.
+	rc.ContentType = runtime.ContentTypeProtobuf
+	rc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	kc, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		closeIdle()
@@ -200,8 +203,11 @@ func lw[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, err
 // waits until all synced (or timeout).
 func startAll(ctx context.Context, mode Mode, admin *rest.Config, n int, rate float64, timeout time.Duration, seen func(node, pod string)) ([]*agent, time.Duration, error) {
 	start := startLocal
-	if mode == ClusterWide {
+	switch mode {
+	case ClusterWide:
 		start = startWide
+	case ClusterWideWire:
+		start = startWire
 	}
 	begin := time.Now()
 	agents := make([]*agent, 0, n)

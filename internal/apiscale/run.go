@@ -146,6 +146,9 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 		watched[n] = true
 	}
 	tr := newTracker(func(node string) bool {
+		if p.Mode == ClusterWideWire {
+			return false // it decodes no pod
+		}
 		var n int
 		_, err := fmt.Sscanf(node, "node-%d", &n)
 		return err == nil && n < len(watched) && watched[n]
@@ -212,10 +215,11 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	}
 	r.Quiet, r.Stream, r.Missed = tr.result()
 	r.HarnessRSS = selfRSS()
-	if r.EtcdDB, err = etcdDBSize(ctx, cp); err != nil {
-		return r, err
+	var dbErr error
+	if r.EtcdDB, dbErr = etcdDBSize(ctx, cp); dbErr != nil {
+		return r, errors.Join(err, dbErr)
 	}
-	return r, err
+	return r, err // the agents' errors
 }
 
 func selfRSS() int64 {

@@ -2,7 +2,7 @@
 // cluster on the real control plane (see package apiscale) and prints one
 // Markdown table row per phase.
 //
-//	go run ./internal/apiscale/cmd/apiscale -nodes 1000 -pods 30 -local 1000 -wide 100
+//	go run ./internal/apiscale/cmd/apiscale -nodes 1000 -pods 30 -local 1000 -wire 1000
 package main
 
 import (
@@ -24,7 +24,8 @@ func main() {
 	var (
 		spec     apiscale.Spec
 		local    = flag.Int("local", 0, "node-local agents (informer.Kube), one per node from node-0000")
-		wide     = flag.Int("wide", 0, "cluster-wide comparison agents")
+		wide     = flag.Int("wide", 0, "cluster-wide comparison agents (client-go informers)")
+		wire     = flag.Int("wire", 0, "cluster-wide comparison agents at the wire (a reflector's requests, nothing decoded)")
 		baseline = flag.Bool("baseline", true, "first measure the churn with no agents")
 		cfg      apiscale.Config
 		inflight = flag.String("apiserver-flags", "", "extra kube-apiserver flags, comma-separated (e.g. --max-requests-inflight=800)")
@@ -48,6 +49,9 @@ func main() {
 	}
 	if *wide > 0 {
 		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWide, Agents: *wide})
+	}
+	if *wire > 0 {
+		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWideWire, Agents: *wire})
 	}
 	cfg.Logf = log.Printf
 	if err := run(cfg, *inflight, *out); err != nil {

@@ -200,8 +200,9 @@ func lw[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, err
 }
 
 // startAll starts one agent per node 0..n-1 at rate agents per second and
-// waits until all synced (or timeout).
-func startAll(ctx context.Context, mode Mode, admin *rest.Config, n int, rate float64, timeout time.Duration, seen func(node, pod string)) ([]*agent, time.Duration, error) {
+// waits until all synced (or timeout). On failure it reports how many had
+// synced: a configuration that does not fit is a result too.
+func startAll(ctx context.Context, mode Mode, admin *rest.Config, n int, rate float64, timeout time.Duration, seen func(node, pod string)) ([]*agent, time.Duration, int, error) {
 	start := startLocal
 	switch mode {
 	case ClusterWide:
@@ -211,36 +212,45 @@ func startAll(ctx context.Context, mode Mode, admin *rest.Config, n int, rate fl
 	}
 	begin := time.Now()
 	agents := make([]*agent, 0, n)
+	fail := func(err error) ([]*agent, time.Duration, int, error) {
+		synced := 0
+		for _, a := range agents {
+			select {
+			case <-a.synced:
+				synced++
+			default:
+			}
+		}
+		stopAll(agents)
+		return nil, time.Since(begin), synced, fmt.Errorf("%s agents: %d of %d synced (%d started) after %v: %w",
+			mode, synced, n, len(agents), time.Since(begin).Round(time.Second), err)
+	}
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
-	for i := range n {
-		a, err := start(admin, nodeName(i), seen)
+	for range n {
+		a, err := start(admin, nodeName(len(agents)), seen)
 		if err != nil {
-			stopAll(agents)
-			return nil, 0, err
+			return fail(err)
 		}
 		agents = append(agents, a)
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			stopAll(agents)
-			return nil, 0, ctx.Err()
+			return fail(context.Cause(ctx))
 		}
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for i, a := range agents {
+	for _, a := range agents {
 		select {
 		case <-a.synced:
 		case <-deadline.C:
-			stopAll(agents)
-			return nil, 0, fmt.Errorf("%s agents: %d of %d synced after %v", mode, i, n, timeout)
+			return fail(fmt.Errorf("not synced %v after the last start", timeout))
 		case <-ctx.Done():
-			stopAll(agents)
-			return nil, 0, ctx.Err()
+			return fail(context.Cause(ctx))
 		}
 	}
-	return agents, time.Since(begin), nil
+	return agents, time.Since(begin), n, nil
 }
 
 // stopAll stops the agents in parallel and waits for all of them.

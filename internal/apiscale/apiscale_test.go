@@ -1,6 +1,7 @@
 package apiscale
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +61,22 @@ func TestTiny(t *testing.T) {
 	}
 	if wide.StartBytes <= local.StartBytes/2 {
 		t.Logf("note: at this size a cluster-wide agent's start (%d B) is not larger than a node-local one's (%d B)", wide.StartBytes, local.StartBytes)
+	}
+
+	// A configuration that does not fit is recorded, not lost: over the
+	// kube-apiserver RSS limit (here any RSS at all) the phase ends with
+	// what it measured and a row that says why.
+	cfg := Config{Spec: spec, APIServerRSSLimit: 1, StartRate: 1, Settle: time.Second, Logf: t.Logf}
+	cfg.defaults()
+	over, err := runPhase(t.Context(), cp, cfg, newChurner(cp, cfg.Spec), Phase{Mode: NodeLocal, Agents: 5})
+	if err == nil || !strings.Contains(err.Error(), "RSS over the limit") {
+		t.Fatalf("phase over the RSS limit: err %v, want the limit named", err)
+	}
+	over.Failed = err.Error()
+	if over.APIRSSMax <= 1 || over.SyncedAgents >= 5 {
+		t.Errorf("phase over the RSS limit: RSS max %d, %d of 5 synced; want the RSS seen and the start cut short", over.APIRSSMax, over.SyncedAgents)
+	}
+	if row := over.Row(); !strings.Contains(row, "did not complete") || strings.Count(row, "|") != strings.Count(Header[:strings.Index(Header, "\n")], "|") {
+		t.Errorf("failed phase row %q: want 'did not complete' and the header's columns", row)
 	}
 }

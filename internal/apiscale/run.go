@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,10 @@ type Config struct {
 	// register) and after the churn (for its last changes to arrive);
 	// default 5s.
 	Settle time.Duration
+	// APIServerRSSLimit ends a phase whose kube-apiserver RSS exceeds it
+	// (0: no limit), so that a configuration which does not fit is
+	// recorded before it exhausts the machine.
+	APIServerRSSLimit int64
 	// Workers write the cluster in parallel (default 16).
 	Workers int
 	Logf    func(format string, args ...any)
@@ -49,6 +54,10 @@ type Result struct {
 	Spec   Spec
 	Phase  Phase
 	Synced time.Duration // first start to all agents synced
+	// Failed says why the phase did not complete (empty when it did);
+	// SyncedAgents is how many of its agents had synced by then.
+	Failed       string
+	SyncedAgents int
 
 	StartBytes, StartBytesMax int64   // received per agent until synced (wire bytes)
 	StartObjects              float64 // objects delivered per agent until synced
@@ -70,8 +79,7 @@ type Result struct {
 	HarnessRSS    int64   // this process, with the phase's agents running
 }
 
-// Run builds cfg.Spec on cp and measures each phase.
-func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Result, error) {
+func (cfg *Config) defaults() {
 	cfg.Spec.defaults()
 	if cfg.StartRate <= 0 {
 		cfg.StartRate = 50
@@ -88,6 +96,11 @@ func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Resu
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
+}
+
+// Run builds cfg.Spec on cp and measures each phase.
+func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Result, error) {
+	cfg.defaults()
 	for _, p := range cfg.Phases {
 		if p.Agents > cfg.Spec.Nodes {
 			return nil, fmt.Errorf("phase %s: %d agents for %d nodes", p.Mode, p.Agents, cfg.Spec.Nodes)
@@ -101,7 +114,9 @@ func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Resu
 	for _, p := range cfg.Phases {
 		r, err := runPhase(ctx, cp, cfg, ch, p)
 		if err != nil {
-			return out, fmt.Errorf("phase %s x%d: %w", p.Mode, p.Agents, err)
+			r.Failed = err.Error()
+			cfg.Logf("%s", r.Row())
+			return append(out, r), fmt.Errorf("phase %s x%d: %w", p.Mode, p.Agents, err)
 		}
 		cfg.Logf("%s", r.Row())
 		out = append(out, r)
@@ -120,7 +135,10 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 		}
 		return cpu
 	}
-	// Sample kube-apiserver's memory every second while the phase runs.
+	// Sample kube-apiserver's memory every second while the phase runs,
+	// and end the phase when it is over the limit.
+	ctx, endPhase := context.WithCancelCause(ctx)
+	defer endPhase(nil)
 	sctx, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
 	var rssMu sync.Mutex
@@ -134,7 +152,12 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 			case <-t.C:
 				rssMu.Lock()
 				sample()
+				over := cfg.APIServerRSSLimit > 0 && rssMax > cfg.APIServerRSSLimit
 				rssMu.Unlock()
+				if over {
+					endPhase(fmt.Errorf("kube-apiserver RSS over the limit of %s", size(float64(cfg.APIServerRSSLimit))))
+					return
+				}
 			}
 		}
 	})
@@ -158,8 +181,10 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	var agents []*agent
 	if p.Agents > 0 {
 		var err error
-		agents, r.Synced, err = startAll(ctx, p.Mode, cp.Admin, p.Agents, cfg.StartRate, cfg.SyncTimeout, tr.seen)
+		agents, r.Synced, r.SyncedAgents, err = startAll(ctx, p.Mode, cp.Admin, p.Agents, cfg.StartRate, cfg.SyncTimeout, tr.seen)
 		if err != nil {
+			r.APICPUStart = locked() - cpu0
+			r.HarnessRSS = selfRSS()
 			return r, err
 		}
 	}
@@ -185,6 +210,10 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	cpu1 := locked()
 	t1 := time.Now()
 	if r.Churn, err = ch.run(ctx, cfg.Churn, cfg.PodChurnRate, cfg.ServiceChurnRate, 1, tr); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("churn: %w", context.Cause(ctx))
+		}
+		r.HarnessRSS = selfRSS()
 		return r, err
 	}
 	cfg.Logf("%s x%d: churn %d pod replacements, %d Service updates in %v", p.Mode, p.Agents, r.Churn.PodReplacements, r.Churn.ServiceUpdates, r.Churn.Duration.Round(time.Millisecond))
@@ -240,6 +269,11 @@ func (r Result) Row() string {
 	agents := "none (churn only)"
 	if r.Phase.Agents > 0 {
 		agents = fmt.Sprintf("%d %s", r.Phase.Agents, r.Phase.Mode)
+	}
+	if r.Failed != "" {
+		return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | **did not complete**: %s | – | – | – | – | %.1f, – | %s | – | – | – | – | %s |",
+			s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, strings.ReplaceAll(r.Failed, "|", "/"),
+			r.APICPUStart, size(float64(r.APIRSSMax)), size(float64(r.HarnessRSS)))
 	}
 	reg := "n/a"
 	if r.Watches.Registered >= 0 {

@@ -28,6 +28,7 @@ func main() {
 		wire     = flag.Int("wire", 0, "cluster-wide comparison agents at the wire (a reflector's requests, nothing decoded)")
 		baseline = flag.Bool("baseline", true, "first measure the churn with no agents")
 		cfg      apiscale.Config
+		rssLimit = flag.Float64("apiserver-rss-limit", 16, "end a phase when kube-apiserver's RSS exceeds this many GiB (0: no limit)")
 		inflight = flag.String("apiserver-flags", "", "extra kube-apiserver flags, comma-separated (e.g. --max-requests-inflight=800)")
 		out      = flag.String("out", "", "append the table rows to this file")
 	)
@@ -53,6 +54,7 @@ func main() {
 	if *wire > 0 {
 		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWideWire, Agents: *wire})
 	}
+	cfg.APIServerRSSLimit = int64(*rssLimit * (1 << 30))
 	cfg.Logf = log.Printf
 	if err := run(cfg, *inflight, *out); err != nil {
 		log.Fatal(err)

@@ -42,6 +42,9 @@ type agent struct {
 	node    string
 	ctr     Counter
 	objects func() int64 // objects delivered (initial lists + watch events)
+	// services counts the Services delivered (node-local agents; nil for
+	// the cluster-wide ones, which do not watch Services).
+	services func() int64
 	// pods returns the pods delivered: of this node, of other nodes.
 	pods      func() (own, foreign int64)
 	synced    chan struct{}
@@ -83,6 +86,10 @@ func startLocal(admin *rest.Config, node string, seen func(node, pod string)) (*
 			n += v
 		}
 		return n
+	}
+	a.services = func() int64 {
+		perKind, _ := k.Delivered()
+		return perKind["Service"]
 	}
 	a.pods = func() (int64, int64) {
 		perKind, foreign := k.Delivered()

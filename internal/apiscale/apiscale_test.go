@@ -13,19 +13,26 @@ import (
 // their node; cluster-wide ones get every pod.
 func TestTiny(t *testing.T) {
 	cp := controlplane.ForTest(t, controlplane.Config{ControllerManager: true})
-	spec := Spec{Nodes: 5, PodsPerNode: 3, PodsPerService: 5, ServicesPerMonitor: 2, Namespaces: 2}
+	spec := Spec{Nodes: 5, PodsPerNode: 3, PodsPerService: 1, ServicesPerMonitor: 5, Namespaces: 2}
 	res, err := Run(t.Context(), cp, Config{
-		Spec:   spec,
-		Phases: []Phase{{Mode: NodeLocal, Agents: 5}, {Mode: ClusterWide, Agents: 5}, {Mode: ClusterWideWire, Agents: 5}},
-		Churn:  4 * time.Second, PodChurnRate: 5, ServiceChurnRate: 20,
+		Spec: spec,
+		// The baseline first: its churn must not leave the next phase's
+		// Service updates no-ops.
+		Phases: []Phase{{Agents: 0}, {Mode: NodeLocal, Agents: 5}, {Mode: ClusterWide, Agents: 5}, {Mode: ClusterWideWire, Agents: 5}},
+		Churn:  4 * time.Second, PodChurnRate: 5, ServiceChurnRate: 5,
 		Settle: time.Second,
 		Logf:   t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, wide, wire := res[0], res[1], res[2]
-	t.Logf("\n%s\n%s\n%s\n%s", Header, local.Row(), wide.Row(), wire.Row())
+	local, wide, wire := res[1], res[2], res[3]
+	t.Logf("\n%s\n%s\n%s\n%s\n%s", Header, res[0].Row(), local.Row(), wide.Row(), wire.Row())
+	// Node-local agents watch every Service: each update of the stream
+	// reaches each of them.
+	if local.Churn.ServiceUpdates == 0 || local.ChurnServices < float64(local.Churn.ServiceUpdates) {
+		t.Errorf("node-local agents got %.1f Services each during churn, fewer than its %d Service updates", local.ChurnServices, local.Churn.ServiceUpdates)
+	}
 
 	if local.ForeignPods != 0 {
 		t.Errorf("node-local agents got %.1f pods of other nodes each, want 0", local.ForeignPods)
@@ -36,7 +43,7 @@ func TestTiny(t *testing.T) {
 	if min := float64(spec.Pods() - spec.PodsPerNode); wide.ForeignPods < min {
 		t.Errorf("cluster-wide agents got %.1f pods of other nodes each, want at least %v", wide.ForeignPods, min)
 	}
-	for _, r := range res {
+	for _, r := range res[1:] {
 		if r.Phase.Mode != ClusterWideWire && (r.Quiet.N+r.Stream.N == 0 || r.Missed != 0) {
 			t.Errorf("%s: %d+%d pod changes seen, %d missed; want all seen", r.Phase.Mode, r.Quiet.N, r.Stream.N, r.Missed)
 		}

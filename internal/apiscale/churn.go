@@ -131,6 +131,10 @@ func (c *churner) run(ctx context.Context, d time.Duration, podRate, svcRate flo
 			return
 		}
 		rng := rand.New(rand.NewPCG(seed, 2))
+		// The value is new in every run: the same seed picks the same
+		// Services in each phase, and a patch to a value they already
+		// hold is a no-op the watches never see.
+		run := time.Now().UnixNano()
 		tick := time.NewTicker(time.Duration(float64(time.Second) / svcRate))
 		defer tick.Stop()
 		for i := 0; ; i++ {
@@ -140,7 +144,7 @@ func (c *churner) run(ctx context.Context, d time.Duration, podRate, svcRate flo
 			case <-tick.C:
 			}
 			a := rng.IntN(c.spec.Services())
-			patch := fmt.Sprintf(`{"metadata":{"annotations":{"apiscale/churn":"%d-%d"}}}`, seed, i)
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{"apiscale/churn":"%d-%d"}}}`, run, i)
 			_, err := c.cp.Kube.CoreV1().Services(c.spec.namespace(a)).Patch(ctx, fmt.Sprintf("s-%d", a), types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 			if err != nil {
 				if !ending(ctx, err) {

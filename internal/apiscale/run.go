@@ -66,6 +66,8 @@ type Result struct {
 	Pods, ForeignPods   float64
 	ChurnBytesPerHour   float64 // received per agent during churn, scaled to an hour
 	ChurnObjectsPerHour float64
+	ChurnObjects        float64 // delivered per agent during churn (not scaled)
+	ChurnServices       float64 // of them Services (node-local agents only)
 	Churn               ChurnStats
 
 	Watches          Watches // after all agents synced
@@ -192,8 +194,12 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	r.APICPUStart = locked() - cpu0
 	in0 := make([]int64, len(agents))
 	obj0 := make([]int64, len(agents))
+	svc0 := make([]int64, len(agents))
 	for i, a := range agents {
 		in0[i], obj0[i] = a.ctr.In.Load(), a.objects()
+		if a.services != nil {
+			svc0[i] = a.services()
+		}
 		r.StartBytes += in0[i]
 		r.StartBytesMax = max(r.StartBytesMax, in0[i])
 		r.StartObjects += float64(obj0[i])
@@ -228,7 +234,10 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	r.APICPUChurnPerHr = (locked() - cpu1) * perHour
 	for i, a := range agents {
 		r.ChurnBytesPerHour += float64(a.ctr.In.Load()-in0[i]) * perHour
-		r.ChurnObjectsPerHour += float64(a.objects()-obj0[i]) * perHour
+		r.ChurnObjects += float64(a.objects() - obj0[i])
+		if a.services != nil {
+			r.ChurnServices += float64(a.services() - svc0[i])
+		}
 		own, foreign := a.pods()
 		r.Pods += float64(own + foreign)
 		r.ForeignPods += float64(foreign)
@@ -238,7 +247,9 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	}
 	if n := len(agents); n > 0 {
 		r.ChurnBytesPerHour /= float64(n)
-		r.ChurnObjectsPerHour /= float64(n)
+		r.ChurnObjects /= float64(n)
+		r.ChurnServices /= float64(n)
+		r.ChurnObjectsPerHour = r.ChurnObjects * perHour
 		r.Pods /= float64(n)
 		r.ForeignPods /= float64(n)
 	}

@@ -46,6 +46,10 @@ type Config struct {
 type Phase struct {
 	Mode   Mode
 	Agents int
+	// StartRate overrides Config.StartRate for this phase (0: keep it):
+	// cluster-wide agents' full lists need a slower start than node-local
+	// ones to fit beside the API server at all.
+	StartRate float64
 }
 
 // Result is one phase's measurements. Per-agent figures are means over the
@@ -183,7 +187,11 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	var agents []*agent
 	if p.Agents > 0 {
 		var err error
-		agents, r.Synced, r.SyncedAgents, err = startAll(ctx, p.Mode, cp.Admin, p.Agents, cfg.StartRate, cfg.SyncTimeout, tr.seen)
+		rate := cfg.StartRate
+		if p.StartRate > 0 {
+			rate = p.StartRate
+		}
+		agents, r.Synced, r.SyncedAgents, err = startAll(ctx, p.Mode, cp.Admin, p.Agents, rate, cfg.SyncTimeout, tr.seen)
 		if err != nil {
 			r.APICPUStart = locked() - cpu0
 			r.HarnessRSS = selfRSS()
@@ -271,8 +279,8 @@ func selfRSS() int64 {
 }
 
 // Header is the Markdown table header matching Row.
-const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`
+const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects | churn written: pod replacements, Service updates (Services delivered per agent) | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`
 
 // Row is the phase as a row of Header's table.
 func (r Result) Row() string {
@@ -282,7 +290,7 @@ func (r Result) Row() string {
 		agents = fmt.Sprintf("%d %s", r.Phase.Agents, r.Phase.Mode)
 	}
 	if r.Failed != "" {
-		return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | **did not complete**: %s | – | – | – | – | %.1f, – | %s | – | – | – | – | %s |",
+		return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | **did not complete**: %s | – | – | – | – | – | %.1f, – | %s | – | – | – | – | %s |",
 			s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, strings.ReplaceAll(r.Failed, "|", "/"),
 			r.APICPUStart, size(float64(r.APIRSSMax)), size(float64(r.HarnessRSS)))
 	}
@@ -296,10 +304,14 @@ func (r Result) Row() string {
 		}
 		return fmt.Sprintf("%v / %v (%d)", l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.N)
 	}
-	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s |",
+	churn := fmt.Sprintf("%d, %d", r.Churn.PodReplacements, r.Churn.ServiceUpdates)
+	if r.Phase.Mode == NodeLocal && r.Phase.Agents > 0 {
+		churn += fmt.Sprintf(" (%.0f)", r.ChurnServices)
+	}
+	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f | %s | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s |",
 		s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, r.Synced.Round(100*time.Millisecond),
 		size(float64(r.StartBytes)), size(float64(r.StartBytesMax)), r.StartObjects,
-		size(r.ChurnBytesPerHour), r.ChurnObjectsPerHour, r.Pods, r.ForeignPods,
+		churn, size(r.ChurnBytesPerHour), r.ChurnObjectsPerHour, r.Pods, r.ForeignPods,
 		reg, r.Watches.LongRunning, r.APICPUStart, r.APICPUChurnPerHr,
 		size(float64(r.APIRSSMax)), size(float64(r.EtcdDB)), lat(r.Quiet), lat(r.Stream), r.Missed, size(float64(r.HarnessRSS)))
 }

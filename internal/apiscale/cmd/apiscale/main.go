@@ -31,6 +31,7 @@ func main() {
 		rssLimit = flag.Float64("apiserver-rss-limit", 16, "end a phase when kube-apiserver's RSS exceeds this many GiB (0: no limit)")
 		inflight = flag.String("apiserver-flags", "", "extra kube-apiserver flags, comma-separated (e.g. --max-requests-inflight=800)")
 		out      = flag.String("out", "", "append the table rows to this file")
+		wideRate = flag.Float64("wide-start-rate", 0, "agents started per second in the cluster-wide phases (0: -start-rate)")
 	)
 	flag.IntVar(&spec.Nodes, "nodes", 250, "Node objects")
 	flag.IntVar(&spec.PodsPerNode, "pods", 30, "pods per node")
@@ -49,10 +50,10 @@ func main() {
 		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.NodeLocal, Agents: *local})
 	}
 	if *wide > 0 {
-		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWide, Agents: *wide})
+		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWide, Agents: *wide, StartRate: *wideRate})
 	}
 	if *wire > 0 {
-		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWideWire, Agents: *wire})
+		cfg.Phases = append(cfg.Phases, apiscale.Phase{Mode: apiscale.ClusterWideWire, Agents: *wire, StartRate: *wideRate})
 	}
 	cfg.APIServerRSSLimit = int64(*rssLimit * (1 << 30))
 	cfg.Logf = log.Printf

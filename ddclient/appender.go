@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
@@ -50,7 +51,7 @@ type appender struct {
 	m     *encodeMetrics
 	mp    *Mapping
 	rules *tagRules
-	t     *scrapeloop.Target
+	t     *target.Target
 	// interval is the scrape interval in seconds, the interval of counts.
 	interval int64
 
@@ -112,7 +113,7 @@ const (
 	plainBit  = 1 << 62
 )
 
-func newAppender(out sink, mp *Mapping, t *scrapeloop.Target) *appender {
+func newAppender(out sink, mp *Mapping, t *target.Target) *appender {
 	a := &appender{
 		out: out, m: out.counters(), mp: mp, rules: newTagRules(mp, t), t: t,
 		interval: int64(t.Interval / 1e9), shapeIdx: map[shapeKey]uint32{},

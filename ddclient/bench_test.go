@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
@@ -41,15 +42,15 @@ func (s *discardSink) maxEntry() int {
 }
 func (s *discardSink) counters() *encodeMetrics { return s.enc }
 
-func (s *discardSink) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+func (s *discardSink) NewAppender(t *target.Target) (scrapeloop.Appender, error) {
 	return newAppender(s, &Mapping{Namespace: "k8s", Host: "ip-10-0-12-34.eu-west-1.compute.internal-prod"}, t), nil
 }
 
 // benchTarget is a pod's target as a ServiceMonitor gives it: six labels,
 // and the discovered labels of a Deployment's pod.
-func benchTarget() *scrapeloop.Target {
+func benchTarget() *target.Target {
 	pod := "checkout-service-backend-7d9f8b6c5d-x2x4p"
-	return &scrapeloop.Target{
+	return &target.Target{
 		URL: "http://10.12.34.56:8080/actuator/prometheus", Interval: 30 * time.Second,
 		Labels: labels.FromStrings("container", "checkout-service-backend", "endpoint", "http-metrics",
 			"instance", "10.12.34.56:8080", "job", "checkout-service-backend", "namespace", "payments-production", "pod", pod),

@@ -21,6 +21,7 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/nodescraper/nodescraper/ddclient/spool"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -355,7 +356,7 @@ func (c *Client) LastError() string {
 }
 
 // NewAppender implements scrapeloop.Backend.
-func (c *Client) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+func (c *Client) NewAppender(t *target.Target) (scrapeloop.Appender, error) {
 	return newAppender(c, &c.cfg.Mapping, t), nil
 }
 

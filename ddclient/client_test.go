@@ -16,7 +16,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/nodescraper/nodescraper/ddclient/intake"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -156,8 +156,8 @@ func drain(t *testing.T, c *Client, timeout time.Duration) error {
 }
 
 // appTarget is a pod's target as the informer gives it.
-func appTarget(pod string) *scrapeloop.Target {
-	return &scrapeloop.Target{
+func appTarget(pod string) *target.Target {
+	return &target.Target{
 		URL: "http://10.0.0.7:8080/metrics", Interval: 15 * time.Second,
 		Labels: labels.FromStrings("job", "app", "instance", "10.0.0.7:8080", "namespace", "prod", "pod", pod),
 		Discovered: labels.FromStrings(meta+"namespace", "prod", meta+"pod_name", pod,

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -72,7 +72,7 @@ func TestAppendValue(t *testing.T) {
 // wherever they fall.
 func TestInvalidValuesDropped(t *testing.T) {
 	sink := newCaptureSink()
-	s := newScraper(t, sink, &scrapeloop.Target{Interval: 15 * time.Second}, prom)
+	s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second}, prom)
 	body := "# TYPE c counter\nc_total{i=\"0\"} 1\nc_total{i=\"1\"} 2\nc_total{i=\"2\"} 3\nc_total{i=\"3\"} 4\ng NaN\n"
 	bad := []float64{math.NaN(), math.Inf(1), math.Inf(-1)}
 	k := 0
@@ -100,7 +100,7 @@ func TestInvalidValuesDropped(t *testing.T) {
 func TestEntriesMoveToNextPayload(t *testing.T) {
 	sink := newCaptureSink()
 	sink.limit, sink.seal = 2_000, 1<<30 // only the limit ends a payload
-	s := newScraper(t, sink, &scrapeloop.Target{Interval: 15 * time.Second, Labels: labels.FromStrings("job", "j")}, prom)
+	s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second, Labels: labels.FromStrings("job", "j")}, prom)
 	var body strings.Builder
 	for i := range 200 {
 		fmt.Fprintf(&body, "m{i=\"%03d\",pad=\"%s\"} %d\n", i, strings.Repeat("p", i%50), i)
@@ -133,7 +133,7 @@ func TestOversizedEntryDropped(t *testing.T) {
 	for _, first := range []bool{true, false} {
 		sink := newCaptureSink()
 		sink.limit = 1_000
-		s := newScraper(t, sink, &scrapeloop.Target{Interval: 15 * time.Second}, prom)
+		s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second}, prom)
 		var labels []string
 		for i := range 10 {
 			labels = append(labels, fmt.Sprintf("l%d=\"%s\"", i, strings.Repeat("v", 150)))
@@ -158,7 +158,7 @@ func TestOversizedEntryDropped(t *testing.T) {
 func TestSealedAtSize(t *testing.T) {
 	sink := newCaptureSink()
 	sink.seal = 500
-	s := newScraper(t, sink, &scrapeloop.Target{Interval: 15 * time.Second}, prom)
+	s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second}, prom)
 	var body strings.Builder
 	for i := range 100 {
 		fmt.Fprintf(&body, "m{i=\"%d\"} 1\n", i)
@@ -181,7 +181,7 @@ func TestSealedAtSize(t *testing.T) {
 func TestPrinter(t *testing.T) {
 	var out bytes.Buffer
 	pr := NewPrinter(&out, Mapping{Namespace: "dry", Host: "node-1"})
-	target := &scrapeloop.Target{Interval: 30 * time.Second, Labels: labels.FromStrings("job", "j"),
+	target := &target.Target{Interval: 30 * time.Second, Labels: labels.FromStrings("job", "j"),
 		Discovered: labels.FromStrings(meta+"namespace", "ns")}
 	s := newScraper(t, pr, target, prom)
 	s.scrape("# TYPE c counter\nc_total{b=\"2\",a=\"1\"} 5\n# TYPE g gauge\ng 1.5\n", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli())

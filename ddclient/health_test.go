@@ -15,6 +15,7 @@ import (
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
 	"github.com/nodescraper/nodescraper/ddclient/intake"
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
@@ -44,14 +45,14 @@ func exporter(t *testing.T, body string, down *atomic.Bool) string {
 
 // runTarget scrapes target through a real scrape manager into c until the
 // returned stop is called.
-func runTarget(t *testing.T, c *Client, target scrapeloop.Target) (stop func()) {
+func runTarget(t *testing.T, c *Client, tg target.Target) (stop func()) {
 	t.Helper()
 	store := deltastore.New(deltastore.Config{Logger: slog.New(slog.DiscardHandler)})
 	tr := &http.Transport{}
 	mgr := scrapeloop.NewManager(scrapeloop.Config{Store: store, Backend: c, Transport: tr, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
-	updates := make(chan []scrapeloop.Target, 1)
-	updates <- []scrapeloop.Target{target}
+	updates := make(chan []target.Target, 1)
+	updates <- []target.Target{tg}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -84,12 +85,12 @@ func TestTargetDownIsReported(t *testing.T) {
 	})
 	var down atomic.Bool
 	url := exporter(t, "# TYPE req counter\nreq_total 1\ng 2\n", &down)
-	target := scrapeloop.Target{
+	tg := target.Target{
 		URL: url, Interval: time.Second, Timeout: 500 * time.Millisecond, HonorTimestamps: true,
 		Labels:     labels.FromStrings("job", "app", "instance", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/metrics"), "namespace", "prod"),
 		Discovered: labels.FromStrings(meta+"namespace", "prod", meta+"pod_name", "app-1"),
 	}
-	runTarget(t, c, target)
+	runTarget(t, c, tg)
 	const check = "app.openmetrics.health"
 	waitIntake(t, in, "up 1 and an OK check", 10*time.Second, func(in *intake.Intake) bool {
 		p, ok := in.Last("app.up", "job:app")
@@ -113,7 +114,7 @@ func TestTargetDownIsReported(t *testing.T) {
 	})
 	checks := in.ServiceChecks(check, "job:app")
 	last := checks[len(checks)-1]
-	if !strings.Contains(last.Message, "503 Service Unavailable") || last.Host != "node-1" || !last.HasTags("instance:"+target.Labels.Get("instance"), "endpoint:"+url) {
+	if !strings.Contains(last.Message, "503 Service Unavailable") || last.Host != "node-1" || !last.HasTags("instance:"+tg.Labels.Get("instance"), "endpoint:"+url) {
 		t.Errorf("critical check %+v, want the scrape's error, host and the target's tags", last)
 	}
 	if last.HasTags("namespace:prod") || last.HasTags("pod_name:app-1") {
@@ -128,7 +129,7 @@ func TestReportSeriesSwitch(t *testing.T) {
 	c := newTestClient(t, in.URL, nil)
 	var down atomic.Bool
 	url := exporter(t, "g 2\n", &down)
-	runTarget(t, c, scrapeloop.Target{URL: url, Interval: time.Second, Timeout: 500 * time.Millisecond, Labels: labels.FromStrings("job", "off")})
+	runTarget(t, c, target.Target{URL: url, Interval: time.Second, Timeout: 500 * time.Millisecond, Labels: labels.FromStrings("job", "off")})
 	waitIntake(t, in, "g twice", 10*time.Second, func(in *intake.Intake) bool { return len(in.Points("g")) >= 2 })
 	if _, ok := in.Last("up"); ok || len(in.ServiceChecks("")) != 0 {
 		t.Errorf("report series or checks sent while switched off: metrics %q, checks %d", in.Metrics(), len(in.ServiceChecks("")))
@@ -255,13 +256,13 @@ func TestReservedTagsOnce(t *testing.T) {
 				c := newTestClient(t, in.URL, func(cfg *Config) {
 					cfg.Mapping = Mapping{Host: "node-1", Cardinality: card, ClusterName: "eu1", ReportSeries: true}
 				})
-				target := &scrapeloop.Target{
+				tg := &target.Target{
 					URL: "http://10.1.2.3:8080/metrics", Interval: 15 * time.Second, HonorLabels: honor,
 					Labels: labels.FromStrings("job", "cart", "instance", "10.1.2.3:8080", "namespace", "shop",
 						"pod", "cart-6b7f9c8d4-x2x9z", "container", "server", "service", "cart", "env", "staging"),
 					Discovered: labels.FromMap(agentPod),
 				}
-				s := newScraper(t, c, target, prom)
+				s := newScraper(t, c, tg, prom)
 				ts := scrapeTimes(1)[0]
 				s.scrape(body, ts)
 				s.app.(scrapeloop.Reporter).Report(&scrapeloop.Report{Start: time.UnixMilli(ts), Samples: 4, PostRelabel: 4})

@@ -14,6 +14,7 @@ import (
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
@@ -30,7 +31,7 @@ import (
 // as they are: the tests choose them as the deltas the loop would send.
 type scraper struct {
 	t      testing.TB
-	target *scrapeloop.Target
+	target *target.Target
 	app    scrapeloop.Appender
 	format exposition.Format
 	// nonVerbatim forces Verbatim=false on every series, as the loop does
@@ -55,7 +56,7 @@ type cached struct {
 	gen  int
 }
 
-func newScraper(t testing.TB, be scrapeloop.Backend, target *scrapeloop.Target, f exposition.Format) *scraper {
+func newScraper(t testing.TB, be scrapeloop.Backend, target *target.Target, f exposition.Format) *scraper {
 	t.Helper()
 	app, err := be.NewAppender(target)
 	if err != nil {
@@ -177,7 +178,7 @@ func (s *scraper) classify() (uint64, scrapeloop.Kind) {
 // verbatimHolds checks the Verbatim rules of scrapeloop.Series against
 // final: the name is the sample's, the sample's labels (exported_ where
 // Exported says) and the target's labels not Omitted are exactly the rest.
-func verbatimHolds(p *exposition.Parser, t *scrapeloop.Target, final labels.Labels, exported uint32, omitted uint64) bool {
+func verbatimHolds(p *exposition.Parser, t *target.Target, final labels.Labels, exported uint32, omitted uint64) bool {
 	if string(p.Name()) != final.Get(model.MetricNameLabel) || p.NumLabels() > 32 || t.Labels.Len() > 64 {
 		return false
 	}
@@ -227,7 +228,7 @@ func newCaptureSink() *captureSink {
 	return &captureSink{set: set, enc: newEncodeMetrics(set), seal: MaxUncompressedBytes / 2, limit: MaxUncompressedBytes}
 }
 
-func (c *captureSink) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+func (c *captureSink) NewAppender(t *target.Target) (scrapeloop.Appender, error) {
 	return newAppender(c, &Mapping{}, t), nil
 }
 
@@ -260,7 +261,7 @@ type mappedBackend struct {
 	m Mapping
 }
 
-func (b mappedBackend) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+func (b mappedBackend) NewAppender(t *target.Target) (scrapeloop.Appender, error) {
 	return newAppender(b.captureSink, &b.m, t), nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -78,7 +78,7 @@ func TestKubeTagsByCardinality(t *testing.T) {
 		{HighCardinality, table[HighCardinality]},
 	} {
 		t.Run(c.card.String(), func(t *testing.T) {
-			target := &scrapeloop.Target{Discovered: labels.FromMap(agentPod)}
+			target := &target.Target{Discovered: labels.FromMap(agentPod)}
 			r := newTagRules(&Mapping{Cardinality: c.card, ClusterName: "eu1"}, target)
 			var got []string
 			for _, kt := range r.kube {
@@ -117,7 +117,7 @@ func TestOwnerTags(t *testing.T) {
 	for _, c := range cases {
 		for _, card := range []Cardinality{LowCardinality, OrchestratorCardinality} {
 			d := labels.FromStrings(meta+"pod_controller_kind", c.kind, meta+"pod_controller_name", c.name)
-			r := newTagRules(&Mapping{Cardinality: card}, &scrapeloop.Target{Discovered: d})
+			r := newTagRules(&Mapping{Cardinality: card}, &target.Target{Discovered: d})
 			var got []string
 			for _, kt := range r.kube {
 				got = append(got, kt.name+":"+kt.value)
@@ -164,7 +164,7 @@ func TestParseCardinality(t *testing.T) {
 // ServiceMonitor target of agentPod (the Operator's target labels) and
 // scraped labels through the rules.
 func TestTagRules(t *testing.T) {
-	target := &scrapeloop.Target{
+	target := &target.Target{
 		Interval: 15 * time.Second,
 		Labels: labels.FromStrings("job", "cart", "instance", "10.1.2.3:8080", "namespace", "shop",
 			"pod", "cart-6b7f9c8d4-x2x9z", "container", "server", "service", "cart", "endpoint", "http"),

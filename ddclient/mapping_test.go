@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
@@ -208,7 +209,7 @@ func TestMappingRules(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sink := newCaptureSink()
-			target := &scrapeloop.Target{URL: "http://10.0.0.1/metrics", Interval: 15 * time.Second, MetricRelabel: c.relabel}
+			target := &target.Target{URL: "http://10.0.0.1/metrics", Interval: 15 * time.Second, MetricRelabel: c.relabel}
 			s := newScraper(t, mappedBackend{sink, c.mapping}, target, c.format)
 			s.scrape(c.body, testTS)
 			got := renderAll(sink.series(t))
@@ -316,8 +317,8 @@ func longValue(seed string, n int) string {
 // escapes, non-ASCII, invalid UTF-8 (no scraped label can carry it: the
 // parser refuses it), values long enough to be shortened, and clashes with
 // the sample labels of equivBody.
-func equivTarget(honor bool) *scrapeloop.Target {
-	return &scrapeloop.Target{
+func equivTarget(honor bool) *target.Target {
+	return &target.Target{
 		URL:      "http://10.0.0.7:8080/metrics",
 		Interval: 30 * time.Second,
 		Labels: labels.FromStrings(
@@ -346,7 +347,7 @@ func equivTarget(honor bool) *scrapeloop.Target {
 
 // plainTarget is a target whose labels all make plain tags, so that the
 // series of equivBody without escapes or long values are plain too.
-func plainTarget(honor bool) *scrapeloop.Target {
+func plainTarget(honor bool) *target.Target {
 	t := equivTarget(honor)
 	t.Labels = labels.FromStrings("job", "api", "instance", "10.0.0.7:8080", "namespace", "prod", "pod", "api-7d9f-x2x")
 	return t
@@ -585,7 +586,7 @@ func TestTagSet(t *testing.T) {
 func TestKubeTagsShortened(t *testing.T) {
 	sink := mappedBackend{newCaptureSink(), Mapping{Cardinality: OrchestratorCardinality}}
 	long := longValue("statefulset-with-a-very-long-name", 253)
-	target := &scrapeloop.Target{Interval: 15 * time.Second, Discovered: labels.FromStrings(meta+"pod_name", long, meta+"namespace", "ns")}
+	target := &target.Target{Interval: 15 * time.Second, Discovered: labels.FromStrings(meta+"pod_name", long, meta+"namespace", "ns")}
 	s := newScraper(t, sink, target, prom)
 	s.scrape("up 1\n", testTS)
 	got := sink.series(t)
@@ -602,7 +603,7 @@ func TestKubeTagsShortened(t *testing.T) {
 // slot, freed by Forget, serves a new series with its own tags.
 func TestForgetReusesKeptSeries(t *testing.T) {
 	sink := newCaptureSink()
-	target := &scrapeloop.Target{Interval: 15 * time.Second, Labels: labels.FromStrings("job", "j")}
+	target := &target.Target{Interval: 15 * time.Second, Labels: labels.FromStrings("job", "j")}
 	s := newScraper(t, sink, target, prom)
 	s.nonVerbatim = true
 	// As in the loop, a series that went away is forgotten at the end of

@@ -11,6 +11,7 @@ import (
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -73,7 +74,7 @@ func NewPrinter(w io.Writer, m Mapping) *Printer {
 }
 
 // NewAppender implements scrapeloop.Backend.
-func (p *Printer) NewAppender(t *scrapeloop.Target) (scrapeloop.Appender, error) {
+func (p *Printer) NewAppender(t *target.Target) (scrapeloop.Appender, error) {
 	return newAppender(p, &p.mapping, t), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -40,7 +41,7 @@ type reportState struct {
 	checkTags []string
 }
 
-func (a *appender) initReport(t *scrapeloop.Target) {
+func (a *appender) initReport(t *target.Target) {
 	r := &reportState{checkName: metricName(a.mp.Namespace, healthCheck)}
 	for i, n := range reportNames {
 		r.heads[i] = a.head(metric{name: metricName(a.mp.Namespace, n), typ: Gauge})

@@ -1,6 +1,7 @@
 package ddclient
 
 import (
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -45,7 +46,7 @@ type targetLabel struct {
 	value string
 }
 
-func newTagRules(mp *Mapping, t *scrapeloop.Target) *tagRules {
+func newTagRules(mp *Mapping, t *target.Target) *tagRules {
 	r := &tagRules{claimed: map[string]string{}, rename: mp.RenameLabels, target: map[string]targetLabel{}}
 	t.Labels.Range(func(l labels.Label) { r.target[l.Name] = targetLabel{len(r.target), l.Value} })
 	for _, kt := range kubeTags(t.Discovered, mp.ClusterName) {

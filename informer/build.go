@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/model/labels"
 	corev1 "k8s.io/api/core/v1"
@@ -116,11 +116,11 @@ func (s *snapshot) zone() string {
 }
 
 // rebuild computes the node's target set from the caches.
-func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
+func (k *Kube) rebuild(ctx context.Context) []target.Target {
 	s := k.snapshot()
 	k.refs.begin()
 	var (
-		out      []scrapeloop.Target
+		out      []target.Target
 		rejected []Rejection
 		refs     []relabel.ObjectRef
 	)
@@ -157,7 +157,7 @@ func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
 	k.generated = gens
 	k.refs.end(ctx, refs)
 	k.setRejected(rejected)
-	slices.SortFunc(out, func(a, b scrapeloop.Target) int {
+	slices.SortFunc(out, func(a, b target.Target) int {
 		if c := strings.Compare(a.Source, b.Source); c != 0 {
 			return c
 		}
@@ -174,7 +174,7 @@ func (k *Kube) rebuild(ctx context.Context) []scrapeloop.Target {
 	})
 	// Prometheus keeps one target per label set within a job; a dropped
 	// target is known by its discovered labels.
-	return slices.CompactFunc(out, func(a, b scrapeloop.Target) bool {
+	return slices.CompactFunc(out, func(a, b target.Target) bool {
 		return a.Source == b.Source && a.Drop.Reason == b.Drop.Reason && a.URL == b.URL && labels.Equal(a.Labels, b.Labels) &&
 			(a.Drop.Reason == "" || labels.Equal(a.Discovered, b.Discovered))
 	})
@@ -248,7 +248,7 @@ func inNamespaces(j *relabel.Job, ns string) bool {
 }
 
 // jobTargets discovers the job's label sets on this node and relabels them.
-func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
+func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []target.Target {
 	var groups []group
 	switch j.SD.Role {
 	case relabel.RolePod:
@@ -265,11 +265,11 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 	case relabel.RoleEndpoints, relabel.RoleEndpointSlice:
 		groups = k.serviceGroups(s, j)
 	}
-	var out []scrapeloop.Target
-	drop := func(shown labels.Labels, url string, reason scrapeloop.DropReason, detail string) {
-		out = append(out, scrapeloop.Target{
+	var out []target.Target
+	drop := func(shown labels.Labels, url string, reason target.DropReason, detail string) {
+		out = append(out, target.Target{
 			URL: url, Discovered: shown, Source: j.Name, Pool: j.Name,
-			Drop: scrapeloop.Drop{Reason: reason, Detail: detail},
+			Drop: target.Drop{Reason: reason, Detail: detail},
 		})
 	}
 	for _, g := range groups {
@@ -281,38 +281,20 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 					full, shown = labels.FromMap(l), discovered(l)
 				}
 			}
-			rt, err := j.Target(full)
+			tg, err := j.Target(full)
 			if errors.Is(err, relabel.ErrDropped) {
-				drop(shown, "", scrapeloop.DroppedByRelabeling, "")
+				drop(shown, "", target.DroppedByRelabeling, "")
 				continue
 			}
 			if err != nil {
-				drop(shown, "", scrapeloop.DroppedInvalid, err.Error())
+				drop(shown, "", target.DroppedInvalid, err.Error())
 				continue
 			}
-			host, _, err := net.SplitHostPort(rt.URL.Host)
-			if err != nil {
-				host = rt.URL.Host
-			}
-			if !k.cfg.AllowOtherAddresses && !s.allowed[host] {
+			if host := urlHost(tg.URL); !k.cfg.AllowOtherAddresses && !s.allowed[host] {
 				k.dropped.Inc()
-				drop(shown, rt.URL.String(), scrapeloop.DroppedNotOnNode, "address "+host+" is not an address of this node or of its pods (--allow-other-addresses)")
+				drop(shown, tg.URL, target.DroppedNotOnNode, "address "+host+" is not an address of this node or of its pods (--allow-other-addresses)")
 				continue
 			}
-			tg := k.cfg.Template
-			tg.URL = rt.URL.String()
-			tg.Labels = rt.Labels
-			tg.Interval, tg.Timeout = rt.Interval, rt.Timeout
-			tg.HonorLabels, tg.HonorTimestamps = j.Scrape.HonorLabels, j.Scrape.HonorTimestamps
-			tg.MetricRelabel = j.MetricRelabelConfigs
-			tg.HTTP = &j.HTTP
-			lim := j.Scrape.Limits
-			tg.Limits = scrapeloop.Limits{
-				BodySize: lim.BodySize, Samples: int(lim.Samples), Labels: int(lim.Labels),
-				LabelNameLength: int(lim.LabelNameLength), LabelValueLength: int(lim.LabelValueLength),
-			}
-			tg.Source = j.Name
-			tg.Pool = j.Name
 			tg.Discovered = shown
 			out = append(out, tg)
 		}
@@ -321,11 +303,20 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []scrapeloop.Target {
 	return out
 }
 
+// urlHost is the host of a target's URL, without its port.
+func urlHost(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
 // limitTargets applies a monitor's targetLimit to its pool's targets ts:
 // Prometheus scrapes none of a pool over its limit, so when more than limit
 // of ts would run, every one is dropped (DroppedLimit). Here the limit
 // applies to the pool's targets on this node. limit 0 means none.
-func limitTargets(ts []scrapeloop.Target, limit int64) {
+func limitTargets(ts []target.Target, limit int64) {
 	active := 0
 	for _, t := range ts {
 		if t.Drop.Reason == "" {
@@ -338,9 +329,9 @@ func limitTargets(ts []scrapeloop.Target, limit int64) {
 	detail := fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", limit, active)
 	for i, t := range ts {
 		if t.Drop.Reason == "" {
-			ts[i] = scrapeloop.Target{
+			ts[i] = target.Target{
 				URL: t.URL, Discovered: t.Discovered, Source: t.Source, Pool: t.Pool,
-				Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedLimit, Detail: detail},
+				Drop: target.Drop{Reason: target.DroppedLimit, Detail: detail},
 			}
 		}
 	}

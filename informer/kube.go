@@ -12,7 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monclient "github.com/prometheus-operator/prometheus-operator/pkg/client/versioned"
 	corev1 "k8s.io/api/core/v1"
@@ -38,8 +38,6 @@ type KubeConfig struct {
 	// AllowOtherAddresses lets a target's relabeled __address__ point at a
 	// host that is neither one of this node's pods nor the node itself.
 	AllowOtherAddresses bool
-	// Template carries options every target gets (metric namespace, tags).
-	Template scrapeloop.Target
 	// Debounce is how long a burst of events is collected before a rebuild;
 	// default 100ms.
 	Debounce time.Duration
@@ -320,7 +318,7 @@ func (k *Kube) all() []cache.SharedIndexInformer {
 // RunKube watches until ctx is cancelled and sends the node's target set to
 // out after the caches synced and whenever it changes. out should have a
 // buffer of one: a newer target set replaces one not yet taken.
-func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
+func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -337,7 +335,7 @@ func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
 		return fmt.Errorf("kube discovery: caches not synced: %w", ctx.Err())
 	}
 	k.log.Info("kube discovery synced", "node", k.cfg.NodeName)
-	var last []scrapeloop.Target
+	var last []target.Target
 	first := true
 	debounce(ctx, k.kick, k.cfg.Debounce, k.cfg.MaxDebounce, func() {
 		targets := k.rebuild(ctx)
@@ -355,6 +353,15 @@ func (k *Kube) Run(ctx context.Context, out chan []scrapeloop.Target) error {
 }
 
 // sameTargets reports whether two target sets would run the same loops.
-func sameTargets(a, b []scrapeloop.Target) bool {
-	return slices.EqualFunc(a, b, func(x, y scrapeloop.Target) bool { return x.Key() == y.Key() })
+func sameTargets(a, b []target.Target) bool {
+	return slices.EqualFunc(a, b, func(x, y target.Target) bool { return x.Key() == y.Key() })
+}
+
+// send replaces an untaken target set in out with ts.
+func send(out chan []target.Target, ts []target.Target) {
+	select {
+	case <-out:
+	default:
+	}
+	out <- ts
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
@@ -98,7 +98,7 @@ type agent struct {
 	k     *Kube
 	bytes *byteCounter
 	mu    sync.Mutex
-	last  []scrapeloop.Target
+	last  []target.Target
 	seq   int
 }
 
@@ -121,7 +121,7 @@ func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 		t.Fatal(err)
 	}
 	a.k = k
-	out := make(chan []scrapeloop.Target, 1)
+	out := make(chan []target.Target, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -147,7 +147,7 @@ func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 
 // render prints the targets to scrape, one a line, sorted; dropped targets
 // are left out (see hasDropped).
-func render(ts []scrapeloop.Target) string {
+func render(ts []target.Target) string {
 	var lines []string
 	for _, t := range ts {
 		if t.Drop.Reason != "" {
@@ -180,7 +180,7 @@ func (a *agent) waitFor(t *testing.T, what, want string) time.Duration {
 	return 0
 }
 
-func (a *agent) targets() []scrapeloop.Target {
+func (a *agent) targets() []target.Target {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.last
@@ -315,13 +315,13 @@ func TestKubeDiscovery(t *testing.T) {
 	// discovered labels.
 	for _, d := range []struct {
 		pool   string
-		reason scrapeloop.DropReason
+		reason target.DropReason
 		pod    string
 		detail string
 	}{
-		{"serviceMonitor/app/sm-evil/0", scrapeloop.DroppedNotOnNode, "web-1", "address 169.254.169.254 is not an address of this node"},
-		{"serviceMonitor/app/sm-web/1", scrapeloop.DroppedByRelabeling, "web-2", ""},
-		{"podMonitor/app/pm-web/0", scrapeloop.DroppedByRelabeling, "web-done", ""},
+		{"serviceMonitor/app/sm-evil/0", target.DroppedNotOnNode, "web-1", "address 169.254.169.254 is not an address of this node"},
+		{"serviceMonitor/app/sm-web/1", target.DroppedByRelabeling, "web-2", ""},
+		{"podMonitor/app/pm-web/0", target.DroppedByRelabeling, "web-done", ""},
 	} {
 		found := false
 		for _, tg := range a.targets() {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
@@ -16,21 +16,21 @@ func TestSameTargets(t *testing.T) {
 	rule := func(regex string) *promrelabel.Config {
 		return &promrelabel.Config{Action: promrelabel.Drop, SourceLabels: model.LabelNames{"__name__"}, Separator: ";", Regex: promrelabel.MustNewRegexp(regex)}
 	}
-	target := func(regex string, discovered ...string) []scrapeloop.Target {
-		return []scrapeloop.Target{{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "a"), Discovered: labels.FromStrings(discovered...),
+	mk := func(regex string, discovered ...string) []target.Target {
+		return []target.Target{{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "a"), Discovered: labels.FromStrings(discovered...),
 			MetricRelabel: []*promrelabel.Config{rule(regex)}}}
 	}
 	cases := []struct {
 		name string
-		a, b []scrapeloop.Target
+		a, b []target.Target
 		same bool
 	}{
-		{"rebuilt alike, other rule pointers", target("go_.*"), target("go_.*"), true},
-		{"rule regex differs", target("go_.*"), target("process_.*"), false},
-		{"discovered labels differ", target("x", "__meta_kubernetes_pod_name", "a"), target("x", "__meta_kubernetes_pod_name", "b"), false},
-		{"discovered labels alike", target("x", "__meta_kubernetes_pod_name", "a"), target("x", "__meta_kubernetes_pod_name", "a"), true},
-		{"one more target", target("x"), append(target("x"), target("y")...), false},
-		{"both empty", nil, []scrapeloop.Target{}, true},
+		{"rebuilt alike, other rule pointers", mk("go_.*"), mk("go_.*"), true},
+		{"rule regex differs", mk("go_.*"), mk("process_.*"), false},
+		{"discovered labels differ", mk("x", "__meta_kubernetes_pod_name", "a"), mk("x", "__meta_kubernetes_pod_name", "b"), false},
+		{"discovered labels alike", mk("x", "__meta_kubernetes_pod_name", "a"), mk("x", "__meta_kubernetes_pod_name", "a"), true},
+		{"one more target", mk("x"), append(mk("x"), mk("y")...), false},
+		{"both empty", nil, []target.Target{}, true},
 	}
 	for _, c := range cases {
 		if got := sameTargets(c.a, c.b); got != c.same {
@@ -56,14 +56,14 @@ func TestKubeMetricsHelp(t *testing.T) {
 }
 
 func TestLimitTargets(t *testing.T) {
-	pool := func(active, dropped int) []scrapeloop.Target {
-		var ts []scrapeloop.Target
+	pool := func(active, dropped int) []target.Target {
+		var ts []target.Target
 		for i := range active {
-			ts = append(ts, scrapeloop.Target{URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", i+1), Labels: labels.FromStrings("job", "a"),
+			ts = append(ts, target.Target{URL: fmt.Sprintf("http://127.0.0.1:%d/metrics", i+1), Labels: labels.FromStrings("job", "a"),
 				Discovered: labels.FromStrings("__address__", fmt.Sprintf("127.0.0.1:%d", i+1)), Source: "sm", Pool: "sm"})
 		}
 		for range dropped {
-			ts = append(ts, scrapeloop.Target{Source: "sm", Pool: "sm", Drop: scrapeloop.Drop{Reason: scrapeloop.DroppedByRelabeling}})
+			ts = append(ts, target.Target{Source: "sm", Pool: "sm", Drop: target.Drop{Reason: target.DroppedByRelabeling}})
 		}
 		return ts
 	}
@@ -83,13 +83,13 @@ func TestLimitTargets(t *testing.T) {
 		limited, relabeled := 0, 0
 		for _, tg := range ts {
 			switch tg.Drop.Reason {
-			case scrapeloop.DroppedLimit:
+			case target.DroppedLimit:
 				limited++
 				if tg.Labels.Len() != 0 || tg.Discovered.Get("__address__") == "" || tg.Pool != "sm" ||
 					tg.Drop.Detail != fmt.Sprintf("targetLimit %d exceeded: the pool has %d targets on this node", c.limit, c.active) {
 					t.Errorf("%+v: limited target %+v", c, tg)
 				}
-			case scrapeloop.DroppedByRelabeling:
+			case target.DroppedByRelabeling:
 				relabeled++
 			}
 		}

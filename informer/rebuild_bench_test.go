@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -86,7 +86,7 @@ func TestRebuildClusterScale(t *testing.T) {
 			switch tg.Drop.Reason {
 			case "":
 				active[tg.Labels.Get("pod")] = true
-			case scrapeloop.DroppedByRelabeling:
+			case target.DroppedByRelabeling:
 				dropped++
 			default:
 				other++

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
@@ -87,26 +88,26 @@ func expectedOptions(t *testing.T, e *expectedJob, g expectedGlobal, store Store
 // TLS files the Operator wrote from Secrets and ConfigMaps
 // (/etc/prometheus/certs/<0 secret|1 configmap>_<ns>_<name>_<key>) are
 // replaced by the values they hold.
-func fromPromHTTP(t *testing.T, h *config.HTTPClientConfig, store Store) HTTPConfig {
+func fromPromHTTP(t *testing.T, h *config.HTTPClientConfig, store Store) httpconfig.Config {
 	t.Helper()
-	out := HTTPConfig{FollowRedirects: h.FollowRedirects, EnableHTTP2: h.EnableHTTP2,
+	out := httpconfig.Config{FollowRedirects: h.FollowRedirects, EnableHTTP2: h.EnableHTTP2,
 		TLS: fromPromTLS(t, h.TLSConfig, store), Proxy: fromPromProxy(h.ProxyConfig)}
 	if a := h.Authorization; a != nil {
-		out.Authorization = &Authorization{Type: a.Type, Credentials: Secret(a.Credentials), CredentialsFile: a.CredentialsFile}
+		out.Authorization = &httpconfig.Authorization{Type: a.Type, Credentials: httpconfig.Secret(a.Credentials), CredentialsFile: a.CredentialsFile}
 	}
 	if b := h.BasicAuth; b != nil {
-		out.BasicAuth = &BasicAuth{Username: b.Username, Password: Secret(b.Password)}
+		out.BasicAuth = &httpconfig.BasicAuth{Username: b.Username, Password: httpconfig.Secret(b.Password)}
 	}
 	if o := h.OAuth2; o != nil {
-		out.OAuth2 = &OAuth2{ClientID: o.ClientID, ClientSecret: Secret(o.ClientSecret), TokenURL: o.TokenURL,
+		out.OAuth2 = &httpconfig.OAuth2{ClientID: o.ClientID, ClientSecret: httpconfig.Secret(o.ClientSecret), TokenURL: o.TokenURL,
 			Scopes: o.Scopes, EndpointParams: o.EndpointParams, TLS: fromPromTLS(t, o.TLSConfig, store), Proxy: fromPromProxy(o.ProxyConfig)}
 	}
 	return out
 }
 
-func fromPromTLS(t *testing.T, c config.TLSConfig, store Store) TLSConfig {
+func fromPromTLS(t *testing.T, c config.TLSConfig, store Store) httpconfig.TLS {
 	t.Helper()
-	out := TLSConfig{CA: c.CA, Cert: c.Cert, Key: Secret(c.Key), CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+	out := httpconfig.TLS{CA: c.CA, Cert: c.Cert, Key: httpconfig.Secret(c.Key), CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: uint16(c.MinVersion), MaxVersion: uint16(c.MaxVersion)}
 	asset := func(file *string) string {
 		rest, ok := strings.CutPrefix(*file, "/etc/prometheus/certs/")
@@ -139,18 +140,18 @@ func fromPromTLS(t *testing.T, c config.TLSConfig, store Store) TLSConfig {
 		out.Cert = v
 	}
 	if v := asset(&out.KeyFile); v != "" {
-		out.Key = Secret(v)
+		out.Key = httpconfig.Secret(v)
 	}
 	return out
 }
 
-func fromPromProxy(p config.ProxyConfig) ProxyConfig {
-	out := ProxyConfig{URL: p.ProxyURL.URL, NoProxy: p.NoProxy, FromEnvironment: p.ProxyFromEnvironment}
+func fromPromProxy(p config.ProxyConfig) httpconfig.Proxy {
+	out := httpconfig.Proxy{URL: p.ProxyURL.URL, NoProxy: p.NoProxy, FromEnvironment: p.ProxyFromEnvironment}
 	if len(p.ProxyConnectHeader) > 0 {
-		out.ConnectHeader = map[string][]Secret{}
+		out.ConnectHeader = map[string][]httpconfig.Secret{}
 		for k, vs := range p.ProxyConnectHeader {
 			for _, v := range vs {
-				out.ConnectHeader[k] = append(out.ConnectHeader[k], Secret(v))
+				out.ConnectHeader[k] = append(out.ConnectHeader[k], httpconfig.Secret(v))
 			}
 		}
 	}
@@ -197,7 +198,7 @@ func jobOptions(j *Job) map[string]string {
 	return o
 }
 
-func httpOptions(o map[string]string, h HTTPConfig) {
+func httpOptions(o map[string]string, h httpconfig.Config) {
 	o["http.follow_redirects"] = strconv.FormatBool(h.FollowRedirects)
 	o["http.enable_http2"] = strconv.FormatBool(h.EnableHTTP2)
 	o["http.authorization"] = ""
@@ -218,7 +219,7 @@ func httpOptions(o map[string]string, h HTTPConfig) {
 	proxyOptions(o, "http.proxy.", h.Proxy)
 }
 
-func tlsOptions(o map[string]string, p string, c TLSConfig) {
+func tlsOptions(o map[string]string, p string, c httpconfig.TLS) {
 	o[p+"ca"] = c.CA
 	o[p+"cert"] = c.Cert
 	o[p+"key"] = string(c.Key)
@@ -228,7 +229,7 @@ func tlsOptions(o map[string]string, p string, c TLSConfig) {
 	o[p+"versions"] = fmt.Sprint(c.MinVersion, c.MaxVersion)
 }
 
-func proxyOptions(o map[string]string, p string, c ProxyConfig) {
+func proxyOptions(o map[string]string, p string, c httpconfig.Proxy) {
 	o[p+"url"] = ""
 	if c.URL != nil {
 		o[p+"url"] = c.URL.String()

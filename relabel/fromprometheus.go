@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,12 +29,12 @@ func SettingsFromPrometheus(p *monitoringv1.Prometheus) (Settings, error) {
 		OverrideHonorLabels:      c.OverrideHonorLabels,
 		OverrideHonorTimestamps:  c.OverrideHonorTimestamps,
 		ScrapeClasses:            c.ScrapeClasses,
-		Limits: Limits{
+		Limits: target.Limits{
 			Samples: deref(c.SampleLimit), Targets: deref(c.TargetLimit), Labels: deref(c.LabelLimit),
 			LabelNameLength: deref(c.LabelNameLengthLimit), LabelValueLength: deref(c.LabelValueLengthLimit),
 			KeepDroppedTargets: deref(c.KeepDroppedTargets),
 		},
-		EnforcedLimits: Limits{
+		EnforcedLimits: target.Limits{
 			Samples: deref(c.EnforcedSampleLimit), Targets: deref(c.EnforcedTargetLimit), Labels: deref(c.EnforcedLabelLimit),
 			LabelNameLength: deref(c.EnforcedLabelNameLengthLimit), LabelValueLength: deref(c.EnforcedLabelValueLengthLimit),
 			KeepDroppedTargets: deref(c.EnforcedKeepDroppedTargets),

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/common/model"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
@@ -59,7 +61,7 @@ type monitorCommon struct {
 	// (the default) rather than SD role selectors.
 	relabelSelector bool
 	sd              SDConfig
-	limits          Limits
+	limits          target.Limits
 	protocols       []string
 	fallback        string
 	native          NativeHistograms
@@ -103,7 +105,7 @@ func reject(m *Monitor, ep int, err error) error {
 
 // job completes an endpoint's job from its checked HTTP settings: scrape
 // options, relabel chain (from chain) and metric relabeling.
-func (g *Generator) job(name string, i int, spec *endpointSpec, c *monitorCommon, http HTTPConfig,
+func (g *Generator) job(name string, i int, spec *endpointSpec, c *monitorCommon, http httpconfig.Config,
 	chain func() ([]*promrelabel.Config, error)) (*Job, error) {
 	opts, err := g.endpointOptions(spec, c)
 	if err != nil {
@@ -217,8 +219,8 @@ func (g *Generator) protocols(job []monitoringv1.ScrapeProtocol, native bool) []
 // limits resolves the effective limits as Prometheus >= 2.45 applies the
 // Operator's output: the monitor's limit capped by the enforced one, or else
 // the global limit (itself capped by the enforced one).
-func (g *Generator) limits(m *monitorSpec) (Limits, error) {
-	var out Limits
+func (g *Generator) limits(m *monitorSpec) (target.Limits, error) {
+	var out target.Limits
 	set := []struct {
 		field          string
 		user           *int64

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/model/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,10 +78,10 @@ func TestScrapeOptions(t *testing.T) {
 				}
 			}},
 		{name: "limits: monitor capped by enforced, else global capped by enforced",
-			settings: Settings{Limits: Limits{Samples: 5000, Labels: 40, BodySize: 1 << 20}, EnforcedLimits: Limits{Samples: 1000, Targets: 10, LabelValueLength: 100}},
+			settings: Settings{Limits: target.Limits{Samples: 5000, Labels: 40, BodySize: 1 << 20}, EnforcedLimits: target.Limits{Samples: 1000, Targets: 10, LabelValueLength: 100}},
 			spec:     "selector: {}\nsampleLimit: 2000\ntargetLimit: 5\nlabelValueLengthLimit: 0\nbodySizeLimit: 2KiB\nendpoints: [{port: web}]",
 			check: func(t *testing.T, o ScrapeOptions) {
-				want := Limits{Samples: 1000, Targets: 5, Labels: 40, LabelValueLength: 100, BodySize: 2048}
+				want := target.Limits{Samples: 1000, Targets: 5, Labels: 40, LabelValueLength: 100, BodySize: 2048}
 				if o.Limits != want {
 					t.Errorf("limits %+v, want %+v", o.Limits, want)
 				}
@@ -205,7 +207,7 @@ func TestTargets(t *testing.T) {
 			if got := tg.Labels.String(); got != c.want {
 				t.Errorf("labels\n got %s\nwant %s", got, c.want)
 			}
-			if c.url != "" && tg.URL.String() != c.url {
+			if c.url != "" && tg.URL != c.url {
 				t.Errorf("url %s, want %s", tg.URL, c.url)
 			}
 		})
@@ -335,7 +337,7 @@ arbitraryFSAccessThroughSMs: {deny: false}
 }
 
 func TestSecretsStayHidden(t *testing.T) {
-	h := HTTPConfig{Authorization: &Authorization{Type: "Bearer", Credentials: "s3cr3t"}, BasicAuth: &BasicAuth{Username: "u", Password: "pw-s3cr3t"}}
+	h := httpconfig.Config{Authorization: &httpconfig.Authorization{Type: "Bearer", Credentials: "s3cr3t"}, BasicAuth: &httpconfig.BasicAuth{Username: "u", Password: "pw-s3cr3t"}}
 	b, err := json.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
@@ -373,12 +375,12 @@ endpoints:
 	}
 	h := m.Jobs[1].HTTP
 	proxy, _ := url.Parse("http://proxy:3128")
-	want := HTTPConfig{
+	want := httpconfig.Config{
 		EnableHTTP2: true,
-		OAuth2:      &OAuth2{ClientID: "id-1", ClientSecret: "t0k", TokenURL: "https://idp/token", Scopes: []string{"read"}},
-		TLS: TLSConfig{CA: store.ConfigMaps["ns1/cm"]["ca.crt"], Cert: string(store.Secrets["ns1/auth"]["tls.crt"]),
-			Key: Secret(store.Secrets["ns1/auth"]["tls.key"]), ServerName: "api", MinVersion: 0x0303},
-		Proxy: ProxyConfig{URL: proxy, ConnectHeader: map[string][]Secret{"X-Auth": {"t0k"}}},
+		OAuth2:      &httpconfig.OAuth2{ClientID: "id-1", ClientSecret: "t0k", TokenURL: "https://idp/token", Scopes: []string{"read"}},
+		TLS: httpconfig.TLS{CA: store.ConfigMaps["ns1/cm"]["ca.crt"], Cert: string(store.Secrets["ns1/auth"]["tls.crt"]),
+			Key: httpconfig.Secret(store.Secrets["ns1/auth"]["tls.key"]), ServerName: "api", MinVersion: 0x0303},
+		Proxy: httpconfig.Proxy{URL: proxy, ConnectHeader: map[string][]httpconfig.Secret{"X-Auth": {"t0k"}}},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got  %#v\nwant %#v", h, want)

@@ -10,84 +10,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 )
-
-// HTTPConfig is how a job's scrapes connect: Prometheus' HTTP client
-// settings (prometheus/common/HTTPConfig) as Prometheus holds
-// them after loading the Operator's YAML, with Secret and ConfigMap values
-// read. Own types keep that package (and the client_golang registry it
-// links) out of the agent; the scrape side maps them onto its client.
-type HTTPConfig struct {
-	FollowRedirects bool
-	EnableHTTP2     bool
-	// At most one of Authorization, BasicAuth and OAuth2 is set; a bearer
-	// token (file) is an Authorization of type Bearer, as in Prometheus.
-	Authorization *Authorization
-	BasicAuth     *BasicAuth
-	OAuth2        *OAuth2
-	TLS           TLSConfig
-	Proxy         ProxyConfig
-}
-
-// Secret is a credential; it prints as "<secret>" so that logs and the
-// targets page never show it.
-type Secret string
-
-func (Secret) String() string { return "<secret>" }
-
-// MarshalText keeps secrets out of JSON and YAML dumps.
-func (s Secret) MarshalText() ([]byte, error) {
-	if s == "" {
-		return nil, nil
-	}
-	return []byte("<secret>"), nil
-}
-
-// Authorization sends "Authorization: <Type> <credentials>".
-type Authorization struct {
-	Type            string
-	Credentials     Secret
-	CredentialsFile string // only from a scrape class or an allowed bearerTokenFile
-}
-
-// BasicAuth is HTTP basic authentication.
-type BasicAuth struct {
-	Username string
-	Password Secret
-}
-
-// OAuth2 is the client-credentials flow.
-type OAuth2 struct {
-	ClientID       string
-	ClientSecret   Secret
-	TokenURL       string
-	Scopes         []string
-	EndpointParams map[string]string
-	TLS            TLSConfig
-	Proxy          ProxyConfig
-}
-
-// TLSConfig holds PEM material read from Secrets and ConfigMaps, or file
-// names (scrape classes, or monitors when file references are allowed).
-type TLSConfig struct {
-	CA, Cert                  string
-	Key                       Secret
-	CAFile, CertFile, KeyFile string
-	ServerName                string
-	InsecureSkipVerify        bool
-	MinVersion, MaxVersion    uint16 // crypto/tls versions; 0 is Go's default
-}
-
-// ProxyConfig is the proxy to reach targets through.
-type ProxyConfig struct {
-	URL             *url.URL
-	NoProxy         string
-	FromEnvironment bool
-	// ConnectHeader is sent on CONNECT; values are read from Secrets.
-	ConnectHeader map[string][]Secret
-}
 
 // fieldError locates an error in a monitor's spec.
 type fieldError struct {
@@ -147,8 +73,8 @@ func (r *resolver) secretOrConfigMap(sel monitoringv1.SecretOrConfigMap) (string
 // caller has validated their shape), checking the material as the Operator
 // does: the CA must be a PEM certificate, a client certificate and key from
 // Secrets a matching pair.
-func (r *resolver) safeTLS(c *monitoringv1.SafeTLSConfig) (TLSConfig, error) {
-	var out TLSConfig
+func (r *resolver) safeTLS(c *monitoringv1.SafeTLSConfig) (httpconfig.TLS, error) {
+	var out httpconfig.TLS
 	ca, err := r.secretOrConfigMap(c.CA)
 	if err != nil {
 		return out, at("ca", err)
@@ -177,7 +103,7 @@ func (r *resolver) safeTLS(c *monitoringv1.SafeTLSConfig) (TLSConfig, error) {
 			return out, at("cert", err)
 		}
 	}
-	out.CA, out.Cert, out.Key = ca, cert, Secret(key)
+	out.CA, out.Cert, out.Key = ca, cert, httpconfig.Secret(key)
 	if c.ServerName != nil {
 		out.ServerName = *c.ServerName
 	}
@@ -212,20 +138,20 @@ func tlsVersion(v *monitoringv1.TLSVersion) (uint16, error) {
 // endpointTLS resolves a ServiceMonitor endpoint's TLS settings merged with
 // its scrape class: the class's files fill the CA, certificate and key the
 // endpoint leaves unset.
-func (r *resolver) endpointTLS(ep *monitoringv1.TLSConfig, class *scrapeClass) (TLSConfig, error) {
+func (r *resolver) endpointTLS(ep *monitoringv1.TLSConfig, class *scrapeClass) (httpconfig.TLS, error) {
 	if ep == nil {
 		if class.tls == nil {
-			return TLSConfig{}, nil
+			return httpconfig.TLS{}, nil
 		}
 		return classTLS(class.tls)
 	}
 	if err := ep.Validate(); err != nil {
-		return TLSConfig{}, err
+		return httpconfig.TLS{}, err
 	}
 	if !r.allowFiles {
 		for _, f := range []struct{ name, v string }{{"caFile", ep.CAFile}, {"certFile", ep.CertFile}, {"keyFile", ep.KeyFile}} {
 			if f.v != "" {
-				return TLSConfig{}, at(f.name, errFileRef)
+				return httpconfig.TLS{}, at(f.name, errFileRef)
 			}
 		}
 	}
@@ -250,7 +176,7 @@ func (r *resolver) endpointTLS(ep *monitoringv1.TLSConfig, class *scrapeClass) (
 
 // podEndpointTLS is endpointTLS for a PodMonitor endpoint, whose TLS settings
 // cannot name files; an empty TLS section counts as unset, as in the Operator.
-func (r *resolver) podEndpointTLS(ep *monitoringv1.SafeTLSConfig, class *scrapeClass) (TLSConfig, error) {
+func (r *resolver) podEndpointTLS(ep *monitoringv1.SafeTLSConfig, class *scrapeClass) (httpconfig.TLS, error) {
 	if ep == nil || isZeroSafeTLS(ep) {
 		return r.endpointTLS(nil, class)
 	}
@@ -263,8 +189,8 @@ func isZeroSafeTLS(c *monitoringv1.SafeTLSConfig) bool {
 }
 
 // classTLS converts a scrape class's TLS settings, which name only files.
-func classTLS(c *monitoringv1.TLSConfig) (TLSConfig, error) {
-	out := TLSConfig{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
+func classTLS(c *monitoringv1.TLSConfig) (httpconfig.TLS, error) {
+	out := httpconfig.TLS{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
 	if c.ServerName != nil {
 		out.ServerName = *c.ServerName
 	}
@@ -279,8 +205,8 @@ func classTLS(c *monitoringv1.TLSConfig) (TLSConfig, error) {
 	return out, err
 }
 
-func (r *resolver) proxy(p monitoringv1.ProxyConfig) (ProxyConfig, error) {
-	var out ProxyConfig
+func (r *resolver) proxy(p monitoringv1.ProxyConfig) (httpconfig.Proxy, error) {
+	var out httpconfig.Proxy
 	if err := p.Validate(); err != nil {
 		return out, err
 	}
@@ -303,15 +229,15 @@ func (r *resolver) proxy(p monitoringv1.ProxyConfig) (ProxyConfig, error) {
 			names = append(names, k)
 		}
 		sort.Strings(names)
-		out.ConnectHeader = map[string][]Secret{}
+		out.ConnectHeader = map[string][]httpconfig.Secret{}
 		for _, k := range names {
-			vals := make([]Secret, 0, len(p.ProxyConnectHeader[k]))
+			vals := make([]httpconfig.Secret, 0, len(p.ProxyConnectHeader[k]))
 			for i, sel := range p.ProxyConnectHeader[k] {
 				v, err := r.secret(sel)
 				if err != nil {
 					return out, at(fmt.Sprintf("proxyConnectHeader[%s][%d]", k, i), err)
 				}
-				vals = append(vals, Secret(v))
+				vals = append(vals, httpconfig.Secret(v))
 			}
 			out.ConnectHeader[k] = vals
 		}
@@ -319,7 +245,7 @@ func (r *resolver) proxy(p monitoringv1.ProxyConfig) (ProxyConfig, error) {
 	return out, nil
 }
 
-func (r *resolver) oauth2(o *monitoringv1.OAuth2) (*OAuth2, error) {
+func (r *resolver) oauth2(o *monitoringv1.OAuth2) (*httpconfig.OAuth2, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -331,9 +257,9 @@ func (r *resolver) oauth2(o *monitoringv1.OAuth2) (*OAuth2, error) {
 	if err != nil {
 		return nil, at("clientSecret", err)
 	}
-	out := &OAuth2{
+	out := &httpconfig.OAuth2{
 		ClientID:       id,
-		ClientSecret:   Secret(secret),
+		ClientSecret:   httpconfig.Secret(secret),
 		TokenURL:       string(o.TokenURL),
 		Scopes:         o.Scopes,
 		EndpointParams: o.EndpointParams,
@@ -349,7 +275,7 @@ func (r *resolver) oauth2(o *monitoringv1.OAuth2) (*OAuth2, error) {
 	return out, nil
 }
 
-func (r *resolver) basicAuth(b *monitoringv1.BasicAuth) (*BasicAuth, error) {
+func (r *resolver) basicAuth(b *monitoringv1.BasicAuth) (*httpconfig.BasicAuth, error) {
 	user, err := r.secret(b.Username)
 	if err != nil {
 		return nil, at("username", err)
@@ -358,28 +284,28 @@ func (r *resolver) basicAuth(b *monitoringv1.BasicAuth) (*BasicAuth, error) {
 	if err != nil {
 		return nil, at("password", err)
 	}
-	return &BasicAuth{Username: user, Password: Secret(pass)}, nil
+	return &httpconfig.BasicAuth{Username: user, Password: httpconfig.Secret(pass)}, nil
 }
 
 // authorization resolves the endpoint's authorization, or the scrape
 // class's when the endpoint sets none.
-func (r *resolver) authorization(ep *monitoringv1.SafeAuthorization, class *scrapeClass) (*Authorization, error) {
+func (r *resolver) authorization(ep *monitoringv1.SafeAuthorization, class *scrapeClass) (*httpconfig.Authorization, error) {
 	if ep == nil || (ep.Type == "" && ep.Credentials == nil) {
 		if class.authz == nil {
 			return nil, nil
 		}
-		return &Authorization{Type: authType(class.authz.Type), CredentialsFile: class.authz.CredentialsFile}, nil
+		return &httpconfig.Authorization{Type: authType(class.authz.Type), CredentialsFile: class.authz.CredentialsFile}, nil
 	}
 	if err := ep.Validate(); err != nil {
 		return nil, err
 	}
-	out := &Authorization{Type: authType(ep.Type)}
+	out := &httpconfig.Authorization{Type: authType(ep.Type)}
 	if ep.Credentials.Name != "" {
 		v, err := r.secret(*ep.Credentials)
 		if err != nil {
 			return nil, at("credentials", err)
 		}
-		out.Credentials = Secret(v)
+		out.Credentials = httpconfig.Secret(v)
 	}
 	return out, nil
 }
@@ -395,8 +321,8 @@ func authType(t string) string {
 // applies Prometheus' own checks and normalisation of them (a bearer token
 // becomes an Authorization of type Bearer; at most one way to
 // authenticate).
-func (r *resolver) httpClient(h *monitoringv1.HTTPConfigWithoutTLS, proxy monitoringv1.ProxyConfig, tlsCfg TLSConfig, tokenFile string, class *scrapeClass) (HTTPConfig, error) {
-	out := HTTPConfig{FollowRedirects: true, EnableHTTP2: true, TLS: tlsCfg}
+func (r *resolver) httpClient(h *monitoringv1.HTTPConfigWithoutTLS, proxy monitoringv1.ProxyConfig, tlsCfg httpconfig.TLS, tokenFile string, class *scrapeClass) (httpconfig.Config, error) {
+	out := httpconfig.Config{FollowRedirects: true, EnableHTTP2: true, TLS: tlsCfg}
 	if err := h.Validate(); err != nil {
 		return out, err
 	}
@@ -415,14 +341,14 @@ func (r *resolver) httpClient(h *monitoringv1.HTTPConfigWithoutTLS, proxy monito
 			return out, at("oauth2", err)
 		}
 	}
-	var token Secret
+	var token httpconfig.Secret
 	//lint:ignore SA1019 deprecated, but the Operator still serves it
 	if s := h.BearerTokenSecret; s != nil && s.Name != "" {
 		v, err := r.secret(*s)
 		if err != nil {
 			return out, at("bearerTokenSecret", err)
 		}
-		token = Secret(v)
+		token = httpconfig.Secret(v)
 	}
 	if h.BasicAuth != nil {
 		if out.BasicAuth, err = r.basicAuth(h.BasicAuth); err != nil {
@@ -450,7 +376,7 @@ func (r *resolver) httpClient(h *monitoringv1.HTTPConfigWithoutTLS, proxy monito
 		return out, at("oauth2.clientId", errors.New("empty client id"))
 	}
 	if bearer {
-		out.Authorization = &Authorization{Type: "Bearer", Credentials: token, CredentialsFile: tokenFile}
+		out.Authorization = &httpconfig.Authorization{Type: "Bearer", Credentials: token, CredentialsFile: tokenFile}
 	}
 	if a := out.Authorization; a != nil && strings.EqualFold(a.Type, "basic") {
 		return out, errors.New(`authorization type cannot be set to "basic", use basicAuth instead`)

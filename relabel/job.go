@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
@@ -38,7 +40,7 @@ type Job struct {
 	Scrape               ScrapeOptions
 	// HTTP carries authentication, TLS, proxy, redirect and HTTP/2
 	// settings with Secret and ConfigMap values already read.
-	HTTP HTTPConfig
+	HTTP httpconfig.Config
 }
 
 // SDConfig is the Kubernetes service discovery the informer must emulate for
@@ -99,7 +101,7 @@ type ScrapeOptions struct {
 	// Limits are the effective limits. Targets and KeepDroppedTargets apply
 	// to the job's target set (the informer's concern); the others to each
 	// scrape.
-	Limits           Limits
+	Limits           target.Limits
 	NativeHistograms NativeHistograms
 }
 
@@ -127,9 +129,20 @@ func (j *Job) Defaults() Defaults {
 
 // Target applies the job's relabel chain and Prometheus' target rules to a
 // label set from discovery (the __meta_kubernetes_* labels and
-// __address__). It returns ErrDropped when the chain drops the target.
-func (j *Job) Target(discovered labels.Labels) (Target, error) {
-	return Populate(discovered, j.RelabelConfigs, j.Defaults())
+// __address__) and gives the result the job's scrape settings: the whole
+// target but its Discovered labels, which discovery sets. It returns
+// ErrDropped when the chain drops the target.
+func (j *Job) Target(discovered labels.Labels) (target.Target, error) {
+	t, err := Populate(discovered, j.RelabelConfigs, j.Defaults())
+	if err != nil {
+		return t, err
+	}
+	t.HonorLabels, t.HonorTimestamps = j.Scrape.HonorLabels, j.Scrape.HonorTimestamps
+	t.MetricRelabel = j.MetricRelabelConfigs
+	t.HTTP = &j.HTTP
+	t.Limits = j.Scrape.Limits
+	t.Source, t.Pool = j.Name, j.Name
+	return t, nil
 }
 
 // Error is a monitor the agent rejects, as the Operator would.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,8 +55,8 @@ type Settings struct {
 	// Limits are the defaults for jobs that set no limit (sampleLimit,
 	// targetLimit, ..., bodySizeLimit); EnforcedLimits cap what monitors ask
 	// for (enforcedSampleLimit, ...). 0 means none.
-	Limits         Limits
-	EnforcedLimits Limits
+	Limits         target.Limits
+	EnforcedLimits target.Limits
 
 	// ScrapeClasses are the named classes monitors may pick, at most one of
 	// them the default. Their TLS settings may only name files and their
@@ -88,17 +89,6 @@ type Selection struct {
 	// NamespaceSelector matches the labels of a monitor's namespace; nil
 	// takes every namespace.
 	NamespaceSelector *metav1.LabelSelector
-}
-
-// Limits bound a job's scrapes; 0 means no limit.
-type Limits struct {
-	Samples            int64
-	Targets            int64
-	Labels             int64
-	LabelNameLength    int64
-	LabelValueLength   int64
-	KeepDroppedTargets int64
-	BodySize           int64 // bytes
 }
 
 // Generator turns monitors into jobs under one Settings. It is immutable and
@@ -163,7 +153,7 @@ func NewGenerator(s Settings) (*Generator, error) {
 	if err := validateProtocols(s.ScrapeProtocols); err != nil {
 		return nil, fmt.Errorf("settings: scrapeProtocols: %w", err)
 	}
-	for _, l := range []Limits{s.Limits, s.EnforcedLimits} {
+	for _, l := range []target.Limits{s.Limits, s.EnforcedLimits} {
 		if l.Samples < 0 || l.Targets < 0 || l.Labels < 0 || l.LabelNameLength < 0 || l.LabelValueLength < 0 || l.KeepDroppedTargets < 0 || l.BodySize < 0 {
 			return nil, errors.New("settings: limits must not be negative")
 		}

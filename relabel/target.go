@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
@@ -23,21 +24,13 @@ type Defaults struct {
 	Params      url.Values
 }
 
-// Target is a scrape target after relabeling.
-type Target struct {
-	URL      *url.URL
-	Labels   labels.Labels // public target labels: no "__" labels
-	Interval time.Duration
-	Timeout  time.Duration
-}
-
 // ErrDropped reports that relabeling dropped the label set.
 var ErrDropped = errors.New("dropped by relabeling")
 
 // Populate applies cfgs to lset and then Prometheus' target rules. It returns
 // ErrDropped when relabeling drops the target, and a descriptive error when the
 // result is not a valid target.
-func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (Target, error) {
+func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (target.Target, error) {
 	if d.Scheme == "" {
 		d.Scheme = "http"
 	}
@@ -69,30 +62,30 @@ func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (Targe
 		}
 	}
 	if !promrelabel.ProcessBuilder(b, cfgs...) {
-		return Target{}, ErrDropped
+		return target.Target{}, ErrDropped
 	}
 	lset = b.Labels()
 	addr := lset.Get(model.AddressLabel)
 	if addr == "" {
-		return Target{}, errors.New("no __address__ label")
+		return target.Target{}, errors.New("no __address__ label")
 	}
 	if strings.ContainsAny(addr, "/@?#") {
-		return Target{}, fmt.Errorf("__address__ %q is not a host:port", addr)
+		return target.Target{}, fmt.Errorf("__address__ %q is not a host:port", addr)
 	}
 	interval, err := parseDuration(lset, model.ScrapeIntervalLabel)
 	if err != nil {
-		return Target{}, err
+		return target.Target{}, err
 	}
 	timeout, err := parseDuration(lset, model.ScrapeTimeoutLabel)
 	if err != nil {
-		return Target{}, err
+		return target.Target{}, err
 	}
 	if timeout > interval {
-		return Target{}, fmt.Errorf("scrape timeout %s greater than scrape interval %s", timeout, interval)
+		return target.Target{}, fmt.Errorf("scrape timeout %s greater than scrape interval %s", timeout, interval)
 	}
 	scheme := lset.Get(model.SchemeLabel)
 	if scheme != "http" && scheme != "https" {
-		return Target{}, fmt.Errorf("__scheme__ %q: want http or https", scheme)
+		return target.Target{}, fmt.Errorf("__scheme__ %q: want http or https", scheme)
 	}
 	params := url.Values{}
 	for k, v := range d.Params {
@@ -115,7 +108,7 @@ func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (Targe
 		out.Set(model.InstanceLabel, addr)
 	}
 	u := &url.URL{Scheme: scheme, Host: addr, Path: lset.Get(model.MetricsPathLabel), RawQuery: params.Encode()}
-	return Target{URL: u, Labels: out.Labels(), Interval: interval, Timeout: timeout}, nil
+	return target.Target{URL: u.String(), Labels: out.Labels(), Interval: interval, Timeout: timeout}, nil
 }
 
 func parseDuration(lset labels.Labels, name string) (time.Duration, error) {

@@ -78,7 +78,7 @@ func TestPopulate(t *testing.T) {
 			case err != nil:
 				t.Fatal(err)
 			}
-			if got.URL.String() != c.url || got.Labels.String() != c.labels || got.Interval != c.interval || got.Timeout != c.timeout {
+			if got.URL != c.url || got.Labels.String() != c.labels || got.Interval != c.interval || got.Timeout != c.timeout {
 				t.Fatalf("got %s %s %s/%s, want %s %s %s/%s", got.URL, got.Labels, got.Interval, got.Timeout, c.url, c.labels, c.interval, c.timeout)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -213,7 +214,7 @@ func TestSettingsRejected(t *testing.T) {
 			SafeAuthorization: monitoringv1.SafeAuthorization{Credentials: &corev1.SecretKeySelector{Key: "k"}}}}}}, "only credentialsFile is supported"},
 		{"monitor selector", Settings{PodMonitors: Selection{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "-"}}}}, "PodMonitor selection: selector"},
 		{"enforced label", Settings{EnforcedNamespaceLabel: "\xff"}, "is not a valid label name"},
-		{"negative limit", Settings{EnforcedLimits: Limits{Samples: -1}}, "limits must not be negative"},
+		{"negative limit", Settings{EnforcedLimits: target.Limits{Samples: -1}}, "limits must not be negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

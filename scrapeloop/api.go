@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -40,10 +41,10 @@ type apiDropped struct {
 	DiscoveredLabels map[string]string `json:"discoveredLabels"`
 	ScrapePool       string            `json:"scrapePool"`
 
-	Source     string     `json:"source"`
-	ScrapeURL  string     `json:"scrapeUrl,omitempty"`
-	DropReason DropReason `json:"dropReason"`
-	DropDetail string     `json:"dropDetail,omitempty"`
+	Source     string            `json:"source"`
+	ScrapeURL  string            `json:"scrapeUrl,omitempty"`
+	DropReason target.DropReason `json:"dropReason"`
+	DropDetail string            `json:"dropDetail,omitempty"`
 }
 
 type apiTargets struct {

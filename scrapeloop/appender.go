@@ -3,6 +3,7 @@ package scrapeloop
 import (
 	"time"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -99,5 +100,5 @@ type Reporter interface {
 
 // Backend makes the appender of each target; *ddclient.Client is one.
 type Backend interface {
-	NewAppender(t *Target) (Appender, error)
+	NewAppender(t *target.Target) (Appender, error)
 }

@@ -3,43 +3,9 @@ package scrapeloop
 import (
 	"slices"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
-
-// DropReason says why a discovered target is not scraped: the dropReason of
-// a dropped target in /api/v1/targets and on the targets page.
-type DropReason string
-
-// Why a target is dropped.
-const (
-	// DroppedByRelabeling: the monitor's relabel rules dropped the label
-	// set (the targets Prometheus lists as dropped).
-	DroppedByRelabeling DropReason = "relabeling"
-	// DroppedNotOnNode: the target's address is not an address of this
-	// node's pods or of the node (see --allow-other-addresses).
-	DroppedNotOnNode DropReason = "not on this node"
-	// DroppedInvalid: what relabeling or the file gave is not a valid target
-	// (an address that is not host:port, an unparsable interval label).
-	// Prometheus logs these ("creating target failed") and counts them.
-	DroppedInvalid DropReason = "invalid target"
-	// DroppedRefused: the agent refuses one of the target's settings, such
-	// as an interval under 1s or one the delta state would not survive.
-	DroppedRefused DropReason = "refused setting"
-	// DroppedLimit: the target's pool has more targets than its limit
-	// (the monitor's targetLimit).
-	DroppedLimit DropReason = "limit"
-	// DroppedDuplicate: another configuration of the same target (same URL
-	// and labels, from another monitor) runs.
-	DroppedDuplicate DropReason = "duplicate"
-)
-
-// Drop is why one target is dropped.
-type Drop struct {
-	Reason DropReason
-	// Detail is the particular cause (the refused setting, the invalid
-	// label); it may be empty.
-	Detail string
-}
 
 // DroppedTarget is a discovered target the agent does not scrape.
 type DroppedTarget struct {
@@ -50,7 +16,7 @@ type DroppedTarget struct {
 	// URL is the scrape URL when relabeling made one (a target refused or
 	// not on this node); empty otherwise.
 	URL string
-	Drop
+	target.Drop
 }
 
 // DefaultKeepDroppedTargets is how many dropped targets of a pool the
@@ -65,15 +31,15 @@ const DefaultKeepDroppedTargets = 100
 type droppedSet struct {
 	byPool  map[string][]DroppedTarget
 	counts  map[string]int
-	reasons map[string]map[DropReason]int
+	reasons map[string]map[target.DropReason]int
 }
 
 func newDroppedSet(ds []DroppedTarget, keep int) droppedSet {
-	s := droppedSet{byPool: map[string][]DroppedTarget{}, counts: map[string]int{}, reasons: map[string]map[DropReason]int{}}
+	s := droppedSet{byPool: map[string][]DroppedTarget{}, counts: map[string]int{}, reasons: map[string]map[target.DropReason]int{}}
 	for _, d := range ds {
 		s.counts[d.Pool]++
 		if s.reasons[d.Pool] == nil {
-			s.reasons[d.Pool] = map[DropReason]int{}
+			s.reasons[d.Pool] = map[target.DropReason]int{}
 		}
 		s.reasons[d.Pool][d.Reason]++
 		if keep < 0 || len(s.byPool[d.Pool]) < keep {
@@ -83,7 +49,7 @@ func newDroppedSet(ds []DroppedTarget, keep int) droppedSet {
 	return s
 }
 
-func droppedOf(t *Target, d Drop) DroppedTarget {
+func droppedOf(t *target.Target, d target.Drop) DroppedTarget {
 	return DroppedTarget{Discovered: t.Discovered, Pool: t.ScrapePool(), Source: t.Source, URL: t.URL, Drop: d}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -131,7 +132,7 @@ func TestFlappingSeriesAndCutBodiesAreExact(t *testing.T) {
 			srv := httptest.NewServer(w)
 			defer srv.Close()
 			env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
-			tl := env.loop(t, Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("job", "flap"),
+			tl := env.loop(t, target.Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("job", "flap"),
 				Interval: 10 * time.Second, Timeout: 5 * time.Second})
 			for range steps + 1 { // the last answer again, whole
 				env.now = env.now.Add(10 * time.Second)
@@ -221,7 +222,7 @@ func TestAbsentSeries(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tl := newTestLoop(t, Target{})
+			tl := newTestLoop(t, target.Target{})
 			var ref uint64
 			wantForgot := false
 			for i, s := range c.scrapes {
@@ -256,8 +257,8 @@ func TestAbsentSeries(t *testing.T) {
 func TestAbsentSeriesUnderBudget(t *testing.T) {
 	store := deltastore.New(deltastore.Config{MaxSeries: 3, Logger: slog.New(slog.DiscardHandler)})
 	e := newTestEnv(t, store, t0, nil)
-	a := e.loop(t, Target{URL: "http://a:9100/metrics"})
-	b := e.loop(t, Target{URL: "http://b:9100/metrics"})
+	a := e.loop(t, target.Target{URL: "http://a:9100/metrics"})
+	b := e.loop(t, target.Target{URL: "http://b:9100/metrics"})
 	a.mustFeed(t, counters("a1", 1, "a2", 2), textCT)
 	b.mustFeed(t, counters("b1", 1, "b2", 2), textCT) // b2 refused: the budget is full
 	a.mustFeed(t, counters("a1", 2), textCT)          // a2 missing: released, the budget being full

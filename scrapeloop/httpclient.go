@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -27,7 +27,7 @@ import (
 // the proxy's CONNECT and the TLS handshake in net/http, and the OAuth2 token
 // fetch in oauth2Transport. Files and TLS material are read here, once per
 // loop; a rotated Secret is a new target key and so a new loop.
-func httpClient(base http.RoundTripper, h *relabel.HTTPConfig, req *http.Request) (c *http.Client, closeIdle func(), err error) {
+func httpClient(base http.RoundTripper, h *httpconfig.Config, req *http.Request) (c *http.Client, closeIdle func(), err error) {
 	c = &http.Client{Transport: base}
 	var own []*http.Transport
 	closeIdle = func() {
@@ -89,8 +89,8 @@ func httpClient(base http.RoundTripper, h *relabel.HTTPConfig, req *http.Request
 
 // transport returns base, or a clone of it with the given TLS, proxy and
 // HTTP/2 settings; own is the clone (nil when base is returned).
-func transport(base http.RoundTripper, tc relabel.TLSConfig, p relabel.ProxyConfig, http2 bool) (rt http.RoundTripper, own *http.Transport, err error) {
-	if tc == (relabel.TLSConfig{}) && p.URL == nil && !p.FromEnvironment && http2 {
+func transport(base http.RoundTripper, tc httpconfig.TLS, p httpconfig.Proxy, http2 bool) (rt http.RoundTripper, own *http.Transport, err error) {
+	if tc == (httpconfig.TLS{}) && p.URL == nil && !p.FromEnvironment && http2 {
 		return base, nil, nil
 	}
 	bt, ok := base.(*http.Transport)
@@ -208,7 +208,7 @@ func domainOrSubdomain(sub, parent string) bool {
 	return strings.HasSuffix(sub, "."+parent)
 }
 
-func tlsConfig(t relabel.TLSConfig) (*tls.Config, error) {
+func tlsConfig(t httpconfig.TLS) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: t.MinVersion, MaxVersion: t.MaxVersion}
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12

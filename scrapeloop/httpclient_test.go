@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
+	"github.com/nodescraper/nodescraper/relabel/target"
 )
 
 // TestTargetHTTPSettings scrapes a TLS server that demands credentials, with
@@ -29,21 +30,21 @@ func TestTargetHTTPSettings(t *testing.T) {
 	}))
 	defer srv.Close()
 	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-	tlsOK := relabel.TLSConfig{CA: ca, ServerName: "example.com"} // httptest's certificate names example.com
+	tlsOK := httpconfig.TLS{CA: ca, ServerName: "example.com"} // httptest's certificate names example.com
 	cases := []struct {
 		name string
 		path string
-		http *relabel.HTTPConfig
+		http *httpconfig.Config
 		err  string
 	}{
-		{name: "bearer over verified TLS", http: &relabel.HTTPConfig{TLS: tlsOK, Authorization: &relabel.Authorization{Credentials: "s3cret"}}},
-		{name: "basic auth", http: &relabel.HTTPConfig{TLS: tlsOK, BasicAuth: &relabel.BasicAuth{Username: "u", Password: "p"}}},
-		{name: "wrong token", http: &relabel.HTTPConfig{TLS: tlsOK, Authorization: &relabel.Authorization{Credentials: "nope"}}, err: "401"},
-		{name: "unknown CA", http: &relabel.HTTPConfig{Authorization: &relabel.Authorization{Credentials: "s3cret"}}, err: "certificate"},
-		{name: "insecure skip verify", http: &relabel.HTTPConfig{TLS: relabel.TLSConfig{InsecureSkipVerify: true}, Authorization: &relabel.Authorization{Credentials: "s3cret"}}},
-		{name: "redirect not followed", path: "/redirect", http: &relabel.HTTPConfig{TLS: tlsOK, Authorization: &relabel.Authorization{Credentials: "s3cret"}}, err: "302"},
-		{name: "redirect followed", path: "/redirect", http: &relabel.HTTPConfig{TLS: tlsOK, FollowRedirects: true, Authorization: &relabel.Authorization{Credentials: "s3cret"}}},
-		{name: "bad CA", http: &relabel.HTTPConfig{TLS: relabel.TLSConfig{CA: "junk"}}, err: "CA: no PEM certificate found"},
+		{name: "bearer over verified TLS", http: &httpconfig.Config{TLS: tlsOK, Authorization: &httpconfig.Authorization{Credentials: "s3cret"}}},
+		{name: "basic auth", http: &httpconfig.Config{TLS: tlsOK, BasicAuth: &httpconfig.BasicAuth{Username: "u", Password: "p"}}},
+		{name: "wrong token", http: &httpconfig.Config{TLS: tlsOK, Authorization: &httpconfig.Authorization{Credentials: "nope"}}, err: "401"},
+		{name: "unknown CA", http: &httpconfig.Config{Authorization: &httpconfig.Authorization{Credentials: "s3cret"}}, err: "certificate"},
+		{name: "insecure skip verify", http: &httpconfig.Config{TLS: httpconfig.TLS{InsecureSkipVerify: true}, Authorization: &httpconfig.Authorization{Credentials: "s3cret"}}},
+		{name: "redirect not followed", path: "/redirect", http: &httpconfig.Config{TLS: tlsOK, Authorization: &httpconfig.Authorization{Credentials: "s3cret"}}, err: "302"},
+		{name: "redirect followed", path: "/redirect", http: &httpconfig.Config{TLS: tlsOK, FollowRedirects: true, Authorization: &httpconfig.Authorization{Credentials: "s3cret"}}},
+		{name: "bad CA", http: &httpconfig.Config{TLS: httpconfig.TLS{CA: "junk"}}, err: "CA: no PEM certificate found"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,7 +52,7 @@ func TestTargetHTTPSettings(t *testing.T) {
 			if path == "" {
 				path = "/metrics"
 			}
-			tl := newTestLoop(t, Target{})
+			tl := newTestLoop(t, target.Target{})
 			tg := tl.target
 			tg.URL, tg.HTTP, tg.Timeout = srv.URL+path, c.http, 5*time.Second
 			l, err := newLoop(tl.cfg, tg)
@@ -67,9 +68,9 @@ func TestTargetHTTPSettings(t *testing.T) {
 		})
 	}
 	// A rotated secret is a different target: its loop restarts.
-	a := Target{URL: "https://x", HTTP: &relabel.HTTPConfig{Authorization: &relabel.Authorization{Credentials: "old"}}}
+	a := target.Target{URL: "https://x", HTTP: &httpconfig.Config{Authorization: &httpconfig.Authorization{Credentials: "old"}}}
 	b := a
-	b.HTTP = &relabel.HTTPConfig{Authorization: &relabel.Authorization{Credentials: "new"}}
+	b.HTTP = &httpconfig.Config{Authorization: &httpconfig.Authorization{Credentials: "new"}}
 	if a.Key() == b.Key() {
 		t.Fatal("a rotated credential does not change the target key")
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nodescraper/nodescraper/relabel/target"
 )
 
 // rawResponder is a loopback HTTP server whose next answer the test sets:
@@ -147,7 +149,7 @@ func TestIncompleteBodyFailsScrape(t *testing.T) {
 			rr := newRawResponder(t)
 			env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
 			url := rr.srv.URL + "/metrics"
-			tl := env.loop(t, Target{URL: url, Interval: 10 * time.Second, Timeout: 5 * time.Second})
+			tl := env.loop(t, target.Target{URL: url, Interval: 10 * time.Second, Timeout: 5 * time.Second})
 			scrape := func(a, b int, broken bool) Status {
 				t.Helper()
 				body := c.body(a, b)

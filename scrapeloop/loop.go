@@ -15,6 +15,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -26,8 +27,8 @@ const acceptHeader = `application/openmetrics-text;version=1.0.0;q=0.6,text/plai
 // the targets page under mu.
 type loop struct {
 	cfg    *env
-	target Target
-	limits Limits
+	target target.Target
+	limits scrapeLimits
 	seed   uint64
 	client *http.Client
 	req    *http.Request
@@ -96,7 +97,7 @@ type Status struct {
 	Timeout  time.Duration
 }
 
-func newLoop(cfg *env, t Target) (*loop, error) {
+func newLoop(cfg *env, t target.Target) (*loop, error) {
 	if t.Interval < time.Second || t.Timeout <= 0 || t.Timeout > t.Interval {
 		// Datadog keeps one point per series and second.
 		return nil, fmt.Errorf("target %s: interval %s must be at least 1s and timeout %s within it", t.URL, t.Interval, t.Timeout)
@@ -124,8 +125,8 @@ func newLoop(cfg *env, t Target) (*loop, error) {
 	l := &loop{
 		cfg:    cfg,
 		target: t,
-		limits: t.Limits.orDefaults(cfg.DefaultLimits),
-		seed:   t.seed(),
+		limits: resolveLimits(t.Limits, cfg.DefaultLimits),
+		seed:   t.Seed(),
 		client: client,
 		req:    req,
 		app:    app,

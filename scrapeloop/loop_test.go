@@ -21,6 +21,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/internal/exporter"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -44,7 +45,7 @@ type recBackend struct {
 	apps []*recAppender
 }
 
-func (b *recBackend) NewAppender(t *Target) (Appender, error) {
+func (b *recBackend) NewAppender(t *target.Target) (Appender, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -168,7 +169,7 @@ func verbatimLabels(p *exposition.Parser, target labels.Labels, exported uint32,
 // appender's id, so a ref handed to the wrong appender is caught.
 type recAppender struct {
 	id     uint64
-	target Target
+	target target.Target
 	kind   func(*Series) Kind
 
 	mu       sync.Mutex
@@ -425,7 +426,7 @@ type testLoop struct {
 }
 
 // loop makes a loop for tg, started as Manager.run starts it.
-func (e *testEnv) loop(t *testing.T, tg Target) *testLoop {
+func (e *testEnv) loop(t *testing.T, tg target.Target) *testLoop {
 	t.Helper()
 	if tg.URL == "" {
 		tg.URL = "http://127.0.0.1:1/metrics"
@@ -443,7 +444,7 @@ func (e *testEnv) loop(t *testing.T, tg Target) *testLoop {
 	return &testLoop{loop: l, env: e, app: apps[len(apps)-1]}
 }
 
-func newTestLoop(t *testing.T, tg Target) *testLoop {
+func newTestLoop(t *testing.T, tg target.Target) *testLoop {
 	t.Helper()
 	return newTestEnv(t, nil, t0, nil).loop(t, tg)
 }
@@ -518,7 +519,7 @@ func wantLines(t *testing.T, what string, got []string, want ...string) {
 }
 
 func TestOpenMetricsCreated(t *testing.T) {
-	tl := newTestLoop(t, Target{})
+	tl := newTestLoop(t, target.Target{})
 	start := tl.env.now.Unix()
 	// A counter created before our window: baseline only. One created after
 	// the window began (a new series of a running target): its whole value.
@@ -594,7 +595,7 @@ func TestFirstSightRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tl := newTestLoop(t, Target{})
+			tl := newTestLoop(t, target.Target{})
 			for i, s := range c.scrapes {
 				err := tl.feed(t, s.body, textCT)
 				if (err != nil) != s.wantErr {
@@ -617,7 +618,7 @@ func TestResumeAfterAgentRestart(t *testing.T) {
 	if _, err := a.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	tl := newTestEnv(t, a, t0, nil).loop(t, Target{Labels: labels.FromStrings("job", "app")})
+	tl := newTestEnv(t, a, t0, nil).loop(t, target.Target{Labels: labels.FromStrings("job", "app")})
 	tl.mustFeed(t, "# TYPE a counter\na 5\n", textCT)
 	tl.mustFeed(t, "# TYPE a counter\na 6\n", textCT)
 	wantLines(t, "before the restart", tl.app.take(), `counter a{job="app"} 1`)
@@ -634,7 +635,7 @@ func TestResumeAfterAgentRestart(t *testing.T) {
 	}
 	defer b.Close()
 	body := "# TYPE a counter\na 8\n# TYPE b counter\nb 3\n"
-	tl2 := newTestEnv(t, b, later, nil).loop(t, Target{Labels: labels.FromStrings("job", "app")})
+	tl2 := newTestEnv(t, b, later, nil).loop(t, target.Target{Labels: labels.FromStrings("job", "app")})
 	if !tl2.succeeded || tl2.windowStart != tl.windowStart {
 		t.Fatalf("resumed window: succeeded %v start %d, want the last scrape %d", tl2.succeeded, tl2.windowStart, tl.windowStart)
 	}
@@ -646,7 +647,7 @@ func TestResumeAfterAgentRestart(t *testing.T) {
 	}
 
 	// Without the checkpoint both are first sights: baselines only.
-	tl3 := newTestEnv(t, nil, later, nil).loop(t, Target{Labels: labels.FromStrings("job", "app")})
+	tl3 := newTestEnv(t, nil, later, nil).loop(t, target.Target{Labels: labels.FromStrings("job", "app")})
 	tl3.mustFeed(t, body, textCT)
 	wantLines(t, "first scrape without a checkpoint", tl3.app.take())
 }
@@ -655,7 +656,7 @@ func TestResumeAfterAgentRestart(t *testing.T) {
 // slot and backend handle, unless it holds counter state: that stays until
 // stale (see TestAbsentSeries), and the series' return is a delta.
 func TestSeriesGoneReleasesState(t *testing.T) {
-	tl := newTestLoop(t, Target{})
+	tl := newTestLoop(t, target.Target{})
 	tl.mustFeed(t, "# TYPE a counter\na{x=\"1\"} 5\na{x=\"2\"} 5\ng 1\n", textCT)
 	wantLines(t, "first scrape", tl.app.take(), "gauge g 1")
 	if n := tl.env.store.Len(); n != 3 {
@@ -738,7 +739,7 @@ func TestLabelsAndRelabeling(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tg := Target{Labels: tls, HonorLabels: c.honor}
+			tg := target.Target{Labels: tls, HonorLabels: c.honor}
 			if c.relabel != "" {
 				tg.MetricRelabel = mustRelabel(t, c.relabel)
 			}
@@ -781,23 +782,23 @@ func TestLimits(t *testing.T) {
 		name     string
 		body     string
 		target   labels.Labels
-		limits   Limits
-		defaults Limits // Config.DefaultLimits
+		limits   target.Limits
+		defaults target.Limits // Config.DefaultLimits
 		err      error
 	}{
-		{name: "samples", body: body, limits: Limits{Samples: 2}, err: errSampleLimit},
-		{name: "labels", body: body, limits: Limits{Labels: 1}, err: errLabelLimit},
-		{name: "target labels count", body: body, target: labels.FromStrings("job", "app"), limits: Limits{Labels: 2}, err: errLabelLimit},
-		{name: "label name length", body: body, limits: Limits{LabelNameLength: 1}, err: errLabelNameLimit},
-		{name: "label value length", body: body, limits: Limits{LabelValueLength: 1}, err: errLabelValueLimit},
-		{name: "body size", body: body, limits: Limits{BodySize: int64(len(body) - 1)}, err: errBodySizeLimit},
-		{name: "all at their bound", body: body, limits: Limits{BodySize: int64(len(body)), Samples: 3, Labels: 2, LabelNameLength: 2, LabelValueLength: 2}},
+		{name: "samples", body: body, limits: target.Limits{Samples: 2}, err: errSampleLimit},
+		{name: "labels", body: body, limits: target.Limits{Labels: 1}, err: errLabelLimit},
+		{name: "target labels count", body: body, target: labels.FromStrings("job", "app"), limits: target.Limits{Labels: 2}, err: errLabelLimit},
+		{name: "label name length", body: body, limits: target.Limits{LabelNameLength: 1}, err: errLabelNameLimit},
+		{name: "label value length", body: body, limits: target.Limits{LabelValueLength: 1}, err: errLabelValueLimit},
+		{name: "body size", body: body, limits: target.Limits{BodySize: int64(len(body) - 1)}, err: errBodySizeLimit},
+		{name: "all at their bound", body: body, limits: target.Limits{BodySize: int64(len(body)), Samples: 3, Labels: 2, LabelNameLength: 2, LabelValueLength: 2}},
 
-		{name: "default samples", body: body, defaults: Limits{Samples: 2}, err: errSampleLimit},
-		{name: "default body size", body: body, defaults: Limits{BodySize: 10}, err: errBodySizeLimit},
-		{name: "target limit over the default", body: body, limits: Limits{Samples: 3}, defaults: Limits{Samples: 2}},
-		{name: "-1 lifts the default", body: body, limits: Limits{Samples: -1, BodySize: -1}, defaults: Limits{Samples: 2, BodySize: 10}},
-		{name: "default -1 lifts the package default", body: many(DefaultLabels + 1), defaults: Limits{Labels: -1}},
+		{name: "default samples", body: body, defaults: target.Limits{Samples: 2}, err: errSampleLimit},
+		{name: "default body size", body: body, defaults: target.Limits{BodySize: 10}, err: errBodySizeLimit},
+		{name: "target limit over the default", body: body, limits: target.Limits{Samples: 3}, defaults: target.Limits{Samples: 2}},
+		{name: "-1 lifts the default", body: body, limits: target.Limits{Samples: -1, BodySize: -1}, defaults: target.Limits{Samples: 2, BodySize: 10}},
+		{name: "default -1 lifts the package default", body: many(DefaultLabels + 1), defaults: target.Limits{Labels: -1}},
 
 		{name: "package default labels", body: many(DefaultLabels + 1), err: errLabelLimit},
 		{name: "package default labels, at the bound", body: many(DefaultLabels)},
@@ -805,12 +806,12 @@ func TestLimits(t *testing.T) {
 		{name: "package default name length, at the bound", body: long(DefaultLabelNameLength, 1)},
 		{name: "package default value length", body: long(1, DefaultLabelValueLength+1), err: errLabelValueLimit},
 		{name: "package default value length, at the bound", body: long(1, DefaultLabelValueLength)},
-		{name: "-1 lifts the package default", body: long(DefaultLabelNameLength+1, DefaultLabelValueLength+1), limits: Limits{LabelNameLength: -1, LabelValueLength: -1}},
+		{name: "-1 lifts the package default", body: long(DefaultLabelNameLength+1, DefaultLabelValueLength+1), limits: target.Limits{LabelNameLength: -1, LabelValueLength: -1}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.DefaultLimits = c.defaults })
-			tl := e.loop(t, Target{Labels: c.target, Limits: c.limits})
+			tl := e.loop(t, target.Target{Labels: c.target, Limits: c.limits})
 			err := tl.feed(t, c.body, textCT)
 			if !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, c.err)
@@ -825,23 +826,36 @@ func TestLimits(t *testing.T) {
 // TestLimitsDefaults: a target's limit, else Config.DefaultLimits, else the
 // package's; -1 at either level means no limit.
 func TestLimitsDefaults(t *testing.T) {
-	pkg := Limits{DefaultBodySize, DefaultSamples, DefaultLabels, DefaultLabelNameLength, DefaultLabelValueLength}
-	none := Limits{BodySize: math.MaxInt64 - 1}
-	cases := []struct{ target, defaults, want Limits }{
-		{Limits{}, Limits{}, pkg},
-		{Limits{Samples: 5}, Limits{}, Limits{DefaultBodySize, 5, DefaultLabels, DefaultLabelNameLength, DefaultLabelValueLength}},
-		{Limits{}, Limits{1, 2, 3, 4, 5}, Limits{1, 2, 3, 4, 5}},
-		{Limits{6, 7, 8, 9, 10}, Limits{1, 2, 3, 4, 5}, Limits{6, 7, 8, 9, 10}},
-		{Limits{-1, -1, -1, -1, -1}, Limits{1, 2, 3, 4, 5}, none},
-		{Limits{}, Limits{-1, -1, -1, -1, -1}, none},
-		{Limits{6, 7, 8, 9, 10}, Limits{-1, -1, -1, -1, -1}, Limits{6, 7, 8, 9, 10}},
+	// lim and want take the limits in one order: body size, samples,
+	// labels, label name length, label value length.
+	lim := func(b, s, l, n, v int64) target.Limits {
+		return target.Limits{BodySize: b, Samples: s, Labels: l, LabelNameLength: n, LabelValueLength: v}
+	}
+	want := func(b int64, s, l, n, v int) scrapeLimits {
+		return scrapeLimits{BodySize: b, Samples: s, Labels: l, LabelNameLength: n, LabelValueLength: v}
+	}
+	pkg := want(DefaultBodySize, DefaultSamples, DefaultLabels, DefaultLabelNameLength, DefaultLabelValueLength)
+	none := want(math.MaxInt64-1, 0, 0, 0, 0)
+	cases := []struct {
+		target, defaults target.Limits
+		want             scrapeLimits
+	}{
+		{target.Limits{}, target.Limits{}, pkg},
+		{target.Limits{Samples: 5}, target.Limits{}, want(DefaultBodySize, 5, DefaultLabels, DefaultLabelNameLength, DefaultLabelValueLength)},
+		{target.Limits{}, lim(1, 2, 3, 4, 5), want(1, 2, 3, 4, 5)},
+		{lim(6, 7, 8, 9, 10), lim(1, 2, 3, 4, 5), want(6, 7, 8, 9, 10)},
+		{lim(-1, -1, -1, -1, -1), lim(1, 2, 3, 4, 5), none},
+		{target.Limits{}, lim(-1, -1, -1, -1, -1), none},
+		{lim(6, 7, 8, 9, 10), lim(-1, -1, -1, -1, -1), want(6, 7, 8, 9, 10)},
+		// The pool's limits are discovery's and change no scrape.
+		{target.Limits{Targets: 1, KeepDroppedTargets: 1}, target.Limits{Targets: 2}, pkg},
 	}
 	for _, c := range cases {
-		if got := c.target.orDefaults(c.defaults); got != c.want {
+		if got := resolveLimits(c.target, c.defaults); got != c.want {
 			t.Errorf("%+v with defaults %+v = %+v, want %+v", c.target, c.defaults, got, c.want)
 		}
 		e := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.DefaultLimits = c.defaults })
-		if got := e.loop(t, Target{Limits: c.target}).limits; got != c.want {
+		if got := e.loop(t, target.Target{Limits: c.target}).limits; got != c.want {
 			t.Errorf("loop limits %+v, want %+v", got, c.want)
 		}
 	}
@@ -861,7 +875,7 @@ func TestTargetIntervalBounds(t *testing.T) {
 		{2 * time.Minute, 10 * time.Second, "longer than half of --series-stale-after"},
 	}
 	for _, c := range cases {
-		_, err := newLoop(e.mgr.cfg, Target{URL: "http://127.0.0.1:1/metrics", Interval: c.interval, Timeout: c.timeout})
+		_, err := newLoop(e.mgr.cfg, target.Target{URL: "http://127.0.0.1:1/metrics", Interval: c.interval, Timeout: c.timeout})
 		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("interval %s timeout %s: err = %v, want %q", c.interval, c.timeout, err, c.err)
 		}
@@ -870,20 +884,20 @@ func TestTargetIntervalBounds(t *testing.T) {
 		t.Errorf("%d appenders made, want 2: none for a refused target", n)
 	}
 	e.backend.err = errors.New("no backend today")
-	if _, err := newLoop(e.mgr.cfg, Target{URL: "http://127.0.0.1:1/metrics", Interval: time.Minute, Timeout: time.Second}); err == nil || !strings.Contains(err.Error(), "no backend today") {
+	if _, err := newLoop(e.mgr.cfg, target.Target{URL: "http://127.0.0.1:1/metrics", Interval: time.Minute, Timeout: time.Second}); err == nil || !strings.Contains(err.Error(), "no backend today") {
 		t.Errorf("err = %v, want the backend's", err)
 	}
 }
 
 func TestParseErrorNamesTheLine(t *testing.T) {
-	tl := newTestLoop(t, Target{})
+	tl := newTestLoop(t, target.Target{})
 	err := tl.feed(t, "ok 1\nbroken{ 2\n", textCT)
 	if err == nil || !strings.Contains(err.Error(), "line 2 col 9") || !strings.Contains(err.Error(), `near "2"`) {
 		t.Fatalf("err = %v, want one naming line 2", err)
 	}
 	// The points before the error are sent; the series after it keep their
 	// state (no sweep) and the window does not end.
-	tl2 := newTestLoop(t, Target{})
+	tl2 := newTestLoop(t, target.Target{})
 	tl2.mustFeed(t, "# TYPE a counter\na 1\n# TYPE b counter\nb 1\n", textCT)
 	if err := tl2.feed(t, "# TYPE a counter\na 2\nbroken{ 2\n# TYPE b counter\nb 5\n", textCT); err == nil {
 		t.Fatal("no error")
@@ -908,7 +922,7 @@ func TestScrapeHTTP(t *testing.T) {
 	defer srv.Close()
 	env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
 	url := "http://" + srv.Addr() + "/metrics"
-	tl := env.loop(t, Target{URL: url, Timeout: 5 * time.Second, Interval: 10 * time.Second})
+	tl := env.loop(t, target.Target{URL: url, Timeout: 5 * time.Second, Interval: 10 * time.Second})
 	ctx := context.Background()
 	scrape := func(tl *testLoop) error {
 		t.Helper()
@@ -954,7 +968,7 @@ func TestScrapeHTTP(t *testing.T) {
 		t.Fatalf("err = %v, want the HTTP 500 named", err)
 	}
 	// The body limit applies to the decompressed body.
-	small := env.loop(t, Target{URL: url, Labels: labels.FromStrings("job", "small"), Timeout: 5 * time.Second, Interval: 10 * time.Second, Limits: Limits{BodySize: 10}})
+	small := env.loop(t, target.Target{URL: url, Labels: labels.FromStrings("job", "small"), Timeout: 5 * time.Second, Interval: 10 * time.Second, Limits: target.Limits{BodySize: 10}})
 	if err := scrape(small); !errors.Is(err, errBodySizeLimit) {
 		t.Fatalf("err = %v, want body size limit", err)
 	}
@@ -977,8 +991,8 @@ func TestManagerSync(t *testing.T) {
 	defer m.cfg.Transport.(*http.Transport).CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tg := func(job string) Target {
-		return Target{URL: "http://" + srv.Addr() + "/metrics", Labels: labels.FromStrings("job", job), Interval: 2 * time.Second, Timeout: time.Second}
+	tg := func(job string) target.Target {
+		return target.Target{URL: "http://" + srv.Addr() + "/metrics", Labels: labels.FromStrings("job", job), Interval: 2 * time.Second, Timeout: time.Second}
 	}
 	appOf := func(job string) *recAppender {
 		t.Helper()
@@ -1006,7 +1020,7 @@ func TestManagerSync(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	m.Sync(ctx, []Target{tg("a"), tg("b")})
+	m.Sync(ctx, []target.Target{tg("a"), tg("b")})
 	if n := len(m.Targets()); n != 2 {
 		t.Fatalf("%d targets, want 2", n)
 	}
@@ -1015,7 +1029,7 @@ func TestManagerSync(t *testing.T) {
 	waitCommits(b, 1)
 
 	// a goes: its loop stops, its appender is closed, its state released.
-	m.Sync(ctx, []Target{tg("b")})
+	m.Sync(ctx, []target.Target{tg("b")})
 	if _, closed := a.state(); !closed {
 		t.Error("the removed target's appender was not closed")
 	}
@@ -1056,7 +1070,7 @@ func TestManagerSync(t *testing.T) {
 	b2 := tg("b")
 	b2.MetricRelabel = mustRelabel(t, "- target_label: env\n  replacement: prod\n")
 	c.Add("", 5)
-	m.Sync(ctx, []Target{b2})
+	m.Sync(ctx, []target.Target{b2})
 	if _, closed := b.state(); !closed {
 		t.Error("the reconfigured target's old appender was not closed")
 	}

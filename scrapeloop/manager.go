@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 )
 
 // Config configures a Manager.
@@ -23,7 +24,7 @@ type Config struct {
 	Transport http.RoundTripper
 	// DefaultLimits apply where a target sets no limit of its own; zero
 	// fields take the package defaults (see Limits).
-	DefaultLimits Limits
+	DefaultLimits target.Limits
 	// MaxInterval refuses targets scraped less often (their delta state
 	// would expire between scrapes); 0 means no bound.
 	MaxInterval time.Duration
@@ -147,8 +148,8 @@ func (m *Manager) Metrics() *metrics.Set { return m.cfg.m.set }
 // (and release their delta state) before new ones start. Loops stop when ctx
 // is cancelled. Targets discovery dropped (Drop set), targets whose settings
 // a loop refuses and duplicates of a running target are listed as dropped.
-func (m *Manager) Sync(ctx context.Context, targets []Target) {
-	want := make(map[string]Target, len(targets))
+func (m *Manager) Sync(ctx context.Context, targets []target.Target) {
+	want := make(map[string]target.Target, len(targets))
 	var dropped []DroppedTarget
 	// One loop per identity (URL and labels): loops of one identity would
 	// share its delta table. Of several configurations of one identity (two
@@ -159,7 +160,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 			dropped = append(dropped, droppedOf(&t, t.Drop))
 			continue
 		}
-		k, s := t.Key(), t.seed()
+		k, s := t.Key(), t.Seed()
 		if other, dup := bySeed[s]; dup && other != k {
 			running, ignored := want[other], t
 			if other > k {
@@ -167,7 +168,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 				delete(want, other)
 			}
 			m.cfg.Logger.Warn("target ignored: another configuration of it runs", "target", t.URL, "source", ignored.Source, "running", running.Source)
-			dropped = append(dropped, droppedOf(&ignored, Drop{Reason: DroppedDuplicate, Detail: "the same target (URL and labels) runs from " + running.Source}))
+			dropped = append(dropped, droppedOf(&ignored, target.Drop{Reason: target.DroppedDuplicate, Detail: "the same target (URL and labels) runs from " + running.Source}))
 			if other < k {
 				continue
 			}
@@ -208,7 +209,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 		if _, ok := m.loops[k]; ok {
 			continue
 		}
-		seed := t.seed()
+		seed := t.Seed()
 		prev := handover[seed]
 		delete(handover, seed)
 		l, err := newLoop(m.cfg, t)
@@ -218,7 +219,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) {
 			if m.refused[k] != err.Error() {
 				m.cfg.Logger.Error("cannot scrape target", "target", t.URL, "source", t.Source, "err", err)
 			}
-			dropped = append(dropped, droppedOf(&t, Drop{Reason: DroppedRefused, Detail: err.Error()}))
+			dropped = append(dropped, droppedOf(&t, target.Drop{Reason: target.DroppedRefused, Detail: err.Error()}))
 			if prev != nil {
 				// No loop holds the identity now, so none would release
 				// its state when the target goes.
@@ -261,7 +262,7 @@ func (l *loop) stop() {
 // Run applies target sets from updates until ctx is cancelled, then waits for
 // every loop to stop. The delta state of stopped loops is kept for the
 // checkpoint.
-func (m *Manager) Run(ctx context.Context, updates <-chan []Target) {
+func (m *Manager) Run(ctx context.Context, updates <-chan []target.Target) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/deltastore"
-	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -87,9 +88,9 @@ func tokenServer(t *testing.T, token string, expiresIn int) (srv *httptest.Serve
 	return srv, fetches
 }
 
-func oauth2Config(tokenURL string) *relabel.HTTPConfig {
-	return &relabel.HTTPConfig{EnableHTTP2: true, FollowRedirects: true,
-		OAuth2: &relabel.OAuth2{ClientID: "id", ClientSecret: "secret", TokenURL: tokenURL, Scopes: []string{"read"}}}
+func oauth2Config(tokenURL string) *httpconfig.Config {
+	return &httpconfig.Config{EnableHTTP2: true, FollowRedirects: true,
+		OAuth2: &httpconfig.OAuth2{ClientID: "id", ClientSecret: "secret", TokenURL: tokenURL, Scopes: []string{"read"}}}
 }
 
 // TestOAuth2Token: the token is fetched with the client credentials, sent
@@ -106,7 +107,7 @@ func TestOAuth2Token(t *testing.T) {
 	}))
 	defer other.Close()
 	_, otherPort, _ := net.SplitHostPort(other.Listener.Addr().String())
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer t0k" {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -118,7 +119,7 @@ func TestOAuth2Token(t *testing.T) {
 		}
 		w.Write([]byte("up 1\n"))
 	}))
-	defer target.Close()
+	defer srv.Close()
 	cases := []struct {
 		name      string
 		expiresIn int
@@ -134,7 +135,7 @@ func TestOAuth2Token(t *testing.T) {
 			tokens, fetches := tokenServer(t, "t0k", c.expiresIn)
 			leaked.Store("")
 			env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
-			tl := env.loop(t, Target{URL: target.URL + c.path, Interval: 10 * time.Second, Timeout: 5 * time.Second, HTTP: oauth2Config(tokens.URL + "/token")})
+			tl := env.loop(t, target.Target{URL: srv.URL + c.path, Interval: 10 * time.Second, Timeout: 5 * time.Second, HTTP: oauth2Config(tokens.URL + "/token")})
 			for range 3 {
 				env.now = env.now.Add(10 * time.Second)
 				if _, err := tl.scrape(context.Background(), env.now); err != nil {
@@ -156,8 +157,8 @@ func TestOAuth2Token(t *testing.T) {
 	// A token endpoint that refuses the client: the scrape fails, naming it.
 	tokens, _ := tokenServer(t, "t0k", 3600)
 	env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
-	tl := env.loop(t, Target{URL: target.URL + "/metrics", Interval: 10 * time.Second, Timeout: 5 * time.Second,
-		HTTP: &relabel.HTTPConfig{OAuth2: &relabel.OAuth2{ClientID: "id", ClientSecret: "wrong", TokenURL: tokens.URL + "/token"}}})
+	tl := env.loop(t, target.Target{URL: srv.URL + "/metrics", Interval: 10 * time.Second, Timeout: 5 * time.Second,
+		HTTP: &httpconfig.Config{OAuth2: &httpconfig.OAuth2{ClientID: "id", ClientSecret: "wrong", TokenURL: tokens.URL + "/token"}}})
 	_, err := tl.fetch(context.Background(), new([]byte))
 	if err == nil || !strings.Contains(err.Error(), "oauth2 token fetch from "+tokens.URL+"/token") || !strings.Contains(err.Error(), "invalid_client") {
 		t.Fatalf("err = %v, want the token fetch and its refusal named", err)
@@ -174,18 +175,18 @@ func TestHungDependencies(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up 1\n")) }))
 	defer ok.Close()
 	proxy, _ := url.Parse("http://" + hole.addr())
-	insecure := relabel.TLSConfig{InsecureSkipVerify: true}
+	insecure := httpconfig.TLS{InsecureSkipVerify: true}
 	cases := []struct {
 		name string
 		url  string
-		http *relabel.HTTPConfig
+		http *httpconfig.Config
 		want string // in the error
 	}{
 		{"target never answers", "http://" + hole.addr() + "/metrics", nil, "Client.Timeout exceeded"},
-		{"TLS handshake never completes", "https://" + hole.addr() + "/metrics", &relabel.HTTPConfig{TLS: insecure, EnableHTTP2: true}, "Client.Timeout exceeded"},
-		{"proxy CONNECT never answered", "https://127.0.0.1:9/metrics", &relabel.HTTPConfig{TLS: insecure, Proxy: relabel.ProxyConfig{URL: proxy}, EnableHTTP2: true}, "Client.Timeout exceeded"},
+		{"TLS handshake never completes", "https://" + hole.addr() + "/metrics", &httpconfig.Config{TLS: insecure, EnableHTTP2: true}, "Client.Timeout exceeded"},
+		{"proxy CONNECT never answered", "https://127.0.0.1:9/metrics", &httpconfig.Config{TLS: insecure, Proxy: httpconfig.Proxy{URL: proxy}, EnableHTTP2: true}, "Client.Timeout exceeded"},
 		{"OAuth2 token endpoint never answers", ok.URL + "/metrics", oauth2Config("http://" + hole.addr() + "/token"), "oauth2 token fetch from http://" + hole.addr() + "/token"},
-		{"OAuth2 token endpoint's TLS handshake never completes", ok.URL + "/metrics", func() *relabel.HTTPConfig {
+		{"OAuth2 token endpoint's TLS handshake never completes", ok.URL + "/metrics", func() *httpconfig.Config {
 			h := oauth2Config("https://" + hole.addr() + "/token")
 			h.OAuth2.TLS = insecure
 			return h
@@ -194,7 +195,7 @@ func TestHungDependencies(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
-			tl := env.loop(t, Target{URL: c.url, Interval: time.Second, Timeout: timeout, HTTP: c.http})
+			tl := env.loop(t, target.Target{URL: c.url, Interval: time.Second, Timeout: timeout, HTTP: c.http})
 			start := time.Now()
 			_, err := tl.scrape(context.Background(), env.now)
 			took := time.Since(start)
@@ -224,8 +225,8 @@ func TestShutdownDuringHungTokenFetch(t *testing.T) {
 	defer ok.Close()
 	m := NewManager(Config{Store: deltastore.New(deltastore.Config{}), Backend: &recBackend{}, Logger: slog.New(slog.DiscardHandler)})
 	defer m.cfg.Transport.(*http.Transport).CloseIdleConnections()
-	tg := func(job string) Target {
-		return Target{URL: ok.URL + "/metrics", Labels: labels.FromStrings("job", job), Interval: timeout, Timeout: timeout,
+	tg := func(job string) target.Target {
+		return target.Target{URL: ok.URL + "/metrics", Labels: labels.FromStrings("job", job), Interval: timeout, Timeout: timeout,
 			HTTP: oauth2Config("http://" + hole.addr() + "/token")}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -240,14 +241,14 @@ func TestShutdownDuringHungTokenFetch(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // the request is written and waiting
 	}
-	m.Sync(ctx, []Target{tg("a")})
+	m.Sync(ctx, []target.Target{tg("a")})
 	waitFetches(1)
 	for _, c := range []struct {
 		name string
 		stop func()
 	}{
 		// a's loop stops, b's starts and hangs in its own fetch.
-		{"restart (Sync)", func() { m.Sync(ctx, []Target{tg("b")}) }},
+		{"restart (Sync)", func() { m.Sync(ctx, []target.Target{tg("b")}) }},
 		{"shutdown (Wait)", func() { cancel(); m.Wait() }},
 	} {
 		start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nodescraper/nodescraper/relabel/target"
 )
 
 // poolMetrics are the series of one scrape pool. Per pool, not per target:
@@ -93,7 +94,7 @@ func (m *Manager) writePoolTargets(w io.Writer) {
 		}
 		health[l.pool][st.Health]++
 	}
-	dropped := map[string]map[DropReason]int{}
+	dropped := map[string]map[target.DropReason]int{}
 	for pool, n := range m.dropped.reasons {
 		dropped[pool] = n
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -15,7 +16,7 @@ import (
 // costs, without a backend's encoding.
 type discardBackend struct{ points int }
 
-func (d *discardBackend) NewAppender(*Target) (Appender, error) { return d, nil }
+func (d *discardBackend) NewAppender(*target.Target) (Appender, error) { return d, nil }
 func (d *discardBackend) AddSeries(s *Series) (uint64, Kind) {
 	if s.Role == exposition.RoleCreated {
 		return 0, KindDrop
@@ -31,7 +32,7 @@ func (d *discardBackend) Commit()                                           {}
 func (d *discardBackend) Close()                                            {}
 
 // benchLoop makes a loop on store with the given backend, not started.
-func benchLoop(tb testing.TB, tg Target, store *deltastore.Store, be Backend, now *time.Time) *loop {
+func benchLoop(tb testing.TB, tg target.Target, store *deltastore.Store, be Backend, now *time.Time) *loop {
 	tb.Helper()
 	if tg.URL == "" {
 		tg.URL = "http://127.0.0.1:1/metrics"
@@ -40,7 +41,7 @@ func benchLoop(tb testing.TB, tg Target, store *deltastore.Store, be Backend, no
 		tg.Interval, tg.Timeout = 30*time.Second, 10*time.Second
 	}
 	m := NewManager(Config{Store: store, Backend: be, Logger: slog.New(slog.DiscardHandler),
-		DefaultLimits: Limits{Samples: -1},
+		DefaultLimits: target.Limits{Samples: -1},
 		Now:           func() time.Time { return *now }})
 	l, err := newLoop(m.cfg, tg)
 	if err != nil {
@@ -72,7 +73,7 @@ func BenchmarkProcess(b *testing.B) {
 				b.Fatal(err)
 			}
 			now := time.Unix(1_800_000_000, 0)
-			l := benchLoop(b, Target{Labels: labels.FromStrings("job", "bench", "instance", "10.0.0.1:9100")},
+			l := benchLoop(b, target.Target{Labels: labels.FromStrings("job", "bench", "instance", "10.0.0.1:9100")},
 				deltastore.New(deltastore.Config{}), &discardBackend{}, &now)
 			samples, err := processLocked(l, body, benchCT, now)
 			if err != nil {

@@ -11,7 +11,8 @@ import (
 
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/internal/exporter"
-	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -59,25 +60,25 @@ func TestManagerReconfigureKeepsDeltas(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	bearer := func(tok string) *relabel.HTTPConfig {
-		return &relabel.HTTPConfig{EnableHTTP2: true, Authorization: &relabel.Authorization{Credentials: relabel.Secret(tok)}}
+	bearer := func(tok string) *httpconfig.Config {
+		return &httpconfig.Config{EnableHTTP2: true, Authorization: &httpconfig.Authorization{Credentials: httpconfig.Secret(tok)}}
 	}
-	tg := Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("instance", srv.Listener.Addr().String(), "job", "app"),
+	tg := target.Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("instance", srv.Listener.Addr().String(), "job", "app"),
 		Interval: time.Second, Timeout: 500 * time.Millisecond, HTTP: bearer("s1"),
 		Discovered: labels.FromStrings("__meta_kubernetes_namespace", "shop", "__meta_kubernetes_pod_label_app", "web")}
 	steps := []struct {
 		name   string
-		change func(*Target)
+		change func(*target.Target)
 		fresh  bool // a new identity: its first scrape is a baseline
 	}{
-		{"start", func(*Target) {}, true},
-		{"limits", func(tg *Target) { tg.Limits = Limits{Samples: 1000, Labels: 20} }, false},
-		{"Secret rotated", func(tg *Target) { allow("s1", "s2"); tg.HTTP = bearer("s2") }, false},
-		{"pod label (a Datadog tag) changed", func(tg *Target) {
+		{"start", func(*target.Target) {}, true},
+		{"limits", func(tg *target.Target) { tg.Limits = target.Limits{Samples: 1000, Labels: 20} }, false},
+		{"Secret rotated", func(tg *target.Target) { allow("s1", "s2"); tg.HTTP = bearer("s2") }, false},
+		{"pod label (a Datadog tag) changed", func(tg *target.Target) {
 			tg.Discovered = labels.FromStrings("__meta_kubernetes_namespace", "shop", "__meta_kubernetes_pod_label_app", "web2")
 		}, false},
-		{"interval 1s to 2s", func(tg *Target) { tg.Interval, tg.Timeout = 2*time.Second, time.Second }, false},
-		{"target label changed: a new identity", func(tg *Target) {
+		{"interval 1s to 2s", func(tg *target.Target) { tg.Interval, tg.Timeout = 2*time.Second, time.Second }, false},
+		{"target label changed: a new identity", func(tg *target.Target) {
 			tg.Labels = labels.FromStrings("instance", srv.Listener.Addr().String(), "job", "app2")
 			tg.Interval, tg.Timeout = time.Second, 500*time.Millisecond
 		}, true},
@@ -85,7 +86,7 @@ func TestManagerReconfigureKeepsDeltas(t *testing.T) {
 	var apps []*recAppender
 	for i, s := range steps {
 		s.change(&tg)
-		m.Sync(ctx, []Target{tg})
+		m.Sync(ctx, []target.Target{tg})
 		if s.name == "Secret rotated" {
 			allow("s2") // the old loop has stopped; the new one must use the new secret
 		}
@@ -188,7 +189,7 @@ func TestSyncHandover(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// An hour's interval: the loops do not scrape during the test.
-	x := Target{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "app"), Interval: time.Hour, Timeout: time.Second}
+	x := target.Target{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "app"), Interval: time.Hour, Timeout: time.Second}
 	running := func() *loop {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -197,8 +198,8 @@ func TestSyncHandover(t *testing.T) {
 		}
 		return nil
 	}
-	m.Sync(ctx, []Target{x})
-	tab := store.Table(x.seed())
+	m.Sync(ctx, []target.Target{x})
+	tab := store.Table(x.Seed())
 	tab.Lock()
 	tab.Add(1)
 	tab.Add(2)
@@ -209,7 +210,7 @@ func TestSyncHandover(t *testing.T) {
 
 	y := x
 	y.Limits.Samples = 10
-	m.Sync(ctx, []Target{y})
+	m.Sync(ctx, []target.Target{y})
 	if l := running(); l == nil || l.target.Key() != y.Key() || !l.incomplete || l.table != tab {
 		t.Fatalf("the new loop did not take over the table and its incomplete window: %+v", l)
 	}
@@ -217,7 +218,7 @@ func TestSyncHandover(t *testing.T) {
 	// none would release its state when the target goes.
 	z := y
 	z.Interval = 2 * time.Hour
-	m.Sync(ctx, []Target{z})
+	m.Sync(ctx, []target.Target{z})
 	if l := running(); l != nil {
 		t.Fatalf("a loop runs for %s", l.target.URL)
 	}

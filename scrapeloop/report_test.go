@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodescraper/nodescraper/relabel/target"
 )
 
 // TestReport checks the report each scrape hands a Reporter appender, as
@@ -11,7 +13,7 @@ import (
 // relabeling, series added, duration and the error.
 func TestReport(t *testing.T) {
 	e := newTestEnv(t, nil, t0, nil)
-	tl := e.loop(t, Target{MetricRelabel: mustRelabel(t, `
+	tl := e.loop(t, target.Target{MetricRelabel: mustRelabel(t, `
 - source_labels: [__name__]
   regex: drop_me
   action: drop

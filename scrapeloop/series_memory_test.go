@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -64,7 +65,7 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		now := time.Unix(1_800_000_000, 0)
 		store := deltastore.New(deltastore.Config{})
-		l := benchLoop(b, Target{Labels: labels.FromStrings("job", "bench", "instance", "127.0.0.1:9100", "namespace", "monitoring", "pod", "exporter-0")},
+		l := benchLoop(b, target.Target{Labels: labels.FromStrings("job", "bench", "instance", "127.0.0.1:9100", "namespace", "monitoring", "pod", "exporter-0")},
 			store, &discardBackend{}, &now)
 		series := 0
 		for _, body := range bodies {

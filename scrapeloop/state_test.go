@@ -13,6 +13,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -32,7 +33,7 @@ func counters(kv ...any) string {
 // configuration, and its first scrape sends the increases since the old
 // loop's last scrape, not baselines.
 func TestReconfigureKeepsDeltaState(t *testing.T) {
-	base := Target{URL: "http://app:8080/metrics", Labels: labels.FromStrings("instance", "app:8080", "job", "app")}
+	base := target.Target{URL: "http://app:8080/metrics", Labels: labels.FromStrings("instance", "app:8080", "job", "app")}
 	series := func(c, d, gone, g int, extra string) string {
 		return fmt.Sprintf("# TYPE c counter\nc{job=\"x\"} %d\n# TYPE d counter\nd %d\n", c, d) +
 			map[bool]string{true: fmt.Sprintf("# TYPE gone counter\ngone %d\n", gone)}[gone > 0] + extra +
@@ -40,23 +41,23 @@ func TestReconfigureKeepsDeltaState(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		change func(t *testing.T, tg *Target)
+		change func(t *testing.T, tg *target.Target)
 		same   bool   // same identity: the state carries over
 		label  string // a label (name=value) of every series under the new configuration
 	}{
-		{"metric relabeling added", func(t *testing.T, tg *Target) {
+		{"metric relabeling added", func(t *testing.T, tg *target.Target) {
 			tg.MetricRelabel = mustRelabel(t, "- target_label: env\n  replacement: prod\n")
 		}, true, "env=prod"},
-		{"limits changed", func(_ *testing.T, tg *Target) { tg.Limits = Limits{Samples: 100, Labels: 10} }, true, ""},
-		{"interval changed", func(_ *testing.T, tg *Target) { tg.Interval, tg.Timeout = 15*time.Second, 5*time.Second }, true, ""},
-		{"honor_labels turned on", func(_ *testing.T, tg *Target) { tg.HonorLabels = true }, true, ""},
-		{"discovered labels and source changed", func(_ *testing.T, tg *Target) {
+		{"limits changed", func(_ *testing.T, tg *target.Target) { tg.Limits = target.Limits{Samples: 100, Labels: 10} }, true, ""},
+		{"interval changed", func(_ *testing.T, tg *target.Target) { tg.Interval, tg.Timeout = 15*time.Second, 5*time.Second }, true, ""},
+		{"honor_labels turned on", func(_ *testing.T, tg *target.Target) { tg.HonorLabels = true }, true, ""},
+		{"discovered labels and source changed", func(_ *testing.T, tg *target.Target) {
 			tg.Discovered, tg.Source = labels.FromStrings("__meta_kubernetes_namespace", "shop"), "ServiceMonitor shop/app"
 		}, true, ""},
-		{"target labels changed: a new target", func(_ *testing.T, tg *Target) {
+		{"target labels changed: a new target", func(_ *testing.T, tg *target.Target) {
 			tg.Labels = labels.FromStrings("instance", "app:8080", "job", "app2")
 		}, false, ""},
-		{"URL changed: a new target", func(_ *testing.T, tg *Target) { tg.URL = "http://app:8081/metrics" }, false, ""},
+		{"URL changed: a new target", func(_ *testing.T, tg *target.Target) { tg.URL = "http://app:8081/metrics" }, false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,8 +75,8 @@ func TestReconfigureKeepsDeltaState(t *testing.T) {
 			if tg.Key() == base.Key() {
 				t.Fatal("the change does not change the target's key")
 			}
-			if (tg.seed() == base.seed()) != c.same {
-				t.Fatalf("same seed %v, want %v", tg.seed() == base.seed(), c.same)
+			if (tg.Seed() == base.Seed()) != c.same {
+				t.Fatalf("same seed %v, want %v", tg.Seed() == base.Seed(), c.same)
 			}
 			nl := e.loop(t, tg)
 			if (nl.table == old.table) != c.same {
@@ -129,8 +130,8 @@ func TestReconfigureKeepsDeltaState(t *testing.T) {
 func TestSeriesBudget(t *testing.T) {
 	store := deltastore.New(deltastore.Config{MaxSeries: 5, Logger: slog.New(slog.DiscardHandler)})
 	e := newTestEnv(t, store, t0, nil)
-	a := e.loop(t, Target{URL: "http://a:9100/metrics"})
-	b := e.loop(t, Target{URL: "http://b:9100/metrics"})
+	a := e.loop(t, target.Target{URL: "http://a:9100/metrics"})
+	b := e.loop(t, target.Target{URL: "http://b:9100/metrics"})
 	type round struct {
 		a, b               string
 		wantA, wantB       []string
@@ -265,7 +266,7 @@ func TestHashCollision(t *testing.T) {
 			t.Fatalf("parsed %q, want %q (%v)", p.Series(), want, p.Err())
 		}
 	}
-	tl := newTestLoop(t, Target{})
+	tl := newTestLoop(t, target.Target{})
 	collisions := func() float64 {
 		return metricValue(t, tl.env.mgr.Metrics(), "nodescraper_scrape_series_hash_collisions_total")
 	}
@@ -305,19 +306,19 @@ func TestSyncOneLoopPerIdentity(t *testing.T) {
 	m := NewManager(Config{Store: store, Backend: backend, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	x := Target{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "app"), Interval: time.Hour, Timeout: time.Second, Source: "ServiceMonitor a/x"}
+	x := target.Target{URL: "http://127.0.0.1:1/metrics", Labels: labels.FromStrings("job", "app"), Interval: time.Hour, Timeout: time.Second, Source: "ServiceMonitor a/x"}
 	y := x
 	y.Source, y.Interval = "ServiceMonitor a/y", 30*time.Minute
 	keep := x
 	if y.Key() < x.Key() {
 		keep = y
 	}
-	m.Sync(ctx, []Target{x, y})
+	m.Sync(ctx, []target.Target{x, y})
 	ts := m.Targets()
 	if len(ts) != 1 || ts[0].Source != keep.Source {
 		t.Fatalf("targets %+v, want only %s", ts, keep.Source)
 	}
-	m.Sync(ctx, []Target{y, x})
+	m.Sync(ctx, []target.Target{y, x})
 	if ts := m.Targets(); len(ts) != 1 || ts[0].Source != keep.Source || len(backend.appenders()) != 1 {
 		t.Fatalf("after the same targets in another order: %+v, %d appenders", ts, len(backend.appenders()))
 	}

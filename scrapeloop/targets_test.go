@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/internal/exporter"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -35,7 +36,7 @@ type endpointEnv struct {
 	logs   *countingHandler
 
 	upURL, downURL string
-	targets        []Target // what discovery sent
+	targets        []target.Target // what discovery sent
 }
 
 // The pools of the test's target set.
@@ -79,23 +80,23 @@ func newEndpointEnv(t *testing.T, keepDropped int) *endpointEnv {
 		return labels.FromStrings("__address__", addr, "__meta_kubernetes_namespace", "shop", "__meta_kubernetes_pod_name", pod)
 	}
 	env := &endpointEnv{mgr: m, logs: logs, upURL: "http://" + up.Addr() + "/metrics", downURL: down.URL + "/metrics"}
-	upTarget := Target{URL: env.upURL, Labels: labels.FromStrings("instance", up.Addr(), "job", "web"), Interval: time.Second, Timeout: 900 * time.Millisecond,
+	upTarget := target.Target{URL: env.upURL, Labels: labels.FromStrings("instance", up.Addr(), "job", "web"), Interval: time.Second, Timeout: 900 * time.Millisecond,
 		Discovered: disc("web-1", up.Addr()), Source: "ServiceMonitor shop/web", Pool: poolA}
 	// The same target from another monitor. Of two, the smaller key runs:
 	// keys differ first in the Source, whose length comes first, so the
 	// longer one is dropped.
 	dup := upTarget
 	dup.Source, dup.Pool = "PodMonitor shop/worker-metrics", poolB
-	env.targets = []Target{
+	env.targets = []target.Target{
 		upTarget,
 		{URL: env.downURL, Labels: labels.FromStrings("instance", strings.TrimPrefix(down.URL, "http://"), "job", "web"), Interval: time.Second, Timeout: 900 * time.Millisecond,
 			Discovered: disc("web-2", strings.TrimPrefix(down.URL, "http://")), Source: "ServiceMonitor shop/web", Pool: poolA},
 		{URL: "http://127.0.0.1:9/metrics", Labels: labels.FromStrings("instance", "127.0.0.1:9", "job", "worker"), Interval: 500 * time.Millisecond, Timeout: 100 * time.Millisecond,
 			Discovered: disc("worker-1", "127.0.0.1:9"), Source: "PodMonitor shop/worker", Pool: poolB},
-		{Discovered: disc("db-1", "127.0.0.2:5432"), Source: "PodMonitor shop/worker", Pool: poolB, Drop: Drop{Reason: DroppedByRelabeling}},
-		{Discovered: disc("db-2", "127.0.0.3:5432"), Source: "PodMonitor shop/worker", Pool: poolB, Drop: Drop{Reason: DroppedByRelabeling}},
+		{Discovered: disc("db-1", "127.0.0.2:5432"), Source: "PodMonitor shop/worker", Pool: poolB, Drop: target.Drop{Reason: target.DroppedByRelabeling}},
+		{Discovered: disc("db-2", "127.0.0.3:5432"), Source: "PodMonitor shop/worker", Pool: poolB, Drop: target.Drop{Reason: target.DroppedByRelabeling}},
 		{URL: "http://10.9.9.9:80/metrics", Discovered: disc("elsewhere", "10.9.9.9:80"), Source: "ServiceMonitor shop/web", Pool: poolA,
-			Drop: Drop{Reason: DroppedNotOnNode, Detail: "10.9.9.9 is not an address of this node"}},
+			Drop: target.Drop{Reason: target.DroppedNotOnNode, Detail: "10.9.9.9 is not an address of this node"}},
 		dup,
 	}
 	m.Sync(ctx, env.targets)
@@ -386,7 +387,7 @@ func TestRefusedTargetIsDropped(t *testing.T) {
 	ds, _ := env.mgr.Dropped()
 	var got []DroppedTarget
 	for _, d := range ds {
-		if d.Reason == DroppedRefused {
+		if d.Reason == target.DroppedRefused {
 			got = append(got, d)
 		}
 	}

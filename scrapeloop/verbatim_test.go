@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -20,7 +21,7 @@ import (
 // le and quantile values stay as written (Prometheus 3 rewrites "1" as
 // "1.0"), and a series relabeled out of its name is dropped (Prometheus fails
 // the scrape). ok is false for a dropped series.
-func promLabels(p *exposition.Parser, t *Target) (lset labels.Labels, ok bool) {
+func promLabels(p *exposition.Parser, t *target.Target) (lset labels.Labels, ok bool) {
 	var sb labels.ScratchBuilder
 	sb.Add(model.MetricNameLabel, string(p.Name()))
 	for k := range p.NumLabels() {
@@ -101,7 +102,7 @@ func isPlain(p *exposition.Parser) bool {
 
 // reference parses body on its own and returns each series' labels by
 // promLabels, by raw series.
-func reference(t *testing.T, body []byte, ct string, tg *Target) map[string]refSeries {
+func reference(t *testing.T, body []byte, ct string, tg *target.Target) map[string]refSeries {
 	t.Helper()
 	var p exposition.Parser
 	p.Reset(body, exposition.FormatFor(ct))
@@ -124,7 +125,7 @@ func reference(t *testing.T, body []byte, ct string, tg *Target) map[string]refS
 // appender got against reference: the same series, each with Prometheus'
 // labels. recAppender checks on every point that the Verbatim rules give
 // Series.Labels exactly. It returns how many series were verbatim.
-func checkAgainstReference(t *testing.T, tg Target, body []byte, ct string) (verbatim, total int) {
+func checkAgainstReference(t *testing.T, tg target.Target, body []byte, ct string) (verbatim, total int) {
 	t.Helper()
 	e := newTestEnv(t, nil, t0, nil)
 	e.backend.kind = allGauges
@@ -239,7 +240,7 @@ func TestVerbatimRulesReconstructLabels(t *testing.T) {
 		for _, honor := range []bool{false, true} {
 			for _, rl := range relabels {
 				t.Run(fmt.Sprintf("%s/honor=%v/%s", tgt.name, honor, rl.name), func(t *testing.T) {
-					tg := Target{Labels: tgt.labels, HonorLabels: honor}
+					tg := target.Target{Labels: tgt.labels, HonorLabels: honor}
 					if rl.yaml != "" {
 						tg.MetricRelabel = mustRelabel(t, rl.yaml)
 					}
@@ -291,7 +292,7 @@ func TestVerbatimRulesOnCorpus(t *testing.T) {
 		for _, honor := range []bool{false, true} {
 			for _, mr := range [][]*promrelabel.Config{nil, relabel} {
 				t.Run(fmt.Sprintf("%s/honor=%v/relabel=%v", f.name, honor, mr != nil), func(t *testing.T) {
-					verbatim, total := checkAgainstReference(t, Target{Labels: targetLabels, HonorLabels: honor, MetricRelabel: mr}, body, f.ct)
+					verbatim, total := checkAgainstReference(t, target.Target{Labels: targetLabels, HonorLabels: honor, MetricRelabel: mr}, body, f.ct)
 					t.Logf("%d series, %d verbatim", total, verbatim)
 				})
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/ddclient"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -49,8 +50,8 @@ type config struct {
 	seriesStaleAfter   time.Duration
 	maxSeries          int
 
-	// Per-target limits where a target (monitor) sets none; see scrapeloop.Limits.
-	limits scrapeloop.Limits
+	// Per-target limits where a target (monitor) sets none; see target.Limits.
+	limits target.Limits
 	// memoryLimit is the Go runtime's soft memory limit: "auto" (from the
 	// container's cgroup), "off", or a size such as 512MiB.
 	memoryLimit string
@@ -132,10 +133,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.checkpointMaxAge, "checkpoint-max-age", envDuration("NODESCRAPER_CHECKPOINT_MAX_AGE", time.Hour), "an older checkpoint is not restored: counters restart from baselines instead of one delta spanning the outage (env NODESCRAPER_CHECKPOINT_MAX_AGE)")
 	fs.DurationVar(&c.seriesStaleAfter, "series-stale-after", envDuration("NODESCRAPER_SERIES_STALE_AFTER", time.Hour), "delta state of a series absent from its target's scrapes is kept this long (a series that comes back within it continues from the kept value), then dropped; must be at least twice every scrape interval (env NODESCRAPER_SERIES_STALE_AFTER)")
 	fs.IntVar(&c.maxSeries, "max-series", envInt("NODESCRAPER_MAX_SERIES", 2_000_000), "most series the agent holds over all targets (about 100 bytes each, delta state included); new ones beyond it are refused and counted per target (env NODESCRAPER_MAX_SERIES)")
-	fs.IntVar(&c.limits.Samples, "sample-limit", envInt("NODESCRAPER_SAMPLE_LIMIT", scrapeloop.DefaultSamples), "most samples per scrape of a target that sets none (a monitor's sampleLimit); a scrape over it fails; -1 = no limit (env NODESCRAPER_SAMPLE_LIMIT)")
-	fs.IntVar(&c.limits.Labels, "label-limit", envInt("NODESCRAPER_LABEL_LIMIT", scrapeloop.DefaultLabels), "most labels per series, target labels included, where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_LIMIT)")
-	fs.IntVar(&c.limits.LabelNameLength, "label-name-length-limit", envInt("NODESCRAPER_LABEL_NAME_LENGTH_LIMIT", scrapeloop.DefaultLabelNameLength), "longest label name in bytes where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_NAME_LENGTH_LIMIT)")
-	fs.IntVar(&c.limits.LabelValueLength, "label-value-length-limit", envInt("NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT", scrapeloop.DefaultLabelValueLength), "longest label value in bytes where a target sets none (values over Datadog's 200-character tag limit are shortened with a hash); -1 = no limit (env NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT)")
+	fs.Int64Var(&c.limits.Samples, "sample-limit", int64(envInt("NODESCRAPER_SAMPLE_LIMIT", scrapeloop.DefaultSamples)), "most samples per scrape of a target that sets none (a monitor's sampleLimit); a scrape over it fails; -1 = no limit (env NODESCRAPER_SAMPLE_LIMIT)")
+	fs.Int64Var(&c.limits.Labels, "label-limit", int64(envInt("NODESCRAPER_LABEL_LIMIT", scrapeloop.DefaultLabels)), "most labels per series, target labels included, where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_LIMIT)")
+	fs.Int64Var(&c.limits.LabelNameLength, "label-name-length-limit", int64(envInt("NODESCRAPER_LABEL_NAME_LENGTH_LIMIT", scrapeloop.DefaultLabelNameLength)), "longest label name in bytes where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_NAME_LENGTH_LIMIT)")
+	fs.Int64Var(&c.limits.LabelValueLength, "label-value-length-limit", int64(envInt("NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT", scrapeloop.DefaultLabelValueLength)), "longest label value in bytes where a target sets none (values over Datadog's 200-character tag limit are shortened with a hash); -1 = no limit (env NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT)")
 	bodyLimit := fs.Int64("body-size-limit", int64(envInt("NODESCRAPER_BODY_SIZE_LIMIT", scrapeloop.DefaultBodySize)), "largest uncompressed response body in bytes where a target sets none; -1 = no limit (env NODESCRAPER_BODY_SIZE_LIMIT)")
 	fs.StringVar(&c.memoryLimit, "memory-limit", env("NODESCRAPER_MEMORY_LIMIT", "auto"), "the Go runtime's soft memory limit: auto (90% of the container's cgroup limit; GOMEMLIMIT wins when set), off, or a size like 512MiB (env NODESCRAPER_MEMORY_LIMIT)")
 	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")

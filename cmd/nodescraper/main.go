@@ -22,9 +22,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/deltastore"
-	"github.com/nodescraper/nodescraper/informer"
+	"github.com/nodescraper/nodescraper/informer/filesd"
 	"github.com/nodescraper/nodescraper/internal/selfmetrics"
 	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
@@ -181,25 +182,24 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
 
-	targets := make(chan []scrapeloop.Target, 1)
+	targets := make(chan []target.Target, 1)
 	var discoverySynced func() bool
 	var problems func() []scrapeloop.Problem // rejected monitors, for the targets page
 	if c.staticTargets != "" {
 		static := metrics.NewSet()
 		sets = append(sets, static)
-		help = append(help, informer.StaticMetricsHelp())
-		scfg := informer.StaticConfig{
+		help = append(help, filesd.MetricsHelp())
+		scfg := filesd.Config{
 			Metrics:  static,
 			Path:     c.staticTargets,
 			Defaults: relabel.Defaults{Interval: c.interval, Timeout: c.timeout},
-			Template: scrapeloop.Target{HonorTimestamps: true},
 			Logger:   logger,
 		}
-		if _, err := informer.LoadStatic(scfg); err != nil {
+		if _, err := filesd.Load(scfg); err != nil {
 			return err
 		}
 		discoverySynced = func() bool { return true }
-		group.Go(func() { informer.RunStatic(runCtx, scfg, targets) })
+		group.Go(func() { filesd.Run(runCtx, scfg, targets) })
 	} else {
 		kube, err := newKubeDiscovery(c, logger)
 		if err != nil {

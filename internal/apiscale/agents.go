@@ -12,7 +12,7 @@ import (
 
 	"github.com/nodescraper/nodescraper/informer"
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -97,7 +97,7 @@ func startLocal(admin *rest.Config, node string, seen func(node, pod string)) (*
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	out := make(chan []scrapeloop.Target, 1)
+	out := make(chan []target.Target, 1)
 	a.wg.Go(func() {
 		if err := k.Run(ctx, out); err != nil && ctx.Err() == nil {
 			a.err.Store(&err)

@@ -1,4 +1,4 @@
-package informer
+package filesd
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 )
 
-func TestParseStatic(t *testing.T) {
+func TestParse(t *testing.T) {
 	cases := []struct {
 		name, file, want, err string
 	}{
@@ -53,7 +53,7 @@ http://127.0.0.1:4/metrics {instance="127.0.0.1:4", job="static"} 30s 10s`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := parseStatic(StaticConfig{Path: "f.yaml"}, []byte(c.file))
+			got, err := parse(Config{Path: "f.yaml"}, []byte(c.file))
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want it to contain %q", err, c.err)
@@ -81,7 +81,7 @@ http://127.0.0.1:4/metrics {instance="127.0.0.1:4", job="static"} 30s 10s`},
 	}
 }
 
-func TestRunStaticReloads(t *testing.T) {
+func TestRunReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "targets.yaml")
 	write := func(s string) {
 		// Write then rename, as a ConfigMap update or an editor would.
@@ -95,11 +95,11 @@ func TestRunStaticReloads(t *testing.T) {
 	}
 	write(`[{"targets":["127.0.0.1:1"]}]`)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan []scrapeloop.Target, 1)
+	out := make(chan []target.Target, 1)
 	done := make(chan struct{})
-	go func() { RunStatic(ctx, StaticConfig{Path: path, Poll: 10 * time.Millisecond}, out); close(done) }()
+	go func() { Run(ctx, Config{Path: path, Poll: 10 * time.Millisecond}, out); close(done) }()
 	defer func() { cancel(); <-done }()
-	next := func() []scrapeloop.Target {
+	next := func() []target.Target {
 		select {
 		case ts := <-out:
 			return ts
@@ -120,26 +120,26 @@ func TestRunStaticReloads(t *testing.T) {
 	write(`[{"targets":["127.0.0.1:4","127.0.0.1:5/x"]}]`)
 	ts := next()
 	if len(ts) != 2 || ts[0].URL != "http://127.0.0.1:4/metrics" || ts[0].Drop.Reason != "" ||
-		ts[1].Drop.Reason != scrapeloop.DroppedInvalid || ts[1].Discovered.Get("__address__") != "127.0.0.1:5/x" {
+		ts[1].Drop.Reason != target.DroppedInvalid || ts[1].Discovered.Get("__address__") != "127.0.0.1:5/x" {
 		t.Fatalf("with a bad entry: %+v", ts)
 	}
 }
 
-// TestStaticMetricsHelp: every metric of RunStatic has HELP text.
-func TestStaticMetricsHelp(t *testing.T) {
+// TestMetricsHelp: every metric of Run has HELP text.
+func TestMetricsHelp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "targets.yaml")
 	if err := os.WriteFile(path, []byte(`[{"targets":["127.0.0.1:1"]}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	set := metrics.NewSet()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan []scrapeloop.Target, 1)
+	out := make(chan []target.Target, 1)
 	done := make(chan struct{})
-	go func() { RunStatic(ctx, StaticConfig{Path: path, Metrics: set, Poll: time.Hour}, out); close(done) }()
+	go func() { Run(ctx, Config{Path: path, Metrics: set, Poll: time.Hour}, out); close(done) }()
 	<-out
 	cancel()
 	<-done
-	help := StaticMetricsHelp()
+	help := MetricsHelp()
 	names := set.ListMetricNames()
 	if len(names) < 2 {
 		t.Fatalf("metrics %v", names)

@@ -1,4 +1,4 @@
-package informer
+package filesd
 
 import (
 	"bytes"
@@ -10,13 +10,13 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nodescraper/nodescraper/relabel"
-	"github.com/nodescraper/nodescraper/scrapeloop"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 	"sigs.k8s.io/yaml"
 )
 
-// StaticConfig configures targets read from a Prometheus file_sd file.
-type StaticConfig struct {
+// Config configures targets read from a Prometheus file_sd file.
+type Config struct {
 	// Metrics receives the reader's own metrics; nil keeps them private.
 	Metrics *metrics.Set
 	// Path is a JSON or YAML file: a list of {targets: [host:port], labels: {}}.
@@ -25,10 +25,6 @@ type StaticConfig struct {
 	Path string
 	// Defaults apply where labels do not override them (Job defaults to "static").
 	Defaults relabel.Defaults
-	// Template carries the scrape options every target gets (honor flags,
-	// namespace, tags, limits); its URL, Labels, Interval and Timeout are set
-	// per target.
-	Template scrapeloop.Target
 	// Poll is how often the file is checked for changes; default 5s. Polling
 	// (not inotify) also sees ConfigMap volume updates, which swap symlinks.
 	Poll   time.Duration
@@ -40,24 +36,24 @@ type fileSDGroup struct {
 	Labels  map[string]string `json:"labels"`
 }
 
-// LoadStatic reads and resolves the file once. As Prometheus' file_sd does,
+// Load reads and resolves the file once. As Prometheus' file_sd does,
 // an entry that is not a valid target (an address that is not host:port, a
 // bad __scrape_interval__) drops that target only: it comes back with Drop
 // set (DroppedInvalid, the error as the detail) beside the valid ones. A file
 // that cannot be read or parsed is an error.
-func LoadStatic(cfg StaticConfig) ([]scrapeloop.Target, error) {
+func Load(cfg Config) ([]target.Target, error) {
 	data, err := os.ReadFile(cfg.Path)
 	if err != nil {
 		return nil, fmt.Errorf("static targets: %w", err)
 	}
-	return parseStatic(cfg, data)
+	return parse(cfg, data)
 }
 
 // fileSDPathLabel is the discovered label Prometheus' file_sd gives every
 // target: the file it came from.
 const fileSDPathLabel = "__meta_filepath"
 
-func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
+func parse(cfg Config, data []byte) ([]target.Target, error) {
 	var groups []*fileSDGroup
 	if err := yaml.UnmarshalStrict(data, &groups); err != nil {
 		return nil, fmt.Errorf("static targets %s: %w", cfg.Path, err)
@@ -65,7 +61,7 @@ func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
 	if cfg.Defaults.Job == "" {
 		cfg.Defaults.Job = "static"
 	}
-	var out []scrapeloop.Target
+	var out []target.Target
 	for gi, g := range groups {
 		if g == nil {
 			return nil, fmt.Errorf("static targets %s: group %d is empty (null)", cfg.Path, gi)
@@ -78,20 +74,14 @@ func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
 			b.Set("__address__", addr)
 			b.Set(fileSDPathLabel, cfg.Path)
 			discovered := b.Labels()
-			t := cfg.Template
+			t, err := relabel.Populate(discovered, nil, cfg.Defaults)
+			if err != nil {
+				t.Drop = target.Drop{Reason: target.DroppedInvalid, Detail: fmt.Sprintf("group %d target %d (%q): %v", gi, ti, addr, err)}
+			}
+			t.HonorTimestamps = true // Prometheus' default, which a file cannot change
 			t.Source = "file " + cfg.Path
 			t.Pool = cfg.Defaults.Job
 			t.Discovered = discovered
-			rt, err := relabel.Populate(discovered, nil, cfg.Defaults)
-			if err != nil {
-				t.Drop = scrapeloop.Drop{Reason: scrapeloop.DroppedInvalid, Detail: fmt.Sprintf("group %d target %d (%q): %v", gi, ti, addr, err)}
-				out = append(out, t)
-				continue
-			}
-			t.URL = rt.URL.String()
-			t.Labels = rt.Labels
-			t.Interval = rt.Interval
-			t.Timeout = rt.Timeout
 			out = append(out, t)
 		}
 	}
@@ -99,8 +89,8 @@ func parseStatic(cfg StaticConfig, data []byte) ([]scrapeloop.Target, error) {
 }
 
 // dropped returns the dropped targets of ts.
-func dropped(ts []scrapeloop.Target) []scrapeloop.Target {
-	var out []scrapeloop.Target
+func dropped(ts []target.Target) []target.Target {
+	var out []target.Target
 	for _, t := range ts {
 		if t.Drop.Reason != "" {
 			out = append(out, t)
@@ -109,22 +99,22 @@ func dropped(ts []scrapeloop.Target) []scrapeloop.Target {
 	return out
 }
 
-// StaticMetricsHelp returns the HELP text of RunStatic's metrics by family
+// MetricsHelp returns the HELP text of Run's metrics by family
 // name.
-func StaticMetricsHelp() map[string]string {
+func MetricsHelp() map[string]string {
 	return map[string]string{
 		`nodescraper_static_targets_errors_total`: "Times the static targets file could not be read or parsed (the previous targets stay).",
 		`nodescraper_static_targets_invalid`:      "Entries of the static targets file last loaded that are not valid targets (dropped).",
 	}
 }
 
-// RunStatic sends the file's targets to out at start and whenever the file's
+// Run sends the file's targets to out at start and whenever the file's
 // content changes, until ctx is cancelled. A file that cannot be read or
 // parsed is logged and counted; the previous targets stay in place. Invalid
-// entries are sent as dropped targets (see LoadStatic) and logged once per
+// entries are sent as dropped targets (see Load) and logged once per
 // version of the file. out should
 // have a buffer of one: a newer target set replaces one not yet taken.
-func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Target) {
+func Run(ctx context.Context, cfg Config, out chan []target.Target) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 5 * time.Second
 	}
@@ -152,7 +142,7 @@ func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Targ
 			readFailed = true
 		case first || !bytes.Equal(data, seen):
 			first, readFailed, seen = false, false, data
-			targets, err := parseStatic(cfg, data)
+			targets, err := parse(cfg, data)
 			if err != nil {
 				staticReloadErrors.Inc()
 				cfg.Logger.Error("static targets not loaded; keeping the previous ones", "file", cfg.Path, "err", err)
@@ -176,8 +166,9 @@ func RunStatic(ctx context.Context, cfg StaticConfig, out chan []scrapeloop.Targ
 	}
 }
 
-// send replaces an untaken target set in out with ts.
-func send(out chan []scrapeloop.Target, ts []scrapeloop.Target) {
+// send replaces an untaken target set in out with ts, so that the reader
+// always takes the newest.
+func send(out chan []target.Target, ts []target.Target) {
 	select {
 	case <-out:
 	default:

@@ -1,31 +1,16 @@
-package scrapeloop
+package target
 
 import (
-	"fmt"
 	"net/url"
 	"reflect"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/httpconfig"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
 )
-
-// oldLimitsKey is how the key once ended: the limits' decimals and the
-// relabel replacement run together, unseparated.
-func oldLimitsKey(t *Target) string {
-	var b []byte
-	for _, c := range t.MetricRelabel {
-		b = append(b, c.Replacement...)
-	}
-	for _, n := range []int64{t.Limits.BodySize, int64(t.Limits.Samples), int64(t.Limits.Labels), int64(t.Limits.LabelNameLength), int64(t.Limits.LabelValueLength)} {
-		b = strconv.AppendInt(b, n, 10)
-	}
-	return string(b)
-}
 
 func TestTargetKey(t *testing.T) {
 	base := Target{URL: "http://10.0.0.1:8080/metrics", Labels: labels.FromStrings("instance", "10.0.0.1:8080", "job", "app"),
@@ -41,7 +26,9 @@ func TestTargetKey(t *testing.T) {
 		f(&c)
 		return []*promrelabel.Config{&c}
 	}
-	// Configurations the unseparated key confused.
+	// Configurations that a key joining the limits' decimals and the relabel
+	// replacement unseparated would confuse: "1"+"23" and "12"+"3" read the
+	// same.
 	confused := []struct {
 		name string
 		a, b Target
@@ -66,13 +53,10 @@ func TestTargetKey(t *testing.T) {
 			})},
 	}
 	for _, c := range confused {
-		if oldLimitsKey(&c.a) != oldLimitsKey(&c.b) {
-			t.Errorf("%s: not a pair the old key confused", c.name)
-		}
 		if c.a.Key() == c.b.Key() {
 			t.Errorf("%s: one key", c.name)
 		}
-		if c.a.seed() != c.b.seed() {
+		if c.a.Seed() != c.b.Seed() {
 			t.Errorf("%s: configurations of one target have different seeds", c.name)
 		}
 	}
@@ -88,7 +72,9 @@ func TestTargetKey(t *testing.T) {
 		{"URL", with(func(t *Target) { t.URL = "http://10.0.0.1:8081/metrics" }), true},
 		{"URL query", with(func(t *Target) { t.URL += "?collect[]=cpu" }), true},
 		{"label value", with(func(t *Target) { t.Labels = labels.FromStrings("instance", "10.0.0.1:8080", "job", "app2") }), true},
-		{"label added", with(func(t *Target) { t.Labels = labels.FromStrings("instance", "10.0.0.1:8080", "job", "app", "x", "y") }), true},
+		{"label added", with(func(t *Target) {
+			t.Labels = labels.FromStrings("instance", "10.0.0.1:8080", "job", "app", "x", "y")
+		}), true},
 		{"URL and labels boundary", Target{URL: base.URL + "job", Labels: labels.FromStrings("instance", "10.0.0.1:8080"), Interval: base.Interval, Timeout: base.Timeout}, true},
 		{"discovered labels", with(func(t *Target) { t.Discovered = labels.FromStrings("__meta_kubernetes_namespace", "shop") }), false},
 		{"interval", with(func(t *Target) { t.Interval = time.Minute }), false},
@@ -96,7 +82,9 @@ func TestTargetKey(t *testing.T) {
 		{"honor_labels", with(func(t *Target) { t.HonorLabels = true }), false},
 		{"honor_timestamps", with(func(t *Target) { t.HonorTimestamps = true }), false},
 		{"relabel rule", with(func(t *Target) { t.MetricRelabel = rule(func(*promrelabel.Config) {}) }), false},
-		{"relabel action", with(func(t *Target) { t.MetricRelabel = rule(func(c *promrelabel.Config) { c.Action = promrelabel.Keep }) }), false},
+		{"relabel action", with(func(t *Target) {
+			t.MetricRelabel = rule(func(c *promrelabel.Config) { c.Action = promrelabel.Keep })
+		}), false},
 		{"relabel source labels", with(func(t *Target) {
 			t.MetricRelabel = rule(func(c *promrelabel.Config) { c.SourceLabels = model.LabelNames{"a"} })
 		}), false},
@@ -113,8 +101,8 @@ func TestTargetKey(t *testing.T) {
 		{"label name length limit", with(func(t *Target) { t.Limits.LabelNameLength = 1 }), false},
 		{"label value length limit", with(func(t *Target) { t.Limits.LabelValueLength = 1 }), false},
 		{"no limit", with(func(t *Target) { t.Limits.Samples = -1 }), false},
-		{"HTTP settings", with(func(t *Target) { t.HTTP = &relabel.HTTPConfig{} }), false},
-		{"proxy", with(func(t *Target) { t.HTTP = &relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: proxy}} }), false},
+		{"HTTP settings", with(func(t *Target) { t.HTTP = &httpconfig.Config{} }), false},
+		{"proxy", with(func(t *Target) { t.HTTP = &httpconfig.Config{Proxy: httpconfig.Proxy{URL: proxy}} }), false},
 		{"source", with(func(t *Target) { t.Source = "ServiceMonitor shop/app" }), false},
 		{"pool", with(func(t *Target) { t.Pool = "serviceMonitor/shop/app/0" }), false},
 		{"drop reason", with(func(t *Target) { t.Drop.Reason = DroppedByRelabeling }), false},
@@ -127,9 +115,15 @@ func TestTargetKey(t *testing.T) {
 			t.Errorf("%s: the key of %s", c.name, other)
 		}
 		keys[k] = c.name
-		if (c.t.seed() != base.seed()) != c.ident {
-			t.Errorf("%s: changes the seed %v, want %v", c.name, c.t.seed() != base.seed(), c.ident)
+		if (c.t.Seed() != base.Seed()) != c.ident {
+			t.Errorf("%s: changes the seed %v, want %v", c.name, c.t.Seed() != base.Seed(), c.ident)
 		}
+	}
+
+	// The pool's limits are discovery's: a changed targetLimit does not
+	// restart the loops of the targets it keeps.
+	if pool := with(func(t *Target) { t.Limits.Targets, t.Limits.KeepDroppedTargets = 5, 7 }); pool.Key() != base.Key() {
+		t.Error("Limits.Targets or KeepDroppedTargets change the key")
 	}
 
 	// Equal configurations, however built, have one key.
@@ -140,27 +134,9 @@ func TestTargetKey(t *testing.T) {
 	}
 }
 
-// oldHTTPKey is how the HTTP settings once entered the key: joined by
-// fmt, maps printed with %v (a Secret prints "<secret>" there) and strings
-// with %s unquoted.
-func oldHTTPKey(b []byte, h *relabel.HTTPConfig) []byte {
-	if h == nil {
-		return b
-	}
-	return fmt.Appendf(b, "\x00%t|%t|%#v|%#v|%#v|%q|%q|%q|%q|%q|%q|%q|%t|%d|%d|%v|%s|%t|%v",
-		h.FollowRedirects, h.EnableHTTP2, h.Authorization, h.BasicAuth, oldOAuthKey(h.OAuth2),
-		h.TLS.CA, h.TLS.Cert, string(h.TLS.Key), h.TLS.CAFile, h.TLS.CertFile, h.TLS.KeyFile, h.TLS.ServerName,
-		h.TLS.InsecureSkipVerify, h.TLS.MinVersion, h.TLS.MaxVersion, h.Proxy.URL, h.Proxy.NoProxy, h.Proxy.FromEnvironment, h.Proxy.ConnectHeader)
-}
-
-func oldOAuthKey(o *relabel.OAuth2) string {
-	if o == nil {
-		return ""
-	}
-	return fmt.Sprintf("%q|%q|%q|%q|%v|%v", o.ClientID, string(o.ClientSecret), o.TokenURL, o.Scopes, o.EndpointParams, oldHTTPKey(nil, &relabel.HTTPConfig{TLS: o.TLS, Proxy: o.Proxy}))
-}
-
-// TestHTTPKey: HTTP settings the old key confused have different keys now.
+// TestHTTPKey: HTTP settings that a key printed with fmt would confuse
+// (maps with %v, where a Secret prints "<secret>"; strings unquoted, joined
+// by "|") have different keys.
 func TestHTTPKey(t *testing.T) {
 	mustURL := func(s string) *url.URL {
 		u, err := url.Parse(s)
@@ -169,33 +145,30 @@ func TestHTTPKey(t *testing.T) {
 		}
 		return u
 	}
-	oauth := func(params map[string]string) *relabel.HTTPConfig {
-		return &relabel.HTTPConfig{OAuth2: &relabel.OAuth2{ClientID: "id", TokenURL: "https://idp/token", EndpointParams: params}}
+	oauth := func(params map[string]string) *httpconfig.Config {
+		return &httpconfig.Config{OAuth2: &httpconfig.OAuth2{ClientID: "id", TokenURL: "https://idp/token", EndpointParams: params}}
 	}
-	connect := func(v relabel.Secret) *relabel.HTTPConfig {
-		return &relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: mustURL("http://proxy:3128"), ConnectHeader: map[string][]relabel.Secret{"Proxy-Authorization": {v}}}}
+	connect := func(v httpconfig.Secret) *httpconfig.Config {
+		return &httpconfig.Config{Proxy: httpconfig.Proxy{URL: mustURL("http://proxy:3128"), ConnectHeader: map[string][]httpconfig.Secret{"Proxy-Authorization": {v}}}}
 	}
 	cases := []struct {
 		name string
-		a, b *relabel.HTTPConfig
+		a, b *httpconfig.Config
 	}{
 		{"OAuth2 endpoint params a='b c:d' vs a=b, c=d", oauth(map[string]string{"a": "b c:d"}), oauth(map[string]string{"a": "b", "c": "d"})},
 		{"rotated proxy CONNECT header secret", connect("Basic old"), connect("Basic new")},
-		{"proxy URL query vs no_proxy", &relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: mustURL("http://proxy?q|n")}},
-			&relabel.HTTPConfig{Proxy: relabel.ProxyConfig{URL: mustURL("http://proxy?q"), NoProxy: "n|"}}},
+		{"proxy URL query vs no_proxy", &httpconfig.Config{Proxy: httpconfig.Proxy{URL: mustURL("http://proxy?q|n")}},
+			&httpconfig.Config{Proxy: httpconfig.Proxy{URL: mustURL("http://proxy?q"), NoProxy: "n|"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if string(oldHTTPKey(nil, c.a)) != string(oldHTTPKey(nil, c.b)) {
-				t.Fatal("not a pair the old key confused")
-			}
 			a := Target{URL: "http://10.0.0.1:8080/metrics", HTTP: c.a}
 			b := a
 			b.HTTP = c.b
 			if a.Key() == b.Key() {
 				t.Error("one key")
 			}
-			if a.seed() != b.seed() {
+			if a.Seed() != b.Seed() {
 				t.Error("HTTP settings change the target's identity")
 			}
 		})
@@ -204,12 +177,12 @@ func TestHTTPKey(t *testing.T) {
 
 // TestHTTPKeyCoversEveryField sets each field of the HTTP settings, down to
 // the nested TLS and proxy settings of OAuth2, in turn: each gives a key of
-// its own, so a field added to relabel.HTTPConfig but not to the key fails
+// its own, so a field added to httpconfig.Config but not to the key fails
 // here.
 func TestHTTPKeyCoversEveryField(t *testing.T) {
 	// full has every pointer set and every leaf zero.
-	full := func() *relabel.HTTPConfig {
-		return &relabel.HTTPConfig{Authorization: &relabel.Authorization{}, BasicAuth: &relabel.BasicAuth{}, OAuth2: &relabel.OAuth2{}}
+	full := func() *httpconfig.Config {
+		return &httpconfig.Config{Authorization: &httpconfig.Authorization{}, BasicAuth: &httpconfig.BasicAuth{}, OAuth2: &httpconfig.OAuth2{}}
 	}
 	// set gives the n-th leaf of v (depth first) a non-zero value and says
 	// whether there was one; n counts down the leaves passed.
@@ -286,7 +259,7 @@ func TestHTTPKeyCoversEveryField(t *testing.T) {
 	for typ, n := range map[reflect.Type]int{
 		reflect.TypeFor[Target]():             13,
 		reflect.TypeFor[Drop]():               2,
-		reflect.TypeFor[Limits]():             5,
+		reflect.TypeFor[Limits]():             7, // Targets, KeepDroppedTargets are not in Key
 		reflect.TypeFor[promrelabel.Config](): 8,
 	} {
 		if typ.NumField() != n {

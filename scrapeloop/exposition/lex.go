@@ -4,9 +4,8 @@ package exposition
 // strings, and the per-line reset of a sample.
 
 import (
-	"encoding/binary"
-	"math/bits"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Character classes of the exposition grammars.
@@ -56,11 +55,9 @@ func (p *Parser) skipWS(i int) int {
 // scanMetricName returns the end of the metric name whose rest starts at i.
 func (p *Parser) scanMetricName(i int) int {
 	d := p.data
-	for i+8 <= len(d) {
-		if m := notMetricBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-		i += 8
+	i, found := firstMarked(unsafe.Pointer(unsafe.SliceData(d)), i, len(d), notMetricBytes)
+	if found {
+		return i
 	}
 	for i < len(d) && charClass[d[i]]&cMetric != 0 {
 		i++
@@ -71,11 +68,9 @@ func (p *Parser) scanMetricName(i int) int {
 // scanLabelName returns the end of the label name whose rest starts at i.
 func (p *Parser) scanLabelName(i int) int {
 	d := p.data
-	for i+8 <= len(d) {
-		if m := notLabelBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
-		}
-		i += 8
+	i, found := firstMarked(unsafe.Pointer(unsafe.SliceData(d)), i, len(d), notLabelBytes)
+	if found {
+		return i
 	}
 	for i < len(d) && charClass[d[i]]&cLabel != 0 {
 		i++
@@ -109,18 +104,12 @@ func (p *Parser) metricName(s *sample, i int) int {
 // quotes, backslashes, newlines and non-ASCII bytes are looked at one by one.
 func (p *Parser) scanQuoted(i int, newlineOK, checkUTF8 bool) (end int, esc bool, ok bool) {
 	d := p.data
+	base := unsafe.Pointer(unsafe.SliceData(d))
 	start := i
 	i++
 	ascii := true
 	for {
-		for i+8 <= len(d) {
-			m := specialBytes(binary.LittleEndian.Uint64(d[i:]))
-			if m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
+		i, _ = firstMarked(base, i, len(d), specialBytes)
 		if i >= len(d) {
 			break
 		}

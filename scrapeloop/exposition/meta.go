@@ -2,7 +2,6 @@ package exposition
 
 import (
 	"bytes"
-	"math/bits"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -161,17 +160,9 @@ func (p *Parser) textMetaFast(i int) bool {
 func (p *Parser) lineEndASCII(i int) (int, bool) {
 	d := p.data
 	base := unsafe.Pointer(unsafe.SliceData(d))
-	for i+8 <= len(d) {
-		w := load64(base, i)
-		n := w ^ swarLo*'\n'
-		if m := ((n-swarLo)&^n | w) & swarHi; m != 0 {
-			i += bits.TrailingZeros64(m) >> 3 // the lowest mark is exact
-			if byteAt(base, i) == '\n' {
-				return i, true
-			}
-			return p.lineEnd(i), false
-		}
-		i += 8
+	i, found := firstMarked(base, i, len(d), newlineOrHigh)
+	if found && byteAt(base, i) == '\n' {
+		return i, true
 	}
 	return p.lineEnd(i), false
 }

@@ -3,6 +3,7 @@ package exposition
 // Word-at-a-time (SWAR) scanning: eight payload bytes classified per step.
 
 import (
+	"math/bits"
 	"unsafe"
 )
 
@@ -11,6 +12,22 @@ const (
 	swarLo = 0x0101010101010101
 	swarHi = 0x8080808080808080
 )
+
+// firstMarked returns the index of the first byte that mark marks in the
+// eight-byte words from base+i on, and true; or false and the index where
+// fewer than eight bytes are left before n. mark is one of the classifiers
+// below, whose lowest mark is exact. Every scanning loop of the parser is
+// this one: it and the classifier named at the call site are inlined into
+// each caller (go build -gcflags=-m lists both at every call), so callers
+// get the loop they would write by hand, without a call.
+func firstMarked(base unsafe.Pointer, i, n int, mark func(uint64) uint64) (int, bool) {
+	for ; i+8 <= n; i += 8 {
+		if m := mark(load64(base, i)); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3, true
+		}
+	}
+	return i, false
+}
 
 // The SWAR classifiers below mark bytes in their high bit, eight bytes of a
 // little-endian word at a time. A range test (x+0x80-lo) &^ (x+0x7f-hi) is
@@ -59,6 +76,13 @@ func quoteStop(x uint64) uint64 {
 	q := x ^ (swarLo * '"')
 	b := x ^ (swarLo * '\\')
 	return ((q-swarLo)&^q | (b-swarLo)&^b | x) & swarHi
+}
+
+// newlineOrHigh marks the bytes of x that are a newline or non-ASCII. As
+// with specialBytes only the lowest mark is exact.
+func newlineOrHigh(x uint64) uint64 {
+	n := x ^ (swarLo * '\n')
+	return ((n-swarLo)&^n | x) & swarHi
 }
 
 // notDigits marks the bytes of x that are not 0-9 (x holds digits with

@@ -4,7 +4,6 @@ package exposition
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math/bits"
 	"unsafe"
 )
@@ -173,44 +172,29 @@ pairs:
 			}
 		}
 		if j < 0 {
-			j = i + 1
-			for {
-				if j+8 > n {
-					break pairs
-				}
-				if m := notLabelBytes(load64(base, j)); m != 0 {
-					j += bits.TrailingZeros64(m) >> 3
-					break
-				}
-				j += 8
+			var found bool
+			if j, found = firstMarked(base, i+1, n, notLabelBytes); !found {
+				break pairs
 			}
 		}
 		if j+2 > n || load16(base, j) != '"'<<8|'=' {
 			break
 		}
 		vs := j + 2
-		e := vs
-		for {
-			if e+8 > n {
+		// Four words at most: a longer value (ids, paths, images) finds its
+		// closing quote with IndexByte, which reads 16 or 32 bytes per step,
+		// then checks the bytes before it for a backslash or a non-ASCII
+		// byte in one pass without early exits.
+		e, found := firstMarked(base, vs, min(n, vs+32), quoteStop)
+		if !found {
+			if e != vs+32 {
+				break pairs // fewer than eight bytes left
+			}
+			q := bytes.IndexByte(d[e:], '"')
+			if q < 0 || !plainQuoted(base, e, e+q) {
 				break pairs
 			}
-			if m := quoteStop(load64(base, e)); m != 0 {
-				e += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			e += 8
-			if e-vs == 32 {
-				// A long value (ids, paths, images): find the closing
-				// quote with IndexByte, which reads 16 or 32 bytes per
-				// step, then check the bytes before it for a backslash or
-				// a non-ASCII byte in one pass without early exits.
-				q := bytes.IndexByte(d[e:], '"')
-				if q < 0 || !plainQuoted(base, e, e+q) {
-					break pairs
-				}
-				e += q
-				break
-			}
+			e += q
 		}
 		if byteAt(base, e) != '"' || e+1 >= n {
 			break // an escape or a non-ASCII byte: the general path checks it
@@ -248,6 +232,7 @@ pairs:
 // without commas, quoted label names and the quoted metric name, escapes.
 func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 	d := p.data
+	base := unsafe.Pointer(unsafe.SliceData(d))
 	for {
 		if i >= len(d) {
 			return 0, p.setErr(i, "unexpected end of input in label set")
@@ -255,17 +240,9 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 		c := d[i]
 		if charClass[c]&cLabelStart != 0 {
 			ns := i
-			i++
-			for {
-				if i+8 > len(d) {
-					i = p.scanLabelName(i)
-					break
-				}
-				if m := notLabelBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
-					i += bits.TrailingZeros64(m) >> 3
-					break
-				}
-				i += 8
+			var found bool
+			if i, found = firstMarked(base, i+1, len(d), notLabelBytes); !found {
+				i = p.scanLabelName(i) // the last bytes, one at a time
 			}
 			ne := i
 			if i+1 < len(d) && d[i] == '=' && d[i+1] == '"' {
@@ -281,19 +258,8 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 				}
 			}
 			// Plain ASCII values without escapes end at the first quote.
-			end := i + 1
-			for {
-				if end+8 > len(d) {
-					end = -1
-					break
-				}
-				if m := quoteStop(binary.LittleEndian.Uint64(d[end:])); m != 0 {
-					end += bits.TrailingZeros64(m) >> 3
-					break
-				}
-				end += 8
-			}
-			if end >= 0 && d[end] == '"' {
+			end, found := firstMarked(base, i+1, len(d), quoteStop)
+			if found && d[end] == '"' {
 				end++
 			} else {
 				var esc, ok bool

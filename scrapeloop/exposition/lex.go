@@ -95,6 +95,16 @@ func (p *Parser) metricName(s *sample, i int) int {
 	return j
 }
 
+// setQuotedName makes the quoted name at ns:ne, standing alone in the
+// braces, the sample's metric name; a sample has only one.
+func (p *Parser) setQuotedName(s *sample, ns, ne int, esc bool) bool {
+	if s.nameStart >= 0 {
+		return p.setErr(ns-1, "metric name already set")
+	}
+	s.nameStart, s.nameEnd, s.nameEsc = ns, ne, esc
+	return true
+}
+
 // scanQuoted scans the quoted string opening at i and returns the index just
 // past its closing quote and whether it holds escapes. A backslash escapes
 // any byte but a newline; raw newlines are allowed only when newlineOK.

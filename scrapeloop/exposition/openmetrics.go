@@ -138,6 +138,8 @@ func (p *Parser) omExemplar(s *sample, i int) (int, bool) {
 // omLabels parses an OpenMetrics label set from just after '{' and returns
 // the index just past '}'. Exemplar labels go to s.exLabels and may not carry
 // a metric name.
+// One function: OpenMetrics label sets have no fast path, so this loop, the
+// grammar of a pair in order, is the one every pair goes through.
 func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 	d := p.data
 	for {
@@ -171,10 +173,9 @@ func (p *Parser) omLabels(s *sample, i int, exemplar bool) (int, bool) {
 			if exemplar {
 				return 0, p.setErr(ns-1, "metric name in exemplar")
 			}
-			if s.nameStart >= 0 {
-				return 0, p.setErr(ns-1, "metric name already set")
+			if !p.setQuotedName(s, ns, ne, nameEsc) {
+				return 0, false
 			}
-			s.nameStart, s.nameEnd, s.nameEsc = ns, ne, nameEsc
 			if d[i] == '}' {
 				return i + 1, true
 			}

@@ -85,19 +85,8 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 		ok = false // the value token goes on: let the general parser judge it
 	}
 	if !ok {
-		j = i
-		for j < len(d) {
-			c := d[j]
-			if c == ' ' || c == '\t' || c == '\n' || c == '{' {
-				break
-			}
-			j++
-		}
-		if j == i {
-			return 0, p.setErr(i, "expected value after metric")
-		}
-		if v, ok = parseFloat(d[i:j]); !ok {
-			return 0, p.setErr(i, "invalid value")
+		if v, j, ok = p.textValueToken(i); !ok {
+			return 0, false
 		}
 	}
 	s.value = v
@@ -140,6 +129,29 @@ func (p *Parser) textValue(s *sample, i int) (int, bool) {
 		return 0, p.setErr(i, "expected end of line after timestamp")
 	}
 	return i + 1, true
+}
+
+// textValueToken parses the value token at i that parseFloatFast leaves to
+// the general parser (Inf, NaN, long mantissas, a token that goes on), and
+// returns it with the index past the token: up to a blank, newline or '{'.
+func (p *Parser) textValueToken(i int) (float64, int, bool) {
+	d := p.data
+	j := i
+	for j < len(d) {
+		c := d[j]
+		if c == ' ' || c == '\t' || c == '\n' || c == '{' {
+			break
+		}
+		j++
+	}
+	if j == i {
+		return 0, 0, p.setErr(i, "expected value after metric")
+	}
+	v, ok := parseFloat(d[i:j])
+	if !ok {
+		return 0, 0, p.setErr(i, "invalid value")
+	}
+	return v, j, true
 }
 
 // textLabels parses a text-format label set from just after '{' and returns
@@ -294,47 +306,51 @@ func (p *Parser) textLabelsGeneral(s *sample, i int) (int, bool) {
 			return i + 1, true
 		case ' ', '\t':
 			i = p.skipWS(i)
-			continue
 		case '"':
+			var closed, ok bool
+			if i, closed, ok = p.textQuotedPair(s, i); !ok {
+				return 0, false
+			}
+			if closed {
+				return i, true
+			}
 		default:
 			return 0, p.setErr(i, "expected label name")
 		}
-		// A quoted label name, or alone the metric name (Prometheus 3).
-		end, esc, ok := p.scanQuoted(i, true, false)
-		if !ok {
-			return 0, false
-		}
-		ns, ne, nameEsc := i+1, end-1, esc
-		i = p.skipWS(end)
-		if i < len(d) && (d[i] == ',' || d[i] == '}') {
-			if s.nameStart >= 0 {
-				return 0, p.setErr(ns-1, "metric name already set")
-			}
-			s.nameStart, s.nameEnd, s.nameEsc = ns, ne, nameEsc
-			if d[i] == '}' {
-				return i + 1, true
-			}
-			i++
-			continue
-		}
-		if i >= len(d) || d[i] != '=' {
-			return 0, p.setErr(i, "expected '=' after label name")
-		}
-		i = p.skipWS(i + 1)
-		if i >= len(d) || d[i] != '"' {
-			return 0, p.setErr(i, "expected quoted label value")
-		}
-		end, esc, ok = p.scanQuoted(i, true, true)
-		if !ok {
-			return 0, false
-		}
-		s.labelEsc = s.labelEsc || nameEsc || esc
-		vs, ve := i+1, end-1
-		i = p.skipWS(end)
-		peeked := i < len(d)
-		if peeked && d[i] == ',' {
-			i, peeked = i+1, false
-		}
-		s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
 	}
+}
+
+// textQuotedPair parses, from the quote at i, a pair whose label name is
+// quoted, or a quoted metric name standing alone (Prometheus 3). It returns
+// where the label set goes on, or the index just past '}' and closed.
+func (p *Parser) textQuotedPair(s *sample, i int) (next int, closed, ok bool) {
+	d := p.data
+	end, esc, ok := p.scanQuoted(i, true, false)
+	if !ok {
+		return 0, false, false
+	}
+	ns, ne, nameEsc := i+1, end-1, esc
+	i = p.skipWS(end)
+	if i < len(d) && (d[i] == ',' || d[i] == '}') {
+		return i + 1, d[i] == '}', p.setQuotedName(s, ns, ne, nameEsc)
+	}
+	if i >= len(d) || d[i] != '=' {
+		return 0, false, p.setErr(i, "expected '=' after label name")
+	}
+	i = p.skipWS(i + 1)
+	if i >= len(d) || d[i] != '"' {
+		return 0, false, p.setErr(i, "expected quoted label value")
+	}
+	if end, esc, ok = p.scanQuoted(i, true, true); !ok {
+		return 0, false, false
+	}
+	s.labelEsc = s.labelEsc || nameEsc || esc
+	vs, ve := i+1, end-1
+	i = p.skipWS(end)
+	peeked := i < len(d)
+	if peeked && d[i] == ',' {
+		i, peeked = i+1, false
+	}
+	s.labels = appendSpan(s.labels, s.seriesStart, ns, ne, vs, ve, labelEnd(i-s.seriesStart, peeked))
+	return i, false, true
 }

@@ -16,10 +16,10 @@ const (
 // firstMarked returns the index of the first byte that mark marks in the
 // eight-byte words from base+i on, and true; or false and the index where
 // fewer than eight bytes are left before n. mark is one of the classifiers
-// below, whose lowest mark is exact. Every scanning loop of the parser is
-// this one: it and the classifier named at the call site are inlined into
-// each caller (go build -gcflags=-m lists both at every call), so callers
-// get the loop they would write by hand, without a call.
+// below, whose lowest mark is exact. The scans for the end of a name, of a
+// quoted string and of a line all use it: it and the classifier named at
+// the call site are inlined into each caller (go build -gcflags=-m lists
+// both at every call), so each gets the loop it would write by hand.
 func firstMarked(base unsafe.Pointer, i, n int, mark func(uint64) uint64) (int, bool) {
 	for ; i+8 <= n; i += 8 {
 		if m := mark(load64(base, i)); m != 0 {

@@ -2,7 +2,6 @@ package exposition
 
 import (
 	"bytes"
-	"math/bits"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -161,17 +160,9 @@ func (p *Parser) textMetaFast(i int) bool {
 func (p *Parser) lineEndASCII(i int) (int, bool) {
 	d := p.data
 	base := unsafe.Pointer(unsafe.SliceData(d))
-	for i+8 <= len(d) {
-		w := load64(base, i)
-		n := w ^ swarLo*'\n'
-		if m := ((n-swarLo)&^n | w) & swarHi; m != 0 {
-			i += bits.TrailingZeros64(m) >> 3 // the lowest mark is exact
-			if byteAt(base, i) == '\n' {
-				return i, true
-			}
-			return p.lineEnd(i), false
-		}
-		i += 8
+	i, found := firstMarked(base, i, len(d), newlineOrHigh)
+	if found && byteAt(base, i) == '\n' {
+		return i, true
 	}
 	return p.lineEnd(i), false
 }
@@ -254,17 +245,7 @@ func (p *Parser) omComment() bool {
 	case bytes.HasPrefix(d[j:], kwUnit):
 		kind = metaUnit
 	case bytes.HasPrefix(d[j:], kwEOF):
-		k := j + 3
-		if k < len(d) && d[k] == '\n' {
-			k++
-		}
-		if k != len(d) {
-			p.fail(k, "unexpected data after # EOF")
-			return false
-		}
-		p.sawEOF = true
-		p.pos = len(d)
-		return true
+		return p.omEOF(j + 3)
 	default:
 		p.fail(j, "expected HELP, TYPE, UNIT or EOF after '# '")
 		return false
@@ -302,26 +283,9 @@ func (p *Parser) omComment() bool {
 	}
 	p.pos = end + 1
 	ts, te := after+1, end
-	text := d[ts:te]
-	typ := TypeUnknown
-	switch kind {
-	case metaType:
-		var ok bool
-		if typ, ok = omTypes(text); !ok {
-			p.fail(ts, "invalid metric type")
-			return false
-		}
-	case metaHelp:
-		if !utf8.Valid(text) {
-			p.fail(ts, "help text is not valid UTF-8")
-			return false
-		}
-	case metaUnit:
-		name := d[ns:ne]
-		if len(text) > 0 && (!bytes.HasSuffix(name, text) || len(name) < len(text)+1 || name[len(name)-len(text)-1] != '_') {
-			p.fail(ts, "unit is not a suffix of the metric name")
-			return false
-		}
+	typ, ok := p.omMetaText(kind, d[ns:ne], ts, te)
+	if !ok {
+		return false
 	}
 	if p.strict {
 		if err := p.checkMeta(kind, i, ns, ne); err != nil {
@@ -331,6 +295,48 @@ func (p *Parser) omComment() bool {
 	}
 	p.setMeta(kind, ns, ne, ts, te, typ)
 	return true
+}
+
+// omEOF checks that "# EOF" ending at k ends the payload, with or without a
+// newline, and ends parsing.
+func (p *Parser) omEOF(k int) bool {
+	d := p.data
+	if k < len(d) && d[k] == '\n' {
+		k++
+	}
+	if k != len(d) {
+		p.fail(k, "unexpected data after # EOF")
+		return false
+	}
+	p.sawEOF = true
+	p.pos = len(d)
+	return true
+}
+
+// omMetaText checks the text d[ts:te] of an OpenMetrics metadata line of
+// the given kind for the family name, and returns the type a TYPE line
+// declares (TypeUnknown for the other kinds).
+func (p *Parser) omMetaText(kind metaKind, name []byte, ts, te int) (MetricType, bool) {
+	text := p.data[ts:te]
+	switch kind {
+	case metaType:
+		typ, ok := omTypes(text)
+		if !ok {
+			p.fail(ts, "invalid metric type")
+		}
+		return typ, ok
+	case metaHelp:
+		if !utf8.Valid(text) {
+			p.fail(ts, "help text is not valid UTF-8")
+			return TypeUnknown, false
+		}
+	case metaUnit:
+		if len(text) > 0 && (!bytes.HasSuffix(name, text) || len(name) < len(text)+1 || name[len(name)-len(text)-1] != '_') {
+			p.fail(ts, "unit is not a suffix of the metric name")
+			return TypeUnknown, false
+		}
+	}
+	return TypeUnknown, true
 }
 
 // setMeta applies a metadata line: a name other than the current family's

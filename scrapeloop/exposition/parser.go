@@ -165,6 +165,8 @@ func (p *Parser) Err() error { return p.err }
 
 // Next advances to the next sample. It returns false at the end of the input
 // or on an error; Err tells which.
+// One function: its steps run per sample and none inlines split out (after
+// the sample cost 330, the text line start 95, budget 80: -gcflags=-m=2).
 func (p *Parser) Next() bool {
 	if p.err != nil || p.done {
 		return false
@@ -172,15 +174,7 @@ func (p *Parser) Next() bool {
 	om := p.format == FormatOpenMetrics
 	for {
 		if p.pos >= len(p.data) {
-			if om && !p.sawEOF {
-				p.fail(p.pos, "data does not end with # EOF")
-				return false
-			}
-			if err := p.finishStrict(); err != nil {
-				p.err = err
-				return false
-			}
-			p.done = true
+			p.end(om)
 			return false
 		}
 		if om {
@@ -259,6 +253,20 @@ func (p *Parser) Next() bool {
 		}
 		return true
 	}
+}
+
+// end finishes a payload parsed to its last byte: an OpenMetrics one must
+// have ended with # EOF, and strict mode checks its last family.
+func (p *Parser) end(om bool) {
+	if om && !p.sawEOF {
+		p.fail(p.pos, "data does not end with # EOF")
+		return
+	}
+	if err := p.finishStrict(); err != nil {
+		p.err = err
+		return
+	}
+	p.done = true
 }
 
 // fail records a parse error at byte offset pos.

@@ -27,14 +27,18 @@ func TestSWARAgainstTable(t *testing.T) {
 			}
 		}
 		for _, f := range []struct {
-			name    string
-			mask    func(uint64) uint64
-			newline bool
-		}{{"specialBytes", specialBytes, true}, {"quoteStop", quoteStop, false}} {
+			name  string
+			mask  func(uint64) uint64
+			marks func(c byte) bool
+		}{
+			{"specialBytes", specialBytes, func(c byte) bool { return charClass[c]&cValueStop != 0 }},
+			{"quoteStop", quoteStop, func(c byte) bool { return charClass[c]&cValueStop != 0 && c != '\n' }},
+			{"newlineOrHigh", newlineOrHigh, func(c byte) bool { return c == '\n' || c >= 0x80 }},
+		} {
 			s := f.mask(x)
 			first := -1
 			for i, c := range w {
-				if charClass[c]&cValueStop != 0 && (f.newline || c != '\n') {
+				if f.marks(c) {
 					first = i
 					break
 				}

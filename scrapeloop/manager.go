@@ -144,7 +144,8 @@ func NewManager(cfg Config) *Manager {
 func (m *Manager) Metrics() *metrics.Set { return m.cfg.m.set }
 
 // Sync makes the running loops match targets: loops of removed targets stop
-// (and release their delta state) before new ones start. Loops stop when ctx
+// before new ones start, and release their delta state unless the next loop
+// of their identity (URL and labels) takes it over. Loops stop when ctx
 // is cancelled. Targets discovery dropped (Drop set), targets whose settings
 // a loop refuses and duplicates of a running target are listed as dropped.
 func (m *Manager) Sync(ctx context.Context, targets []Target) {

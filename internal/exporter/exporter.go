@@ -217,7 +217,8 @@ func (e *Exporter) SetDelay(d time.Duration) {
 	e.mu.Unlock()
 }
 
-// Scrapes returns how many scrapes were answered with 200.
+// Scrapes returns how many scrapes were answered with 200 (or cut short
+// during their delay: a scrape counts when its answer is rendered).
 func (e *Exporter) Scrapes() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

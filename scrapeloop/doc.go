@@ -1,10 +1,18 @@
-// Package scrapeloop runs one loop per target: a jittered schedule, the HTTP
-// fetch into pooled body buffers, the zero-allocation parse (sub-package
-// exposition), the series cache and delta step (one deltastore.Table slot per
-// series), metric relabeling, and the hand-off of points to an Appender. It
-// knows nothing of the destination: a Backend (Datadog's client in package
-// ddclient, or the dry-run printer) classifies each new series once and
-// encodes its points. Manager starts and stops loops as the target set changes.
+// Package scrapeloop scrapes targets and hands their samples on. One loop
+// per target fetches its exposition, parses it, and hands each sample to an
+// Appender: a gauge's value, or a counter's increase since the previous
+// scrape (the delta state is a deltastore.Table slot per series). It knows
+// nothing of where samples go: a Backend (Datadog's client in package
+// ddclient, or the dry-run printer) makes each target's Appender and
+// classifies each new series once. Manager starts and stops loops as the
+// target set changes.
+//
+// A target is scraped at a fixed phase within its interval, its hash modulo
+// the interval, so that a node's targets do not scrape together; the offset
+// is not random, and stays the same across restarts. Bodies are read into
+// pooled buffers and parsed without allocating (sub-package exposition); a
+// series seen before is found by the hash of its raw bytes and skips label
+// work, metric relabeling and classification.
 //
 // Targets that are not scraped are kept as dropped targets with the reason:
 // those discovery dropped (Target.Drop), those whose settings a loop refuses,

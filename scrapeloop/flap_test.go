@@ -4,132 +4,33 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nodescraper/nodescraper/deltastore"
+	"github.com/nodescraper/nodescraper/internal/exporter"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// flapWorld is an exporter whose every answer is one step of a scripted
-// history: counters grow, some series are missing from some answers (they
-// flap), one resets while missing, one appears late, and every third answer
-// is cut at a random line boundary, with a Content-Length that matches the cut
-// body (what a transport cannot catch). It keeps the truth: per series, the
-// increase since the first answer, as an observer that never missed a sample
-// would count it.
-type flapWorld struct {
-	mu     sync.Mutex
-	r      *rand.Rand
-	step   int
-	steps  int // after the last step every answer is the same, whole
-	series []*flapSeries
-	want   map[string]float64
-	cuts   int
-}
-
-type flapSeries struct {
-	family, labels string
-	value          float64
-	// absent says whether the series is missing from the answer of a step.
-	absent func(step int) bool
-	// born is the step the series appears at (0: from the start); reset is
-	// a step at which it restarts from zero (0: never).
-	born, reset int
-}
-
-func (s *flapSeries) key() string { return s.family + "{" + s.labels + "}" }
-
-func newFlapWorld(seed uint64, steps int) *flapWorld {
-	w := &flapWorld{r: rand.New(rand.NewPCG(seed, 1)), steps: steps, want: map[string]float64{}}
-	never := func(int) bool { return false }
-	for _, code := range []string{"200", "404", "500"} {
-		w.series = append(w.series, &flapSeries{family: "http_requests_total", labels: `code="` + code + `"`, value: 1000, absent: never})
-	}
-	w.series = append(w.series,
-		// Present, absent, present: every fourth answer lacks it.
-		&flapSeries{family: "jobs_total", labels: `queue="a"`, value: 500, absent: func(s int) bool { return s%4 == 2 }},
-		// Missing from runs of answers, at random.
-		&flapSeries{family: "jobs_total", labels: `queue="b"`, value: 700, absent: func(s int) bool { return s%7 == 3 || s%7 == 4 }},
-		// Restarts from zero while it is missing: its return is a reset.
-		&flapSeries{family: "jobs_total", labels: `queue="c"`, value: 5000, reset: 5, absent: func(s int) bool { return s == 5 }},
-		// Appears once the target is watched: its whole value is an increase.
-		&flapSeries{family: "late_total", labels: `x="1"`, value: 0, born: 4, absent: never},
-	)
-	for _, le := range []string{"0.1", "1", "+Inf"} {
-		w.series = append(w.series, &flapSeries{family: "latency_seconds_bucket", labels: `le="` + le + `"`, value: 100, absent: never})
-	}
-	return w
-}
-
-// next advances the world by one step, if any are left, and renders it.
-func (w *flapWorld) next() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.step < w.steps {
-		w.step++
-		for _, s := range w.series {
-			if w.step < s.born {
-				continue
-			}
-			if w.step == s.reset {
-				s.value = 0 // right after an observation: nothing counted is lost
-			}
-			inc := float64(w.r.IntN(40)) / 4
-			if w.step == s.born && s.born > 1 {
-				inc = 3 // created with a value of its own
-			}
-			s.value += inc
-			if w.step > 1 {
-				w.want[s.key()] += inc
-			}
-		}
-	}
-	var b strings.Builder
-	last := ""
-	for _, s := range w.series {
-		if w.step < s.born || (w.step < w.steps && s.absent(w.step)) {
-			continue
-		}
-		if fam := strings.TrimSuffix(s.family, "_bucket"); fam != last {
-			typ := map[bool]string{true: "histogram", false: "counter"}[fam != s.family]
-			fmt.Fprintf(&b, "# TYPE %s %s\n", strings.TrimSuffix(fam, "_total"), typ)
-			last = fam
-		}
-		fmt.Fprintf(&b, "%s{%s} %g\n", s.family, s.labels, s.value)
-	}
-	body := b.String()
-	if w.step%3 == 0 && w.step < w.steps {
-		lines := strings.SplitAfter(body, "\n")
-		body = strings.Join(lines[:1+w.r.IntN(len(lines)-2)], "") // at least one line less
-		w.cuts++
-	}
-	return body
-}
-
-func (w *flapWorld) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
-	rw.Header().Set("Content-Type", textCT)
-	_, _ = rw.Write([]byte(w.next()))
-}
-
-// TestFlappingSeriesAndCutBodiesAreExact scrapes a flapWorld over loopback
-// HTTP through the loop's whole scrape path: the deltas handed to the
-// appender add up, per series, to the true increase exactly. Taken as
-// released, a missing series would come back as a new one and send its whole
-// value again.
+// TestFlappingSeriesAndCutBodiesAreExact scrapes an exporter.Flap (its
+// script with a histogram's buckets added) over loopback HTTP through the
+// loop's whole scrape path: the deltas handed to the appender add up, per
+// series, to the true increase exactly. Taken as released, a missing series
+// would come back as a new one and send its whole value again.
 func TestFlappingSeriesAndCutBodiesAreExact(t *testing.T) {
+	script := exporter.FlapScript()
+	for _, le := range []string{"0.1", "1", "+Inf"} {
+		script = append(script, exporter.FlapSeries{Name: "latency_seconds_bucket", Labels: `le="` + le + `"`, Value: 100})
+	}
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			const steps = 40
-			w := newFlapWorld(seed, steps)
-			srv := httptest.NewServer(w)
+			f := exporter.NewFlap(seed, steps, script)
+			srv := httptest.NewServer(f)
 			defer srv.Close()
 			env := newTestEnv(t, nil, t0, func(cfg *Config) { cfg.Transport = nil })
 			tl := env.loop(t, target.Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("job", "flap"),
@@ -141,6 +42,7 @@ func TestFlappingSeriesAndCutBodiesAreExact(t *testing.T) {
 					t.Fatalf("scrape failed: %s", st.LastError)
 				}
 			}
+			_, want, cuts := f.State()
 			got := map[string]float64{}
 			for _, p := range tl.app.takePoints() {
 				if p.Kind != KindCounter {
@@ -157,23 +59,23 @@ func TestFlappingSeriesAndCutBodiesAreExact(t *testing.T) {
 				slices.Sort(kv)
 				got[name+"{"+strings.Join(kv, ",")+"}"] += p.Value
 			}
-			for k, want := range w.want {
-				if got[k] != want {
-					t.Errorf("%s: deltas add up to %v, true increase %v", k, got[k], want)
+			for k, inc := range want {
+				if got[k] != inc {
+					t.Errorf("%s: deltas add up to %v, true increase %v", k, got[k], inc)
 				}
 			}
 			for k := range got {
-				if _, ok := w.want[k]; !ok {
+				if _, ok := want[k]; !ok {
 					t.Errorf("%s: deltas sent for a series that never grew", k)
 				}
 			}
-			if w.cuts == 0 {
+			if cuts == 0 {
 				t.Fatal("no body was cut")
 			}
 			if n := metricValue(t, env.store.Metrics(), "nodescraper_delta_resets_total"); n < 1 {
 				t.Errorf("%g resets counted, want at least the scripted one", n)
 			}
-			t.Logf("%d scrapes, %d cut, %d series", steps+1, w.cuts, len(w.want))
+			t.Logf("%d scrapes, %d cut, %d series", steps+1, cuts, len(want))
 		})
 	}
 }

@@ -3,9 +3,7 @@ package scrapeloop
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -280,149 +278,6 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	return samples, nil
 }
 
-// fetch reads the response body into buf and returns its content type. A
-// body that provably is not the whole exposition fails the scrape (see
-// incomplete): taken as a short body it would pass for one whose missing
-// series vanished, and a value cut within its line for a counter reset.
-func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
-	req := l.req.WithContext(ctx)
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		l.body = bodyReader{} // the response is not kept until the next scrape
-	}()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("server returned HTTP status %s", resp.Status)
-	}
-	// The body goes through l.body, which keeps the transport's own error:
-	// a cut connection and a broken gzip stream both end in an unexpected
-	// EOF, and only the transport's tells them apart.
-	l.body = bodyReader{r: resp.Body}
-	var r io.Reader = &l.body
-	gzipped := resp.Header.Get("Content-Encoding") == "gzip"
-	if gzipped {
-		if l.gz == nil {
-			l.gz, err = kgzip.NewReader(&l.body)
-		} else {
-			err = l.gz.Reset(&l.body)
-		}
-		if err != nil {
-			return "", l.readFailed(ctx, resp, fmt.Errorf("gzip: %w", err))
-		}
-		r = l.gz
-	}
-	limit := l.limits.BodySize
-	if n := resp.ContentLength; !gzipped && n > int64(cap(*buf)) && n <= limit {
-		// The declared size: one buffer of its level instead of chunks.
-		nb := l.cfg.bodies.get(int(n))
-		*nb, *buf = *buf, *nb // buf stays the caller's; the old buffer goes back
-		l.cfg.bodies.put(nb)
-	}
-	n, err := l.cfg.bodies.readBody(buf, r, limit)
-	if err != nil {
-		return "", l.readFailed(ctx, resp, fmt.Errorf("read body: %w", err))
-	}
-	if n > limit {
-		return "", fmt.Errorf("body larger than %d bytes: %w", limit, errBodySizeLimit)
-	}
-	ct := resp.Header.Get("Content-Type")
-	// Framing ends a body where its sender meant it to end: a declared
-	// length, the last chunk, an HTTP/2 stream's end, gzip's trailer.
-	framed := resp.ProtoMajor != 1 || resp.ContentLength >= 0 || isChunked(resp) || gzipped
-	if reason, why := incomplete(*buf, exposition.FormatFor(ct), framed); reason != "" {
-		l.countIncomplete(reason)
-		return "", fmt.Errorf("%w (%s): %s", errIncomplete, reason, why)
-	}
-	l.cfg.m.bodyBytes.Add(int(n))
-	return ct, nil
-}
-
-// errIncomplete marks a body that provably is not the whole exposition.
-var errIncomplete = errors.New("incomplete body")
-
-// Why a body is incomplete: the label values of
-// nodescraper_scrape_incomplete_bodies_total.
-const (
-	incompleteLength  = "content_length"    // the connection ended before the declared Content-Length
-	incompleteChunked = "chunked"           // a chunked stream ended without its last chunk
-	incompleteStream  = "truncated"         // another framing (HTTP/2) ended early
-	incompleteGzip    = "gzip"              // the gzip stream is cut or damaged, its framing intact
-	incompleteRead    = "read_error"        // the read failed otherwise (a reset, the scrape timeout)
-	incompleteEOF     = "no_eof"            // OpenMetrics without its final # EOF line
-	incompleteLine    = "unterminated_line" // an unframed text body that ends within a line
-)
-
-// bodyReader passes a response body through and keeps its first error other
-// than io.EOF.
-type bodyReader struct {
-	r   io.Reader
-	err error
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
-	}
-	return n, err
-}
-
-func isChunked(resp *http.Response) bool {
-	return len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
-}
-
-// readFailed names and counts why reading the body failed.
-func (l *loop) readFailed(ctx context.Context, resp *http.Response, err error) error {
-	if ctx.Err() != nil {
-		return err // shutting down: not the target's fault, nor counted
-	}
-	te := l.body.err
-	reason := incompleteRead
-	switch {
-	case te == nil:
-		reason = incompleteGzip // the transport delivered all it had
-	case errors.Is(te, io.ErrUnexpectedEOF) && resp.ContentLength >= 0:
-		reason = incompleteLength
-		err = fmt.Errorf("connection ended before the %d bytes of its Content-Length: %w", resp.ContentLength, err)
-	case errors.Is(te, io.ErrUnexpectedEOF) && isChunked(resp):
-		reason = incompleteChunked
-		err = fmt.Errorf("chunked body ended without its last chunk: %w", err)
-	case errors.Is(te, io.ErrUnexpectedEOF):
-		reason = incompleteStream
-	}
-	l.countIncomplete(reason)
-	return fmt.Errorf("%w (%s): %w", errIncomplete, reason, err)
-}
-
-func (l *loop) countIncomplete(reason string) {
-	l.cfg.m.set.GetOrCreateCounter(`nodescraper_scrape_incomplete_bodies_total{reason="` + reason + `"}`).Inc()
-}
-
-var eofLine = []byte("# EOF")
-
-// incomplete tells a whole body from one provably cut short, where the
-// transport could not: OpenMetrics ends with "# EOF", and a text body whose
-// connection's end was its only end (no framing) and that ends within a line
-// was cut there, its last value perhaps within its digits. A text body cut
-// at a line boundary cannot be told from a whole one; the delta state copes
-// with it (a series missing from a scrape keeps its state).
-func incomplete(body []byte, f exposition.Format, framed bool) (reason, why string) {
-	switch {
-	case f == exposition.FormatOpenMetrics:
-		b := bytes.TrimSuffix(body, []byte{'\n'})
-		if !bytes.HasSuffix(b, eofLine) || (len(b) > len(eofLine) && b[len(b)-len(eofLine)-1] != '\n') {
-			return incompleteEOF, "OpenMetrics body does not end with # EOF"
-		}
-	case !framed && len(body) > 0 && body[len(body)-1] != '\n':
-		return incompleteLine, "body without Content-Length or chunked framing ends within a line"
-	}
-	return "", ""
-}
-
 // process parses body and hands its points to the appender. Call with the
 // table locked. It returns the samples read and the new series the node's
 // series budget refused.
@@ -430,18 +285,9 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 	p := &l.parser
 	p.Reset(body, exposition.FormatFor(contentType))
 	tab := l.table
-	app := l.app
-	gen := tab.NextGen()
-	nowMs := start.UnixMilli()
-	procStart := processStart(body)
-	// A target whose process started after our window began counted every
-	// first-seen series while we watched.
-	freshProcess := procStart > 0 && procStart > l.windowStart
-	honorTS := l.target.HonorTimestamps
+	w := l.newWindow(body, start)
 	limit := l.limits.Samples
-	slots := tab.Slots()
 	next := int32(0)
-	newIsFresh := l.succeeded && !l.incomplete
 	l.collided = l.collided[:0]
 	for p.Next() {
 		samples++
@@ -456,39 +302,27 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		// saves the map lookup and keeps memory access sequential.
 		i := next
 		isNew := false
-		if int(i) >= len(slots) || slots[i].Hash != h || !slots[i].Used() {
-			if i = tab.Find(h); i < 0 {
-				var ok bool
-				if i, ok = tab.Add(h); !ok {
-					refused++
-					continue
-				}
-				slots = tab.Slots()
-				isNew = true
-				l.added++
+		if slots := tab.Slots(); int(i) >= len(slots) || slots[i].Hash != h || !slots[i].Used() {
+			var ok bool
+			if i, isNew, ok = l.findOrAdd(h); !ok {
+				refused++
+				continue
 			}
 		}
 		next = i + 1
-		sl := &slots[i]
+		sl := &tab.Slots()[i]
 		if sl.Kind == 0 {
-			ref, kind, cerr := l.classify(p, raw)
-			if cerr != nil {
-				tab.Remove(i)
-				err = cerr
+			if err = l.classifySlot(p, raw, i, isNew); err != nil {
 				break
 			}
-			if isNew && kind == kindRelabeled {
-				l.added-- // Prometheus' scrape_series_added counts the series it stores
-			}
-			sl.Ref, sl.Kind, sl.Len = ref, uint8(kind), len16(raw)
 		} else if sl.Len != len16(raw) {
-			// Two series with one 64-bit hash (about one in 10^8 for a
-			// million series): the first keeps the slot, the other is not sent.
+			// Two series with one 64-bit hash (see len16): the first keeps
+			// the slot, the other is not sent.
 			l.cfg.m.collisions.Inc()
 			l.collided = append(l.collided, h)
 			continue
 		}
-		sl.Gen = gen
+		sl.Gen = w.gen
 		if Kind(sl.Kind) == kindRelabeled {
 			continue
 		}
@@ -496,26 +330,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		if Kind(sl.Kind) == KindDrop {
 			continue
 		}
-		ts := nowMs
-		if honorTS {
-			if t, ok := p.Timestamp(); ok {
-				ts = t
-			}
-		}
-		v := p.Value()
-		if Kind(sl.Kind) == KindGauge {
-			app.Append(sl.Ref, p, ts, v)
-			continue
-		}
-		created, hasCreated := p.Created()
-		obs := deltastore.Obs{Value: v, TS: ts, Created: created}
-		if !hasCreated && procStart > 0 {
-			obs.Created = procStart
-		}
-		obs.Fresh = freshProcess || (hasCreated && created > l.windowStart) || (isNew && newIsFresh)
-		if d, ok := tab.Update(sl, obs); ok {
-			app.Append(sl.Ref, p, ts, d)
-		}
+		l.appendSample(p, sl, isNew, &w)
 	}
 	if err == nil {
 		err = p.Err()
@@ -523,9 +338,100 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 	if err != nil {
 		return samples, refused, err
 	}
-	// A series this scrape lacks keeps its counter state until it is stale,
-	// so its return is a delta, not its whole value again (see SweepAbsent);
-	// the others release their state and backend handle.
+	l.sweep(w.gen, w.nowMs)
+	l.incomplete = refused > 0 || len(l.collided) > 0
+	return samples, refused, nil
+}
+
+// window is what process decides once per scrape for all its samples.
+type window struct {
+	gen   uint32 // the scrape's generation: the slots it saw carry it
+	nowMs int64  // the scrape's start, each sample's time unless honored
+	// procStart is the target's process_start_time_seconds in milliseconds,
+	// 0 if unknown: the Created of counters that have no _created.
+	procStart int64
+	// freshProcess says the target's process started after the observation
+	// window began: it counted every first-seen series while we watched.
+	freshProcess bool
+	// newIsFresh says a series added now was not there at the window's
+	// start: that scrape succeeded and admitted every series it saw.
+	newIsFresh bool
+}
+
+func (l *loop) newWindow(body []byte, start time.Time) window {
+	procStart := processStart(body)
+	return window{
+		gen:          l.table.NextGen(),
+		nowMs:        start.UnixMilli(),
+		procStart:    procStart,
+		freshProcess: procStart > 0 && procStart > l.windowStart,
+		newIsFresh:   l.succeeded && !l.incomplete,
+	}
+}
+
+// findOrAdd returns the slot of hash h, adding one for a new series; ok is
+// false when the node's series budget refuses it.
+func (l *loop) findOrAdd(h uint64) (i int32, isNew, ok bool) {
+	if i = l.table.Find(h); i >= 0 {
+		return i, false, true
+	}
+	if i, ok = l.table.Add(h); !ok {
+		return -1, false, false
+	}
+	l.added++
+	return i, true, true
+}
+
+// classifySlot classifies the series of slot i, seen for the first time
+// (or the first time by this loop). A series classify fails (a label limit)
+// leaves no slot behind.
+func (l *loop) classifySlot(p *exposition.Parser, raw []byte, i int32, isNew bool) error {
+	ref, kind, err := l.classify(p, raw)
+	if err != nil {
+		l.table.Remove(i)
+		return err
+	}
+	if isNew && kind == kindRelabeled {
+		l.added-- // Prometheus' scrape_series_added counts the series it stores
+	}
+	sl := &l.table.Slots()[i]
+	sl.Ref, sl.Kind, sl.Len = ref, uint8(kind), len16(raw)
+	return nil
+}
+
+// appendSample hands the current sample, of slot sl, to the appender: a
+// gauge's value as it is, a counter's increase since its last observation
+// (none at the first sight of a series that may have counted before we
+// watched, see deltastore.Obs.Fresh).
+func (l *loop) appendSample(p *exposition.Parser, sl *deltastore.Slot, isNew bool, w *window) {
+	ts := w.nowMs
+	if l.target.HonorTimestamps {
+		if t, ok := p.Timestamp(); ok {
+			ts = t
+		}
+	}
+	v := p.Value()
+	if Kind(sl.Kind) == KindGauge {
+		l.app.Append(sl.Ref, p, ts, v)
+		return
+	}
+	created, hasCreated := p.Created()
+	obs := deltastore.Obs{Value: v, TS: ts, Created: created}
+	if !hasCreated && w.procStart > 0 {
+		obs.Created = w.procStart
+	}
+	obs.Fresh = w.freshProcess || (hasCreated && created > l.windowStart) || (isNew && w.newIsFresh)
+	if d, ok := l.table.Update(sl, obs); ok {
+		l.app.Append(sl.Ref, p, ts, d)
+	}
+}
+
+// sweep ends a whole scrape of generation gen. A series this scrape lacks
+// keeps its counter state until it is stale, so its return is a delta, not
+// its whole value again (see SweepAbsent); the others release their state
+// and backend handle.
+func (l *loop) sweep(gen uint32, nowMs int64) {
+	tab, app := l.table, l.app
 	forget := func(sl *deltastore.Slot) {
 		if sl.Kind != 0 {
 			app.Forget(sl.Ref)
@@ -540,11 +446,14 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		}
 	}
 	tab.SweepAbsent(gen, nowMs, forget)
-	l.incomplete = refused > 0 || len(l.collided) > 0
-	return samples, refused, nil
 }
 
-// len16 is a series' length as a slot keeps it.
+// len16 is a series' length as a slot keeps it, the check beside the hash
+// that two series are one. It compares lengths only: keeping each series'
+// bytes would undo the slot's 40 pointer-free bytes, and a 64-bit hash
+// collision is already about one in 10^8 for a million series of a target.
+// Two colliding series of one length (rarer still) are taken for one: the
+// second's values then go into the first's delta state, under its labels.
 func len16(raw []byte) uint16 { return uint16(min(len(raw), math.MaxUint16)) }
 
 var processStartName = []byte("\nprocess_start_time_seconds ")

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -974,25 +975,29 @@ func TestScrapeHTTP(t *testing.T) {
 	}
 }
 
+// TestManagerSync: Sync starts a loop per target, each scraping within its
+// first interval (on a synctest bubble's clock); a removed target's loop
+// stops and releases its state; a reconfigured one hands its state to the
+// next loop, which reclassifies every series.
 func TestManagerSync(t *testing.T) {
+	synctest.Test(t, testManagerSync)
+}
+
+func testManagerSync(t *testing.T) {
 	e := exporter.New()
 	g := e.Family("g", exporter.Gauge, "")
 	g.Set("", 1)
 	c := e.Family("c_total", exporter.Counter, "")
 	c.Set("", 10)
-	srv, err := e.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	const addr = "app.test:9100"
 	backend := &recBackend{}
 	store := deltastore.New(deltastore.Config{})
-	m := NewManager(Config{Store: store, Backend: backend, Logger: slog.New(slog.DiscardHandler)})
-	defer m.cfg.Transport.(*http.Transport).CloseIdleConnections()
+	m := NewManager(Config{Store: store, Backend: backend, Transport: handlerTransport{e}, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	const interval = 2 * time.Second
 	tg := func(job string) target.Target {
-		return target.Target{URL: "http://" + srv.Addr() + "/metrics", Labels: labels.FromStrings("job", job), Interval: 2 * time.Second, Timeout: time.Second}
+		return target.Target{URL: "http://" + addr + "/metrics", Labels: labels.FromStrings("job", job), Interval: interval, Timeout: time.Second}
 	}
 	appOf := func(job string) *recAppender {
 		t.Helper()
@@ -1007,17 +1012,16 @@ func TestManagerSync(t *testing.T) {
 		}
 		return found
 	}
-	waitCommits := func(a *recAppender, n int) {
+	// waitFirst waits for the first scrape of each loop just started: it
+	// comes within an interval.
+	waitFirst := func(apps ...*recAppender) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if commits, _ := a.state(); commits >= n {
-				return
+		time.Sleep(interval - time.Nanosecond)
+		synctest.Wait()
+		for _, a := range apps {
+			if commits, _ := a.state(); commits != 1 {
+				t.Fatalf("appender %d: %d scrapes in the first interval, want 1", a.id, commits)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("appender %d: fewer than %d scrapes", a.id, n)
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	m.Sync(ctx, []target.Target{tg("a"), tg("b")})
@@ -1025,8 +1029,7 @@ func TestManagerSync(t *testing.T) {
 		t.Fatalf("%d targets, want 2", n)
 	}
 	a, b := appOf("a"), appOf("b")
-	waitCommits(a, 1)
-	waitCommits(b, 1)
+	waitFirst(a, b)
 
 	// a goes: its loop stops, its appender is closed, its state released.
 	m.Sync(ctx, []target.Target{tg("b")})
@@ -1037,9 +1040,6 @@ func TestManagerSync(t *testing.T) {
 		t.Errorf("store holds %d series after a went, want b's 2", n)
 	}
 	ts := m.Targets()
-	for deadline := time.Now().Add(10 * time.Second); len(ts) == 1 && ts[0].Health != "up" && time.Now().Before(deadline); ts = m.Targets() {
-		time.Sleep(10 * time.Millisecond) // the status follows the scrape's Commit
-	}
 	if len(ts) != 1 || ts[0].Labels["job"] != "b" || ts[0].Health != "up" || ts[0].Series != 2 {
 		t.Fatalf("targets after removal: %+v", ts)
 	}
@@ -1058,7 +1058,7 @@ func TestManagerSync(t *testing.T) {
 	} {
 		rec := httptest.NewRecorder()
 		c.h.ServeHTTP(rec, httptest.NewRequest("GET", c.url, nil))
-		if body := rec.Body.String(); !strings.Contains(body, c.want) || !strings.Contains(body, srv.Addr()) || strings.Contains(body, `job="a"`) {
+		if body := rec.Body.String(); !strings.Contains(body, c.want) || !strings.Contains(body, addr) || strings.Contains(body, `job="a"`) {
 			t.Errorf("%s: %s", c.url, body)
 		}
 	}
@@ -1078,7 +1078,7 @@ func TestManagerSync(t *testing.T) {
 	if nb == b {
 		t.Fatal("no new appender for the new configuration")
 	}
-	waitCommits(nb, 1)
+	waitFirst(nb)
 	cancel()
 	m.Wait()
 	var sum float64

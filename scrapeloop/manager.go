@@ -145,10 +145,32 @@ func NewManager(cfg Config) *Manager {
 func (m *Manager) Metrics() *metrics.Set { return m.cfg.m.set }
 
 // Sync makes the running loops match targets: loops of removed targets stop
-// (and release their delta state) before new ones start. Loops stop when ctx
+// before new ones start, and release their delta state unless the next loop
+// of their identity (URL and labels) takes it over. Loops stop when ctx
 // is cancelled. Targets discovery dropped (Drop set), targets whose settings
 // a loop refuses and duplicates of a running target are listed as dropped.
 func (m *Manager) Sync(ctx context.Context, targets []target.Target) {
+	want, bySeed, dropped := m.wanted(targets)
+	handover := m.stopGone(want, bySeed)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dropped = append(dropped, m.startNew(ctx, want, handover)...)
+	keep := m.cfg.KeepDroppedTargets
+	if keep == 0 {
+		keep = DefaultKeepDroppedTargets
+	}
+	m.dropped = newDroppedSet(dropped, keep)
+	live := map[string]bool{}
+	for _, l := range m.loops {
+		live[l.pool] = true
+	}
+	m.cfg.prunePools(live)
+}
+
+// wanted returns the targets to run by key, the key of each identity's
+// (seed's) running one, and the targets listed as dropped: those discovery
+// dropped and duplicates of another identity's configuration.
+func (m *Manager) wanted(targets []target.Target) (map[string]target.Target, map[uint64]string, []DroppedTarget) {
 	want := make(map[string]target.Target, len(targets))
 	var dropped []DroppedTarget
 	// One loop per identity (URL and labels): loops of one identity would
@@ -176,6 +198,13 @@ func (m *Manager) Sync(ctx context.Context, targets []target.Target) {
 		bySeed[s] = k
 		want[k] = t
 	}
+	return want, bySeed, dropped
+}
+
+// stopGone stops the loops of targets no longer wanted, all cancelled before
+// any is waited for, and returns those whose identity runs on (in bySeed) to
+// hand their tables over; the others' state is released.
+func (m *Manager) stopGone(want map[string]target.Target, bySeed map[uint64]string) map[uint64]*loop {
 	m.mu.Lock()
 	var gone []*loop
 	for k, l := range m.loops {
@@ -202,8 +231,14 @@ func (m *Manager) Sync(ctx context.Context, targets []target.Target) {
 		}
 		m.cfg.forget(l.target.URL)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	return handover
+}
+
+// startNew starts a loop for each wanted target that has none, on the table
+// of its identity's previous loop if handover holds one, and returns the
+// targets newLoop refused, to be listed as dropped. Call with m.mu held.
+func (m *Manager) startNew(ctx context.Context, want map[string]target.Target, handover map[uint64]*loop) []DroppedTarget {
+	var dropped []DroppedTarget
 	refused := map[string]string{}
 	for k, t := range want {
 		if _, ok := m.loops[k]; ok {
@@ -238,16 +273,7 @@ func (m *Manager) Sync(ctx context.Context, targets []target.Target) {
 		go l.run(lctx)
 	}
 	m.refused = refused
-	keep := m.cfg.KeepDroppedTargets
-	if keep == 0 {
-		keep = DefaultKeepDroppedTargets
-	}
-	m.dropped = newDroppedSet(dropped, keep)
-	live := map[string]bool{}
-	for _, l := range m.loops {
-		live[l.pool] = true
-	}
-	m.cfg.prunePools(live)
+	return dropped
 }
 
 // stop waits for a cancelled loop to end, then closes its appender and idle

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nodescraper/nodescraper/deltastore"
@@ -17,22 +18,42 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
+// handlerTransport answers every request with h, in memory: in a synctest
+// bubble no goroutine then waits on a network outside it, and the loops'
+// timers run on the bubble's clock.
+type handlerTransport struct{ h http.Handler }
+
+func (ht handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	ht.h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	resp.ContentLength = int64(rec.Body.Len())
+	resp.Request = req
+	return resp, nil
+}
+
 // TestManagerReconfigureKeepsDeltas drives a Manager through the changes a
 // live target sees (a new interval, new limits, a rotated Secret, a pod
-// label that only changes its Datadog tags) against a real exporter on
-// 127.0.0.1 whose counter grows on every scrape. Each change restarts the
-// target's loop with a new appender; the delta state carries over, so every
-// scrape after the first sends exactly the increase since the previous one,
-// across the restarts: nothing lost, nothing counted twice. Only a change of
-// the target labels (its series identity) starts fresh.
+// label that only changes its Datadog tags) against an exporter whose
+// counter grows on every scrape, on a synctest bubble's clock. Each change
+// restarts the target's loop with a new appender, whose first scrape comes
+// within one interval and the next one interval later; the delta state
+// carries over, so every scrape after the first sends exactly the increase
+// since the previous one, across the restarts: nothing lost, nothing counted
+// twice. Only a change of the target labels (its series identity) starts
+// fresh.
 func TestManagerReconfigureKeepsDeltas(t *testing.T) {
+	synctest.Test(t, testManagerReconfigureKeepsDeltas)
+}
+
+func testManagerReconfigureKeepsDeltas(t *testing.T) {
 	e := exporter.New()
 	c := e.Family("c_total", exporter.Counter, "")
 	g := e.Family("g", exporter.Gauge, "") // c's value, so the test knows what each scrape saw
 	c.Set("", 100)
 	var mu sync.Mutex
 	allowed := map[string]bool{"Bearer s1": true}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !allowed[r.Header.Get("Authorization")] {
@@ -42,8 +63,8 @@ func TestManagerReconfigureKeepsDeltas(t *testing.T) {
 		c.Add("", 1)
 		g.Set("", c.Value(""))
 		e.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	})
+	const addr = "app.test:9100"
 	allow := func(tokens ...string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -55,15 +76,14 @@ func TestManagerReconfigureKeepsDeltas(t *testing.T) {
 
 	backend := &recBackend{}
 	store := deltastore.New(deltastore.Config{Logger: slog.New(slog.DiscardHandler)})
-	m := NewManager(Config{Store: store, Backend: backend, Logger: slog.New(slog.DiscardHandler)})
-	defer m.cfg.Transport.(*http.Transport).CloseIdleConnections()
+	m := NewManager(Config{Store: store, Backend: backend, Transport: handlerTransport{h}, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	bearer := func(tok string) *httpconfig.Config {
 		return &httpconfig.Config{EnableHTTP2: true, Authorization: &httpconfig.Authorization{Credentials: httpconfig.Secret(tok)}}
 	}
-	tg := target.Target{URL: srv.URL + "/metrics", Labels: labels.FromStrings("instance", srv.Listener.Addr().String(), "job", "app"),
+	tg := target.Target{URL: "http://" + addr + "/metrics", Labels: labels.FromStrings("instance", addr, "job", "app"),
 		Interval: time.Second, Timeout: 500 * time.Millisecond, HTTP: bearer("s1"),
 		Discovered: labels.FromStrings("__meta_kubernetes_namespace", "shop", "__meta_kubernetes_pod_label_app", "web")}
 	steps := []struct {
@@ -79,7 +99,7 @@ func TestManagerReconfigureKeepsDeltas(t *testing.T) {
 		}, false},
 		{"interval 1s to 2s", func(tg *target.Target) { tg.Interval, tg.Timeout = 2*time.Second, time.Second }, false},
 		{"target label changed: a new identity", func(tg *target.Target) {
-			tg.Labels = labels.FromStrings("instance", srv.Listener.Addr().String(), "job", "app2")
+			tg.Labels = labels.FromStrings("instance", addr, "job", "app2")
 			tg.Interval, tg.Timeout = time.Second, 500*time.Millisecond
 		}, true},
 	}
@@ -107,19 +127,22 @@ func TestManagerReconfigureKeepsDeltas(t *testing.T) {
 			}
 		}
 		apps = append(apps, a)
-		// The first scrape after the change; of the new identity also the
-		// next, its first delta.
+		// The first scrape after the change, within an interval; of the new
+		// identity also the next, its first delta, an interval later.
 		want := 1
 		if s.fresh {
 			want = 2
 		}
-		for deadline := time.Now().Add(time.Duration(want+1) * tg.Interval); ; time.Sleep(10 * time.Millisecond) {
-			if n, _ := a.state(); n >= want {
-				break
+		synced := time.Now()
+		for n, _ := a.state(); n < want; n, _ = a.state() {
+			if time.Since(synced) > time.Duration(want)*tg.Interval {
+				t.Fatalf("%s: %d scrapes of the new loop in %s, want %d (status %+v)", s.name, n, time.Since(synced), want, m.Targets())
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: fewer than %d scrapes of the new loop (status %+v)", s.name, want, m.Targets())
-			}
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait() // the scrape due now is done
+		}
+		if n, _ := a.state(); n != want {
+			t.Fatalf("%s: %d scrapes of the new loop, want %d", s.name, n, want)
 		}
 	}
 	cancel()

@@ -29,21 +29,8 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 		return 0, KindDrop, nil // read through Parser.Created with its series
 	}
 	t := &l.target
-	nl := p.NumLabels()
-	lim := l.limits
-	if lim.Labels > 0 && nl+t.Labels.Len() > lim.Labels {
-		return 0, 0, fmt.Errorf("series %.200s has %d labels, limit %d: %w", raw, nl+t.Labels.Len(), lim.Labels, errLabelLimit)
-	}
-	if lim.LabelNameLength > 0 || lim.LabelValueLength > 0 {
-		for k := range nl {
-			name, value := p.Label(k)
-			if lim.LabelNameLength > 0 && len(name) > lim.LabelNameLength {
-				return 0, 0, fmt.Errorf("series %.200s label %.100q longer than %d: %w", raw, name, lim.LabelNameLength, errLabelNameLimit)
-			}
-			if lim.LabelValueLength > 0 && len(value) > lim.LabelValueLength {
-				return 0, 0, fmt.Errorf("series %.200s label %.100q value of %d bytes, limit %d: %w", raw, name, len(value), lim.LabelValueLength, errLabelValueLimit)
-			}
-		}
+	if err := l.checkLimits(p, raw); err != nil {
+		return 0, 0, err
 	}
 	if len(t.MetricRelabel) == 0 && plainSeries(p, &t.Labels) {
 		return l.classifyPlain(p)
@@ -53,19 +40,62 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 	// The builder may hold views of the parser's bytes: it copies them all
 	// into the final labels before classify returns.
 	b.Set(model.MetricNameLabel, unsafeString(p.Name()))
+	nl := p.NumLabels()
 	for k := range nl {
 		name, value := p.Label(k)
 		b.Set(unsafeString(name), unsafeString(value))
 	}
+	exported, omitted := l.setTargetLabels(p, b)
+	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
+		return 0, kindRelabeled, nil
+	}
+	if b.Get(model.MetricNameLabel) == "" {
+		return 0, kindRelabeled, nil
+	}
+	final := b.Labels()
+	s := Series{
+		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: final,
+		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(),
+	}
+	verbatim := nl <= 32 && t.Labels.Len() <= 64 // the masks' widths
+	s.Verbatim = verbatim && l.sameAsVerbatim(p, final, exported, omitted)
+	ref, kind := l.app.AddSeries(&s)
+	return ref, kind, nil
+}
+
+// checkLimits checks the series' labels, the target's counted in, against the
+// label limits.
+func (l *loop) checkLimits(p *exposition.Parser, raw []byte) error {
+	t := &l.target
+	nl := p.NumLabels()
+	lim := l.limits
+	if lim.Labels > 0 && nl+t.Labels.Len() > lim.Labels {
+		return fmt.Errorf("series %.200s has %d labels, limit %d: %w", raw, nl+t.Labels.Len(), lim.Labels, errLabelLimit)
+	}
+	if lim.LabelNameLength > 0 || lim.LabelValueLength > 0 {
+		for k := range nl {
+			name, value := p.Label(k)
+			if lim.LabelNameLength > 0 && len(name) > lim.LabelNameLength {
+				return fmt.Errorf("series %.200s label %.100q longer than %d: %w", raw, name, lim.LabelNameLength, errLabelNameLimit)
+			}
+			if lim.LabelValueLength > 0 && len(value) > lim.LabelValueLength {
+				return fmt.Errorf("series %.200s label %.100q value of %d bytes, limit %d: %w", raw, name, len(value), lim.LabelValueLength, errLabelValueLimit)
+			}
+		}
+	}
+	return nil
+}
+
+// setTargetLabels sets the target's labels in b, which holds the sample's,
+// and returns the masks of Series.Exported and Series.Omitted.
+func (l *loop) setTargetLabels(p *exposition.Parser, b *labels.Builder) (exported uint32, omitted uint64) {
+	t := &l.target
 	// Target labels win over scraped ones unless honor_labels, as in
 	// Prometheus' mutateSampleLabels: with honor_labels a scraped label wins,
 	// even an empty one (which removes the label); without, every target
 	// label is set, then each clashing scraped label is kept as
 	// exported_<name>, or exported_exported_<name> if that is taken, and so on.
-	var exported uint32
-	var omitted uint64
 	var clashes []labels.Label
-	verbatim := nl <= 32 && t.Labels.Len() <= 64
 	i := 0
 	t.Labels.Range(func(tl labels.Label) {
 		if t.HonorLabels {
@@ -94,20 +124,7 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 			exported |= 1 << (k & 31)
 		}
 	}
-	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
-		return 0, kindRelabeled, nil
-	}
-	if b.Get(model.MetricNameLabel) == "" {
-		return 0, kindRelabeled, nil
-	}
-	final := b.Labels()
-	s := Series{
-		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: final,
-		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(),
-	}
-	s.Verbatim = verbatim && l.sameAsVerbatim(p, final, exported, omitted)
-	ref, kind := l.app.AddSeries(&s)
-	return ref, kind, nil
+	return exported, omitted
 }
 
 // plainSeries reports whether the sample's labels meet none of the cases

@@ -217,7 +217,8 @@ func (e *Exporter) SetDelay(d time.Duration) {
 	e.mu.Unlock()
 }
 
-// Scrapes returns how many scrapes were answered with 200.
+// Scrapes returns how many scrapes were answered with 200 (or cut short
+// during their delay: a scrape counts when its answer is rendered).
 func (e *Exporter) Scrapes() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -370,6 +371,9 @@ func formatFloat(v float64) string {
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
+	// running counts the serving goroutine and each connection's, which
+	// runs its requests' handlers: Close waits for all of them.
+	running sync.WaitGroup
 }
 
 // Listen serves e at addr (e.g. "127.0.0.1:0") under /metrics until Close;
@@ -391,13 +395,39 @@ func (e *Exporter) Listen(addr string) (*Server, error) {
 		e.FailNext(math.MaxInt)
 		fmt.Fprintln(w, e.Scrapes())
 	})
-	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
-	go func() { _ = s.srv.Serve(ln) }()
+	s := &Server{ln: ln}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnState: s.track}
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		_ = s.srv.Serve(ln)
+	}()
 	return s, nil
 }
 
 // Addr returns the host:port the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops the server and waits for its connections to end.
-func (s *Server) Close() error { return s.srv.Close() }
+// track counts a connection from its acceptance to the end of its
+// goroutine. The server calls it with StateNew on the serving goroutine,
+// before the connection's goroutine starts, so the count never rises from
+// zero while Close waits; StateClosed comes last on the connection's
+// goroutine, after its handlers have returned. (A hijacked connection is
+// counted until it is hijacked; no handler here hijacks one.)
+func (s *Server) track(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.running.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.running.Done()
+	}
+}
+
+// Close stops the server and waits for its connections to end: their
+// handlers have returned (a delayed answer ends at once: its request's
+// context is cancelled when the connection closes).
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	s.running.Wait()
+	return err
+}

@@ -1,0 +1,156 @@
+package scrapeloop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
+)
+
+// fetch reads the response body into buf and returns its content type. A
+// body that provably is not the whole exposition fails the scrape (see
+// incomplete): taken as a short body it would pass for one whose missing
+// series vanished, and a value cut within its line for a counter reset.
+func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
+	req := l.req.WithContext(ctx)
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		l.body = bodyReader{} // the response is not kept until the next scrape
+	}()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("server returned HTTP status %s", resp.Status)
+	}
+	// The body goes through l.body, which keeps the transport's own error:
+	// a cut connection and a broken gzip stream both end in an unexpected
+	// EOF, and only the transport's tells them apart.
+	l.body = bodyReader{r: resp.Body}
+	var r io.Reader = &l.body
+	gzipped := resp.Header.Get("Content-Encoding") == "gzip"
+	if gzipped {
+		if l.gz == nil {
+			l.gz, err = kgzip.NewReader(&l.body)
+		} else {
+			err = l.gz.Reset(&l.body)
+		}
+		if err != nil {
+			return "", l.readFailed(ctx, resp, fmt.Errorf("gzip: %w", err))
+		}
+		r = l.gz
+	}
+	limit := l.limits.BodySize
+	if n := resp.ContentLength; !gzipped && n > int64(cap(*buf)) && n <= limit {
+		// The declared size: one buffer of its level instead of chunks.
+		nb := l.cfg.bodies.get(int(n))
+		*nb, *buf = *buf, *nb // buf stays the caller's; the old buffer goes back
+		l.cfg.bodies.put(nb)
+	}
+	n, err := l.cfg.bodies.readBody(buf, r, limit)
+	if err != nil {
+		return "", l.readFailed(ctx, resp, fmt.Errorf("read body: %w", err))
+	}
+	if n > limit {
+		return "", fmt.Errorf("body larger than %d bytes: %w", limit, errBodySizeLimit)
+	}
+	ct := resp.Header.Get("Content-Type")
+	// Framing ends a body where its sender meant it to end: a declared
+	// length, the last chunk, an HTTP/2 stream's end, gzip's trailer.
+	framed := resp.ProtoMajor != 1 || resp.ContentLength >= 0 || isChunked(resp) || gzipped
+	if reason, why := incomplete(*buf, exposition.FormatFor(ct), framed); reason != "" {
+		l.countIncomplete(reason)
+		return "", fmt.Errorf("%w (%s): %s", errIncomplete, reason, why)
+	}
+	l.cfg.m.bodyBytes.Add(int(n))
+	return ct, nil
+}
+
+// errIncomplete marks a body that provably is not the whole exposition.
+var errIncomplete = errors.New("incomplete body")
+
+// Why a body is incomplete: the label values of
+// nodescraper_scrape_incomplete_bodies_total.
+const (
+	incompleteLength  = "content_length"    // the connection ended before the declared Content-Length
+	incompleteChunked = "chunked"           // a chunked stream ended without its last chunk
+	incompleteStream  = "truncated"         // another framing (HTTP/2) ended early
+	incompleteGzip    = "gzip"              // the gzip stream is cut or damaged, its framing intact
+	incompleteRead    = "read_error"        // the read failed otherwise (a reset, the scrape timeout)
+	incompleteEOF     = "no_eof"            // OpenMetrics without its final # EOF line
+	incompleteLine    = "unterminated_line" // an unframed text body that ends within a line
+)
+
+// bodyReader passes a response body through and keeps its first error other
+// than io.EOF.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func isChunked(resp *http.Response) bool {
+	return len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
+}
+
+// readFailed names and counts why reading the body failed.
+func (l *loop) readFailed(ctx context.Context, resp *http.Response, err error) error {
+	if ctx.Err() != nil {
+		return err // shutting down: not the target's fault, nor counted
+	}
+	te := l.body.err
+	reason := incompleteRead
+	switch {
+	case te == nil:
+		reason = incompleteGzip // the transport delivered all it had
+	case errors.Is(te, io.ErrUnexpectedEOF) && resp.ContentLength >= 0:
+		reason = incompleteLength
+		err = fmt.Errorf("connection ended before the %d bytes of its Content-Length: %w", resp.ContentLength, err)
+	case errors.Is(te, io.ErrUnexpectedEOF) && isChunked(resp):
+		reason = incompleteChunked
+		err = fmt.Errorf("chunked body ended without its last chunk: %w", err)
+	case errors.Is(te, io.ErrUnexpectedEOF):
+		reason = incompleteStream
+	}
+	l.countIncomplete(reason)
+	return fmt.Errorf("%w (%s): %w", errIncomplete, reason, err)
+}
+
+func (l *loop) countIncomplete(reason string) {
+	l.cfg.m.set.GetOrCreateCounter(`nodescraper_scrape_incomplete_bodies_total{reason="` + reason + `"}`).Inc()
+}
+
+var eofLine = []byte("# EOF")
+
+// incomplete tells a whole body from one provably cut short, where the
+// transport could not: OpenMetrics ends with "# EOF", and a text body whose
+// connection's end was its only end (no framing) and that ends within a line
+// was cut there, its last value perhaps within its digits. A text body cut
+// at a line boundary cannot be told from a whole one; the delta state copes
+// with it (a series missing from a scrape keeps its state).
+func incomplete(body []byte, f exposition.Format, framed bool) (reason, why string) {
+	switch {
+	case f == exposition.FormatOpenMetrics:
+		b := bytes.TrimSuffix(body, []byte{'\n'})
+		if !bytes.HasSuffix(b, eofLine) || (len(b) > len(eofLine) && b[len(b)-len(eofLine)-1] != '\n') {
+			return incompleteEOF, "OpenMetrics body does not end with # EOF"
+		}
+	case !framed && len(body) > 0 && body[len(body)-1] != '\n':
+		return incompleteLine, "body without Content-Length or chunked framing ends within a line"
+	}
+	return "", ""
+}

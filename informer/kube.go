@@ -315,7 +315,7 @@ func (k *Kube) all() []cache.SharedIndexInformer {
 	return out
 }
 
-// RunKube watches until ctx is cancelled and sends the node's target set to
+// Run watches until ctx is cancelled and sends the node's target set to
 // out after the caches synced and whenever it changes. out should have a
 // buffer of one: a newer target set replaces one not yet taken.
 func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
@@ -339,11 +339,11 @@ func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	first := true
 	debounce(ctx, k.kick, k.cfg.Debounce, k.cfg.MaxDebounce, func() {
 		targets := k.rebuild(ctx)
-		k.rebuilds.Inc()
 		if first || !sameTargets(last, targets) {
 			send(out, targets)
 			last = targets
 		}
+		k.rebuilds.Inc() // after the emit: a rebuild counted has sent, or will not
 		if first {
 			first = false
 			k.synced.Store(true)

@@ -108,7 +108,14 @@ func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (targe
 		out.Set(model.InstanceLabel, addr)
 	}
 	u := &url.URL{Scheme: scheme, Host: addr, Path: lset.Get(model.MetricsPathLabel), RawQuery: params.Encode()}
-	return target.Target{URL: u.String(), Labels: out.Labels(), Interval: interval, Timeout: timeout}, nil
+	// url.URL.String escapes a host it cannot hold ("a b" → "a%20b"), which
+	// no HTTP client parses back: such an address is no target (found by
+	// fuzzing file_sd).
+	rawURL := u.String()
+	if _, err := url.Parse(rawURL); err != nil {
+		return target.Target{}, fmt.Errorf("__address__ %q is not a host:port", addr)
+	}
+	return target.Target{URL: rawURL, Labels: out.Labels(), Interval: interval, Timeout: timeout}, nil
 }
 
 func parseDuration(lset labels.Labels, name string) (time.Duration, error) {

@@ -48,6 +48,7 @@ func TestPopulate(t *testing.T) {
 			err: "scrape timeout 20s greater than scrape interval 15s"},
 		{name: "bad scheme", in: labels.FromStrings("__address__", "h:1", "__scheme__", "ftp"), err: `__scheme__ "ftp": want http or https`},
 		{name: "address with path", in: labels.FromStrings("__address__", "h:1/x"), err: `__address__ "h:1/x" is not a host:port`},
+		{name: "address with a space", in: labels.FromStrings("__address__", "0 0"), err: `__address__ "0 0" is not a host:port`},
 		{name: "bad interval", in: labels.FromStrings("__address__", "h:1", "__scrape_interval__", "soon"), err: `__scrape_interval__ "soon": not a valid duration string: "soon"`},
 	}
 	for _, c := range cases {

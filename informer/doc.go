@@ -1,7 +1,8 @@
 // Package informer discovers what this node must scrape and emits the node's
-// target set whenever it changes. Targets come from Prometheus-Operator
-// ServiceMonitors and PodMonitors resolved against this node's pods, or, in
-// local mode, from a file in Prometheus' file_sd format. The set also holds
+// target set ([]target.Target) whenever it changes. Targets come from
+// Prometheus-Operator ServiceMonitors and PodMonitors (turned into jobs by
+// package relabel) resolved against this node's pods; in local mode,
+// sub-package filesd reads them from a Prometheus file_sd file. The set also holds
 // the discovered targets that are not scraped (Target.Drop: dropped by
 // relabeling, not on this node, no valid target, over the monitor's
 // targetLimit), for the targets page.

@@ -7,14 +7,16 @@
 // PodMonitor podMetricsEndpoint into a Job: the Operator's exact
 // relabel_configs and metric_relabel_configs as
 // github.com/prometheus/prometheus/model/relabel configs, the scrape options
-// Prometheus would apply (defaults and agent-wide settings resolved), the
-// Kubernetes SD settings the informer emulates, and the HTTP client settings
-// with Secret and ConfigMap values read through a Store in the monitor's
-// namespace. A monitor the Operator would reject yields an *Error naming the
-// monitor, endpoint and field. Job.Target (Populate) then applies a job's
-// chain and Prometheus' target rules (job, instance, scheme, path, params,
-// per-target interval and timeout; __meta_* and __tmp* dropped) to a label
-// set from discovery.
+// Prometheus would apply (defaults, the agent's settings and enforced limits
+// resolved), the Kubernetes SD settings the informer emulates, and the HTTP
+// client settings (sub-package httpconfig) with Secret and ConfigMap values
+// read through a Store in the monitor's namespace. A monitor the Operator
+// would reject yields an *Error naming the monitor, endpoint and field.
+// Job.Target (Populate) then applies a job's chain and Prometheus' target
+// rules (job, instance, scheme, path, params, per-target interval and
+// timeout; __meta_* and __tmp* dropped) to a label set from discovery and
+// gives the result the job's settings: a target.Target (sub-package target,
+// the one type discovery hands the scraper).
 //
 // The chains and options are checked rule by rule against the Operator's
 // goldens (testdata/conformance: 108 ServiceMonitor cases, 55 PodMonitor

@@ -31,36 +31,8 @@ var ErrDropped = errors.New("dropped by relabeling")
 // ErrDropped when relabeling drops the target, and a descriptive error when the
 // result is not a valid target.
 func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (target.Target, error) {
-	if d.Scheme == "" {
-		d.Scheme = "http"
-	}
-	if d.MetricsPath == "" {
-		d.MetricsPath = "/metrics"
-	}
-	if d.Interval <= 0 {
-		d.Interval = 30 * time.Second
-	}
-	if d.Timeout <= 0 {
-		d.Timeout = min(10*time.Second, d.Interval)
-	}
 	b := labels.NewBuilder(lset)
-	setDefault := func(name, value string) {
-		if b.Get(name) == "" {
-			b.Set(name, value)
-		}
-	}
-	if d.Job != "" {
-		setDefault(model.JobLabel, d.Job)
-	}
-	setDefault(model.ScrapeIntervalLabel, model.Duration(d.Interval).String())
-	setDefault(model.ScrapeTimeoutLabel, model.Duration(d.Timeout).String())
-	setDefault(model.MetricsPathLabel, d.MetricsPath)
-	setDefault(model.SchemeLabel, d.Scheme)
-	for k, v := range d.Params {
-		if len(v) > 0 {
-			setDefault(model.ParamLabelPrefix+k, v[0])
-		}
-	}
+	d.setDefaults(b)
 	if !promrelabel.ProcessBuilder(b, cfgs...) {
 		return target.Target{}, ErrDropped
 	}
@@ -116,6 +88,41 @@ func Populate(lset labels.Labels, cfgs []*promrelabel.Config, d Defaults) (targe
 		return target.Target{}, fmt.Errorf("__address__ %q is not a host:port", addr)
 	}
 	return target.Target{URL: rawURL, Labels: out.Labels(), Interval: interval, Timeout: timeout}, nil
+}
+
+// setDefaults gives b the job's settings as the labels relabeling may read
+// and override (job, interval, timeout, path, scheme, params), with
+// Prometheus' defaults where the job sets none.
+func (d Defaults) setDefaults(b *labels.Builder) {
+	if d.Scheme == "" {
+		d.Scheme = "http"
+	}
+	if d.MetricsPath == "" {
+		d.MetricsPath = "/metrics"
+	}
+	if d.Interval <= 0 {
+		d.Interval = 30 * time.Second
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = min(10*time.Second, d.Interval)
+	}
+	setDefault := func(name, value string) {
+		if b.Get(name) == "" {
+			b.Set(name, value)
+		}
+	}
+	if d.Job != "" {
+		setDefault(model.JobLabel, d.Job)
+	}
+	setDefault(model.ScrapeIntervalLabel, model.Duration(d.Interval).String())
+	setDefault(model.ScrapeTimeoutLabel, model.Duration(d.Timeout).String())
+	setDefault(model.MetricsPathLabel, d.MetricsPath)
+	setDefault(model.SchemeLabel, d.Scheme)
+	for k, v := range d.Params {
+		if len(v) > 0 {
+			setDefault(model.ParamLabelPrefix+k, v[0])
+		}
+	}
 }
 
 func parseDuration(lset labels.Labels, name string) (time.Duration, error) {

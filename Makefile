@@ -9,7 +9,7 @@ HELM := $(CACHE)/bin/helm-$(HELM_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build image demo demo-local test lint vet staticcheck static-build controlplane helm unit benchmarks-check clean
+.PHONY: all build image demo demo-local test lint vet staticcheck static-build controlplane helm unit bench-once fidelity benchmarks-check clean
 
 all: build
 
@@ -41,7 +41,7 @@ demo-local: build
 	@scripts/demo.sh
 
 ## test: everything CI checks
-test: vet staticcheck static-build controlplane helm unit benchmarks-check
+test: vet staticcheck static-build controlplane helm unit bench-once fidelity benchmarks-check
 
 ## controlplane: etcd (Debian) and kube-apiserver/kube-controller-manager (built once, cached in .cache/kube)
 controlplane:
@@ -78,9 +78,22 @@ static-build:
 unit:
 	NODESCRAPER_ARTIFACTS=$(CURDIR)/bin/test-artifacts $(GO) test -count=1 -race -timeout 20m ./...
 
-## benchmarks-check: the benchmark module (own go.mod, peer parsers) builds and its parsers do comparable work
-benchmarks-check:
-	cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run TestComparableWork .
+## bench-once: each benchmark of the main module run once (-benchtime 1x), for the
+## correctness checks it makes; a check, not a measurement (benchmarks/README has those)
+bench-once:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
+
+## fidelity: the deltastore simulations' full histories (under -race, unit plays short ones)
+fidelity:
+	$(GO) test -count=1 -run Fidelity -timeout 10m ./deltastore
+
+## benchmarks-check: the benchmark module (own go.mod, peer parsers): vet; apiscale's tests
+## (TestTiny on the real control plane) with -race, as unit ran them in the main module;
+## the other tests (parsers do comparable work, nodebench's truth) and each benchmark once
+benchmarks-check: controlplane
+	cd benchmarks && $(GO) vet ./... \
+		&& $(GO) test -count=1 -race -timeout 20m ./apiscale/... \
+		&& $(GO) test -count=1 -bench . -benchtime 1x -timeout 10m . ./cmd/...
 
 clean:
 	rm -rf bin

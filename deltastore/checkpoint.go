@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,9 @@ import (
 //
 // The counts and checksum sit in the header although they are known only
 // after the body: the writer fills them in last, before the fsync and rename
-// that make the file visible. Version 1 (one flat list keyed by a hash that
+// that make the file visible. A series record holding what Update never
+// stores (a NaN, infinite or negative value; a time of 0 or 2^32-1) is not
+// the writer's, and makes the file corrupt like a wrong count. Version 1 (one flat list keyed by a hash that
 // mixed target and series) cannot be split back into targets and is refused.
 const (
 	fileName   = "delta.ckpt"
@@ -237,8 +240,12 @@ func verify(f *os.File) (h header, bodyCRC uint32, err error) {
 	h.writtenAt = int64(binary.LittleEndian.Uint64(hb[16:]))
 	h.count = binary.LittleEndian.Uint64(hb[24:])
 	h.targets = binary.LittleEndian.Uint32(hb[36:])
-	want := h.count + uint64(h.targets)
-	switch body := uint64(fi.Size() - headerSize); {
+	body := uint64(fi.Size() - headerSize)
+	// The sum of the counts can wrap around: then it is past any file.
+	want, carry := bits.Add64(h.count, uint64(h.targets), 0)
+	switch {
+	case carry != 0:
+		return h, 0, fmt.Errorf("truncated: %d bytes hold %d of its %d + %d records", fi.Size(), body/recordSize, h.count, h.targets)
 	case want > body/recordSize:
 		return h, 0, fmt.Errorf("truncated: %d bytes hold %d of its %d records", fi.Size(), body/recordSize, want)
 	case body != want*recordSize:
@@ -300,6 +307,11 @@ func (s *Store) load(r io.Reader, h header) (loaded, skipped int, err error) {
 				last:    math.Float64frombits(binary.LittleEndian.Uint64(rec[8:])),
 				ts:      binary.LittleEndian.Uint32(rec[16:]),
 				created: binary.LittleEndian.Uint32(rec[20:]),
+			}
+			if !(rc.last >= 0 && rc.last <= math.MaxFloat64) || rc.ts == 0 || rc.ts == math.MaxUint32 {
+				// What Update refuses to store, the writer cannot have
+				// written: restored, it would make a wrong delta.
+				return loaded, skipped, fmt.Errorf("%w: target %016x series %016x holds value %v at %d", errLayout, seed, rc.hash, rc.last, rc.ts)
 			}
 			if rc.ts < cutoff || !s.reserve(1) {
 				skipped++
@@ -398,21 +410,63 @@ func (s *Store) writeFile(final bool, writtenAt int64) (st CheckpointStats, err 
 	if _, err := w.Write(hb[:]); err != nil {
 		return st, err
 	}
-	cutoff := s.staleCutoff()
-	crc := uint32(0)
-	count, targets := uint64(0), uint32(0)
-	emit := func(seed uint64, lastSuccess int64, buf []byte) error {
-		// buf holds a placeholder target record, then the series records.
-		n := uint64(len(buf)/recordSize - 1)
-		binary.LittleEndian.PutUint64(buf[0:], seed)
-		binary.LittleEndian.PutUint64(buf[8:], uint64(lastSuccess))
-		binary.LittleEndian.PutUint64(buf[16:], n)
-		crc = crc32.Update(crc, castagnoli, buf)
-		count += n
-		targets++
-		_, err := w.Write(buf)
-		return err
+	body := &bodyWriter{w: w}
+	if err := s.writeBody(body); err != nil {
+		return st, err
 	}
+	if err := w.Flush(); err != nil {
+		return st, err
+	}
+	h := header{writtenAt: writtenAt, count: body.count, targets: body.targets}
+	if final {
+		h.flags = flagFinal
+	}
+	hb = h.encode(body.crc)
+	if _, err := f.WriteAt(hb[:], 0); err != nil {
+		return st, err
+	}
+	if err := f.Sync(); err != nil {
+		return st, err
+	}
+	if err := f.Close(); err != nil {
+		return st, err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(s.cfg.Dir, fileName)); err != nil {
+		return st, err
+	}
+	if err := syncDir(s.cfg.Dir); err != nil {
+		return st, err
+	}
+	return CheckpointStats{Series: int(h.count), Bytes: headerSize + int64(h.count+uint64(h.targets))*recordSize}, nil
+}
+
+// bodyWriter writes a checkpoint's body and keeps what its header says of
+// it: the records' counts and CRC-32C.
+type bodyWriter struct {
+	w       *bufio.Writer
+	crc     uint32
+	count   uint64 // series records
+	targets uint32 // target records
+}
+
+// target writes one target's records: buf holds a placeholder target record,
+// filled in here, then the target's series records.
+func (b *bodyWriter) target(seed uint64, lastSuccess int64, buf []byte) error {
+	n := uint64(len(buf)/recordSize - 1)
+	binary.LittleEndian.PutUint64(buf[0:], seed)
+	binary.LittleEndian.PutUint64(buf[8:], uint64(lastSuccess))
+	binary.LittleEndian.PutUint64(buf[16:], n)
+	b.crc = crc32.Update(b.crc, castagnoli, buf)
+	b.count += n
+	b.targets++
+	_, err := b.w.Write(buf)
+	return err
+}
+
+// writeBody writes the restored state no target claimed yet, then each
+// table's counter state, copied under the table's lock one table at a time.
+func (s *Store) writeBody(b *bodyWriter) error {
+	cutoff := s.staleCutoff()
 	s.mu.Lock()
 	tables := make([]*Table, 0, len(s.tables))
 	for _, t := range s.tables {
@@ -424,9 +478,9 @@ func (s *Store) writeFile(final bool, writtenAt int64) (st CheckpointStats, err 
 		for _, rc := range r.recs {
 			buf = appendRecord(buf, rc.hash, rc.last, rc.ts, rc.created)
 		}
-		if err := emit(seed, r.lastSuccess, buf); err != nil {
+		if err := b.target(seed, r.lastSuccess, buf); err != nil {
 			s.mu.Unlock()
-			return st, err
+			return err
 		}
 	}
 	s.mu.Unlock()
@@ -450,34 +504,11 @@ func (s *Store) writeFile(final bool, writtenAt int64) (st CheckpointStats, err 
 		if len(buf) == recordSize && lastSuccess == 0 {
 			continue
 		}
-		if err := emit(t.seed, lastSuccess, buf); err != nil {
-			return st, err
+		if err := b.target(t.seed, lastSuccess, buf); err != nil {
+			return err
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return st, err
-	}
-	h := header{writtenAt: writtenAt, count: count, targets: targets}
-	if final {
-		h.flags = flagFinal
-	}
-	hb = h.encode(crc)
-	if _, err := f.WriteAt(hb[:], 0); err != nil {
-		return st, err
-	}
-	if err := f.Sync(); err != nil {
-		return st, err
-	}
-	if err := f.Close(); err != nil {
-		return st, err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(s.cfg.Dir, fileName)); err != nil {
-		return st, err
-	}
-	if err := syncDir(s.cfg.Dir); err != nil {
-		return st, err
-	}
-	return CheckpointStats{Series: int(count), Bytes: headerSize + int64(count+uint64(targets))*recordSize}, nil
+	return nil
 }
 
 func appendRecord(b []byte, hash uint64, last float64, ts, created uint32) []byte {

@@ -7,9 +7,12 @@ import (
 
 // Table holds the series of one target: per series one Slot with its delta
 // state beside the fields its scrape loop caches, so a sample costs one
-// lookup, and in steady state none (see Predict). The loop that owns a table
-// holds its lock while it processes a scrape; checkpoints take the same lock
-// for the moment they copy the table.
+// lookup (Find), and in steady state none: Add appends slots in the order the
+// series first appear, which is the exposition's order, so the loop first
+// tries the slot after the previous sample's in Slots and looks up only when
+// its Hash differs. The loop that owns a table holds its lock while it
+// processes a scrape; checkpoints take the same lock for the moment they copy
+// the table.
 type Table struct {
 	store *Store
 	seed  uint64

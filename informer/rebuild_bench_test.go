@@ -18,7 +18,7 @@ import (
 )
 
 // clusterKube returns a Kube for node-0000 whose caches hold what an agent
-// of a cluster of nodes x 30 pods caches (as internal/apiscale builds it:
+// of a cluster of nodes x 30 pods caches (as benchmarks/apiscale builds it:
 // 10 pods per Service, 10 Services per ServiceMonitor, 10 namespaces): all
 // Services and monitors, and its own node's 30 pods. The caches are filled
 // directly; nothing is contacted.

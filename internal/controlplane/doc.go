@@ -1,7 +1,9 @@
 // Package controlplane runs a real Kubernetes control plane on loopback for
-// tests: etcd, kube-apiserver (RBAC on, generated certificates) and, when asked,
-// kube-controller-manager, with the Prometheus-Operator ServiceMonitor and
-// PodMonitor CRDs installed. It also creates the objects the agent watches
+// tests, the demo (cmd/kubedemo) and the apiscale benchmark
+// (benchmarks/apiscale, in another module, which Go's internal rule lets
+// import it by path): etcd, kube-apiserver (RBAC on, generated certificates)
+// and, when asked, kube-controller-manager, with the Prometheus-Operator
+// ServiceMonitor and PodMonitor CRDs installed. It also creates the objects the agent watches
 // (Nodes, Pods bound to a node with a 127.0.0.x IP, Services, monitors,
 // Secrets) and mints ServiceAccount credentials.
 //

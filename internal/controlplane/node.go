@@ -72,27 +72,9 @@ func (cp *ControlPlane) StartNode(ctx context.Context, cfg NodeConfig) (n *Node,
 	if cfg.Name == "" {
 		cfg.Name = "node-a"
 	}
-	if os.Geteuid() != 0 {
-		return nil, errors.New("start node: must run as root (containerd, runc, mounts, cgroups)")
-	}
-	if !cp.cfg.ControllerManager {
-		return nil, errors.New("start node: the control plane runs no kube-controller-manager (Config.ControllerManager)")
-	}
-	for _, b := range []string{cp.bins.kubelet, cp.bins.scheduler} {
-		if err := executable(b); err != nil {
-			return nil, fmt.Errorf("start node: %w; %s", err, ensureHint)
-		}
-	}
-	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
-		if _, err := exec.LookPath(b); err != nil {
-			if _, err2 := os.Stat(filepath.Join("/usr/sbin", b)); err2 != nil {
-				return nil, fmt.Errorf("start node: %s not found (%v); %s", b, err, ensureHint)
-			}
-		}
-	}
-	cniDir := cniBinDir()
-	if cniDir == "" {
-		return nil, fmt.Errorf("start node: no CNI plugins (loopback) in /usr/lib/cni or /opt/cni/bin; %s", ensureHint)
+	cniDir, err := cp.checkNodeNeeds()
+	if err != nil {
+		return nil, err
 	}
 	if err := cp.ensureScheduler(ctx); err != nil {
 		return nil, err
@@ -149,6 +131,34 @@ func (cp *ControlPlane) StartNode(ctx context.Context, cfg NodeConfig) (n *Node,
 		return nil, err
 	}
 	return n, nil
+}
+
+// checkNodeNeeds checks what a node needs before anything starts: root, the
+// kube-controller-manager, the kubelet and scheduler binaries, containerd and
+// runc; it returns the directory of the CNI plugins.
+func (cp *ControlPlane) checkNodeNeeds() (cniDir string, err error) {
+	if os.Geteuid() != 0 {
+		return "", errors.New("start node: must run as root (containerd, runc, mounts, cgroups)")
+	}
+	if !cp.cfg.ControllerManager {
+		return "", errors.New("start node: the control plane runs no kube-controller-manager (Config.ControllerManager)")
+	}
+	for _, b := range []string{cp.bins.kubelet, cp.bins.scheduler} {
+		if err := executable(b); err != nil {
+			return "", fmt.Errorf("start node: %w; %s", err, ensureHint)
+		}
+	}
+	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
+		if _, err := exec.LookPath(b); err != nil {
+			if _, err2 := os.Stat(filepath.Join("/usr/sbin", b)); err2 != nil {
+				return "", fmt.Errorf("start node: %s not found (%v); %s", b, err, ensureHint)
+			}
+		}
+	}
+	if cniDir = cniBinDir(); cniDir == "" {
+		return "", fmt.Errorf("start node: no CNI plugins (loopback) in /usr/lib/cni or /opt/cni/bin; %s", ensureHint)
+	}
+	return cniDir, nil
 }
 
 const nodeRunPrefix = "nodescraper-node-"
@@ -390,7 +400,17 @@ func (n *Node) initialize(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node %s: not registered: %w", n.Name, err)
 	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	if err := n.cloudInit(ctx); err != nil {
+		return err
+	}
+	return n.waitSchedulable(ctx)
+}
+
+// cloudInit sets the Node's addresses (loopback only) and lifts its
+// uninitialized taint, as a cloud controller manager would.
+func (n *Node) cloudInit(ctx context.Context) error {
+	nodes := n.cp.Kube.CoreV1().Nodes()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		node, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -423,7 +443,14 @@ func (n *Node) initialize(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node %s: remove uninitialized taint: %w", n.Name, err)
 	}
-	err = n.poll(ctx, n.kubelet, func(ctx context.Context) error {
+	return nil
+}
+
+// waitSchedulable waits for the Node to be Ready and without the not-ready
+// taint, lifting that taint itself when no node lifecycle controller runs.
+func (n *Node) waitSchedulable(ctx context.Context) error {
+	nodes := n.cp.Kube.CoreV1().Nodes()
+	err := n.poll(ctx, n.kubelet, func(ctx context.Context) error {
 		node, err := nodes.Get(ctx, n.Name, metav1.GetOptions{})
 		if err != nil {
 			return err

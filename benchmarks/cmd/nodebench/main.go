@@ -82,25 +82,8 @@ func mainErr() error {
 	if err != nil {
 		return err
 	}
-	if *build {
-		cmd := exec.Command("make", "-C", "..", "build")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("make -C .. build: %w", err)
-		}
-	}
-	if len(agents) == 0 {
-		agents = agentFlags{{Name: "current", Path: "../bin/nodescraper"}}
-	}
-	for i, a := range agents {
-		abs, err := filepath.Abs(a.Path)
-		if err != nil {
-			return fmt.Errorf("agent %s: %w", a.Name, err)
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return fmt.Errorf("agent %s: %w (build it with -build or `make -C .. build`)", a.Name, err)
-		}
-		agents[i].Path = abs
+	if agents, err = resolveAgents(agents, *build); err != nil {
+		return err
 	}
 	o := options{interval: *interval, warmup: *warmup, measure: *measureN, ksmFile: *ksmFile, keep: *keep, modelEvery: *modelEvery, profileDir: *agentProfiles, intakeLatency: *intakeLatency, logf: log.Printf}
 	for _, s := range scs {
@@ -126,9 +109,42 @@ func mainErr() error {
 	defer stop()
 	ri := runInfo{Started: time.Now(), Command: "nodebench " + strings.Join(os.Args[1:], " "), Interval: interval.String(),
 		IntakeLatency: intakeLatency.String(), Warmup: *warmup, Measure: *measureN, CPUs: runtime.NumCPU(), Agents: agents}
+	return runAll(ctx, scs, o, *out, ri)
+}
+
+// resolveAgents builds the agent first if asked, defaults to
+// ../bin/nodescraper and makes every agent's path absolute and checked.
+func resolveAgents(agents agentFlags, build bool) (agentFlags, error) {
+	if build {
+		cmd := exec.Command("make", "-C", "..", "build")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("make -C .. build: %w", err)
+		}
+	}
+	if len(agents) == 0 {
+		agents = agentFlags{{Name: "current", Path: "../bin/nodescraper"}}
+	}
+	for i, a := range agents {
+		abs, err := filepath.Abs(a.Path)
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.Name, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("agent %s: %w (build it with -build or `make -C .. build`)", a.Name, err)
+		}
+		agents[i].Path = abs
+	}
+	return agents, nil
+}
+
+// runAll runs every scenario with every agent of ri, rewriting the
+// reports under prefix after each run, then plots; it returns the runs'
+// errors.
+func runAll(ctx context.Context, scs []scenario, o options, prefix string, ri runInfo) error {
 	var failed error
 	for _, s := range scs {
-		for _, a := range agents { // interleaved: every agent sees the machine in the same minutes
+		for _, a := range ri.Agents { // interleaved: every agent sees the machine in the same minutes
 			res, err := run(ctx, s, a, o)
 			if err != nil {
 				res.Error = err.Error()
@@ -138,7 +154,7 @@ func mainErr() error {
 				log.Printf("%s/%s: %.0f samples/s/core, RSS %s MiB (%.0f B/series), sums %s", s.name, a.Name, res.SamplesPerCoreS, mib(res.RSSMedian), res.RSSPerSeries, res.Check)
 			}
 			ri.Results = append(ri.Results, res)
-			if err := writeReports(*out, ri); err != nil { // after every run: a long run keeps what it measured
+			if err := writeReports(prefix, ri); err != nil { // after every run: a long run keeps what it measured
 				return err
 			}
 			if ctx.Err() != nil {
@@ -146,13 +162,13 @@ func mainErr() error {
 			}
 		}
 	}
-	if err := writePlot(*out, ri); err != nil {
+	if err := writePlot(prefix, ri); err != nil {
 		return err
 	}
 	if err := writeMarkdown(os.Stdout, ri); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	log.Printf("wrote %s.md and %s.json", *out, *out)
+	log.Printf("wrote %s.md and %s.json", prefix, prefix)
 	return failed
 }
 

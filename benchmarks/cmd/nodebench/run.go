@@ -89,22 +89,14 @@ func run(ctx context.Context, sc scenario, ag agentSpec, o options) (res result,
 		}
 	}()
 
-	targets, err := buildTargets(sc, o)
-	if err != nil {
-		return res, err
-	}
-	ex, err := startExporters(targets)
+	targets, ex, err := startTargets(sc, o)
 	if err != nil {
 		return res, err
 	}
 	defer func() { err = errors.Join(err, ex.close()) }()
 	res.Targets = len(targets)
 	keys := newKeyer()
-	for _, t := range targets {
-		t.src.learn(keys, t.targetLabels())
-		_, n := t.src.render(nil, 1)
-		res.Series += n
-	}
+	res.Series = learnSeries(keys, targets)
 
 	tl := newTally(keys)
 	sink, sinkURL, stopSink, err := startSink(tl, o.modelEvery, o.intakeLatency)
@@ -113,17 +105,8 @@ func run(ctx context.Context, sc scenario, ag agentSpec, o options) (res result,
 	}
 	defer func() { err = errors.Join(err, stopSink()) }()
 
-	sdPath := filepath.Join(dir, "targets.json")
-	if err := writeFileSD(sdPath, targets); err != nil {
-		return res, err
-	}
-	listen, err := freePort()
-	if err != nil {
-		return res, err
-	}
-	args := agentArgs(ag.Path, sdPath, sinkURL, filepath.Join(dir, "state"), listen, o.interval, o.logf)
 	o.logf("%s/%s: %d targets, %d series per round; starting %s", sc.name, ag.Name, res.Targets, res.Series, ag.Path)
-	agent, err := startAgent(ag.Path, args, apiKey, filepath.Join(dir, "agent.log"))
+	agent, err := launch(ctx, ag, dir, targets, sinkURL, o)
 	if err != nil {
 		return res, err
 	}
@@ -134,46 +117,21 @@ func run(ctx context.Context, sc scenario, ag agentSpec, o options) (res result,
 			err = errors.Join(err, serr)
 		}
 	}()
-	hctx, cancel := context.WithTimeout(ctx, time.Minute)
-	err = agent.waitHealthy(hctx)
-	cancel()
-	if err != nil {
+
+	if err := warmUp(ctx, agent, ex, o); err != nil {
 		return res, err
 	}
-
-	// Warm-up: every target scraped once (the baselines) and warmup more times.
-	warm := time.Duration(o.warmup+2)*o.interval + 2*time.Minute
-	if err := waitFor(ctx, agent, warm, func() bool { return ex.minScrapes() >= int64(1+o.warmup) }); err != nil {
-		return res, fmt.Errorf("warm-up: %w", err)
-	}
-	var prof sync.WaitGroup
-	if o.profileDir != "" {
-		base := filepath.Join(o.profileDir, sc.name+"-"+ag.Name)
-		window := time.Duration(o.measure)*o.interval - 2*time.Second
-		prof.Go(func() {
-			if err := agent.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(window.Seconds())), base+"-cpu.pprof"); err != nil {
-				o.logf("%s/%s: cpu profile: %v", sc.name, ag.Name, err)
-			}
-		})
-	}
-	err = measure(ctx, &res, agent, ex, sink, tl, o)
-	prof.Wait()
-	if o.profileDir != "" {
-		if perr := agent.profile(ctx, "heap?gc=1", filepath.Join(o.profileDir, sc.name+"-"+ag.Name+"-heap.pprof")); perr != nil {
-			o.logf("%s/%s: heap profile: %v", sc.name, ag.Name, perr)
-		}
-	}
+	err = profiled(ctx, agent, sc, ag, o, func() error {
+		return measure(ctx, &res, agent, ex, sink, tl, o)
+	})
 	if err != nil {
 		return res, err
 	}
 
 	// Freeze, let every target be scraped once more (the agent has then
 	// processed the frozen values), read the agent's drop counters, stop it.
-	for _, t := range targets {
-		t.freeze()
-	}
-	if err := waitFor(ctx, agent, 2*o.interval+time.Minute, func() bool { return ex.minPostFreeze() >= 1 }); err != nil {
-		return res, fmt.Errorf("after freeze: %w", err)
+	if err := freeze(ctx, agent, ex, targets, o.interval); err != nil {
+		return res, err
 	}
 	res.AgentDropSeries, res.AgentDrops, err = agent.dropCounters(ctx)
 	if err != nil {
@@ -197,6 +155,103 @@ func run(ctx context.Context, sc scenario, ag agentSpec, o options) (res result,
 	}
 	res.Check = check(targets, tl, keys)
 	return res, nil
+}
+
+// startTargets builds the scenario's targets and starts their exporters.
+func startTargets(sc scenario, o options) ([]*exportTarget, *exporters, error) {
+	targets, err := buildTargets(sc, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex, err := startExporters(targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	return targets, ex, nil
+}
+
+// warmUp waits until every target has been scraped once (the baselines)
+// and o.warmup more times.
+func warmUp(ctx context.Context, agent *agentProc, ex *exporters, o options) error {
+	warm := time.Duration(o.warmup+2)*o.interval + 2*time.Minute
+	if err := waitFor(ctx, agent, warm, func() bool { return ex.minScrapes() >= int64(1+o.warmup) }); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	return nil
+}
+
+// learnSeries teaches keys every target's series and returns how many
+// series one round of scrapes serves.
+func learnSeries(keys *keyer, targets []*exportTarget) int {
+	series := 0
+	for _, t := range targets {
+		t.src.learn(keys, t.targetLabels())
+		_, n := t.src.render(nil, 1)
+		series += n
+	}
+	return series
+}
+
+// freeze stops every target's values changing and waits until each has
+// been scraped once more, so that the agent has processed the final values.
+func freeze(ctx context.Context, agent *agentProc, ex *exporters, targets []*exportTarget, interval time.Duration) error {
+	for _, t := range targets {
+		t.freeze()
+	}
+	if err := waitFor(ctx, agent, 2*interval+time.Minute, func() bool { return ex.minPostFreeze() >= 1 }); err != nil {
+		return fmt.Errorf("after freeze: %w", err)
+	}
+	return nil
+}
+
+// launch writes the targets' file_sd under dir, starts the agent on it
+// (sending to sinkURL) and waits until it is healthy; an agent that does not
+// become healthy is stopped.
+func launch(ctx context.Context, ag agentSpec, dir string, targets []*exportTarget, sinkURL string, o options) (*agentProc, error) {
+	sdPath := filepath.Join(dir, "targets.json")
+	if err := writeFileSD(sdPath, targets); err != nil {
+		return nil, err
+	}
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := agentArgs(ag.Path, sdPath, sinkURL, filepath.Join(dir, "state"), listen, o.interval, o.logf)
+	agent, err := startAgent(ag.Path, args, apiKey, filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = agent.waitHealthy(hctx)
+	cancel()
+	if err != nil {
+		_, serr := agent.stop(2 * time.Minute)
+		return nil, errors.Join(err, serr)
+	}
+	return agent, nil
+}
+
+// profiled runs measured; with o.profileDir set it takes the agent's CPU
+// profile over the measured window and its heap profile after it.
+func profiled(ctx context.Context, agent *agentProc, sc scenario, ag agentSpec, o options, measured func() error) error {
+	var prof sync.WaitGroup
+	if o.profileDir != "" {
+		base := filepath.Join(o.profileDir, sc.name+"-"+ag.Name)
+		window := time.Duration(o.measure)*o.interval - 2*time.Second
+		prof.Go(func() {
+			if err := agent.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(window.Seconds())), base+"-cpu.pprof"); err != nil {
+				o.logf("%s/%s: cpu profile: %v", sc.name, ag.Name, err)
+			}
+		})
+	}
+	err := measured()
+	prof.Wait()
+	if o.profileDir != "" {
+		if perr := agent.profile(ctx, "heap?gc=1", filepath.Join(o.profileDir, sc.name+"-"+ag.Name+"-heap.pprof")); perr != nil {
+			o.logf("%s/%s: heap profile: %v", sc.name, ag.Name, perr)
+		}
+	}
+	return err
 }
 
 // measure runs the measured window: CPU, RSS every second, served samples,

@@ -7,5 +7,7 @@
 // connection whose bytes are counted, drives churn, and reports per-agent
 // bytes and objects, watches, kube-apiserver CPU and memory, etcd size and
 // the pod-change-to-target-set latency. cmd/apiscale runs it at scale; the
-// package test runs a tiny configuration.
+// package test (TestTiny, in make test) runs a tiny configuration. It lives
+// in the benchmarks module and imports the main module's internal/controlplane,
+// which Go's internal rule allows by import path.
 package apiscale

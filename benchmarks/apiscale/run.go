@@ -130,60 +130,19 @@ func Run(ctx context.Context, cp *controlplane.ControlPlane, cfg Config) ([]Resu
 	return out, nil
 }
 
+// runPhase starts the phase's agents, lets them sync, churns, and measures
+// each step; a phase cut short returns what it measured with the reason.
 func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch *churner, p Phase) (res Result, err error) {
 	r := Result{Spec: cfg.Spec, Phase: p}
-	pid := cp.APIServerPID()
-	var rssMax int64 // guarded by rssMu; into the result once the sampler stopped
-	sample := func() float64 {
-		cpu, rss, err := procStat(pid)
-		if err == nil {
-			rssMax = max(rssMax, rss)
-		}
-		return cpu
-	}
 	// Sample kube-apiserver's memory every second while the phase runs,
 	// and end the phase when it is over the limit.
 	ctx, endPhase := context.WithCancelCause(ctx)
 	defer endPhase(nil)
-	sctx, stopSampling := context.WithCancel(ctx)
-	var sampler sync.WaitGroup
-	var rssMu sync.Mutex
-	sampler.Go(func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-				rssMu.Lock()
-				sample()
-				over := cfg.APIServerRSSLimit > 0 && rssMax > cfg.APIServerRSSLimit
-				rssMu.Unlock()
-				if over {
-					endPhase(fmt.Errorf("kube-apiserver RSS over the limit of %s", size(float64(cfg.APIServerRSSLimit))))
-					return
-				}
-			}
-		}
-	})
-	defer func() { stopSampling(); sampler.Wait(); res.APIRSSMax = rssMax }()
-	locked := func() float64 { rssMu.Lock(); defer rssMu.Unlock(); return sample() }
+	api := startAPISampler(ctx, cp.APIServerPID(), cfg.APIServerRSSLimit, endPhase)
+	defer func() { res.APIRSSMax = api.stop() }()
 
-	watched := make([]bool, cfg.Spec.Nodes)
-	for n := range p.Agents {
-		watched[n] = true
-	}
-	tr := newTracker(func(node string) bool {
-		if p.Mode == ClusterWideWire {
-			return false // it decodes no pod
-		}
-		var n int
-		_, err := fmt.Sscanf(node, "node-%d", &n)
-		return err == nil && n < len(watched) && watched[n]
-	})
-
-	cpu0 := locked()
+	tr := phaseTracker(p, cfg.Spec.Nodes)
+	cpu0 := api.cpu()
 	var agents []*agent
 	if p.Agents > 0 {
 		var err error
@@ -193,35 +152,20 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 		}
 		agents, r.Synced, r.SyncedAgents, err = startAll(ctx, p.Mode, cp.Admin, p.Agents, rate, cfg.SyncTimeout, tr.seen)
 		if err != nil {
-			r.APICPUStart = locked() - cpu0
+			r.APICPUStart = api.cpu() - cpu0
 			r.HarnessRSS = selfRSS()
 			return r, err
 		}
 	}
 	defer stopAll(agents)
-	r.APICPUStart = locked() - cpu0
-	in0 := make([]int64, len(agents))
-	obj0 := make([]int64, len(agents))
-	svc0 := make([]int64, len(agents))
-	for i, a := range agents {
-		in0[i], obj0[i] = a.ctr.In.Load(), a.objects()
-		if a.services != nil {
-			svc0[i] = a.services()
-		}
-		r.StartBytes += in0[i]
-		r.StartBytesMax = max(r.StartBytesMax, in0[i])
-		r.StartObjects += float64(obj0[i])
-	}
-	if n := len(agents); n > 0 {
-		r.StartBytes /= int64(n)
-		r.StartObjects /= float64(n)
-	}
+	r.APICPUStart = api.cpu() - cpu0
+	at := r.countStart(agents)
 	time.Sleep(cfg.Settle) // let the last watches register
 	if r.Watches, err = watches(ctx, cp); err != nil {
 		return r, err
 	}
 
-	cpu1 := locked()
+	cpu1 := api.cpu()
 	t1 := time.Now()
 	if r.Churn, err = ch.run(ctx, cfg.Churn, cfg.PodChurnRate, cfg.ServiceChurnRate, 1, tr); err != nil {
 		if ctx.Err() != nil {
@@ -239,12 +183,127 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 		time.Sleep(100 * time.Millisecond)
 	}
 	perHour := float64(time.Hour) / float64(elapsed)
-	r.APICPUChurnPerHr = (locked() - cpu1) * perHour
+	r.APICPUChurnPerHr = (api.cpu() - cpu1) * perHour
+	err = r.countChurn(agents, at, perHour)
+	r.Quiet, r.Stream, r.Missed = tr.result()
+	r.HarnessRSS = selfRSS()
+	var dbErr error
+	if r.EtcdDB, dbErr = etcdDBSize(ctx, cp); dbErr != nil {
+		return r, errors.Join(err, dbErr)
+	}
+	return r, err // the agents' errors
+}
+
+// phaseTracker tracks the pod changes of the nodes that have an agent in
+// phase p (agents run on node-0000 onwards).
+func phaseTracker(p Phase, nodes int) *tracker {
+	watched := make([]bool, nodes)
+	for n := range p.Agents {
+		watched[n] = true
+	}
+	return newTracker(func(node string) bool {
+		if p.Mode == ClusterWideWire {
+			return false // it decodes no pod
+		}
+		var n int
+		_, err := fmt.Sscanf(node, "node-%d", &n)
+		return err == nil && n < len(watched) && watched[n]
+	})
+}
+
+// apiSampler reads kube-apiserver's CPU time and RSS from /proc; from start
+// to stop it samples the RSS every second and ends the phase once it is over
+// the limit.
+type apiSampler struct {
+	pid    int
+	mu     sync.Mutex
+	rssMax int64 // guarded by mu
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startAPISampler(ctx context.Context, pid int, limit int64, endPhase context.CancelCauseFunc) *apiSampler {
+	s := &apiSampler{pid: pid}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.mu.Lock()
+				s.sample()
+				over := limit > 0 && s.rssMax > limit
+				s.mu.Unlock()
+				if over {
+					endPhase(fmt.Errorf("kube-apiserver RSS over the limit of %s", size(float64(limit))))
+					return
+				}
+			}
+		}
+	})
+	return s
+}
+
+// sample returns kube-apiserver's CPU seconds and keeps its highest RSS;
+// the caller holds s.mu.
+func (s *apiSampler) sample() float64 {
+	cpu, rss, err := procStat(s.pid)
+	if err == nil {
+		s.rssMax = max(s.rssMax, rss)
+	}
+	return cpu
+}
+
+// cpu samples now and returns kube-apiserver's CPU seconds.
+func (s *apiSampler) cpu() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sample()
+}
+
+// stop ends the sampling and returns the highest RSS seen.
+func (s *apiSampler) stop() int64 {
+	s.cancel()
+	s.wg.Wait()
+	return s.rssMax
+}
+
+// agentCounts are each agent's counters when all had synced: the churn's
+// figures are the differences from them.
+type agentCounts struct{ in, obj, svc []int64 }
+
+// countStart sets the per-agent start figures and returns the counters the
+// churn is measured from.
+func (r *Result) countStart(agents []*agent) agentCounts {
+	at := agentCounts{in: make([]int64, len(agents)), obj: make([]int64, len(agents)), svc: make([]int64, len(agents))}
 	for i, a := range agents {
-		r.ChurnBytesPerHour += float64(a.ctr.In.Load()-in0[i]) * perHour
-		r.ChurnObjects += float64(a.objects() - obj0[i])
+		at.in[i], at.obj[i] = a.ctr.In.Load(), a.objects()
 		if a.services != nil {
-			r.ChurnServices += float64(a.services() - svc0[i])
+			at.svc[i] = a.services()
+		}
+		r.StartBytes += at.in[i]
+		r.StartBytesMax = max(r.StartBytesMax, at.in[i])
+		r.StartObjects += float64(at.obj[i])
+	}
+	if n := len(agents); n > 0 {
+		r.StartBytes /= int64(n)
+		r.StartObjects /= float64(n)
+	}
+	return at
+}
+
+// countChurn sets the per-agent churn figures (received since at, scaled by
+// perHour) and the pods delivered; it returns the agents' errors.
+func (r *Result) countChurn(agents []*agent, at agentCounts, perHour float64) error {
+	var err error
+	for i, a := range agents {
+		r.ChurnBytesPerHour += float64(a.ctr.In.Load()-at.in[i]) * perHour
+		r.ChurnObjects += float64(a.objects() - at.obj[i])
+		if a.services != nil {
+			r.ChurnServices += float64(a.services() - at.svc[i])
 		}
 		own, foreign := a.pods()
 		r.Pods += float64(own + foreign)
@@ -261,13 +320,7 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 		r.Pods /= float64(n)
 		r.ForeignPods /= float64(n)
 	}
-	r.Quiet, r.Stream, r.Missed = tr.result()
-	r.HarnessRSS = selfRSS()
-	var dbErr error
-	if r.EtcdDB, dbErr = etcdDBSize(ctx, cp); dbErr != nil {
-		return r, errors.Join(err, dbErr)
-	}
-	return r, err // the agents' errors
+	return err
 }
 
 func selfRSS() int64 {

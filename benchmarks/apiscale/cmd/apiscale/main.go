@@ -2,7 +2,7 @@
 // cluster on the real control plane (see package apiscale) and prints one
 // Markdown table row per phase.
 //
-//	go run ./internal/apiscale/cmd/apiscale -nodes 1000 -pods 30 -local 1000 -wire 1000
+//	cd benchmarks && go run ./apiscale/cmd/apiscale -nodes 1000 -pods 30 -local 1000 -wire 1000
 package main
 
 import (
@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodescraper/nodescraper/internal/apiscale"
+	"github.com/nodescraper/nodescraper/benchmarks/apiscale"
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 )
 

@@ -5,7 +5,8 @@
 // nothing of where samples go: a Backend (Datadog's client in package
 // ddclient, or the dry-run printer) makes each target's Appender and
 // classifies each new series once. Manager starts and stops loops as the
-// target set changes.
+// target set (target.Target, from discovery) changes; each loop builds its
+// HTTP client from the target's httpconfig.Config.
 //
 // A target is scraped at a fixed phase within its interval, its hash modulo
 // the interval, so that a node's targets do not scrape together; the offset
@@ -15,7 +16,7 @@
 // work, metric relabeling and classification.
 //
 // Targets that are not scraped are kept as dropped targets with the reason:
-// those discovery dropped (Target.Drop), those whose settings a loop refuses,
+// those discovery dropped (target.Target.Drop), those whose settings a loop refuses,
 // and duplicates of a running target. The manager serves all of them on the
 // targets page (TargetsHandler) and in the shape of Prometheus'
 // /api/v1/targets (APITargetsHandler), with per-pool metrics whose number

@@ -128,6 +128,9 @@ func TestParseConfig(t *testing.T) {
 				return ""
 			}},
 		{name: "bad queue size", args: append([]string{"--dry-run", "--queue-max-bytes", "lots"}, base...), err: `--queue-max-bytes "lots": want a size such as 512MiB`},
+		{name: "NaN queue size", args: append([]string{"--dry-run", "--queue-max-bytes", "NaN"}, base...), err: `--queue-max-bytes "NaN": want a size such as 512MiB`},
+		{name: "NaN memory limit", args: append([]string{"--dry-run", "--memory-limit", "NaN"}, base...), err: `--memory-limit "NaN": want auto, off, or a size such as 512MiB`},
+		{name: "half a byte", args: append([]string{"--dry-run", "--spool-max-bytes", "0.5"}, base...), err: `--spool-max-bytes "0.5": not a whole number of bytes`},
 		{name: "spool too small", args: append([]string{"--dry-run", "--spool-max-bytes", "100KiB"}, base...), err: `--spool-max-bytes "100KiB": at least 1MiB, or 0 for no spool`},
 		{name: "no senders", args: append([]string{"--dry-run", "--send-concurrency", "0"}, base...), err: "--send-concurrency 0: want 1 to 256"},
 		{name: "no shutdown flush", args: append([]string{"--dry-run", "--shutdown-flush-timeout", "0s"}, base...), err: "--shutdown-flush-timeout 0s: must be positive"},

@@ -24,22 +24,37 @@ func parseMemoryLimit(s string) (int64, error) {
 	return n, nil
 }
 
-// parseSize reads a positive size in bytes: 1048576, 512KiB, 64MiB, 1Gi.
+// sizeUnits are the suffixes parseSize reads, longest first where one ends
+// another ("KiB" before "B"); "" is plain bytes.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"B", 1}, {"", 1}}
+
+// maxSize is the largest size parseSize accepts (4 EiB, far above any memory
+// or disk bound): it leaves room for float64 rounding, since
+// float64(math.MaxInt64) is 2^63, which an int64 cannot hold.
+const maxSize = math.MaxInt64 / 2
+
+// parseSize reads a positive whole number of bytes, written plain or with a
+// binary unit: 1048576, 512KiB, 1.5MiB, 64Mi, 1Gi. NaN, infinities, zero,
+// negative sizes, sizes over maxSize and fractions of a byte are errors.
 func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"B", 1}, {"", 1}}
-	for _, u := range units {
+	for _, u := range sizeUnits {
 		num, ok := strings.CutSuffix(s, u.suffix)
 		if !ok {
 			continue
 		}
 		n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-		if err != nil || n <= 0 || n*float64(u.mult) > math.MaxInt64/2 {
+		// Written so that NaN, which compares false with everything, fails.
+		if err != nil || !(n > 0 && n*float64(u.mult) <= maxSize) {
 			return 0, errors.New("want a size such as 512MiB")
 		}
-		return int64(n * float64(u.mult)), nil
+		b := n * float64(u.mult)
+		if b != math.Trunc(b) {
+			return 0, errors.New("not a whole number of bytes")
+		}
+		return int64(b), nil
 	}
 	return 0, errors.New("want a size such as 512MiB")
 }

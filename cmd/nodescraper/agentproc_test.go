@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,14 +24,27 @@ type agentProc struct {
 	err    error         // cmd.Wait's answer, once exited is closed
 }
 
-// startAgent starts the agent binary (built once per test binary) with args,
-// its endpoint on a free loopback address, and env as its whole environment.
-// When the test fails its log is shown, under name; at cleanup it is killed
-// if it still runs.
+// startAgent starts the agent binary (built once per test binary, with the
+// race detector when the tests have it) with args, its endpoint on a free
+// loopback address, and env as its whole environment. When the test fails
+// its log is shown, under name; at cleanup it is killed if it still runs.
 func startAgent(t *testing.T, name string, env []string, args ...string) *agentProc {
 	t.Helper()
+	return startAgentBinary(t, agentBinary(t, raceEnabled), name, env, args...)
+}
+
+// startPlainAgent is startAgent with a binary built without the race
+// detector, for tests that measure the process itself (its memory): the
+// detector multiplies both.
+func startPlainAgent(t *testing.T, name string, env []string, args ...string) *agentProc {
+	t.Helper()
+	return startAgentBinary(t, agentBinary(t, false), name, env, args...)
+}
+
+func startAgentBinary(t *testing.T, bin, name string, env []string, args ...string) *agentProc {
+	t.Helper()
 	a := &agentProc{t: t, addr: freeAddr(t), exited: make(chan struct{})}
-	a.cmd = exec.Command(agentBinary(t), append([]string{"--listen", a.addr}, args...)...)
+	a.cmd = exec.Command(bin, append([]string{"--listen", a.addr}, args...)...)
 	a.cmd.Env = env
 	a.cmd.Stderr = &a.out
 	if err := a.cmd.Start(); err != nil {
@@ -91,26 +102,40 @@ func (a *agentProc) pid() int { return a.cmd.Process.Pid }
 // log returns the agent's log so far.
 func (a *agentProc) log() string { return a.out.String() }
 
-// metric reads one sample of the agent's /metrics; 0 when absent.
+// metric reads one sample of the agent's /metrics (see metricSample).
 func (a *agentProc) metric(name string) float64 {
 	a.t.Helper()
-	resp, err := http.Get("http://" + a.addr + "/metrics")
-	if err != nil {
-		a.t.Fatalf("agent metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+	return metricSample(a.t, httpGet(a.t, "http://"+a.addr+"/metrics"), name)
+}
+
+// metricSample reads the sample name ("name" or `name{labels}`) from a
+// /metrics body. A sample that is not there fails the test: a renamed
+// metric must not read as 0.
+func metricSample(t *testing.T, body, name string) float64 {
+	t.Helper()
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				a.t.Fatalf("metric %s: %v", name, err)
+				t.Fatalf("metric %s: %v", name, err)
 			}
 			return f
 		}
 	}
+	t.Fatalf("/metrics has no sample %s", name)
 	return 0
+}
+
+// waitMetric waits up to limit until the agent's sample name is positive.
+func (a *agentProc) waitMetric(name string, limit time.Duration) {
+	a.t.Helper()
+	deadline := time.Now().Add(limit)
+	for a.metric(name) <= 0 {
+		if time.Now().After(deadline) {
+			a.t.Fatalf("%s still 0 after %s", name, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
@@ -131,7 +156,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var buildOnce struct {
+// builds are the agent binaries built so far: [0] without the race
+// detector, [1] with it.
+var builds [2]struct {
 	sync.Once
 	dir string
 	bin string
@@ -139,27 +166,38 @@ var buildOnce struct {
 	out []byte
 }
 
-// agentBinary builds the agent once per test binary (TestMain removes it).
-func agentBinary(t *testing.T) string {
+// agentBinary builds the agent once per test binary and race setting
+// (TestMain removes it). The end-to-end tests use race = raceEnabled, so
+// that under go test -race the detector also watches the binary users run,
+// not only the in-process agent.
+func agentBinary(t *testing.T, race bool) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildOnce.dir, buildOnce.err = os.MkdirTemp("", "nodescraper-bin-")
-		if buildOnce.err != nil {
+	b := &builds[0]
+	args := []string{"build"}
+	if race {
+		b = &builds[1]
+		args = append(args, "-race")
+	}
+	b.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "nodescraper-bin-")
+		if b.err != nil {
 			return
 		}
-		buildOnce.bin = filepath.Join(buildOnce.dir, "nodescraper")
-		buildOnce.out, buildOnce.err = exec.Command("go", "build", "-o", buildOnce.bin, ".").CombinedOutput()
+		b.bin = filepath.Join(b.dir, "nodescraper")
+		b.out, b.err = exec.Command("go", append(args, "-o", b.bin, ".")...).CombinedOutput()
 	})
-	if buildOnce.err != nil {
-		t.Fatalf("go build: %v\n%s", buildOnce.err, buildOnce.out)
+	if b.err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), b.err, b.out)
 	}
-	return buildOnce.bin
+	return b.bin
 }
 
 // removeAgentBinary removes what agentBinary built, if anything.
 func removeAgentBinary() {
-	if buildOnce.dir != "" {
-		_ = os.RemoveAll(buildOnce.dir)
+	for i := range builds {
+		if builds[i].dir != "" {
+			_ = os.RemoveAll(builds[i].dir)
+		}
 	}
 }
 

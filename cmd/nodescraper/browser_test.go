@@ -453,7 +453,7 @@ func servePod(t *testing.T, ip string, h http.Handler) string {
 // agentVersion is the version the agent binary reports.
 func agentVersion(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(agentBinary(t), "--version").Output()
+	out, err := exec.Command(agentBinary(t, raceEnabled), "--version").Output()
 	if err != nil {
 		t.Fatalf("nodescraper --version: %v", err)
 	}

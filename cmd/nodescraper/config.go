@@ -89,7 +89,7 @@ Local mode (no cluster): scrape the targets listed in a Prometheus file_sd file
 Kubernetes mode: run as a DaemonSet (see charts/nodescraper) with NODE_NAME set
 from the downward API; targets come from ServiceMonitors and PodMonitors.
 
-Every flag can also be set through the environment variable shown with it.
+Most flags can also be set through the environment variable shown with them.
 The Datadog API key is read from DD_API_KEY or from the file DD_API_KEY_FILE,
 never from a flag (flags show up in the process list); likewise the optional
 application key (for metric metadata) from DD_APP_KEY or DD_APP_KEY_FILE.
@@ -97,24 +97,69 @@ application key (for metric metadata) from DD_APP_KEY or DD_APP_KEY_FILE.
 Flags:
 `
 
-// parseConfig reads flags, with environment variables as defaults.
+// parseConfig reads flags, with environment variables as defaults, then
+// resolves what the settings leave to the environment (resolve) and checks
+// the result (validate).
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("nodescraper", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
+	e := &envDefaults{getenv: getenv}
+	c.placeFlags(fs, e)
+	c.stateAndLimitFlags(fs, e)
+	c.datadogFlags(fs, e)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
 	}
-	var envErr error
-	envDuration := func(name string, def time.Duration) time.Duration {
-		return envParse(getenv, name, def, time.ParseDuration, "a duration (e.g. 60s, 5m)", &envErr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
 	}
-	envInt := func(name string, def int) int {
-		return envParse(getenv, name, def, strconv.Atoi, "an integer", &envErr)
+	if e.err != nil {
+		return nil, e.err
 	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+	if c.showVersion {
+		return c, nil
+	}
+	if err := c.resolve(getenv, os.Hostname); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+// envDefaults reads the environment variables that are the flags' defaults.
+type envDefaults struct {
+	getenv func(string) string
+	err    error // the first variable that did not parse, named
+}
+
+// str is the variable name, or def when it is unset.
+func (e *envDefaults) str(name, def string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envDefaults) duration(name string, def time.Duration) time.Duration {
+	return envParse(e.getenv, name, def, time.ParseDuration, "a duration (e.g. 60s, 5m)", &e.err)
+}
+
+func (e *envDefaults) int(name string, def int) int {
+	return envParse(e.getenv, name, def, strconv.Atoi, "an integer", &e.err)
+}
+
+func (e *envDefaults) bool(name string, def bool) bool {
+	return envParse(e.getenv, name, def, strconv.ParseBool, "true or false", &e.err)
+}
+
+// placeFlags are where the agent runs, where its targets come from, where it
+// sends and where it keeps its state.
+func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
+	env := e.str
 	fs.StringVar(&c.nodeName, "node-name", env("NODE_NAME", ""), "name of this node; the Datadog host and, in Kubernetes mode, whose pods are scraped (env NODE_NAME; default: the hostname)")
 	fs.StringVar(&c.clusterName, "cluster-name", env("DD_CLUSTER_NAME", ""), "cluster name; the host becomes <node>-<cluster> as the Datadog Agent reports it (env DD_CLUSTER_NAME)")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig file; empty means in-cluster credentials (env KUBECONFIG)")
@@ -129,6 +174,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
 	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /metrics, /targets, /healthz, /readyz (env NODESCRAPER_LISTEN)")
 	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
+}
+
+// stateAndLimitFlags bound the delta state, each scrape and the agent's
+// memory, and set the default scrape interval.
+func (c *config) stateAndLimitFlags(fs *flag.FlagSet, e *envDefaults) {
+	env, envDuration, envInt := e.str, e.duration, e.int
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", envDuration("NODESCRAPER_CHECKPOINT_INTERVAL", time.Minute), "how often the delta state is checkpointed to --state-dir besides at shutdown; bounds what a killed agent counts twice; 0 = only at shutdown (env NODESCRAPER_CHECKPOINT_INTERVAL)")
 	fs.DurationVar(&c.checkpointMaxAge, "checkpoint-max-age", envDuration("NODESCRAPER_CHECKPOINT_MAX_AGE", time.Hour), "an older checkpoint is not restored: counters restart from baselines instead of one delta spanning the outage (env NODESCRAPER_CHECKPOINT_MAX_AGE)")
 	fs.DurationVar(&c.seriesStaleAfter, "series-stale-after", envDuration("NODESCRAPER_SERIES_STALE_AFTER", time.Hour), "delta state of a series absent from its target's scrapes is kept this long (a series that comes back within it continues from the kept value), then dropped; must be at least twice every scrape interval (env NODESCRAPER_SERIES_STALE_AFTER)")
@@ -137,13 +188,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Int64Var(&c.limits.Labels, "label-limit", int64(envInt("NODESCRAPER_LABEL_LIMIT", scrapeloop.DefaultLabels)), "most labels per series, target labels included, where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_LIMIT)")
 	fs.Int64Var(&c.limits.LabelNameLength, "label-name-length-limit", int64(envInt("NODESCRAPER_LABEL_NAME_LENGTH_LIMIT", scrapeloop.DefaultLabelNameLength)), "longest label name in bytes where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_NAME_LENGTH_LIMIT)")
 	fs.Int64Var(&c.limits.LabelValueLength, "label-value-length-limit", int64(envInt("NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT", scrapeloop.DefaultLabelValueLength)), "longest label value in bytes where a target sets none (values over Datadog's 200-character tag limit are shortened with a hash); -1 = no limit (env NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT)")
-	bodyLimit := fs.Int64("body-size-limit", int64(envInt("NODESCRAPER_BODY_SIZE_LIMIT", scrapeloop.DefaultBodySize)), "largest uncompressed response body in bytes where a target sets none; -1 = no limit (env NODESCRAPER_BODY_SIZE_LIMIT)")
+	fs.Int64Var(&c.limits.BodySize, "body-size-limit", int64(envInt("NODESCRAPER_BODY_SIZE_LIMIT", scrapeloop.DefaultBodySize)), "largest uncompressed response body in bytes where a target sets none; -1 = no limit (env NODESCRAPER_BODY_SIZE_LIMIT)")
 	fs.StringVar(&c.memoryLimit, "memory-limit", env("NODESCRAPER_MEMORY_LIMIT", "auto"), "the Go runtime's soft memory limit: auto (90% of the container's cgroup limit; GOMEMLIMIT wins when set), off, or a size like 512MiB (env NODESCRAPER_MEMORY_LIMIT)")
 	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")
 	fs.DurationVar(&c.timeout, "scrape-timeout", 0, "default scrape timeout (default min(10s, interval))")
-	envBool := func(name string, def bool) bool {
-		return envParse(getenv, name, def, strconv.ParseBool, "true or false", &envErr)
-	}
+}
+
+// datadogFlags say what is sent to Datadog and how, and how the agent logs.
+func (c *config) datadogFlags(fs *flag.FlagSet, e *envDefaults) {
+	env, envDuration, envInt, envBool := e.str, e.duration, e.int, e.bool
 	fs.StringVar(&c.tagCardinality, "tag-cardinality", env("DD_CHECKS_TAG_CARDINALITY", "low"), "Kubernetes tags sent, as the Datadog Agent's checks: low (no pod_name), orchestrator (adds pod_name, kube_ownerref_name) or high (adds container_id) (env DD_CHECKS_TAG_CARDINALITY)")
 	fs.StringVar(&c.includeLabels, "include-labels", env("NODESCRAPER_INCLUDE_LABELS", ""), "comma-separated Prometheus labels that are the only ones sent as tags (le and quantile always are); empty sends all (env NODESCRAPER_INCLUDE_LABELS)")
 	fs.StringVar(&c.excludeLabels, "exclude-labels", env("NODESCRAPER_EXCLUDE_LABELS", ""), "comma-separated Prometheus labels never sent as tags (env NODESCRAPER_EXCLUDE_LABELS)")
@@ -164,26 +217,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.pprof, "enable-pprof", false, "serve Go's profiles under /debug/pprof on the node-local endpoint")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if envErr != nil {
-		return nil, envErr
-	}
-	c.limits.BodySize = *bodyLimit
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
-	}
-	if c.showVersion {
-		return c, nil
-	}
-	c.apiKey = strings.TrimSpace(getenv("DD_API_KEY"))
-	c.appKey = strings.TrimSpace(getenv("DD_APP_KEY"))
-	return c, c.validate()
 }
 
 // envParse returns the environment variable name parsed, or def when it is
@@ -200,29 +233,80 @@ func envParse[T any](getenv func(string) string, name string, def T, parse func(
 	return x
 }
 
-// validate checks settings; each error is one line naming the setting.
-func (c *config) validate() error {
-	if c.nodeName == "" && c.staticTargets == "" {
-		return errors.New("--node-name (NODE_NAME) is required in Kubernetes mode: only this node's pods are scraped")
-	}
-	if c.sdRole != "EndpointSlice" && c.sdRole != "Endpoints" {
-		return fmt.Errorf("--service-discovery-role %q: want EndpointSlice or Endpoints", c.sdRole)
-	}
-	if c.nodeName == "" {
-		h, err := os.Hostname()
+// resolve fills in what the flags leave to the environment and the node:
+// the keys from DD_API_KEY and DD_APP_KEY (DD_APP_KEY wins over
+// --dd-app-key-file, as DD_API_KEY does over DD_API_KEY_FILE), the node name
+// from the hostname in local mode, the scrape timeout's default, --dd-url
+// without a trailing slash. It checks that the files named exist and reads
+// the API key file. It is the only step that looks outside the flags:
+// validate then checks c alone.
+func (c *config) resolve(getenv func(string) string, hostname func() (string, error)) error {
+	c.apiKey = strings.TrimSpace(getenv("DD_API_KEY"))
+	c.appKey = strings.TrimSpace(getenv("DD_APP_KEY"))
+	if c.nodeName == "" && c.staticTargets != "" {
+		h, err := hostname()
 		if err != nil {
 			return fmt.Errorf("--node-name (NODE_NAME) is empty and the hostname is unknown: %v", err)
 		}
 		c.nodeName = h
 	}
+	if c.timeout == 0 {
+		c.timeout = min(10*time.Second, c.interval)
+	}
+	c.ddURL = strings.TrimSuffix(c.ddURL, "/")
+	if c.appKey != "" {
+		c.appKeyFile = ""
+	}
+	if c.appKeyFile != "" && !c.dryRun {
+		if _, err := os.Stat(c.appKeyFile); err != nil {
+			return fmt.Errorf("--dd-app-key-file: %v", err)
+		}
+	}
+	if c.staticTargets != "" {
+		if _, err := os.Stat(c.staticTargets); err != nil {
+			return fmt.Errorf("--static-targets: %v", err)
+		}
+	}
+	if c.apiKey == "" && c.apiKeyFile != "" && !c.dryRun {
+		c.keyFromFile = true
+		b, err := os.ReadFile(c.apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("DD_API_KEY_FILE: %v", err)
+		}
+		c.apiKey = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+// validate checks the resolved settings without reading anything outside c;
+// it returns the first problem, one line naming the setting.
+func (c *config) validate() error {
+	for _, check := range []func() error{c.validateDiscovery, c.validateScrape, c.validateSending, c.validateDatadog} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *config) validateDiscovery() error {
+	if c.nodeName == "" {
+		// resolve takes the hostname in local mode
+		return errors.New("--node-name (NODE_NAME) is required in Kubernetes mode: only this node's pods are scraped")
+	}
+	if c.sdRole != "EndpointSlice" && c.sdRole != "Endpoints" {
+		return fmt.Errorf("--service-discovery-role %q: want EndpointSlice or Endpoints", c.sdRole)
+	}
+	return nil
+}
+
+// validateScrape checks the scrape schedule, the delta state and the limits.
+func (c *config) validateScrape() error {
 	if c.interval < time.Second {
 		// Datadog keeps one point per series and second.
 		return fmt.Errorf("--scrape-interval %s: must be at least 1s", c.interval)
 	}
-	if c.timeout == 0 {
-		c.timeout = min(10*time.Second, c.interval)
-	}
-	if c.timeout < 0 || c.timeout > c.interval {
+	if c.timeout <= 0 || c.timeout > c.interval {
 		return fmt.Errorf("--scrape-timeout %s: must be positive and at most --scrape-interval %s", c.timeout, c.interval)
 	}
 	if c.checkpointInterval != 0 && c.checkpointInterval < time.Second {
@@ -255,6 +339,11 @@ func (c *config) validate() error {
 	if c.stateDir == "" && !c.dryRun {
 		return errors.New("--state-dir (NODESCRAPER_STATE_DIR) is empty: the delta state needs a directory on the node")
 	}
+	return nil
+}
+
+// validateSending checks the bounds and timing of sending to Datadog.
+func (c *config) validateSending() error {
 	if _, err := parseSize(c.queueMaxBytes); err != nil {
 		return fmt.Errorf("--queue-max-bytes %q: %v", c.queueMaxBytes, err)
 	}
@@ -272,6 +361,11 @@ func (c *config) validate() error {
 	if c.flushInterval <= 0 {
 		return fmt.Errorf("--flush-interval %s: must be positive", c.flushInterval)
 	}
+	return nil
+}
+
+// validateDatadog checks the naming, tagging, wire, logging and key settings.
+func (c *config) validateDatadog() error {
 	if _, err := ddclient.ParseCardinality(c.tagCardinality); err != nil {
 		return fmt.Errorf("--tag-cardinality: %v", err)
 	}
@@ -280,14 +374,6 @@ func (c *config) validate() error {
 	}
 	if c.metadataInterval < time.Minute {
 		return fmt.Errorf("--metadata-interval %s: at least 1m (each metric name is one API call)", c.metadataInterval)
-	}
-	if c.appKey != "" {
-		c.appKeyFile = "" // DD_APP_KEY wins, as DD_API_KEY does
-	}
-	if c.appKeyFile != "" && !c.dryRun {
-		if _, err := os.Stat(c.appKeyFile); err != nil {
-			return fmt.Errorf("--dd-app-key-file: %v", err)
-		}
 	}
 	switch c.compression {
 	case "zstd", "gzip", "none":
@@ -305,30 +391,15 @@ func (c *config) validate() error {
 	if c.ddURL != "" && !strings.HasPrefix(c.ddURL, "http://") && !strings.HasPrefix(c.ddURL, "https://") {
 		return fmt.Errorf("--dd-url %q: want an http:// or https:// URL", c.ddURL)
 	}
-	c.ddURL = strings.TrimSuffix(c.ddURL, "/")
 	if c.site == "" {
 		return errors.New("--dd-site (DD_SITE) is empty")
 	}
-	if c.staticTargets != "" {
-		if _, err := os.Stat(c.staticTargets); err != nil {
-			return fmt.Errorf("--static-targets: %v", err)
-		}
-	}
-	if c.dryRun {
+	switch {
+	case c.dryRun:
 		return nil
-	}
-	if c.apiKey == "" && c.apiKeyFile != "" {
-		c.keyFromFile = true
-		b, err := os.ReadFile(c.apiKeyFile)
-		if err != nil {
-			return fmt.Errorf("DD_API_KEY_FILE: %v", err)
-		}
-		c.apiKey = strings.TrimSpace(string(b))
-		if c.apiKey == "" {
-			return fmt.Errorf("DD_API_KEY_FILE %s: file is empty", c.apiKeyFile)
-		}
-	}
-	if c.apiKey == "" {
+	case c.keyFromFile && c.apiKey == "":
+		return fmt.Errorf("DD_API_KEY_FILE %s: file is empty", c.apiKeyFile)
+	case c.apiKey == "":
 		return errors.New("no Datadog API key: set DD_API_KEY or DD_API_KEY_FILE (or use --dry-run)")
 	}
 	return nil
@@ -342,7 +413,6 @@ func (c *config) apiURL() string {
 	return "https://api." + c.site
 }
 
-// host is the Datadog host name of this node.
 // apiKeyFileToWatch is the key file the client reads again when it changes:
 // only when the key came from it.
 func (c *config) apiKeyFileToWatch() string {
@@ -401,6 +471,7 @@ func parseRenames(s string) (map[string]string, error) {
 	return out, nil
 }
 
+// host is the Datadog host name of this node.
 func (c *config) host() string {
 	if c.clusterName != "" {
 		return c.nodeName + "-" + c.clusterName

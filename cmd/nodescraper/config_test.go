@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,6 +129,9 @@ func TestParseConfig(t *testing.T) {
 				return ""
 			}},
 		{name: "bad queue size", args: append([]string{"--dry-run", "--queue-max-bytes", "lots"}, base...), err: `--queue-max-bytes "lots": want a size such as 512MiB`},
+		{name: "NaN queue size", args: append([]string{"--dry-run", "--queue-max-bytes", "NaN"}, base...), err: `--queue-max-bytes "NaN": want a size such as 512MiB`},
+		{name: "NaN memory limit", args: append([]string{"--dry-run", "--memory-limit", "NaN"}, base...), err: `--memory-limit "NaN": want auto, off, or a size such as 512MiB`},
+		{name: "half a byte", args: append([]string{"--dry-run", "--spool-max-bytes", "0.5"}, base...), err: `--spool-max-bytes "0.5": not a whole number of bytes`},
 		{name: "spool too small", args: append([]string{"--dry-run", "--spool-max-bytes", "100KiB"}, base...), err: `--spool-max-bytes "100KiB": at least 1MiB, or 0 for no spool`},
 		{name: "no senders", args: append([]string{"--dry-run", "--send-concurrency", "0"}, base...), err: "--send-concurrency 0: want 1 to 256"},
 		{name: "no shutdown flush", args: append([]string{"--dry-run", "--shutdown-flush-timeout", "0s"}, base...), err: "--shutdown-flush-timeout 0s: must be positive"},
@@ -167,5 +171,125 @@ func TestHelpMentionsEverySetting(t *testing.T) {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("--help does not mention %s", s)
 		}
+	}
+}
+
+// validConfig is a resolved configuration that validate accepts: the
+// defaults of local mode with a key.
+func validConfig() *config {
+	c := &config{
+		nodeName: "n1", staticTargets: "t.yaml", sdRole: "EndpointSlice", apiKey: "k", site: "datadoghq.com",
+		stateDir: "/st", interval: 30 * time.Second, timeout: 10 * time.Second, flushInterval: 5 * time.Second,
+		compression: "zstd", logLevel: "info", logFormat: "text",
+		checkpointInterval: time.Minute, checkpointMaxAge: time.Hour, seriesStaleAfter: time.Hour, maxSeries: 1000,
+		memoryLimit: "auto", tagCardinality: "low", metadataInterval: time.Hour,
+		queueMaxBytes: "64MiB", spoolMaxBytes: "512MiB", sendConcurrency: 8, shutdownFlush: 10 * time.Second,
+	}
+	c.limits.Samples, c.limits.Labels, c.limits.LabelNameLength, c.limits.LabelValueLength, c.limits.BodySize = 1, 1, 1, 1, 1
+	return c
+}
+
+// TestValidate: each invalid setting is refused with an error naming it, and
+// validate reads nothing but the config (no files, no environment).
+func TestValidate(t *testing.T) {
+	ok := func(name string, change func(c *config)) {
+		t.Helper()
+		c := validConfig()
+		change(c)
+		if err := c.validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bad := func(setting string, change func(c *config)) {
+		t.Helper()
+		c := validConfig()
+		change(c)
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), setting) {
+			t.Errorf("%s: err = %v, want one naming %s", setting, err, setting)
+		}
+	}
+	ok("valid", func(c *config) {})
+	ok("no limits", func(c *config) {
+		c.limits.Samples, c.limits.Labels, c.limits.LabelNameLength, c.limits.LabelValueLength, c.limits.BodySize = -1, -1, -1, -1, -1
+	})
+	ok("dry run needs no key or state", func(c *config) { c.dryRun, c.apiKey, c.stateDir = true, "", "" })
+	ok("no spool", func(c *config) { c.spoolMaxBytes = "0" })
+	ok("checkpoints only at shutdown", func(c *config) { c.checkpointInterval = 0 })
+	ok("Kubernetes mode", func(c *config) { c.staticTargets, c.sdRole = "", "Endpoints" })
+	ok("a local intake", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
+
+	bad("--node-name", func(c *config) { c.nodeName, c.staticTargets = "", "" })
+	bad("--service-discovery-role", func(c *config) { c.sdRole = "Pod" })
+	bad("--scrape-interval", func(c *config) { c.interval = 999 * time.Millisecond })
+	bad("--scrape-timeout", func(c *config) { c.timeout = 0 })
+	bad("--scrape-timeout", func(c *config) { c.timeout = -time.Second })
+	bad("--scrape-timeout", func(c *config) { c.timeout = 31 * time.Second })
+	bad("--checkpoint-interval", func(c *config) { c.checkpointInterval = time.Millisecond })
+	bad("--checkpoint-max-age", func(c *config) { c.checkpointMaxAge = 0 })
+	bad("--series-stale-after", func(c *config) { c.seriesStaleAfter = 59 * time.Second })
+	bad("--max-series", func(c *config) { c.maxSeries = 0 })
+	bad("--sample-limit", func(c *config) { c.limits.Samples = 0 })
+	bad("--label-limit", func(c *config) { c.limits.Labels = -2 })
+	bad("--label-name-length-limit", func(c *config) { c.limits.LabelNameLength = 0 })
+	bad("--label-value-length-limit", func(c *config) { c.limits.LabelValueLength = 0 })
+	bad("--body-size-limit", func(c *config) { c.limits.BodySize = 0 })
+	bad(`--memory-limit "NaN"`, func(c *config) { c.memoryLimit = "NaN" })
+	bad(`--memory-limit "1.5"`, func(c *config) { c.memoryLimit = "1.5" })
+	bad("--state-dir", func(c *config) { c.stateDir = "" })
+	bad(`--queue-max-bytes "NaN"`, func(c *config) { c.queueMaxBytes = "NaN" })
+	bad(`--queue-max-bytes "-1MiB"`, func(c *config) { c.queueMaxBytes = "-1MiB" })
+	bad(`--queue-max-bytes "Inf"`, func(c *config) { c.queueMaxBytes = "Inf" })
+	bad(`--queue-max-bytes "0.5"`, func(c *config) { c.queueMaxBytes = "0.5" })
+	bad(`--spool-max-bytes "NaN"`, func(c *config) { c.spoolMaxBytes = "NaN" })
+	bad(`--spool-max-bytes "1e30"`, func(c *config) { c.spoolMaxBytes = "1e30" })
+	bad(`--spool-max-bytes "1KiB"`, func(c *config) { c.spoolMaxBytes = "1KiB" })
+	bad("--send-concurrency", func(c *config) { c.sendConcurrency = 257 })
+	bad("--shutdown-flush-timeout", func(c *config) { c.shutdownFlush = 0 })
+	bad("--flush-interval", func(c *config) { c.flushInterval = 0 })
+	bad("--tag-cardinality", func(c *config) { c.tagCardinality = "medium" })
+	bad("--rename-labels", func(c *config) { c.renameLabels = "a=" })
+	bad("--metadata-interval", func(c *config) { c.metadataInterval = 59 * time.Second })
+	bad("--compression", func(c *config) { c.compression = "lz4" })
+	bad("--log-level", func(c *config) { c.logLevel = "trace" })
+	bad("--log-format", func(c *config) { c.logFormat = "xml" })
+	bad("--dd-url", func(c *config) { c.ddURL = "ftp://intake" })
+	bad("--dd-site", func(c *config) { c.site = "" })
+	bad("DD_API_KEY_FILE", func(c *config) { c.apiKey, c.keyFromFile, c.apiKeyFile = "", true, "/k" })
+	bad("DD_API_KEY", func(c *config) { c.apiKey = "" })
+}
+
+// TestResolve: what resolve fills in from the environment and the node.
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "t.yaml")
+	if err := os.WriteFile(targets, []byte("[]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	host := func() (string, error) { return "host-1", nil }
+	noHost := func() (string, error) { return "", errors.New("no uts") }
+
+	c := &config{staticTargets: targets, interval: 5 * time.Second, ddURL: "http://127.0.0.1:8129/", appKeyFile: dir + "/none"}
+	if err := c.resolve(env(map[string]string{"DD_API_KEY": " k \n", "DD_APP_KEY": "app"}), host); err != nil {
+		t.Fatal(err)
+	}
+	if c.nodeName != "host-1" || c.timeout != 5*time.Second || c.ddURL != "http://127.0.0.1:8129" || c.apiKey != "k" || c.appKeyFile != "" || c.keyFromFile {
+		t.Errorf("resolved %+v", c)
+	}
+	c = &config{staticTargets: targets, interval: time.Minute, timeout: 3 * time.Second, nodeName: "n"}
+	if err := c.resolve(env(nil), noHost); err != nil || c.timeout != 3*time.Second || c.nodeName != "n" {
+		t.Errorf("explicit settings changed: %+v, %v", c, err)
+	}
+	c = &config{interval: time.Minute}
+	if err := c.resolve(env(nil), noHost); err != nil || c.nodeName != "" {
+		t.Errorf("Kubernetes mode took a node name: %q, %v", c.nodeName, err)
+	}
+	c = &config{staticTargets: targets, interval: time.Minute}
+	if err := c.resolve(env(nil), noHost); err == nil || !strings.Contains(err.Error(), "--node-name") {
+		t.Errorf("unknown hostname: err = %v", err)
+	}
+	c = &config{staticTargets: targets, interval: time.Minute, nodeName: "n", appKeyFile: dir + "/none"}
+	if err := c.resolve(env(nil), host); err == nil || !strings.Contains(err.Error(), "--dd-app-key-file") {
+		t.Errorf("missing app key file: err = %v", err)
 	}
 }

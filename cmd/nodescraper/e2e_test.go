@@ -130,6 +130,14 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
+	// The intake outage of step 6 was retried: both failed posts counted.
+	for deadline := time.Now().Add(15 * time.Second); metricSample(t, self, "nodescraper_dd_retries_total") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("nodescraper_dd_retries_total = %v 15s after two failed posts, want 2 or more", metricSample(t, self, "nodescraper_dd_retries_total"))
+		}
+		time.Sleep(50 * time.Millisecond)
+		self = httpGet(t, "http://"+addr+"/metrics")
+	}
 	if got := httpGet(t, "http://"+addr+"/readyz"); strings.TrimSpace(got) != "ok" {
 		t.Errorf("/readyz = %q", got)
 	}

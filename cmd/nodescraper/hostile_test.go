@@ -104,7 +104,7 @@ func TestHostileTargets(t *testing.T) {
 	if err := os.WriteFile(targets, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
+	agent := startPlainAgent(t, "agent", []string{"DD_API_KEY=" + key},
 		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL,
 		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
 

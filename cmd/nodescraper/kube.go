@@ -13,7 +13,9 @@ import (
 )
 
 // newKubeDiscovery builds the ServiceMonitor/PodMonitor discovery from the
-// flags: a kubeconfig when given, in-cluster credentials otherwise.
+// flags. The API server is reached with client-go's default loading rules:
+// --kubeconfig (KUBECONFIG) when given, else ~/.kube/config if it exists,
+// else in-cluster credentials.
 func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = c.kubeconfig

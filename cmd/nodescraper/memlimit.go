@@ -24,22 +24,38 @@ func parseMemoryLimit(s string) (int64, error) {
 	return n, nil
 }
 
-// parseSize reads a positive size in bytes: 1048576, 512KiB, 64MiB, 1Gi.
+// sizeUnits are the suffixes parseSize reads, longest first where one ends
+// another ("KiB" before "B"); "" is plain bytes.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"B", 1}, {"", 1}}
+
+// maxSize is the largest size parseSize accepts: 4 EiB, far above any memory
+// or disk bound. A power of two, float64 holds it exactly, so the check in
+// float64 is exact and the result fits an int64 (float64(math.MaxInt64)
+// rounds up to 2^63, which does not).
+const maxSize = 1 << 62
+
+// parseSize reads a positive whole number of bytes, written plain or with a
+// binary unit: 1048576, 512KiB, 1.5MiB, 64Mi, 1Gi. NaN, infinities, zero,
+// negative sizes, sizes over maxSize and fractions of a byte are errors.
 func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"B", 1}, {"", 1}}
-	for _, u := range units {
+	for _, u := range sizeUnits {
 		num, ok := strings.CutSuffix(s, u.suffix)
 		if !ok {
 			continue
 		}
 		n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-		if err != nil || n <= 0 || n*float64(u.mult) > math.MaxInt64/2 {
+		// Written so that NaN, which compares false with everything, fails.
+		if err != nil || !(n > 0 && n*float64(u.mult) <= maxSize) {
 			return 0, errors.New("want a size such as 512MiB")
 		}
-		return int64(n * float64(u.mult)), nil
+		b := n * float64(u.mult)
+		if b != math.Trunc(b) {
+			return 0, errors.New("not a whole number of bytes")
+		}
+		return int64(b), nil
 	}
 	return 0, errors.New("want a size such as 512MiB")
 }
@@ -54,18 +70,24 @@ func cgroupLimit(files []string) int64 {
 		if err != nil {
 			continue
 		}
-		v := strings.TrimSpace(string(b))
-		if v == "max" {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		// cgroup v1 reports "no limit" as a huge page-aligned number.
-		if err != nil || n <= 0 || n >= 1<<60 {
-			return 0
-		}
-		return n
+		return parseCgroupLimit(string(b))
 	}
 	return 0
+}
+
+// parseCgroupLimit reads a cgroup memory limit file's content: bytes, or 0
+// for none ("max", or anything that is not a positive number below 2^60).
+func parseCgroupLimit(s string) int64 {
+	v := strings.TrimSpace(s)
+	if v == "max" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	// cgroup v1 reports "no limit" as a huge page-aligned number.
+	if err != nil || n <= 0 || n >= 1<<60 {
+		return 0
+	}
+	return n
 }
 
 // applyMemoryLimit sets the Go runtime's soft memory limit so that the

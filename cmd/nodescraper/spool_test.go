@@ -90,6 +90,9 @@ func TestRestartDuringOutage(t *testing.T) {
 		waitScrapes(t, e, e.Scrapes()+1)
 	}
 	time.Sleep(300 * time.Millisecond) // the last scrape's points reach the client
+	// While Datadog fails, what waits behind the payload being retried goes
+	// to the spool.
+	first.waitMetric("nodescraper_dd_points_spooled_total", 15*time.Second)
 	took := first.stop(8 * time.Second)
 	if !strings.Contains(first.log(), "spooled for the next start") {
 		t.Fatalf("the stopped agent did not spool what it could not send")
@@ -226,6 +229,7 @@ func TestKillDuringOutage(t *testing.T) {
 	in.FailNext(1_000_000, http.StatusServiceUnavailable)
 	waitScrapes(t, e, e.Scrapes()+4)
 	time.Sleep(500 * time.Millisecond)
+	first.waitMetric("nodescraper_dd_points_spooled_total", 15*time.Second)
 	first.kill()
 	spooled := len(a.spoolFiles())
 	if spooled == 0 {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -25,7 +25,7 @@ const testKey = "0123456789abcdef0123456789abcdef"
 // testIntake is the stand-in intake on 127.0.0.1, recording when each
 // series request arrived and how it was answered.
 type testIntake struct {
-	*intake.Intake
+	*fakeintake.Intake
 	URL string
 
 	mu   sync.Mutex
@@ -53,7 +53,7 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (ti *testIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != intake.SeriesPath {
+	if r.URL.Path != fakeintake.SeriesPath {
 		ti.Intake.ServeHTTP(w, r)
 		return
 	}
@@ -67,13 +67,13 @@ func (ti *testIntake) requests() []answered {
 	return slices.Clone(ti.reqs)
 }
 
-func startIntake(t *testing.T, mod func(*intake.Config)) *testIntake {
+func startIntake(t *testing.T, mod func(*fakeintake.Config)) *testIntake {
 	t.Helper()
-	cfg := intake.Config{APIKeys: []string{testKey}}
+	cfg := fakeintake.Config{APIKeys: []string{testKey}}
 	if mod != nil {
 		mod(&cfg)
 	}
-	in, err := intake.New(cfg)
+	in, err := fakeintake.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func run(t *testing.T, c *Client) (stop func()) {
 	return stop
 }
 
-func waitIntake(t *testing.T, in *testIntake, what string, timeout time.Duration, cond func(*intake.Intake) bool) {
+func waitIntake(t *testing.T, in *testIntake, what string, timeout time.Duration, cond func(*fakeintake.Intake) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -272,7 +272,7 @@ func TestPayloadSplitting(t *testing.T) {
 	// gzip: each compressed limit is below what a sealed buffer gives.
 	for comp, compressed := range map[string]int64{"none": 8_000, "zstd": 3_000, "gzip": 3_000} {
 		t.Run("compression="+comp, func(t *testing.T) {
-			in := startIntake(t, func(cfg *intake.Config) { cfg.MaxCompressedBytes, cfg.MaxUncompressedBytes = compressed, raw })
+			in := startIntake(t, func(cfg *fakeintake.Config) { cfg.MaxCompressedBytes, cfg.MaxUncompressedBytes = compressed, raw })
 			c := newTestClient(t, in.URL, func(cfg *Config) {
 				cfg.Compression = comp
 				cfg.MaxPayloadBytes, cfg.MaxRawPayloadBytes = int(compressed), raw
@@ -284,7 +284,7 @@ func TestPayloadSplitting(t *testing.T) {
 			for _, ts := range scrapeTimes(scrapes) {
 				s.scrape(body, ts)
 			}
-			waitIntake(t, in, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= series*scrapes })
+			waitIntake(t, in, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= series*scrapes })
 			stop()
 			st := in.Stats()
 			t.Logf("%d payloads, %d bytes raw, %d compressed", st.Accepted, st.UncompressedBytes, st.CompressedBytes)
@@ -339,11 +339,11 @@ func TestRetryPolicy(t *testing.T) {
 		s := newScraper(t, c, appTarget("p"), prom)
 		s.scrape(counters(20, 10), time.Now().UnixMilli())
 		run(t, c)
-		waitIntake(t, in, "two refusals", 5*time.Second, func(in *intake.Intake) bool { return in.Stats().Faults >= 2 })
+		waitIntake(t, in, "two refusals", 5*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Faults >= 2 })
 		if !c.Forbidden() || c.QueueBytes() == 0 || c.Dropped() != 0 || !strings.Contains(c.LastError(), "403") {
 			t.Errorf("after 403s: forbidden %v, queue %d bytes, dropped %d, last error %q", c.Forbidden(), c.QueueBytes(), c.Dropped(), c.LastError())
 		}
-		waitIntake(t, in, "the held points", 5*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 20 })
+		waitIntake(t, in, "the held points", 5*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 20 })
 		// The intake counts a payload before the client reads the answer.
 		eventually(t, "the client to read the 202", func() bool { return !c.Forbidden() })
 		if c.Forbidden() || c.LastError() != "" || in.Sum("req.count") != 20 {
@@ -370,7 +370,7 @@ func TestRetryPolicy(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "5 points not sent") {
 			t.Fatalf("drain with a refused key: %v", err)
 		}
-		if st := in.Stats(); st.Points != 0 || st.Rejected[intake.ReasonInvalidAPIKey] < 2 {
+		if st := in.Stats(); st.Points != 0 || st.Rejected[fakeintake.ReasonInvalidAPIKey] < 2 {
 			t.Fatalf("stats %+v: want the key refused, and tried again", st)
 		}
 		if n := dropped(t, c.Metrics(), "shutdown"); n != 5 || c.Dropped() != 5 {
@@ -393,7 +393,7 @@ func TestRetryPolicy(t *testing.T) {
 		s := newScraper(t, c, appTarget("p"), prom)
 		s.scrape(counters(10, 10), time.Now().UnixMilli())
 		run(t, c)
-		waitIntake(t, in, "the points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 10 })
+		waitIntake(t, in, "the points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 10 })
 		if got := in.Sum("req.count"); got != 10 {
 			t.Errorf("sum %v, want 10", got)
 		}
@@ -417,12 +417,12 @@ func TestRetryPolicy(t *testing.T) {
 
 	t.Run("429 honors X-RateLimit-Reset", func(t *testing.T) {
 		in := startIntake(t, nil)
-		in.InjectFaults(intake.Fault{Status: http.StatusTooManyRequests, RateLimitReset: time.Second})
+		in.InjectFaults(fakeintake.Fault{Status: http.StatusTooManyRequests, RateLimitReset: time.Second})
 		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 5*time.Second })
 		s := newScraper(t, c, appTarget("p"), prom)
 		s.scrape(counters(10, 10), time.Now().UnixMilli())
 		run(t, c)
-		waitIntake(t, in, "the points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 10 })
+		waitIntake(t, in, "the points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 10 })
 		eventually(t, "the last answer", func() bool { return len(in.requests()) >= 2 })
 		reqs := in.requests()
 		if len(reqs) != 2 || reqs[0].status != http.StatusTooManyRequests {
@@ -436,12 +436,12 @@ func TestRetryPolicy(t *testing.T) {
 
 	t.Run("transport errors retried", func(t *testing.T) {
 		in := startIntake(t, nil)
-		in.HangNext(2, intake.HangForever)
+		in.HangNext(2, fakeintake.HangForever)
 		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.RequestTimeout = 100 * time.Millisecond })
 		s := newScraper(t, c, appTarget("p"), prom)
 		s.scrape(counters(10, 10), time.Now().UnixMilli())
 		run(t, c)
-		waitIntake(t, in, "the points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 10 })
+		waitIntake(t, in, "the points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 10 })
 		if n := metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"); n != 2 || in.Sum("req.count") != 10 {
 			t.Errorf("retries %v, sum %v; want 2 and 10", n, in.Sum("req.count"))
 		}
@@ -484,7 +484,7 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	// the client counts as failed. Let the intake answer every try first.
 	tries := int64(metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = in.WaitFor(ctx, func(in *intake.Intake) bool { return in.Stats().Faults >= tries })
+	_ = in.WaitFor(ctx, func(in *fakeintake.Intake) bool { return in.Stats().Faults >= tries })
 	cancel()
 	in.ClearFaults()
 	if err := drain(t, c, 10*time.Second); err != nil {
@@ -507,7 +507,7 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	// The newest points survived, the oldest went.
 	pts := in.Points("req.count")
 	last := scrapeTimes(1)[0] / 1000
-	if newest := slices.MaxFunc(pts, func(a, b intake.Point) int { return int(a.Timestamp - b.Timestamp) }); newest.Timestamp < last-2 {
+	if newest := slices.MaxFunc(pts, func(a, b fakeintake.Point) int { return int(a.Timestamp - b.Timestamp) }); newest.Timestamp < last-2 {
 		t.Errorf("newest point received at %d, the last scrape was at %d", newest.Timestamp, last)
 	}
 }
@@ -623,7 +623,7 @@ func TestConcurrentAppenders(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitIntake(t, in, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= targets*scrapes*series })
+	waitIntake(t, in, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= targets*scrapes*series })
 	stop()
 	st := in.Stats()
 	if st.Points != targets*scrapes*series || st.DuplicatePoints != 0 || st.RejectedTotal() != 0 || c.Dropped() != 0 {

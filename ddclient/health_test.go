@@ -13,7 +13,7 @@ import (
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
@@ -91,7 +91,7 @@ func TestTargetDownIsReported(t *testing.T) {
 	}
 	runTarget(t, c, target)
 	const check = "app.openmetrics.health"
-	waitIntake(t, in, "up 1 and an OK check", 10*time.Second, func(in *intake.Intake) bool {
+	waitIntake(t, in, "up 1 and an OK check", 10*time.Second, func(in *fakeintake.Intake) bool {
 		p, ok := in.Last("app.up", "job:app")
 		checks := in.ServiceChecks(check, "job:app", "endpoint:"+url, "kube_namespace:prod")
 		return ok && p.Value == 1 && len(checks) > 0 && checks[len(checks)-1].Status == datadogV1.SERVICECHECKSTATUS_OK
@@ -106,7 +106,7 @@ func TestTargetDownIsReported(t *testing.T) {
 		t.Errorf("scrape_samples_scraped %v, want 2", p.Value)
 	}
 	down.Store(true)
-	waitIntake(t, in, "up 0 and a CRITICAL check", 10*time.Second, func(in *intake.Intake) bool {
+	waitIntake(t, in, "up 0 and a CRITICAL check", 10*time.Second, func(in *fakeintake.Intake) bool {
 		p, ok := in.Last("app.up", "job:app")
 		checks := in.ServiceChecks(check, "job:app")
 		return ok && p.Value == 0 && len(checks) > 0 && checks[len(checks)-1].Status == datadogV1.SERVICECHECKSTATUS_CRITICAL
@@ -129,7 +129,7 @@ func TestReportSeriesSwitch(t *testing.T) {
 	var down atomic.Bool
 	url := exporter(t, "g 2\n", &down)
 	runTarget(t, c, scrapeloop.Target{URL: url, Interval: time.Second, Timeout: 500 * time.Millisecond, Labels: labels.FromStrings("job", "off")})
-	waitIntake(t, in, "g twice", 10*time.Second, func(in *intake.Intake) bool { return len(in.Points("g")) >= 2 })
+	waitIntake(t, in, "g twice", 10*time.Second, func(in *fakeintake.Intake) bool { return len(in.Points("g")) >= 2 })
 	if _, ok := in.Last("up"); ok || len(in.ServiceChecks("")) != 0 {
 		t.Errorf("report series or checks sent while switched off: metrics %q, checks %d", in.Metrics(), len(in.ServiceChecks("")))
 	}
@@ -158,7 +158,7 @@ func TestMetadataReachesIntake(t *testing.T) {
 		{name: "no app key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			in := startIntake(t, func(cfg *intake.Config) { cfg.AppKeys = []string{testAppKey} })
+			in := startIntake(t, func(cfg *fakeintake.Config) { cfg.AppKeys = []string{testAppKey} })
 			cl := newTestClient(t, in.URL, func(cfg *Config) {
 				cfg.AppKey = c.appKey
 				cfg.MetadataDelay = 30 * time.Millisecond
@@ -174,12 +174,12 @@ func TestMetadataReachesIntake(t *testing.T) {
 				if n := len(in.Metadata("")); n != 0 {
 					t.Fatalf("%d metadata edits accepted", n)
 				}
-				if c.appKey != "" && in.Stats().Rejected[intake.ReasonInvalidAppKey] == 0 {
+				if c.appKey != "" && in.Stats().Rejected[fakeintake.ReasonInvalidAppKey] == 0 {
 					t.Errorf("a wrong key was not tried: %+v", in.Stats())
 				}
 				return
 			}
-			waitIntake(t, in, "metadata", 10*time.Second, func(in *intake.Intake) bool { return len(in.Metadata("")) >= len(c.want) })
+			waitIntake(t, in, "metadata", 10*time.Second, func(in *fakeintake.Intake) bool { return len(in.Metadata("")) >= len(c.want) })
 			time.Sleep(100 * time.Millisecond) // nothing sent twice
 			got := map[string][2]string{}
 			for _, m := range in.Metadata("") {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 )
 
 // concurrencyIntake wraps the test intake, holding each series request for
@@ -21,7 +21,7 @@ type concurrencyIntake struct {
 }
 
 func (ci *concurrencyIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == intake.SeriesPath {
+	if r.URL.Path == fakeintake.SeriesPath {
 		n := ci.now.Add(1)
 		defer ci.now.Add(-1)
 		for p := ci.peak.Load(); n > p && !ci.peak.CompareAndSwap(p, n); p = ci.peak.Load() {
@@ -53,7 +53,7 @@ func TestSendConcurrency(t *testing.T) {
 	}
 	s.app.Commit()
 	begin := time.Now()
-	waitIntake(t, base, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= rounds*perRound })
+	waitIntake(t, base, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= rounds*perRound })
 	took := time.Since(begin)
 	stop()
 	st := base.Stats()
@@ -123,7 +123,7 @@ func TestSpoolThroughOutage(t *testing.T) {
 		t.Fatal("no spool segment on disk")
 	}
 	in.ClearFaults()
-	waitIntake(t, in, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= rounds*perRound })
+	waitIntake(t, in, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= rounds*perRound })
 	eventually(t, "the spool emptied", func() bool { return c.SpoolPoints() == 0 })
 	stop()
 	if err := drain(t, c, 5*time.Second); err != nil {
@@ -185,7 +185,7 @@ func TestDrainSpoolsForNextStart(t *testing.T) {
 		t.Fatalf("the next client finds %d points in the spool, want %d", next.SpoolPoints(), s.finite)
 	}
 	stopNext := run(t, next)
-	waitIntake(t, in, "the spooled points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
+	waitIntake(t, in, "the spooled points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
 	stopNext()
 	if err := drain(t, next, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestSpoolPastMemoryBound(t *testing.T) {
 		}
 	}
 	s.app.Commit()
-	waitIntake(t, base, "every point", 30*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= rounds*perRound })
+	waitIntake(t, base, "every point", 30*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= rounds*perRound })
 	stop()
 	if err := drain(t, c, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -300,7 +300,7 @@ func TestAPIKeyFileReadAgain(t *testing.T) {
 	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
 	}
-	waitIntake(t, in, "the points, with the new key", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
+	waitIntake(t, in, "the points, with the new key", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
 	eventually(t, "readiness back once the new key worked", func() bool { return !c.Forbidden() })
 	stop()
 	if st := in.Stats(); st.Points != int64(s.finite) || st.DuplicatePoints != 0 || c.Dropped() != 0 {

@@ -300,7 +300,6 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		clientDone.Go(func() { client.Run(runCtx) })
 	}
 	mgr.Run(runCtx, targets) // returns after every loop stopped
-	clientDone.Wait()
 	// The final checkpoint, now that nothing updates the state: the next
 	// agent's first deltas start exactly where these left off. Before the
 	// flush, which may wait for Datadog.
@@ -316,6 +315,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		if err := client.Drain(sctx); err != nil {
 			logger.Error("final flush incomplete", "err", err)
 		}
+		clientDone.Wait() // Run returned once Drain had its last POSTs end
 		if err := client.Close(); err != nil {
 			logger.Error("closing the spool", "err", err)
 		}

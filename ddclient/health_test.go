@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
@@ -158,47 +159,51 @@ func TestMetadataReachesIntake(t *testing.T) {
 		{name: "no app key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			in := startIntake(t, func(cfg *fakeintake.Config) { cfg.AppKeys = []string{testAppKey} })
-			cl := newTestClient(t, in.URL, func(cfg *Config) {
-				cfg.AppKey = c.appKey
-				cfg.MetadataDelay = 30 * time.Millisecond
+			synctest.Test(t, func(t *testing.T) {
+				in := startMemIntake(t, func(cfg *fakeintake.Config) { cfg.AppKeys = []string{testAppKey} })
+				cl := newMemClient(t, in, func(cfg *Config) {
+					cfg.AppKey = c.appKey
+					cfg.MetadataDelay = 30 * time.Millisecond
+				})
+				stop := run(t, cl)
+				defer stop()
+				s := newScraper(t, cl, appTarget("app-1"), prom)
+				for _, ts := range scrapeTimes(3) {
+					s.scrape(body, ts)
+				}
+				if c.want == nil {
+					time.Sleep(300 * time.Millisecond)
+					synctest.Wait()
+					if n := len(in.Metadata("")); n != 0 {
+						t.Fatalf("%d metadata edits accepted", n)
+					}
+					if c.appKey != "" && in.Stats().Rejected[fakeintake.ReasonInvalidAppKey] == 0 {
+						t.Errorf("a wrong key was not tried: %+v", in.Stats())
+					}
+					return
+				}
+				waitIntake(t, in, "metadata", 10*time.Second, func(in *fakeintake.Intake) bool { return len(in.Metadata("")) >= len(c.want) })
+				time.Sleep(100 * time.Millisecond) // nothing sent twice
+				synctest.Wait()
+				got := map[string][2]string{}
+				for _, m := range in.Metadata("") {
+					if _, dup := got[m.Metric]; dup {
+						t.Errorf("metadata of %s sent twice", m.Metric)
+					}
+					got[m.Metric] = [2]string{m.Metadata.GetUnit(), m.Metadata.GetDescription()}
+					if want := map[bool]string{true: "count", false: "gauge"}[m.Metric != "mem_bytes"]; m.Metadata.GetType() != want {
+						t.Errorf("%s type %q, want %q", m.Metric, m.Metadata.GetType(), want)
+					}
+				}
+				for m, w := range c.want {
+					if got[m] != w {
+						t.Errorf("%s: unit, description %q, want %q", m, got[m], w)
+					}
+				}
+				if _, ok := got["plain"]; ok {
+					t.Error("metadata sent for a metric without HELP or unit")
+				}
 			})
-			stop := run(t, cl)
-			defer stop()
-			s := newScraper(t, cl, appTarget("app-1"), prom)
-			for _, ts := range scrapeTimes(3) {
-				s.scrape(body, ts)
-			}
-			if c.want == nil {
-				time.Sleep(300 * time.Millisecond)
-				if n := len(in.Metadata("")); n != 0 {
-					t.Fatalf("%d metadata edits accepted", n)
-				}
-				if c.appKey != "" && in.Stats().Rejected[fakeintake.ReasonInvalidAppKey] == 0 {
-					t.Errorf("a wrong key was not tried: %+v", in.Stats())
-				}
-				return
-			}
-			waitIntake(t, in, "metadata", 10*time.Second, func(in *fakeintake.Intake) bool { return len(in.Metadata("")) >= len(c.want) })
-			time.Sleep(100 * time.Millisecond) // nothing sent twice
-			got := map[string][2]string{}
-			for _, m := range in.Metadata("") {
-				if _, dup := got[m.Metric]; dup {
-					t.Errorf("metadata of %s sent twice", m.Metric)
-				}
-				got[m.Metric] = [2]string{m.Metadata.GetUnit(), m.Metadata.GetDescription()}
-				if want := map[bool]string{true: "count", false: "gauge"}[m.Metric != "mem_bytes"]; m.Metadata.GetType() != want {
-					t.Errorf("%s type %q, want %q", m.Metric, m.Metadata.GetType(), want)
-				}
-			}
-			for m, w := range c.want {
-				if got[m] != w {
-					t.Errorf("%s: unit, description %q, want %q", m, got[m], w)
-				}
-			}
-			if _, ok := got["plain"]; ok {
-				t.Error("metadata sent for a metric without HELP or unit")
-			}
 		})
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -58,7 +58,7 @@ func TestOnNode(t *testing.T) {
 	}
 	node := controlplane.NodeForTest(t, cp, controlplane.NodeConfig{Name: "node-a", Images: images})
 
-	dd, err := intake.Start("", intake.Config{APIKeys: []string{apiKey}})
+	dd, err := fakeintake.Start("", fakeintake.Config{APIKeys: []string{apiKey}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package ddclient
 import (
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -101,13 +102,13 @@ type stored struct {
 	tags  string // encoded tags, comma separated, without the target's extra tags
 }
 
+// upperBound is what a histogram bucket's le label is sent as.
+var upperBound = []byte("upper_bound")
+
 // A ref is a shape index, or with storedBit an index into stored. plainBit
 // says every label of the (verbatim) series can be copied into its tag as
 // it is: no JSON escapes, valid UTF-8, within the tag length. A series'
 // labels are fixed by its raw bytes, so this holds for all its points.
-// upperBound is what a histogram bucket's le label is sent as.
-var upperBound = []byte("upper_bound")
-
 const (
 	storedBit = 1 << 63
 	plainBit  = 1 << 62
@@ -158,6 +159,10 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 	if met.kind == scrapeloop.KindDrop {
 		return 0, scrapeloop.KindDrop
 	}
+	// The name may be the series' own (a gauge without namespace), whose
+	// bytes the loop reuses after AddSeries; the shape and the metadata
+	// keep it.
+	met.name = strings.Clone(met.name)
 	key := shapeKey{name: met.name, typ: met.typ, bucket: met.bucket}
 	verbatim := s.Verbatim && a.rules.verbatimOK(s)
 	if verbatim {

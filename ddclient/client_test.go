@@ -12,10 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -25,7 +26,7 @@ const testKey = "0123456789abcdef0123456789abcdef"
 // testIntake is the stand-in intake on 127.0.0.1, recording when each
 // series request arrived and how it was answered.
 type testIntake struct {
-	*intake.Intake
+	*fakeintake.Intake
 	URL string
 
 	mu   sync.Mutex
@@ -53,7 +54,7 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (ti *testIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != intake.SeriesPath {
+	if r.URL.Path != fakeintake.SeriesPath {
 		ti.Intake.ServeHTTP(w, r)
 		return
 	}
@@ -67,13 +68,13 @@ func (ti *testIntake) requests() []answered {
 	return slices.Clone(ti.reqs)
 }
 
-func startIntake(t *testing.T, mod func(*intake.Config)) *testIntake {
+func startIntake(t *testing.T, mod func(*fakeintake.Config)) *testIntake {
 	t.Helper()
-	cfg := intake.Config{APIKeys: []string{testKey}}
+	cfg := fakeintake.Config{APIKeys: []string{testKey}}
 	if mod != nil {
 		mod(&cfg)
 	}
-	in, err := intake.New(cfg)
+	in, err := fakeintake.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func run(t *testing.T, c *Client) (stop func()) {
 	return stop
 }
 
-func waitIntake(t *testing.T, in *testIntake, what string, timeout time.Duration, cond func(*intake.Intake) bool) {
+func waitIntake(t *testing.T, in *testIntake, what string, timeout time.Duration, cond func(*fakeintake.Intake) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -272,7 +273,7 @@ func TestPayloadSplitting(t *testing.T) {
 	// gzip: each compressed limit is below what a sealed buffer gives.
 	for comp, compressed := range map[string]int64{"none": 8_000, "zstd": 3_000, "gzip": 3_000} {
 		t.Run("compression="+comp, func(t *testing.T) {
-			in := startIntake(t, func(cfg *intake.Config) { cfg.MaxCompressedBytes, cfg.MaxUncompressedBytes = compressed, raw })
+			in := startIntake(t, func(cfg *fakeintake.Config) { cfg.MaxCompressedBytes, cfg.MaxUncompressedBytes = compressed, raw })
 			c := newTestClient(t, in.URL, func(cfg *Config) {
 				cfg.Compression = comp
 				cfg.MaxPayloadBytes, cfg.MaxRawPayloadBytes = int(compressed), raw
@@ -284,7 +285,7 @@ func TestPayloadSplitting(t *testing.T) {
 			for _, ts := range scrapeTimes(scrapes) {
 				s.scrape(body, ts)
 			}
-			waitIntake(t, in, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= series*scrapes })
+			waitIntake(t, in, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= series*scrapes })
 			stop()
 			st := in.Stats()
 			t.Logf("%d payloads, %d bytes raw, %d compressed", st.Accepted, st.UncompressedBytes, st.CompressedBytes)
@@ -333,29 +334,31 @@ func TestRetryPolicy(t *testing.T) {
 	}
 
 	t.Run("403 holds the points", func(t *testing.T) {
-		in := startIntake(t, nil)
-		in.FailNext(3, http.StatusForbidden)
-		c := newTestClient(t, in.URL, nil)
-		s := newScraper(t, c, appTarget("p"), prom)
-		s.scrape(counters(20, 10), time.Now().UnixMilli())
-		run(t, c)
-		waitIntake(t, in, "two refusals", 5*time.Second, func(in *intake.Intake) bool { return in.Stats().Faults >= 2 })
-		if !c.Forbidden() || c.QueueBytes() == 0 || c.Dropped() != 0 || !strings.Contains(c.LastError(), "403") {
-			t.Errorf("after 403s: forbidden %v, queue %d bytes, dropped %d, last error %q", c.Forbidden(), c.QueueBytes(), c.Dropped(), c.LastError())
-		}
-		waitIntake(t, in, "the held points", 5*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 20 })
-		// The intake counts a payload before the client reads the answer.
-		eventually(t, "the client to read the 202", func() bool { return !c.Forbidden() })
-		if c.Forbidden() || c.LastError() != "" || in.Sum("req.count") != 20 {
-			t.Errorf("after the key was accepted: forbidden %v, last error %q, sum %v", c.Forbidden(), c.LastError(), in.Sum("req.count"))
-		}
-		// A refused key waits RetryMax between tries.
-		reqs := in.requests()
-		for i := 1; i < 4 && i < len(reqs); i++ {
-			if gap := reqs[i].at.Sub(reqs[i-1].at); gap < 50*time.Millisecond {
-				t.Errorf("try %d came %v after a 403, want ≥ RetryMax (50ms)", i+1, gap)
+		synctest.Test(t, func(t *testing.T) {
+			in := startMemIntake(t, nil)
+			in.FailNext(3, http.StatusForbidden)
+			c := newMemClient(t, in, nil)
+			s := newScraper(t, c, appTarget("p"), prom)
+			s.scrape(counters(20, 10), time.Now().UnixMilli())
+			run(t, c)
+			waitIntake(t, in, "two refusals", 5*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Faults >= 2 })
+			if !c.Forbidden() || c.QueueBytes() == 0 || c.Dropped() != 0 || !strings.Contains(c.LastError(), "403") {
+				t.Errorf("after 403s: forbidden %v, queue %d bytes, dropped %d, last error %q", c.Forbidden(), c.QueueBytes(), c.Dropped(), c.LastError())
 			}
-		}
+			waitIntake(t, in, "the held points", 5*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 20 })
+			// The intake counts a payload before the client reads the answer.
+			eventually(t, "the client to read the 202", func() bool { return !c.Forbidden() })
+			if c.Forbidden() || c.LastError() != "" || in.Sum("req.count") != 20 {
+				t.Errorf("after the key was accepted: forbidden %v, last error %q, sum %v", c.Forbidden(), c.LastError(), in.Sum("req.count"))
+			}
+			// A refused key waits RetryMax between tries.
+			reqs := in.requests()
+			for i := 1; i < 4 && i < len(reqs); i++ {
+				if gap := reqs[i].at.Sub(reqs[i-1].at); gap < 50*time.Millisecond {
+					t.Errorf("try %d came %v after a 403, want ≥ RetryMax (50ms)", i+1, gap)
+				}
+			}
+		})
 	})
 
 	t.Run("wrong API key", func(t *testing.T) {
@@ -370,7 +373,7 @@ func TestRetryPolicy(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "5 points not sent") {
 			t.Fatalf("drain with a refused key: %v", err)
 		}
-		if st := in.Stats(); st.Points != 0 || st.Rejected[intake.ReasonInvalidAPIKey] < 2 {
+		if st := in.Stats(); st.Points != 0 || st.Rejected[fakeintake.ReasonInvalidAPIKey] < 2 {
 			t.Fatalf("stats %+v: want the key refused, and tried again", st)
 		}
 		if n := dropped(t, c.Metrics(), "shutdown"); n != 5 || c.Dropped() != 5 {
@@ -383,65 +386,69 @@ func TestRetryPolicy(t *testing.T) {
 	})
 
 	t.Run("5xx and 408 retried with backoff", func(t *testing.T) {
-		in := startIntake(t, nil)
-		faults := []int{500, 502, 503, 504, 408}
-		for _, f := range faults {
-			in.FailNext(1, f)
-		}
-		const retryMin = 20 * time.Millisecond
-		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.RetryMin, cfg.RetryMax = retryMin, time.Second })
-		s := newScraper(t, c, appTarget("p"), prom)
-		s.scrape(counters(10, 10), time.Now().UnixMilli())
-		run(t, c)
-		waitIntake(t, in, "the points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 10 })
-		if got := in.Sum("req.count"); got != 10 {
-			t.Errorf("sum %v, want 10", got)
-		}
-		// The intake counts a payload before it writes the answer.
-		eventually(t, "the last answer", func() bool { return len(in.requests()) >= len(faults)+1 })
-		reqs := in.requests()
-		if len(reqs) != len(faults)+1 {
-			t.Fatalf("%d requests, want %d", len(reqs), len(faults)+1)
-		}
-		for i := 1; i < len(reqs); i++ {
-			// Try i waits between half and all of RetryMin·2^(i-1).
-			d := retryMin << (i - 1)
-			if gap := reqs[i].at.Sub(reqs[i-1].at); gap < d/2 || gap > d+time.Second {
-				t.Errorf("try %d came %v after a %d, want in [%v, %v]", i+1, gap, reqs[i-1].status, d/2, d)
+		synctest.Test(t, func(t *testing.T) {
+			in := startMemIntake(t, nil)
+			faults := []int{500, 502, 503, 504, 408}
+			for _, f := range faults {
+				in.FailNext(1, f)
 			}
-		}
-		if n := metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"); n != float64(len(faults)) {
-			t.Errorf("retries metric %v, want %d", n, len(faults))
-		}
+			const retryMin = 20 * time.Millisecond
+			c := newMemClient(t, in, func(cfg *Config) { cfg.RetryMin, cfg.RetryMax = retryMin, time.Second })
+			s := newScraper(t, c, appTarget("p"), prom)
+			s.scrape(counters(10, 10), time.Now().UnixMilli())
+			run(t, c)
+			waitIntake(t, in, "the points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 10 })
+			if got := in.Sum("req.count"); got != 10 {
+				t.Errorf("sum %v, want 10", got)
+			}
+			// The intake counts a payload before it writes the answer.
+			eventually(t, "the last answer", func() bool { return len(in.requests()) >= len(faults)+1 })
+			reqs := in.requests()
+			if len(reqs) != len(faults)+1 {
+				t.Fatalf("%d requests, want %d", len(reqs), len(faults)+1)
+			}
+			for i := 1; i < len(reqs); i++ {
+				// Try i waits between half and all of RetryMin·2^(i-1).
+				d := retryMin << (i - 1)
+				if gap := reqs[i].at.Sub(reqs[i-1].at); gap < d/2 || gap > d {
+					t.Errorf("try %d came %v after a %d, want in [%v, %v]", i+1, gap, reqs[i-1].status, d/2, d)
+				}
+			}
+			if n := metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"); n != float64(len(faults)) {
+				t.Errorf("retries metric %v, want %d", n, len(faults))
+			}
+		})
 	})
 
 	t.Run("429 honors X-RateLimit-Reset", func(t *testing.T) {
-		in := startIntake(t, nil)
-		in.InjectFaults(intake.Fault{Status: http.StatusTooManyRequests, RateLimitReset: time.Second})
-		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 5*time.Second })
-		s := newScraper(t, c, appTarget("p"), prom)
-		s.scrape(counters(10, 10), time.Now().UnixMilli())
-		run(t, c)
-		waitIntake(t, in, "the points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 10 })
-		eventually(t, "the last answer", func() bool { return len(in.requests()) >= 2 })
-		reqs := in.requests()
-		if len(reqs) != 2 || reqs[0].status != http.StatusTooManyRequests {
-			t.Fatalf("requests %+v", reqs)
-		}
-		// The backoff alone would wait 5-10ms.
-		if gap := reqs[1].at.Sub(reqs[0].at); gap < time.Second || gap > 3*time.Second {
-			t.Errorf("retried %v after a 429 with a 1 s reset", gap)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			in := startMemIntake(t, nil)
+			in.InjectFaults(fakeintake.Fault{Status: http.StatusTooManyRequests, RateLimitReset: time.Second})
+			c := newMemClient(t, in, func(cfg *Config) { cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 5*time.Second })
+			s := newScraper(t, c, appTarget("p"), prom)
+			s.scrape(counters(10, 10), time.Now().UnixMilli())
+			run(t, c)
+			waitIntake(t, in, "the points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 10 })
+			eventually(t, "the last answer", func() bool { return len(in.requests()) >= 2 })
+			reqs := in.requests()
+			if len(reqs) != 2 || reqs[0].status != http.StatusTooManyRequests {
+				t.Fatalf("requests %+v", reqs)
+			}
+			// The backoff alone would wait 5-10ms.
+			if gap := reqs[1].at.Sub(reqs[0].at); gap != time.Second {
+				t.Errorf("retried %v after a 429 with a 1 s reset", gap)
+			}
+		})
 	})
 
 	t.Run("transport errors retried", func(t *testing.T) {
 		in := startIntake(t, nil)
-		in.HangNext(2, intake.HangForever)
+		in.HangNext(2, fakeintake.HangForever)
 		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.RequestTimeout = 100 * time.Millisecond })
 		s := newScraper(t, c, appTarget("p"), prom)
 		s.scrape(counters(10, 10), time.Now().UnixMilli())
 		run(t, c)
-		waitIntake(t, in, "the points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= 10 })
+		waitIntake(t, in, "the points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= 10 })
 		if n := metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"); n != 2 || in.Sum("req.count") != 10 {
 			t.Errorf("retries %v, sum %v; want 2 and 10", n, in.Sum("req.count"))
 		}
@@ -484,7 +491,7 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	// the client counts as failed. Let the intake answer every try first.
 	tries := int64(metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = in.WaitFor(ctx, func(in *intake.Intake) bool { return in.Stats().Faults >= tries })
+	_ = in.WaitFor(ctx, func(in *fakeintake.Intake) bool { return in.Stats().Faults >= tries })
 	cancel()
 	in.ClearFaults()
 	if err := drain(t, c, 10*time.Second); err != nil {
@@ -507,7 +514,7 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	// The newest points survived, the oldest went.
 	pts := in.Points("req.count")
 	last := scrapeTimes(1)[0] / 1000
-	if newest := slices.MaxFunc(pts, func(a, b intake.Point) int { return int(a.Timestamp - b.Timestamp) }); newest.Timestamp < last-2 {
+	if newest := slices.MaxFunc(pts, func(a, b fakeintake.Point) int { return int(a.Timestamp - b.Timestamp) }); newest.Timestamp < last-2 {
 		t.Errorf("newest point received at %d, the last scrape was at %d", newest.Timestamp, last)
 	}
 }
@@ -552,49 +559,54 @@ func TestTooOldPointsDropped(t *testing.T) {
 // counted.
 func TestDrainAtShutdown(t *testing.T) {
 	t.Run("sends the open buffers", func(t *testing.T) {
-		in := startIntake(t, nil)
-		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.FlushInterval = time.Hour })
-		stop := run(t, c)
-		s := newScraper(t, c, appTarget("p"), prom)
-		for _, ts := range scrapeTimes(3) {
-			s.scrape(mixed, ts)
-		}
-		time.Sleep(50 * time.Millisecond)
-		if st := in.Stats(); st.Accepted != 0 || c.QueueBytes() == 0 {
-			t.Fatalf("sent %+v before the flush interval; %d bytes counted as waiting", st, c.QueueBytes())
-		}
-		stop()
-		if err := drain(t, c, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if st := in.Stats(); st.Points != int64(s.finite) || st.Points == 0 || st.Accepted != 1 {
-			t.Errorf("stats %+v, want %d points in one payload", st, s.finite)
-		}
-		for metric, want := range mixedWant {
-			if got := in.Sum(metric); math.Abs(got-3*want) > 1e-9 {
-				t.Errorf("%s: %v, want %v", metric, got, 3*want)
+		synctest.Test(t, func(t *testing.T) {
+			in := startMemIntake(t, nil)
+			c := newMemClient(t, in, func(cfg *Config) { cfg.FlushInterval = time.Hour })
+			stop := run(t, c)
+			s := newScraper(t, c, appTarget("p"), prom)
+			for _, ts := range scrapeTimes(3) {
+				s.scrape(mixed, ts)
 			}
-		}
+			time.Sleep(50 * time.Millisecond)
+			synctest.Wait()
+			if st := in.Stats(); st.Accepted != 0 || c.QueueBytes() == 0 {
+				t.Fatalf("sent %+v before the flush interval; %d bytes counted as waiting", st, c.QueueBytes())
+			}
+			stop()
+			if err := drain(t, c, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if st := in.Stats(); st.Points != int64(s.finite) || st.Points == 0 || st.Accepted != 1 {
+				t.Errorf("stats %+v, want %d points in one payload", st, s.finite)
+			}
+			for metric, want := range mixedWant {
+				if got := in.Sum(metric); math.Abs(got-3*want) > 1e-9 {
+					t.Errorf("%s: %v, want %v", metric, got, 3*want)
+				}
+			}
+		})
 	})
 	t.Run("counts what the deadline leaves", func(t *testing.T) {
-		in := startIntake(t, nil)
-		in.FailNext(100_000, http.StatusServiceUnavailable)
-		c := newTestClient(t, in.URL, func(cfg *Config) { cfg.FlushInterval = time.Hour })
-		s := newScraper(t, c, appTarget("p"), prom)
-		for _, ts := range scrapeTimes(2) {
-			s.scrape(counters(30, 10), ts)
-		}
-		begin := time.Now()
-		err := drain(t, c, 300*time.Millisecond)
-		if err == nil || !strings.Contains(err.Error(), "60 points not sent") {
-			t.Fatalf("drain during an outage: %v", err)
-		}
-		if d := time.Since(begin); d > 2*time.Second {
-			t.Errorf("drain took %v past its 300ms deadline", d)
-		}
-		if n := dropped(t, c.Metrics(), "shutdown"); n != 60 || c.Dropped()+in.Stats().Points != 60 || c.QueueBytes() != 0 {
-			t.Errorf("dropped at shutdown %v, total %d, received %d, queue %d", n, c.Dropped(), in.Stats().Points, c.QueueBytes())
-		}
+		synctest.Test(t, func(t *testing.T) {
+			in := startMemIntake(t, nil)
+			in.FailNext(100_000, http.StatusServiceUnavailable)
+			c := newMemClient(t, in, func(cfg *Config) { cfg.FlushInterval = time.Hour })
+			s := newScraper(t, c, appTarget("p"), prom)
+			for _, ts := range scrapeTimes(2) {
+				s.scrape(counters(30, 10), ts)
+			}
+			begin := time.Now()
+			err := drain(t, c, 300*time.Millisecond)
+			if err == nil || !strings.Contains(err.Error(), "60 points not sent") {
+				t.Fatalf("drain during an outage: %v", err)
+			}
+			if d := time.Since(begin); d != 300*time.Millisecond {
+				t.Errorf("drain took %v, its deadline is 300ms", d)
+			}
+			if n := dropped(t, c.Metrics(), "shutdown"); n != 60 || c.Dropped()+in.Stats().Points != 60 || c.QueueBytes() != 0 {
+				t.Errorf("dropped at shutdown %v, total %d, received %d, queue %d", n, c.Dropped(), in.Stats().Points, c.QueueBytes())
+			}
+		})
 	})
 }
 
@@ -623,7 +635,7 @@ func TestConcurrentAppenders(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitIntake(t, in, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= targets*scrapes*series })
+	waitIntake(t, in, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= targets*scrapes*series })
 	stop()
 	st := in.Stats()
 	if st.Points != targets*scrapes*series || st.DuplicatePoints != 0 || st.RejectedTotal() != 0 || c.Dropped() != 0 {

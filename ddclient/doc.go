@@ -1,25 +1,25 @@
-// Package ddclient is the Datadog side of the agent: the whole Prometheus →
-// Datadog mapping (metric names and types, the .count/.bucket/.sum/.quantile
-// rules, upper_bound and quantile tags, the namespace prefix, character and
-// tag-length rules, Kubernetes tags; see Mapping), the v2 series wire format
-// and its transport. Client is the scrape loops' backend: each target's
-// appender encodes points straight from the parser into payload buffers
-// shared by all targets, which are split to respect the intake's size
-// limits, compressed (zstd or gzip, pure Go), and posted by a few
-// concurrent workers with the Datadog Agent's retry policy.
+// Package ddclient sends scraped samples to Datadog. Client is the scrape
+// loops' backend (scrapeloop.Backend): each target's appender maps samples
+// to Datadog series (names, types, tags; see Mapping) and encodes them
+// straight from the parser as v2 series JSON into payload buffers shared by
+// all targets; payloads are split to fit the intake's limits, compressed
+// (zstd or gzip, pure Go) and posted by SendConcurrency workers with the
+// Datadog Agent's retry policy. Through datadog-api-client-go it also sends
+// each target's health service check and, with an application key, metric
+// metadata.
 //
-// Besides series, through datadog-api-client-go: each target's health
-// service check after every scrape (<namespace>.openmetrics.health, as the
-// OpenMetrics check sends it) and, with an application key, metric metadata
-// (type, HELP, unit) once per metric name and again every day (api.go).
-// Kubernetes tags follow the Datadog Agent's tagger and its cardinality
-// levels (kubetags.go); Prometheus labels become tags by the rules of
-// tagRules (tagrules.go).
+// Every byte waiting to be sent counts against one memory bound; past it,
+// while Datadog fails, and behind what the disk spool (package spool)
+// already holds, payloads go to the spool, sent oldest first when Datadog
+// answers again, by this process or the next. At shutdown Drain lets POSTs
+// in flight finish within the flush timeout and spools the rest.
 //
-// Every byte waiting to be sent (open batches, queued, in-flight and
-// retried payloads) counts against one memory bound; past it, and behind
-// whatever the disk spool (package spool) already holds, payloads go to the
-// spool, which is sent oldest first when Datadog answers again, by this
-// process or the next. At shutdown, POSTs in flight are let finish within
-// the flush timeout and the rest is spooled.
+// Files, along the data path: mapping.go, tagrules.go, tags.go and
+// kubetags.go (the Prometheus → Datadog mapping), appender.go, encode.go and
+// report.go (encoding), buffer.go and batch.go (buffers into compressed
+// payloads), send.go (workers, posts, retries, spool refill), drain.go
+// (shutdown), apikey.go (the API key), api.go (service checks and
+// metadata), client.go (Config, New, Run); Printer (printer.go) prints
+// instead of sending, for a dry run. fakeintake is the strict stand-in for
+// Datadog that tests and demos post to.
 package ddclient

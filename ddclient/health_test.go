@@ -9,11 +9,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
@@ -92,7 +93,7 @@ func TestTargetDownIsReported(t *testing.T) {
 	}
 	runTarget(t, c, tg)
 	const check = "app.openmetrics.health"
-	waitIntake(t, in, "up 1 and an OK check", 10*time.Second, func(in *intake.Intake) bool {
+	waitIntake(t, in, "up 1 and an OK check", 10*time.Second, func(in *fakeintake.Intake) bool {
 		p, ok := in.Last("app.up", "job:app")
 		checks := in.ServiceChecks(check, "job:app", "endpoint:"+url, "kube_namespace:prod")
 		return ok && p.Value == 1 && len(checks) > 0 && checks[len(checks)-1].Status == datadogV1.SERVICECHECKSTATUS_OK
@@ -107,7 +108,7 @@ func TestTargetDownIsReported(t *testing.T) {
 		t.Errorf("scrape_samples_scraped %v, want 2", p.Value)
 	}
 	down.Store(true)
-	waitIntake(t, in, "up 0 and a CRITICAL check", 10*time.Second, func(in *intake.Intake) bool {
+	waitIntake(t, in, "up 0 and a CRITICAL check", 10*time.Second, func(in *fakeintake.Intake) bool {
 		p, ok := in.Last("app.up", "job:app")
 		checks := in.ServiceChecks(check, "job:app")
 		return ok && p.Value == 0 && len(checks) > 0 && checks[len(checks)-1].Status == datadogV1.SERVICECHECKSTATUS_CRITICAL
@@ -130,7 +131,7 @@ func TestReportSeriesSwitch(t *testing.T) {
 	var down atomic.Bool
 	url := exporter(t, "g 2\n", &down)
 	runTarget(t, c, target.Target{URL: url, Interval: time.Second, Timeout: 500 * time.Millisecond, Labels: labels.FromStrings("job", "off")})
-	waitIntake(t, in, "g twice", 10*time.Second, func(in *intake.Intake) bool { return len(in.Points("g")) >= 2 })
+	waitIntake(t, in, "g twice", 10*time.Second, func(in *fakeintake.Intake) bool { return len(in.Points("g")) >= 2 })
 	if _, ok := in.Last("up"); ok || len(in.ServiceChecks("")) != 0 {
 		t.Errorf("report series or checks sent while switched off: metrics %q, checks %d", in.Metrics(), len(in.ServiceChecks("")))
 	}
@@ -159,47 +160,51 @@ func TestMetadataReachesIntake(t *testing.T) {
 		{name: "no app key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			in := startIntake(t, func(cfg *intake.Config) { cfg.AppKeys = []string{testAppKey} })
-			cl := newTestClient(t, in.URL, func(cfg *Config) {
-				cfg.AppKey = c.appKey
-				cfg.MetadataDelay = 30 * time.Millisecond
+			synctest.Test(t, func(t *testing.T) {
+				in := startMemIntake(t, func(cfg *fakeintake.Config) { cfg.AppKeys = []string{testAppKey} })
+				cl := newMemClient(t, in, func(cfg *Config) {
+					cfg.AppKey = c.appKey
+					cfg.MetadataDelay = 30 * time.Millisecond
+				})
+				stop := run(t, cl)
+				defer stop()
+				s := newScraper(t, cl, appTarget("app-1"), prom)
+				for _, ts := range scrapeTimes(3) {
+					s.scrape(body, ts)
+				}
+				if c.want == nil {
+					time.Sleep(300 * time.Millisecond)
+					synctest.Wait()
+					if n := len(in.Metadata("")); n != 0 {
+						t.Fatalf("%d metadata edits accepted", n)
+					}
+					if c.appKey != "" && in.Stats().Rejected[fakeintake.ReasonInvalidAppKey] == 0 {
+						t.Errorf("a wrong key was not tried: %+v", in.Stats())
+					}
+					return
+				}
+				waitIntake(t, in, "metadata", 10*time.Second, func(in *fakeintake.Intake) bool { return len(in.Metadata("")) >= len(c.want) })
+				time.Sleep(100 * time.Millisecond) // nothing sent twice
+				synctest.Wait()
+				got := map[string][2]string{}
+				for _, m := range in.Metadata("") {
+					if _, dup := got[m.Metric]; dup {
+						t.Errorf("metadata of %s sent twice", m.Metric)
+					}
+					got[m.Metric] = [2]string{m.Metadata.GetUnit(), m.Metadata.GetDescription()}
+					if want := map[bool]string{true: "count", false: "gauge"}[m.Metric != "mem_bytes"]; m.Metadata.GetType() != want {
+						t.Errorf("%s type %q, want %q", m.Metric, m.Metadata.GetType(), want)
+					}
+				}
+				for m, w := range c.want {
+					if got[m] != w {
+						t.Errorf("%s: unit, description %q, want %q", m, got[m], w)
+					}
+				}
+				if _, ok := got["plain"]; ok {
+					t.Error("metadata sent for a metric without HELP or unit")
+				}
 			})
-			stop := run(t, cl)
-			defer stop()
-			s := newScraper(t, cl, appTarget("app-1"), prom)
-			for _, ts := range scrapeTimes(3) {
-				s.scrape(body, ts)
-			}
-			if c.want == nil {
-				time.Sleep(300 * time.Millisecond)
-				if n := len(in.Metadata("")); n != 0 {
-					t.Fatalf("%d metadata edits accepted", n)
-				}
-				if c.appKey != "" && in.Stats().Rejected[intake.ReasonInvalidAppKey] == 0 {
-					t.Errorf("a wrong key was not tried: %+v", in.Stats())
-				}
-				return
-			}
-			waitIntake(t, in, "metadata", 10*time.Second, func(in *intake.Intake) bool { return len(in.Metadata("")) >= len(c.want) })
-			time.Sleep(100 * time.Millisecond) // nothing sent twice
-			got := map[string][2]string{}
-			for _, m := range in.Metadata("") {
-				if _, dup := got[m.Metric]; dup {
-					t.Errorf("metadata of %s sent twice", m.Metric)
-				}
-				got[m.Metric] = [2]string{m.Metadata.GetUnit(), m.Metadata.GetDescription()}
-				if want := map[bool]string{true: "count", false: "gauge"}[m.Metric != "mem_bytes"]; m.Metadata.GetType() != want {
-					t.Errorf("%s type %q, want %q", m.Metric, m.Metadata.GetType(), want)
-				}
-			}
-			for m, w := range c.want {
-				if got[m] != w {
-					t.Errorf("%s: unit, description %q, want %q", m, got[m], w)
-				}
-			}
-			if _, ok := got["plain"]; ok {
-				t.Error("metadata sent for a metric without HELP or unit")
-			}
 		})
 	}
 }

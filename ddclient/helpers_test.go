@@ -17,23 +17,22 @@ import (
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	promrelabel "github.com/prometheus/prometheus/model/relabel"
 )
 
 // scraper drives an appender the way scrapeloop's loop does: real
-// exposition text parsed by exposition.Parser, one AddSeries per new series
-// (keyed by its raw series bytes, as the loop's table is) with a
-// scrapeloop.Series built by the loop's rules (scrapeloop/series.go
-// classify), then one Append per sample, Forget for the series that went
-// away and Commit at the end of each scrape. Counter values are passed on
-// as they are: the tests choose them as the deltas the loop would send.
+// exposition text parsed by exposition.Parser, each new series (keyed by its
+// raw series bytes, as the loop's table is) classified by the loop's own
+// rules (scrapeloop.Classifier), then one Append per sample, Forget for the
+// series that went away and Commit at the end of each scrape. Counter values
+// are passed on as they are: the tests choose them as the deltas the loop
+// would send.
 type scraper struct {
 	t      testing.TB
 	target *target.Target
 	app    scrapeloop.Appender
 	format exposition.Format
+	cl     *scrapeloop.Classifier
 	// nonVerbatim forces Verbatim=false on every series, as the loop does
 	// when relabeling changed the labels.
 	nonVerbatim bool
@@ -41,8 +40,8 @@ type scraper struct {
 	p    exposition.Parser
 	refs map[string]cached
 	gen  int
-	// added counts AddSeries calls; appended the Append calls (with any
-	// value) and finite those with a finite value.
+	// added counts the series classified; appended the Append calls (with
+	// any value) and finite those with a finite value.
 	added, appended, finite int
 	// final are the labels of each series AddSeries was given, by raw
 	// series; exported and omitted count the series with such bits.
@@ -62,7 +61,9 @@ func newScraper(t testing.TB, be scrapeloop.Backend, target *target.Target, f ex
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scraper{t: t, target: target, app: app, format: f, refs: map[string]cached{}, final: map[string]labels.Labels{}}
+	s := &scraper{t: t, target: target, app: app, format: f, refs: map[string]cached{}, final: map[string]labels.Labels{}}
+	s.cl = scrapeloop.NewClassifier(target, recordingAppender{app, s})
+	return s
 }
 
 // scrape parses body and appends every sample at tsMs; it fails the test
@@ -82,7 +83,7 @@ func (s *scraper) scrapeValues(body string, tsMs int64, value func(p *exposition
 		raw := string(s.p.Series())
 		c, ok := s.refs[raw]
 		if !ok {
-			c.ref, c.kind = s.classify()
+			c.ref, c.kind = s.cl.Classify(&s.p)
 			s.added++
 		}
 		c.gen = s.gen
@@ -114,103 +115,27 @@ func (s *scraper) scrapeValues(body string, tsMs int64, value func(p *exposition
 	s.app.Commit()
 }
 
-// classify builds the Series of the parser's sample as the loop's classify
-// does: the sample's labels, then the target's (a clash renames the
-// sample's label exported_<name>, or with honor_labels leaves the target's
-// out), then metric relabeling; Verbatim when the final labels are exactly
-// what the Verbatim rules give.
-func (s *scraper) classify() (uint64, scrapeloop.Kind) {
-	p, t := &s.p, s.target
-	if p.Role() == exposition.RoleCreated {
-		return 0, scrapeloop.KindDrop
-	}
-	b := labels.NewBuilder(labels.EmptyLabels())
-	b.Set(model.MetricNameLabel, string(p.Name()))
-	sample := map[string]string{}
-	for k := range p.NumLabels() {
-		n, v := p.Label(k)
-		b.Set(string(n), string(v))
-		sample[string(n)] = string(v)
-	}
-	var exported uint32
-	var omitted uint64
-	i := 0
-	t.Labels.Range(func(tl labels.Label) {
-		if v, clash := sample[tl.Name]; clash && v != "" {
-			if t.HonorLabels {
-				omitted |= 1 << i
-				i++
-				return
-			}
-			b.Set(model.ExportedLabelPrefix+tl.Name, v)
-			for k := range p.NumLabels() {
-				if n, _ := p.Label(k); string(n) == tl.Name {
-					exported |= 1 << k
-					break
-				}
-			}
-		}
-		b.Set(tl.Name, tl.Value)
-		i++
-	})
-	if len(t.MetricRelabel) > 0 && !promrelabel.ProcessBuilder(b, t.MetricRelabel...) {
-		return 0, scrapeloop.KindDrop
-	}
-	final := b.Labels()
-	if final.Get(model.MetricNameLabel) == "" {
-		return 0, scrapeloop.KindDrop
-	}
-	ser := scrapeloop.Series{
-		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: final,
-		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(),
-	}
-	ser.Verbatim = !s.nonVerbatim && verbatimHolds(p, t, final, exported, omitted)
-	s.final[string(p.Series())] = final
-	if exported != 0 {
-		s.exported++
-	}
-	if omitted != 0 {
-		s.omitted++
-	}
-	return s.app.AddSeries(&ser)
+// recordingAppender records, for the scraper, the Series the loop's rules
+// give its appender (and clears Verbatim with nonVerbatim).
+type recordingAppender struct {
+	scrapeloop.Appender
+	s *scraper
 }
 
-// verbatimHolds checks the Verbatim rules of scrapeloop.Series against
-// final: the name is the sample's, the sample's labels (exported_ where
-// Exported says) and the target's labels not Omitted are exactly the rest.
-func verbatimHolds(p *exposition.Parser, t *target.Target, final labels.Labels, exported uint32, omitted uint64) bool {
-	if string(p.Name()) != final.Get(model.MetricNameLabel) || p.NumLabels() > 32 || t.Labels.Len() > 64 {
-		return false
+func (r recordingAppender) AddSeries(ser *scrapeloop.Series) (uint64, scrapeloop.Kind) {
+	s := r.s
+	if s.nonVerbatim {
+		ser.Verbatim = false
 	}
-	want := map[string]string{model.MetricNameLabel: string(p.Name())}
-	n := 1
-	for k := range p.NumLabels() {
-		ln, lv := p.Label(k)
-		key := string(ln)
-		if exported&(1<<k) != 0 {
-			key = model.ExportedLabelPrefix + key
-		}
-		want[key] = string(lv)
-		n++
+	// The loop reuses the labels' memory once AddSeries returns.
+	s.final[string(s.p.Series())] = ser.Labels.Copy()
+	if ser.Exported != 0 {
+		s.exported++
 	}
-	i := 0
-	t.Labels.Range(func(l labels.Label) {
-		if omitted&(1<<i) == 0 {
-			want[l.Name] = l.Value
-			n++
-		}
-		i++
-	})
-	if len(want) != n || final.Len() != n {
-		return false // a duplicate, or an empty value the builder dropped
+	if ser.Omitted != 0 {
+		s.omitted++
 	}
-	ok := true
-	final.Range(func(l labels.Label) {
-		if v, has := want[l.Name]; !has || v != l.Value {
-			ok = false
-		}
-	})
-	return ok
+	return r.Appender.AddSeries(ser)
 }
 
 // captureSink is a sink that keeps every payload an appender hands over.

@@ -1,15 +1,17 @@
 package ddclient
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 )
 
 // concurrencyIntake wraps the test intake, holding each series request for
@@ -21,7 +23,7 @@ type concurrencyIntake struct {
 }
 
 func (ci *concurrencyIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == intake.SeriesPath {
+	if r.URL.Path == fakeintake.SeriesPath {
 		n := ci.now.Add(1)
 		defer ci.now.Add(-1)
 		for p := ci.peak.Load(); n > p && !ci.peak.CompareAndSwap(p, n); p = ci.peak.Load() {
@@ -33,44 +35,47 @@ func (ci *concurrencyIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestSendConcurrency: with a slow intake (a cluster's round trip to
 // Datadog) payloads are posted SendConcurrency at a time, never more, and
-// all of them arrive once.
+// all of them arrive once. The bubble's clock makes the durations exact.
 func TestSendConcurrency(t *testing.T) {
-	base := startIntake(t, nil)
-	ci := &concurrencyIntake{testIntake: base, delay: 150 * time.Millisecond}
-	srv := &http.Server{Handler: ci, ReadHeaderTimeout: 10 * time.Second}
-	url := serve(t, srv)
-	const workers = 4
-	c := newTestClient(t, url, func(cfg *Config) {
-		cfg.SendConcurrency = workers
-		cfg.Compression = "none"
-		cfg.MaxRawPayloadBytes = 4_000 // one payload per few points
+	synctest.Test(t, func(t *testing.T) {
+		base := startMemIntake(t, nil)
+		ci := &concurrencyIntake{testIntake: base, delay: 150 * time.Millisecond}
+		const workers = 4
+		c := newMemClient(t, ci, func(cfg *Config) {
+			cfg.SendConcurrency = workers
+			cfg.Compression = "none"
+			cfg.MaxRawPayloadBytes = 4_000 // one payload per few points
+		})
+		stop := run(t, c)
+		s := newScraper(t, c, appTarget("p"), prom)
+		const rounds, perRound = 6, 40
+		for _, ts := range scrapeTimes(rounds) {
+			s.scrape(counters(perRound, 40), ts)
+		}
+		s.app.Commit()
+		begin := time.Now()
+		waitIntake(t, base, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= rounds*perRound })
+		took := time.Since(begin)
+		stop()
+		st := base.Stats()
+		t.Logf("%d payloads in %s, at most %d in flight", st.Accepted, took, ci.peak.Load())
+		if p := ci.peak.Load(); p != workers {
+			t.Errorf("at most %d POSTs in flight, want %d", p, workers)
+		}
+		if st.Accepted < 2*workers {
+			t.Fatalf("only %d payloads: the test does not exercise concurrency", st.Accepted)
+		}
+		// SendConcurrency at a time: no faster than a delay per batch of
+		// workers, and well under one at a time.
+		serial := time.Duration(st.Accepted) * ci.delay
+		least := time.Duration((st.Accepted+workers-1)/workers) * ci.delay
+		if took < least || took > serial*3/4 {
+			t.Errorf("%d payloads took %s, want in [%s, %s]; one at a time takes %s", st.Accepted, took, least, serial*3/4, serial)
+		}
+		if st.Points != rounds*perRound || st.DuplicatePoints != 0 || c.Dropped() != 0 {
+			t.Errorf("stats %+v, dropped %d", st, c.Dropped())
+		}
 	})
-	stop := run(t, c)
-	s := newScraper(t, c, appTarget("p"), prom)
-	const rounds, perRound = 6, 40
-	for _, ts := range scrapeTimes(rounds) {
-		s.scrape(counters(perRound, 40), ts)
-	}
-	s.app.Commit()
-	begin := time.Now()
-	waitIntake(t, base, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= rounds*perRound })
-	took := time.Since(begin)
-	stop()
-	st := base.Stats()
-	t.Logf("%d payloads in %s, at most %d in flight", st.Accepted, took.Round(time.Millisecond), ci.peak.Load())
-	if p := ci.peak.Load(); p < 2 || p > workers {
-		t.Errorf("at most %d POSTs in flight, want 2..%d", p, workers)
-	}
-	if st.Accepted < 2*workers {
-		t.Fatalf("only %d payloads: the test does not exercise concurrency", st.Accepted)
-	}
-	// One at a time would take Accepted x delay.
-	if serial := time.Duration(st.Accepted) * ci.delay; took > serial*3/4 {
-		t.Errorf("%d payloads took %s; one at a time takes %s", st.Accepted, took, serial)
-	}
-	if st.Points != rounds*perRound || st.DuplicatePoints != 0 || c.Dropped() != 0 {
-		t.Errorf("stats %+v, dropped %d", st, c.Dropped())
-	}
 }
 
 func serve(t *testing.T, srv *http.Server) string {
@@ -123,7 +128,7 @@ func TestSpoolThroughOutage(t *testing.T) {
 		t.Fatal("no spool segment on disk")
 	}
 	in.ClearFaults()
-	waitIntake(t, in, "every point", 20*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= rounds*perRound })
+	waitIntake(t, in, "every point", 20*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= rounds*perRound })
 	eventually(t, "the spool emptied", func() bool { return c.SpoolPoints() == 0 })
 	stop()
 	if err := drain(t, c, 5*time.Second); err != nil {
@@ -147,85 +152,102 @@ func TestSpoolThroughOutage(t *testing.T) {
 // TestDrainSpoolsForNextStart: Drain during an outage returns at once with
 // everything in the spool; the next client on the directory sends it.
 func TestDrainSpoolsForNextStart(t *testing.T) {
-	in := startIntake(t, nil)
-	in.FailNext(100_000, http.StatusServiceUnavailable)
 	dir := filepath.Join(t.TempDir(), "spool")
-	c := newTestClient(t, in.URL, nil)
-	if err := c.OpenSpool(dir); err != nil {
-		t.Fatal(err)
-	}
-	stop := run(t, c)
-	s := newScraper(t, c, appTarget("p"), prom)
-	for _, ts := range scrapeTimes(5) {
-		s.scrape(mixed, ts)
-	}
-	s.app.Commit()
-	eventually(t, "a failed POST", func() bool { return in.Stats().Faults > 0 })
-	stop()
-	begin := time.Now()
-	if err := drain(t, c, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(begin); took > 2*time.Second {
-		t.Errorf("Drain took %s with Datadog down and a spool to write to", took)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if c.Dropped() != 0 || in.Stats().Points != 0 {
-		t.Fatalf("dropped %d, intake %+v", c.Dropped(), in.Stats())
-	}
-
-	in.ClearFaults()
-	next := newTestClient(t, in.URL, nil)
-	if err := next.OpenSpool(dir); err != nil {
-		t.Fatal(err)
-	}
-	if next.SpoolPoints() != s.finite {
-		t.Fatalf("the next client finds %d points in the spool, want %d", next.SpoolPoints(), s.finite)
-	}
-	stopNext := run(t, next)
-	waitIntake(t, in, "the spooled points", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
-	stopNext()
-	if err := drain(t, next, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	for metric, want := range mixedWant {
-		if got := in.Sum(metric); got != 5*want {
-			t.Errorf("%s: %v, want %v", metric, got, 5*want)
+	synctest.Test(t, func(t *testing.T) {
+		in := startMemIntake(t, nil)
+		in.FailNext(100_000, http.StatusServiceUnavailable)
+		c := newMemClient(t, in, nil)
+		if err := c.OpenSpool(dir); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if st := in.Stats(); st.DuplicatePoints != 0 || st.Points != int64(s.finite) {
-		t.Errorf("stats %+v", st)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("files left in the spool: %v", ents)
-	}
+		stop := run(t, c)
+		s := newScraper(t, c, appTarget("p"), prom)
+		for _, ts := range scrapeTimes(5) {
+			s.scrape(mixed, ts)
+		}
+		s.app.Commit()
+		eventually(t, "a failed POST", func() bool { return in.Stats().Faults > 0 })
+		stop()
+		begin := time.Now()
+		if err := drain(t, c, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// drainRounds failed rounds, each retried within RetryMax (50ms).
+		if took := time.Since(begin); took > drainRounds*50*time.Millisecond {
+			t.Errorf("Drain took %s with Datadog down and a spool to write to", took)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Dropped() != 0 || in.Stats().Points != 0 {
+			t.Fatalf("dropped %d, intake %+v", c.Dropped(), in.Stats())
+		}
+
+		in.ClearFaults()
+		next := newMemClient(t, in, nil)
+		if err := next.OpenSpool(dir); err != nil {
+			t.Fatal(err)
+		}
+		if next.SpoolPoints() != s.finite {
+			t.Fatalf("the next client finds %d points in the spool, want %d", next.SpoolPoints(), s.finite)
+		}
+		stopNext := run(t, next)
+		waitIntake(t, in, "the spooled points", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
+		stopNext()
+		if err := drain(t, next, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for metric, want := range mixedWant {
+			if got := in.Sum(metric); got != 5*want {
+				t.Errorf("%s: %v, want %v", metric, got, 5*want)
+			}
+		}
+		if st := in.Stats(); st.DuplicatePoints != 0 || st.Points != int64(s.finite) {
+			t.Errorf("stats %+v", st)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("files left in the spool: %v", ents)
+		}
+	})
 }
 
 // TestDrainLetsInFlightFinish: stopping the client does not cancel a POST
-// the intake is answering; Drain waits for its answer and sends nothing
-// twice.
+// the intake is answering; Drain, run as Run returns, waits for its answer
+// and sends nothing twice.
 func TestDrainLetsInFlightFinish(t *testing.T) {
-	in := startIntake(t, nil)
-	in.HangNext(1, 400*time.Millisecond)
-	c := newTestClient(t, in.URL, nil)
-	stop := run(t, c)
-	s := newScraper(t, c, appTarget("p"), prom)
-	s.scrape(mixed, time.Now().UnixMilli())
-	s.app.Commit()
-	eventually(t, "the POST to start", func() bool { return in.PendingFaults() == 0 })
-	stop() // while the intake holds the POST
-	if err := drain(t, c, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	st := in.Stats()
-	if st.Points != int64(s.finite) || st.Accepted != 1 || st.DuplicatePoints != 0 || len(in.requests()) != 1 {
-		t.Errorf("stats %+v, %d requests: want the one POST answered, nothing resent", st, len(in.requests()))
-	}
-	if n := metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"); n != 0 {
-		t.Errorf("%v retries", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		in := startMemIntake(t, nil)
+		const hang = 400 * time.Millisecond
+		in.HangNext(1, hang)
+		c := newMemClient(t, in, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			c.Run(ctx)
+		}()
+		t.Cleanup(func() { cancel(); <-ran })
+		s := newScraper(t, c, appTarget("p"), prom)
+		s.scrape(mixed, time.Now().UnixMilli())
+		s.app.Commit()
+		eventually(t, "the POST to start", func() bool { return in.PendingFaults() == 0 })
+		begin := time.Now()
+		cancel() // while the intake holds the POST
+		if err := drain(t, c, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		<-ran
+		if took := time.Since(begin); took > hang {
+			t.Errorf("Drain took %s, the POST's answer came after %s", took, hang)
+		}
+		st := in.Stats()
+		if st.Points != int64(s.finite) || st.Accepted != 1 || st.DuplicatePoints != 0 || len(in.requests()) != 1 {
+			t.Errorf("stats %+v, %d requests: want the one POST answered, nothing resent", st, len(in.requests()))
+		}
+		if n := metricValue(t, c.Metrics(), "nodescraper_dd_retries_total"); n != 0 {
+			t.Errorf("%v retries", n)
+		}
+	})
 }
 
 // TestSpoolPastMemoryBound: a slow but healthy Datadog lets the memory
@@ -255,7 +277,7 @@ func TestSpoolPastMemoryBound(t *testing.T) {
 		}
 	}
 	s.app.Commit()
-	waitIntake(t, base, "every point", 30*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= rounds*perRound })
+	waitIntake(t, base, "every point", 30*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= rounds*perRound })
 	stop()
 	if err := drain(t, c, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -300,7 +322,7 @@ func TestAPIKeyFileReadAgain(t *testing.T) {
 	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
 	}
-	waitIntake(t, in, "the points, with the new key", 10*time.Second, func(in *intake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
+	waitIntake(t, in, "the points, with the new key", 10*time.Second, func(in *fakeintake.Intake) bool { return in.Stats().Points >= int64(s.finite) })
 	eventually(t, "readiness back once the new key worked", func() bool { return !c.Forbidden() })
 	stop()
 	if st := in.Stats(); st.Points != int64(s.finite) || st.DuplicatePoints != 0 || c.Dropped() != 0 {

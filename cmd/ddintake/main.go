@@ -1,5 +1,5 @@
 // Command ddintake runs the strict stand-in Datadog metrics intake
-// (package ddclient/intake) and prints a live summary of what arrives.
+// (package ddclient/fakeintake) and prints a live summary of what arrives.
 package main
 
 import (
@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 )
 
 // defaultListen is loopback only: the stand-in is for one machine's demos
@@ -84,8 +84,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 	fs.StringVar(&o.listen, "listen", defaultListen, "address to listen on; loopback by default, anything else exposes the intake to the network")
 	fs.StringVar(&o.apiKeys, "api-key", "", "accepted API key(s), comma-separated; when unset, $DD_API_KEY")
 	fs.DurationVar(&o.summaryInterval, "summary-interval", 5*time.Second, "how often to print a summary of what arrived (0: only at exit)")
-	fs.DurationVar(&o.maxAge, "max-age", intake.DefaultMaxAge, "refuse points older than this (Datadog: 1h)")
-	fs.DurationVar(&o.maxFuture, "max-future", intake.DefaultMaxFuture, "refuse points further ahead than this (Datadog: 10m)")
+	fs.DurationVar(&o.maxAge, "max-age", fakeintake.DefaultMaxAge, "refuse points older than this (Datadog: 1h)")
+	fs.DurationVar(&o.maxFuture, "max-future", fakeintake.DefaultMaxFuture, "refuse points further ahead than this (Datadog: 10m)")
 	fs.BoolVar(&o.allowNoInterval, "allow-missing-interval", false, "accept count/rate series without interval (Datadog does; refused by default as a sender bug)")
 	fs.BoolVar(&o.allowUnknown, "allow-unknown-fields", false, "accept JSON fields the model does not know (Datadog ignores them; refused by default)")
 	fs.IntVar(&o.maxStoredSeries, "max-stored-series", 100_000, "series kept for queries before the oldest are dropped; bounds memory (counts are kept)")
@@ -110,8 +110,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*o
 }
 
 // parseFaults reads the -faults list.
-func parseFaults(s string) ([]intake.Fault, error) {
-	var out []intake.Fault
+func parseFaults(s string) ([]fakeintake.Fault, error) {
+	var out []fakeintake.Fault
 	for item := range strings.SplitSeq(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -122,14 +122,14 @@ func parseFaults(s string) ([]intake.Fault, error) {
 			if err != nil || dur <= 0 {
 				return nil, fmt.Errorf("-faults: %q: want hang:<positive duration> such as hang:30s", item)
 			}
-			out = append(out, intake.Fault{Delay: dur})
+			out = append(out, fakeintake.Fault{Delay: dur})
 			continue
 		}
 		code, err := strconv.Atoi(item)
 		if err != nil || code < 100 || code > 599 {
 			return nil, fmt.Errorf("-faults: %q: want an HTTP status such as 429 or hang:<duration>", item)
 		}
-		out = append(out, intake.Fault{Status: code})
+		out = append(out, fakeintake.Fault{Status: code})
 	}
 	return out, nil
 }
@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			keys = append(keys, k)
 		}
 	}
-	srv, err := intake.Start(o.listen, intake.Config{
+	srv, err := fakeintake.Start(o.listen, fakeintake.Config{
 		APIKeys:              keys,
 		Logger:               log,
 		MaxAge:               o.maxAge,
@@ -189,7 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	srv.InjectFaults(faults...)
 	fmt.Fprintf(stdout, "ddintake: listening on %s (POST %s, GET %s); %d API key(s); Ctrl-C stops\n",
-		srv.URL, intake.SeriesPath, intake.ValidatePath, len(keys))
+		srv.URL, fakeintake.SeriesPath, fakeintake.ValidatePath, len(keys))
 
 	sum := &summarizer{out: stdout, in: srv.Intake}
 	var tick <-chan time.Time
@@ -213,7 +213,7 @@ loop:
 	err = srv.Shutdown(sctx)
 	fmt.Fprintln(stdout, "ddintake: stopped; totals:")
 	st := srv.Stats()
-	fmt.Fprint(stdout, formatSummary(time.Now(), intake.Stats{}, st, srv.TopMetrics(topN), 0, false))
+	fmt.Fprint(stdout, formatSummary(time.Now(), fakeintake.Stats{}, st, srv.TopMetrics(topN), 0, false))
 	if err != nil {
 		fmt.Fprintln(stderr, "ddintake: shutdown:", err)
 		return 1

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"go.uber.org/goleak"
 )
 
@@ -107,9 +107,9 @@ func TestRun(t *testing.T) {
 	c := &http.Client{Transport: tr}
 	postSeries := func(key string) int {
 		body := fmt.Sprintf(`{"series":[{"metric":"demo.up","type":3,"points":[{"timestamp":%d,"value":1}]}]}`, time.Now().Unix())
-		req, _ := http.NewRequest(http.MethodPost, url+intake.SeriesPath, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, url+fakeintake.SeriesPath, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(intake.APIKeyHeader, key)
+		req.Header.Set(fakeintake.APIKeyHeader, key)
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -169,19 +169,19 @@ func TestRun(t *testing.T) {
 
 func TestFormatSummary(t *testing.T) {
 	at := time.Date(2026, 1, 2, 12, 0, 5, 0, time.UTC)
-	prev := intake.Stats{Accepted: 1, Series: 10, Points: 10, Rejected: map[intake.Reason]int64{}}
-	st := intake.Stats{
+	prev := fakeintake.Stats{Accepted: 1, Series: 10, Points: 10, Rejected: map[fakeintake.Reason]int64{}}
+	st := fakeintake.Stats{
 		Accepted: 3, Series: 30, Points: 45, Metrics: 2, Faults: 1,
 		CompressedBytes: 2048, UncompressedBytes: 3 << 20,
 		Encodings:       map[string]int64{"zstd1": 2, "gzip": 1},
 		DuplicatePoints: 4,
-		Rejected:        map[intake.Reason]int64{intake.ReasonTimestamp: 2},
-		LastRejects: []intake.Reject{
-			{Time: at.Add(-3 * time.Second), Status: 400, Reason: intake.ReasonTimestamp, Message: "old one"},
-			{Time: at.Add(-time.Second), Status: 400, Reason: intake.ReasonTimestamp, Message: "new one"},
+		Rejected:        map[fakeintake.Reason]int64{fakeintake.ReasonTimestamp: 2},
+		LastRejects: []fakeintake.Reject{
+			{Time: at.Add(-3 * time.Second), Status: 400, Reason: fakeintake.ReasonTimestamp, Message: "old one"},
+			{Time: at.Add(-time.Second), Status: 400, Reason: fakeintake.ReasonTimestamp, Message: "new one"},
 		},
 	}
-	top := []intake.MetricCount{{Metric: "a.count", Series: 20, Points: 30}, {Metric: "b", Series: 10, Points: 15}}
+	top := []fakeintake.MetricCount{{Metric: "a.count", Series: 20, Points: 30}, {Metric: "b", Series: 10, Points: 15}}
 	got := formatSummary(at, prev, st, top, 1, true)
 	want := `[12:00:05] payloads 3 (+2)  series 30 (+20)  points 45 (+35)  metrics 2  rejected 2 (+2)  faults 1
   bytes 2.0 KiB sent, 3.0 MiB decoded (gzip 1, zstd1 2)  DUPLICATE points 4 (Datadog keeps one value per series and timestamp)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 )
 
 // topN is how many metrics the summary names.
@@ -17,8 +17,8 @@ const topN = 5
 // summarizer prints what arrived since its previous print.
 type summarizer struct {
 	out     io.Writer
-	in      *intake.Intake
-	prev    intake.Stats
+	in      *fakeintake.Intake
+	prev    fakeintake.Stats
 	printed bool
 	// seenRejects counts refusals already shown, so each is listed once.
 	seenRejects int64
@@ -32,7 +32,7 @@ func (s *summarizer) print(now time.Time) {
 
 // formatSummary renders a summary of st; prev is the previous one (zero if
 // none), seen how many refusals were already listed.
-func formatSummary(now time.Time, prev, st intake.Stats, top []intake.MetricCount, seen int64, printedBefore bool) string {
+func formatSummary(now time.Time, prev, st fakeintake.Stats, top []fakeintake.MetricCount, seen int64, printedBefore bool) string {
 	var b strings.Builder
 	stamp := now.Format("15:04:05")
 	rejected := st.RejectedTotal()

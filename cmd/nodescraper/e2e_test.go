@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/internal/exporter"
 )
 
@@ -149,7 +149,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Every series' counts add up to the true increase.
 	common := []string{"instance:" + srv.Addr(), "job:static", "team:core"}
-	checkCounts(t, in, want, common, func(metric string, p intake.Point) {
+	checkCounts(t, in, want, common, func(metric string, p fakeintake.Point) {
 		if p.Type != 1 || p.Interval != 1 || p.Host() != "node-e2e-lab" {
 			t.Errorf("%s: type %v interval %d host %q, want count, 1, node-e2e-lab", metric, p.Type, p.Interval, p.Host())
 		}

@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/internal/exporter"
 )
 
 // startIntake starts the stand-in Datadog intake accepting key on loopback;
 // it closes with the test.
-func startIntake(t *testing.T, key string) *intake.Server {
+func startIntake(t *testing.T, key string) *fakeintake.Server {
 	t.Helper()
-	in, err := intake.Start("127.0.0.1:0", intake.Config{APIKeys: []string{key}})
+	in, err := fakeintake.Start("127.0.0.1:0", fakeintake.Config{APIKeys: []string{key}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func waitScrapes(t *testing.T, e *exporter.Exporter, n int) {
 // checkCounts compares, for every "metric|tag" key of want (tag may be
 // empty), the sum of what the intake received for the series with the common
 // tags and tag to the true increase. each, if not nil, sees every point.
-func checkCounts(t *testing.T, in *intake.Server, want map[string]float64, common []string, each func(metric string, p intake.Point)) {
+func checkCounts(t *testing.T, in *fakeintake.Server, want map[string]float64, common []string, each func(metric string, p fakeintake.Point)) {
 	t.Helper()
 	for k, w := range want {
 		metric, tags := seriesTags(k, common)
@@ -82,7 +82,7 @@ func checkCounts(t *testing.T, in *intake.Server, want map[string]float64, commo
 
 // waitCounts waits up to 15 s until the intake has received the whole of
 // want (checkCounts then reports what is missing).
-func waitCounts(in *intake.Server, want map[string]float64, common []string) {
+func waitCounts(in *fakeintake.Server, want map[string]float64, common []string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		all := true
@@ -108,7 +108,7 @@ func seriesTags(k string, common []string) (string, []string) {
 
 func near(got, want float64) bool { return math.Abs(got-want) <= 1e-9*math.Max(1, math.Abs(want)) }
 
-func values(ps []intake.Point) []float64 {
+func values(ps []fakeintake.Point) []float64 {
 	out := make([]float64, len(ps))
 	for i, p := range ps {
 		out[i] = p.Value

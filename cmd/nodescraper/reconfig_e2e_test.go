@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 	"github.com/nodescraper/nodescraper/internal/exporter"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -224,7 +224,7 @@ func TestKubeSecretRotationAndTagChangeExact(t *testing.T) {
 		var sum [2]float64
 		var n [2]int
 		var lastV1, firstV2 int64 = 0, 1 << 62
-		var last intake.Point
+		var last fakeintake.Point
 		for j, p := range in.Points(metric, tags...) {
 			v1, v2 := slices.Contains(p.Tags, "version:v1"), slices.Contains(p.Tags, "version:v2")
 			switch {

@@ -97,8 +97,8 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		return err
 	}
 	group.Go(func() { a.store.Run(runCtx) })
-	a.scrape(runCtx, targets)
-	a.shutdown(srv)
+	clientDone := a.scrape(runCtx, targets)
+	a.shutdown(srv, clientDone)
 	stopAll()
 	group.Wait()
 	logger.Info("nodescraper stopped")
@@ -301,19 +301,20 @@ func (a *agent) restore(ctx context.Context) error {
 }
 
 // scrape runs the scrape loops and the Datadog client until ctx ends, and
-// returns once both have stopped.
-func (a *agent) scrape(ctx context.Context, targets <-chan []target.Target) {
-	var clientDone sync.WaitGroup
+// returns once every loop has stopped, with a wait for the client's Run:
+// that returns only after Drain (in shutdown) ended its last POSTs.
+func (a *agent) scrape(ctx context.Context, targets <-chan []target.Target) (clientDone func()) {
+	var wg sync.WaitGroup
 	if a.client != nil {
-		clientDone.Go(func() { a.client.Run(ctx) })
+		wg.Go(func() { a.client.Run(ctx) })
 	}
 	a.mgr.Run(ctx, targets) // returns after every loop stopped
-	clientDone.Wait()
+	return wg.Wait
 }
 
 // shutdown writes the final checkpoint, sends what is left (the rest goes to
 // the spool) and stops the endpoint, in that order, once nothing scrapes.
-func (a *agent) shutdown(srv *http.Server) {
+func (a *agent) shutdown(srv *http.Server, clientDone func()) {
 	// The final checkpoint, now that nothing updates the state: the next
 	// agent's first deltas start exactly where these left off. Before the
 	// flush, which may wait for Datadog.
@@ -329,6 +330,9 @@ func (a *agent) shutdown(srv *http.Server) {
 		if err := a.client.Drain(sctx); err != nil {
 			a.logger.Error("final flush incomplete", "err", err)
 		}
+	}
+	clientDone() // Run returned once Drain had its last POSTs end
+	if a.client != nil {
 		if err := a.client.Close(); err != nil {
 			a.logger.Error("closing the spool", "err", err)
 		}

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -470,8 +471,8 @@ func readRecords(r *bufio.Reader, fn func(Record)) error {
 		if n > maxRecord || int(h[8]) >= len(encodings) {
 			return fmt.Errorf("%w: bad header", errTorn)
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
+		body, err := readBody(r, int(n))
+		if err != nil {
 			return fmt.Errorf("%w: %v", errTorn, err)
 		}
 		crc := crc32.Update(crc32.Checksum(h[8:], castagnoli), castagnoli, body)
@@ -483,4 +484,23 @@ func readRecords(r *bufio.Reader, fn func(Record)) error {
 			MinTS: int64(binary.LittleEndian.Uint64(h[9:])), Points: int(binary.LittleEndian.Uint32(h[17:])), Raw: int(binary.LittleEndian.Uint32(h[21:])),
 		})
 	}
+}
+
+// readBody reads a record's body of n bytes. Past 1 MiB the buffer grows
+// with what arrives rather than by the length the header claims: a torn or
+// corrupt length then costs what the file holds, not maxRecord.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n <= 1<<20 {
+		body := make([]byte, n)
+		_, err := io.ReadFull(r, body)
+		return body, err
+	}
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

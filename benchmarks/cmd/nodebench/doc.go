@@ -2,7 +2,7 @@
 // it in local mode: it serves synthetic Kubernetes-shaped exporters on
 // 127.0.x.y loopback addresses, lists them in a Prometheus file_sd file,
 // runs the agent binary against a strict stand-in Datadog intake in this
-// process (ddclient/intake's Sink), and reports the agent's CPU time and RSS
+// process (ddclient/fakeintake's Sink), and reports the agent's CPU time and RSS
 // (from /proc), the bytes and latency of what it sends, its drops, and
 // whether the per-series sums of the received count deltas equal the true
 // increase of every counter.

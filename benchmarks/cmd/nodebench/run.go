@@ -15,7 +15,7 @@ import (
 	"time"
 
 	gojson "github.com/goccy/go-json"
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 )
 
 // options are the settings shared by every run.
@@ -256,7 +256,7 @@ func profiled(ctx context.Context, agent *agentProc, sc scenario, ag agentSpec, 
 
 // measure runs the measured window: CPU, RSS every second, served samples,
 // bytes and latency at the intake.
-func measure(ctx context.Context, res *result, agent *agentProc, ex *exporters, sink *intake.Sink, tl *tally, o options) error {
+func measure(ctx context.Context, res *result, agent *agentProc, ex *exporters, sink *fakeintake.Sink, tl *tally, o options) error {
 	cpu0, err := agent.cpuSeconds()
 	if err != nil {
 		return err
@@ -404,9 +404,9 @@ func writeFileSD(path string, targets []*exportTarget) error {
 // startSink serves a strict, non-retaining intake feeding tl on 127.0.0.1;
 // with latency > 0 each request is answered that long after it arrives (a
 // cluster's round trip to Datadog).
-func startSink(tl *tally, modelEvery int, latency time.Duration) (*intake.Sink, string, func() error, error) {
-	sink, err := intake.NewSink(intake.SinkConfig{
-		Config:     intake.Config{APIKeys: []string{apiKey}},
+func startSink(tl *tally, modelEvery int, latency time.Duration) (*fakeintake.Sink, string, func() error, error) {
+	sink, err := fakeintake.NewSink(fakeintake.SinkConfig{
+		Config:     fakeintake.Config{APIKeys: []string{apiKey}},
 		ModelEvery: modelEvery,
 		Unmarshal:  gojson.Unmarshal, // 3x encoding/json; the model-checked payloads use the model's own decoding
 		OnAccept:   tl.accept,

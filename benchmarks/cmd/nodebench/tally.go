@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
-	"github.com/nodescraper/nodescraper/ddclient/intake"
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 )
 
 // tally keeps, per received Datadog series (metric, host, known tags), the
@@ -44,11 +44,11 @@ func newTally(k *keyer) *tally {
 type pointRef struct {
 	key    uint64
 	count  bool
-	points []intake.SinkPoint
+	points []fakeintake.SinkPoint
 }
 
 // accept is the intake Sink's OnAccept.
-func (t *tally) accept(at time.Time, series []intake.SinkSeries) {
+func (t *tally) accept(at time.Time, series []fakeintake.SinkSeries) {
 	refs := make([]pointRef, 0, len(series))
 	var scratch []string
 	unknown := map[string]int64{}

@@ -1,4 +1,4 @@
-package intake
+package fakeintake
 
 import (
 	"encoding/json"

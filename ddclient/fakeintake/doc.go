@@ -1,4 +1,4 @@
-// Package intake is a strict stand-in for Datadog's metrics intake
+// Package fakeintake is a strict stand-in for Datadog's metrics intake
 // (POST /api/v2/series and GET /api/v1/validate), service checks (POST
 // /api/v1/check_run) and metric metadata (PUT /api/v1/metrics/{metric_name},
 // application key required), for tests and demos where no Datadog account is
@@ -12,4 +12,4 @@
 // sender bug (unknown fields, a count without interval) it refuses by default;
 // Config relaxes each such check. Accepted series stay queryable (Points, Sum,
 // Last, WaitFor) and faults (408, 429, 5xx, hangs) can be scripted per request.
-package intake
+package fakeintake

@@ -267,7 +267,8 @@ func renderAll(ss []datadogV2.MetricSeries) []string {
 	return out
 }
 
-// metricValue reads one metric of set, 0 when it is not there.
+// metricValue reads one metric of set; a metric that is not there fails
+// the test (a renamed metric must not read as 0).
 func metricValue(t testing.TB, set *metrics.Set, name string) float64 {
 	t.Helper()
 	var buf bytes.Buffer
@@ -281,6 +282,7 @@ func metricValue(t testing.TB, set *metrics.Set, name string) float64 {
 			return f
 		}
 	}
+	t.Fatalf("metric %s not in the set", name)
 	return 0
 }
 

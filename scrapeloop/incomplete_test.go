@@ -171,7 +171,6 @@ func TestIncompleteBodyFailsScrape(t *testing.T) {
 			st := scrape(150, 1050, true)
 			got := tl.app.take()
 			errors := metricValue(t, env.mgr.Metrics(), "nodescraper_scrape_errors_total")
-			counted := metricValue(t, env.mgr.Metrics(), `nodescraper_scrape_incomplete_bodies_total{reason="`+c.reason+`"}`)
 			if c.reason == "" {
 				if st.Health != "up" || errors != 0 {
 					t.Fatalf("scrape failed (%s, %g errors counted), want it taken", st.LastError, errors)
@@ -184,6 +183,7 @@ func TestIncompleteBodyFailsScrape(t *testing.T) {
 					!strings.Contains(st.LastError, "incomplete body") {
 					t.Errorf("status %s %q, want down with an error naming %s and %q", st.Health, st.LastError, url, c.reason)
 				}
+				counted := metricValue(t, env.mgr.Metrics(), `nodescraper_scrape_incomplete_bodies_total{reason="`+c.reason+`"}`)
 				if errors != 1 || counted != 1 {
 					t.Errorf("counted %g scrape errors and %g incomplete bodies (%s), want 1 and 1", errors, counted, c.reason)
 				}

@@ -477,7 +477,8 @@ func (tl *testLoop) scrapeStatus(t *testing.T, body string) Status {
 	return tl.getStatus()
 }
 
-// metricValue reads one sample of a metrics set, -1 if absent.
+// metricValue reads one sample of a metrics set; a sample that is not there
+// fails the test (a renamed metric must not read as 0).
 func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
 	t.Helper()
 	var b bytes.Buffer
@@ -491,7 +492,8 @@ func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
 			return f
 		}
 	}
-	return -1
+	t.Fatalf("metric %s not in the set", name)
+	return 0
 }
 
 func mustRelabel(t *testing.T, y string) []*promrelabel.Config {

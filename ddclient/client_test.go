@@ -68,7 +68,8 @@ func (ti *testIntake) requests() []answered {
 	return slices.Clone(ti.reqs)
 }
 
-func startIntake(t *testing.T, mod func(*fakeintake.Config)) *testIntake {
+// newFakeIntake is a fake intake that takes testKey, with mod's changes.
+func newFakeIntake(t *testing.T, mod func(*fakeintake.Config)) *fakeintake.Intake {
 	t.Helper()
 	cfg := fakeintake.Config{APIKeys: []string{testKey}}
 	if mod != nil {
@@ -78,6 +79,12 @@ func startIntake(t *testing.T, mod func(*fakeintake.Config)) *testIntake {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return in
+}
+
+func startIntake(t *testing.T, mod func(*fakeintake.Config)) *testIntake {
+	t.Helper()
+	in := newFakeIntake(t, mod)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -35,14 +35,7 @@ func (m memTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // newMemClient. Call it inside the synctest bubble.
 func startMemIntake(t *testing.T, mod func(*fakeintake.Config)) *testIntake {
 	t.Helper()
-	cfg := fakeintake.Config{APIKeys: []string{testKey}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	in, err := fakeintake.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := newFakeIntake(t, mod)
 	t.Cleanup(in.Close) // ends injected hangs
 	return &testIntake{Intake: in, URL: "http://intake.invalid"}
 }

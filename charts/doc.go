@@ -5,4 +5,7 @@
 // the rendered agent flags against the agent's own parser, and every
 // rendered set applied to a real kube-apiserver (server-side dry-run), then
 // installed with helm to check the RBAC from the chart's ServiceAccount.
+// TestOnNode installs the chart on a real node (kubelet, containerd) beside
+// the control plane, upgrades it through the DaemonSet controller and
+// uninstalls it, checking the stand-in intake's sums against the workload.
 package charts

@@ -160,7 +160,7 @@ func (e *envDefaults) bool(name string, def bool) bool {
 // sends and where it keeps its state.
 func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	env := e.str
-	fs.StringVar(&c.nodeName, "node-name", env("NODE_NAME", ""), "name of this node; the Datadog host and, in Kubernetes mode, whose pods are scraped (env NODE_NAME; default: the hostname)")
+	fs.StringVar(&c.nodeName, "node-name", env("NODE_NAME", ""), "name of this node; the Datadog host and, in Kubernetes mode, whose pods are scraped (env NODE_NAME; required in Kubernetes mode, the hostname in local mode)")
 	fs.StringVar(&c.clusterName, "cluster-name", env("DD_CLUSTER_NAME", ""), "cluster name; the host becomes <node>-<cluster> as the Datadog Agent reports it (env DD_CLUSTER_NAME)")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig file; empty means in-cluster credentials (env KUBECONFIG)")
 	fs.StringVar(&c.staticTargets, "static-targets", env("NODESCRAPER_STATIC_TARGETS", ""), "Prometheus file_sd file (JSON or YAML) of targets to scrape instead of Kubernetes discovery; re-read on change (env NODESCRAPER_STATIC_TARGETS)")
@@ -325,8 +325,8 @@ func (c *config) validateScrape() error {
 		flag string
 		v    int64
 	}{
-		{"--sample-limit", int64(c.limits.Samples)}, {"--label-limit", int64(c.limits.Labels)},
-		{"--label-name-length-limit", int64(c.limits.LabelNameLength)}, {"--label-value-length-limit", int64(c.limits.LabelValueLength)},
+		{"--sample-limit", c.limits.Samples}, {"--label-limit", c.limits.Labels},
+		{"--label-name-length-limit", c.limits.LabelNameLength}, {"--label-value-length-limit", c.limits.LabelValueLength},
 		{"--body-size-limit", c.limits.BodySize},
 	} {
 		if l.v == 0 || l.v < -1 {

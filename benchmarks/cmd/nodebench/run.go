@@ -143,18 +143,23 @@ func run(ctx context.Context, sc scenario, ag agentSpec, o options) (res result,
 	if err != nil {
 		return res, err
 	}
-	st := sink.Stats()
-	res.IntakePayloads, res.ModelChecked = st.Accepted, sink.ModelChecked()
-	res.IntakeRejected = st.RejectedTotal()
-	res.IntakeReasons = map[string]int64{}
-	for r, n := range st.Rejected {
-		res.IntakeReasons[string(r)] = n
-	}
-	if n := len(st.LastRejects); n > 0 {
-		res.IntakeLastReject = st.LastRejects[n-1].Message
-	}
+	res.readSink(sink)
 	res.Check = check(targets, tl, keys)
 	return res, nil
+}
+
+// readSink copies what the stand-in intake accepted and refused into r.
+func (r *result) readSink(sink *fakeintake.Sink) {
+	st := sink.Stats()
+	r.IntakePayloads, r.ModelChecked = st.Accepted, sink.ModelChecked()
+	r.IntakeRejected = st.RejectedTotal()
+	r.IntakeReasons = map[string]int64{}
+	for reason, n := range st.Rejected {
+		r.IntakeReasons[string(reason)] = n
+	}
+	if n := len(st.LastRejects); n > 0 {
+		r.IntakeLastReject = st.LastRejects[n-1].Message
+	}
 }
 
 // startTargets builds the scenario's targets and starts their exporters.

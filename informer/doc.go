@@ -13,7 +13,10 @@
 // ConfigMap a monitor references by name in the monitor's namespace. What the
 // endpointslice and endpoints controllers would publish for selector
 // Services is rebuilt from the local pods, and labeled as Prometheus'
-// kubernetes SD does (roles endpointslice, endpoints, pod).
+// kubernetes SD does (roles endpointslice, endpoints, pod). Of the slices
+// watched, the endpoints on this node are kept and those that name no node:
+// one at an address of this node is this node's target, the others are
+// listed as dropped (not on this node).
 //
 // Known differences from Prometheus: an emulated slice is named
 // <service>-<node> (the controller's name is random) and carries no

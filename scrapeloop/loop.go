@@ -50,6 +50,9 @@ type loop struct {
 	// after it counted entirely while we watched.
 	windowStart int64
 	succeeded   bool
+	// lastSec is the Unix second of the target's last scrape: its points'
+	// timestamp (see due).
+	lastSec int64
 	// collided holds the hashes of the slots a series met that were not its
 	// own (same hash, other bytes) in the current scrape.
 	collided []uint64
@@ -161,7 +164,9 @@ func (l *loop) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
-		l.scrapeOnce(ctx)
+		if l.due(l.cfg.Now()) {
+			l.scrapeOnce(ctx)
+		}
 		next = next.Add(iv)
 		if now := l.cfg.Now(); next.Before(now) {
 			// Missed ticks (a slow scrape, a suspended process): skip ahead.
@@ -172,6 +177,21 @@ func (l *loop) run(ctx context.Context) {
 		}
 		timer.Reset(next.Sub(l.cfg.Now()))
 	}
+}
+
+// due reports whether a tick at now may scrape. Datadog keeps one point per
+// series and second, and a scrape's points carry its start second: a tick
+// that fires late, into the second of the scrape before it (a 1s interval
+// whose phase is near the end of a second, on a busy node), would send a
+// second point at that timestamp and one of the two deltas would be lost
+// there. Such a tick is skipped and counted; its increase goes into the next
+// scrape's deltas.
+func (l *loop) due(now time.Time) bool {
+	if now.Unix() <= l.lastSec {
+		l.cfg.m.skipped.Inc()
+		return false
+	}
+	return true
 }
 
 // resume starts the observation window. When the table holds the target's
@@ -188,6 +208,7 @@ func (l *loop) resume() {
 	l.windowStart = l.cfg.Now().UnixMilli()
 	if v := l.table.LastSuccess(); v > 0 && v <= l.windowStart {
 		l.windowStart, l.succeeded = v, true
+		l.lastSec = v / 1000 // the target's previous loop scraped in that second
 	}
 }
 
@@ -206,6 +227,7 @@ func (l *loop) release() {
 
 func (l *loop) scrapeOnce(ctx context.Context) {
 	start := l.cfg.Now()
+	l.lastSec = start.Unix()
 	samples, err := l.scrape(ctx, start)
 	dur := l.cfg.Now().Sub(start)
 	m := &l.cfg.m

@@ -1113,3 +1113,30 @@ func testManagerSync(t *testing.T) {
 		t.Errorf("new appender got %d series, want 2", n)
 	}
 }
+
+// TestLateTickSkipped: a tick that fires late, in the second of the
+// target's previous scrape, is not scraped (its points would share that
+// second's timestamp, and Datadog keeps one of them) and is counted; the
+// next second's tick is. A new loop of the same target knows the second of
+// the previous loop's last successful scrape.
+func TestLateTickSkipped(t *testing.T) {
+	e := newTestEnv(t, nil, t0.Add(50*time.Millisecond), nil)
+	tg := target.Target{Interval: time.Second, Timeout: time.Second}
+	tl := e.loop(t, tg)
+	e.routes.set(tl.target.URL, "c_total 1\n", textCT)
+	tl.scrapeOnce(context.Background())
+	if st := tl.getStatus(); st.Health != "up" {
+		t.Fatalf("scrape %s: %s", st.Health, st.LastError)
+	}
+	skipped := func() float64 { return metricValue(t, e.mgr.Metrics(), "nodescraper_scrapes_skipped_total") }
+	if tl.due(t0.Add(900*time.Millisecond)) || skipped() != 1 {
+		t.Fatalf("a tick in the scrape's second is due (skipped %g)", skipped())
+	}
+	if !tl.due(t0.Add(time.Second)) || skipped() != 1 {
+		t.Fatalf("the next second's tick is not due (skipped %g)", skipped())
+	}
+	next := e.loop(t, tg)
+	if next.due(t0.Add(999*time.Millisecond)) || !next.due(t0.Add(time.Second)) {
+		t.Fatal("a new loop of the target scrapes in the second of the previous loop's last scrape")
+	}
+}

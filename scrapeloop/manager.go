@@ -53,7 +53,7 @@ type env struct {
 type managerMetrics struct {
 	set                                 *metrics.Set
 	scrapes, errors, samples, bodyBytes *metrics.Counter
-	refused, collisions                 *metrics.Counter
+	refused, collisions, skipped        *metrics.Counter
 	duration                            *metrics.PrometheusHistogram
 }
 
@@ -68,6 +68,7 @@ func newManagerMetrics(targets func() float64) managerMetrics {
 		bodyBytes:  set.NewCounter(`nodescraper_scrape_body_bytes_total`),
 		refused:    set.NewCounter(`nodescraper_scrape_series_refused_total`),
 		collisions: set.NewCounter(`nodescraper_scrape_series_hash_collisions_total`),
+		skipped:    set.NewCounter(`nodescraper_scrapes_skipped_total`),
 		duration:   set.NewPrometheusHistogram(`nodescraper_scrape_duration_seconds`),
 	}
 }

@@ -34,6 +34,7 @@ func (m *Manager) MetricsHelp() map[string]string {
 	return map[string]string{
 		`nodescraper_targets`:                             "Targets this node scrapes (running scrape loops).",
 		`nodescraper_scrapes_total`:                       "Scrapes of all targets, failed ones included.",
+		`nodescraper_scrapes_skipped_total`:               "Scrapes not taken because their tick fired late, in the second of the target's previous scrape (Datadog keeps one point per series and second); their increase goes into the next scrape's deltas.",
 		`nodescraper_scrape_errors_total`:                 "Scrapes that failed (HTTP error, timeout, limit, parse error).",
 		`nodescraper_scrape_samples_total`:                "Samples read from all scrapes.",
 		`nodescraper_scrape_body_bytes_total`:             "Bytes of the scraped bodies, after decompression.",

@@ -121,7 +121,9 @@ func newAppender(out sink, mp *Mapping, t *target.Target) *appender {
 		tsSec: -1,
 	}
 	a.mid = append(a.mid, `}]`...)
-	if mp.Host != "" {
+	// A cluster target's series have no host, as Datadog's cluster checks:
+	// the fleet's Lease holder scrapes them, not a node.
+	if mp.Host != "" && !t.Cluster {
 		a.mid = append(a.mid, `,"resources":[{"name":`...)
 		a.mid = appendJSONString(a.mid, mp.Host)
 		a.mid = append(a.mid, `,"type":"host"}]`...)

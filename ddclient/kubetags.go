@@ -73,15 +73,21 @@ const (
 // extractTagsFromPodEntity, extractTagsFromPodOwner,
 // extractTagsFromPodContainer) from a target's discovered labels, with
 // their cardinality, in a fixed order; cluster, when set, is
-// kube_cluster_name (a global tag of the Agent, low). Tags the discovered
+// kube_cluster_name (a global tag of the Agent, low), and for a cluster
+// target (target.Target.Cluster) also cluster_name, as the Cluster Agent
+// tags the checks it dispatches (pkg/clusteragent/clusterchecks
+// dispatcher: cluster_checks.cluster_tag_name). Tags the discovered
 // labels cannot give (kube_qos, kube_priority_class, image_id, pod and
 // namespace labels as tags) are not derived.
-func kubeTags(d labels.Labels, cluster string) []kubeTag {
+func kubeTags(d labels.Labels, cluster string, clusterTarget bool) []kubeTag {
 	var tags []kubeTag
 	add := func(name, value string, c Cardinality) {
 		if value != "" {
 			tags = append(tags, kubeTag{name, value, c})
 		}
+	}
+	if clusterTarget {
+		add("cluster_name", cluster, LowCardinality)
 	}
 	add("kube_cluster_name", cluster, LowCardinality)
 	pod := d.Get(meta + "pod_name")

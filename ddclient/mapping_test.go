@@ -46,6 +46,7 @@ func TestMappingRules(t *testing.T) {
 		body    string
 		mapping Mapping
 		relabel []*promrelabel.Config
+		cluster bool // a target of no node (target.Target.Cluster)
 		want    []string
 	}{
 		{
@@ -184,6 +185,21 @@ func TestMappingRules(t *testing.T) {
 			want:    []string{"temp gauge host=node-1-prod [] = 2"},
 		},
 		{
+			name:    "a target of no node: no host, the cluster tags of a Datadog cluster check",
+			format:  prom,
+			body:    "temp 2\n",
+			mapping: Mapping{Host: "node-1-prod", ClusterName: "prod"},
+			cluster: true,
+			want:    []string{"temp gauge [cluster_name:prod kube_cluster_name:prod] = 2"},
+		},
+		{
+			name:    "a node's target with a cluster name: host and kube_cluster_name",
+			format:  prom,
+			body:    "temp 2\n",
+			mapping: Mapping{Host: "node-1-prod", ClusterName: "prod"},
+			want:    []string{"temp gauge host=node-1-prod [kube_cluster_name:prod] = 2"},
+		},
+		{
 			name:   "a relabeling that renamed the series: named after its new name",
 			format: prom,
 			body: "# TYPE foo counter\nfoo_total 1\n# TYPE temp gauge\ntemp 2\n" +
@@ -209,7 +225,7 @@ func TestMappingRules(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sink := newCaptureSink()
-			target := &target.Target{URL: "http://10.0.0.1/metrics", Interval: 15 * time.Second, MetricRelabel: c.relabel}
+			target := &target.Target{URL: "http://10.0.0.1/metrics", Interval: 15 * time.Second, MetricRelabel: c.relabel, Cluster: c.cluster}
 			s := newScraper(t, mappedBackend{sink, c.mapping}, target, c.format)
 			s.scrape(c.body, testTS)
 			got := renderAll(sink.series(t))

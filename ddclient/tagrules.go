@@ -49,7 +49,7 @@ type targetLabel struct {
 func newTagRules(mp *Mapping, t *target.Target) *tagRules {
 	r := &tagRules{claimed: map[string]string{}, rename: mp.RenameLabels, target: map[string]targetLabel{}}
 	t.Labels.Range(func(l labels.Label) { r.target[l.Name] = targetLabel{len(r.target), l.Value} })
-	for _, kt := range kubeTags(t.Discovered, mp.ClusterName) {
+	for _, kt := range kubeTags(t.Discovered, mp.ClusterName, t.Cluster) {
 		if kt.card > mp.Cardinality {
 			continue
 		}

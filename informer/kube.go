@@ -36,8 +36,13 @@ type KubeConfig struct {
 	// resource would carry), including which monitors to take.
 	Settings relabel.Settings
 	// AllowOtherAddresses lets a target's relabeled __address__ point at a
-	// host that is neither one of this node's pods nor the node itself.
+	// host that is neither one of this node's pods nor the node itself (for
+	// a target of no node: nor its endpoint's address). It never makes an
+	// agent scrape another node's endpoints.
 	AllowOtherAddresses bool
+	// Lease, when set, elects the agent that scrapes the targets of no node
+	// (see LeaseConfig); without it every agent lists them as dropped.
+	Lease *LeaseConfig
 	// Debounce is how long a burst of events is collected before a rebuild;
 	// default 100ms.
 	Debounce time.Duration
@@ -70,7 +75,8 @@ type Kube struct {
 
 	pods, services, slices, nodes, sms, pms, namespaces cache.SharedIndexInformer
 
-	refs *refStore
+	refs  *refStore
+	lease *lease // nil without KubeConfig.Lease
 
 	synced    atomic.Bool
 	kick      chan struct{}
@@ -139,6 +145,11 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 		metrics: metrics.NewSet(),
 	}
 	k.refs = newRefStore(kc, k.count, k.trigger, cfg.RefSyncTimeout)
+	if cfg.Lease != nil {
+		if k.lease, err = newLease(*cfg.Lease, cfg.NodeName, cfg.Rest, kc, k.metrics, k.trigger, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("kube discovery: %w", err)
+		}
+	}
 	k.dropped = k.metrics.NewCounter(`nodescraper_targets_dropped_total{reason="address_not_on_node"}`)
 	k.rebuilds = k.metrics.NewCounter(`nodescraper_discovery_rebuilds_total`)
 	k.metrics.NewGauge(`nodescraper_monitors_rejected`, func() float64 { return float64(k.rejectedCount.Load()) })
@@ -182,10 +193,12 @@ func (k *Kube) Metrics() *metrics.Set { return k.metrics }
 // MetricsHelp returns the HELP text of the discovery's metrics by family name.
 func (k *Kube) MetricsHelp() map[string]string {
 	return map[string]string{
-		`nodescraper_targets_dropped_total`:    "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
-		`nodescraper_discovery_rebuilds_total`: "Rebuilds of the node's target set from the watched objects.",
-		`nodescraper_monitors_rejected`:        "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
-		`nodescraper_discovery_synced`:         "1 once the watches synced and the first target set was sent.",
+		`nodescraper_targets_dropped_total`:        "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
+		`nodescraper_discovery_rebuilds_total`:     "Rebuilds of the node's target set from the watched objects.",
+		`nodescraper_monitors_rejected`:            "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
+		`nodescraper_discovery_synced`:             "1 once the watches synced and the first target set was sent.",
+		`nodescraper_cluster_lease_held`:           "1 while this agent holds the cluster Lease and scrapes the targets of no node.",
+		`nodescraper_cluster_lease_acquired_total`: "Times this agent took (or, after a restart, renewed in its term) the cluster Lease.",
 	}
 }
 
@@ -292,7 +305,7 @@ func (k *Kube) setupInformers() {
 	disc := k.kube.DiscoveryV1()
 	k.slices = k.informer("EndpointSlice", listWatch(disc.EndpointSlices("").List, disc.EndpointSlices("").Watch, func(o *metav1.ListOptions) {
 		o.LabelSelector = discoveryv1.LabelManagedBy + "!=" + sliceManager
-	}), &discoveryv1.EndpointSlice{}, func(o any) any { return stripSlice(o, node, k.cfg.AllowOtherAddresses) }, nil)
+	}), &discoveryv1.EndpointSlice{}, func(o any) any { return stripSlice(o, node) }, nil)
 	mon := k.mon.MonitoringV1()
 	smSel := k.gen.MonitorSelector(relabel.ServiceMonitorKind).String()
 	pmSel := k.gen.MonitorSelector(relabel.PodMonitorKind).String()
@@ -333,6 +346,11 @@ func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
 		return fmt.Errorf("kube discovery: caches not synced: %w", ctx.Err())
+	}
+	if k.lease != nil {
+		// After the sync: a new holder's first target set holds the
+		// targets of no node.
+		wg.Go(func() { k.lease.run(ctx) })
 	}
 	k.log.Info("kube discovery synced", "node", k.cfg.NodeName)
 	var last []target.Target

@@ -95,6 +95,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 
 // agent runs the discovery for node and keeps its latest target set.
 type agent struct {
+	stop  func() // stops the agent and waits; again is a no-op
 	k     *Kube
 	bytes *byteCounter
 	mu    sync.Mutex
@@ -109,14 +110,23 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent
 
 func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 	t.Helper()
+	return startAgentConfig(t, cfg, node, func(*KubeConfig) {})
+}
+
+// startAgentConfig starts an agent whose configuration edit changes; it
+// stops at the test's end or at a.stop.
+func startAgentConfig(t *testing.T, cfg *rest.Config, node string, edit func(*KubeConfig)) *agent {
+	t.Helper()
 	a := &agent{bytes: &byteCounter{}}
 	rc := rest.CopyConfig(cfg)
 	rc.Wrap(a.bytes.wrap)
-	k, err := NewKube(KubeConfig{
+	kc := KubeConfig{
 		Rest: rc, NodeName: node,
 		Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	edit(&kc)
+	k, err := NewKube(kc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +151,8 @@ func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 			}
 		}
 	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	a.stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(a.stop)
 	return a
 }
 

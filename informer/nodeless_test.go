@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // TestNodelessEndpoints: endpoints of a selectorless Service that name no
@@ -28,21 +29,11 @@ func TestNodelessEndpoints(t *testing.T) {
 	must(t, err)
 	_, err = cp.CreateNode(ctx, "worker", netip.MustParseAddr("10.9.9.2"), nil)
 	must(t, err)
-	svc := controlplane.Service("default", "apiserver", nil, corev1.ServicePort{Name: "https", Port: 6443, Protocol: corev1.ProtocolTCP})
-	svc.Labels = map[string]string{"component": "apiserver"}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "apiserver", Labels: map[string]string{
-			discoveryv1.LabelServiceName: "apiserver", discoveryv1.LabelManagedBy: "test.example.com",
-		}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.9.9.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
-			{Addresses: []string{"10.20.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
-		},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr("https"), Port: ptr[int32](6443), Protocol: ptr(corev1.ProtocolTCP)}},
-	}
+	must(t, cp.Create(ctx, selectorless("apiserver", "component", "https", 6443,
+		discoveryv1.Endpoint{Addresses: []string{"10.9.9.1"}},
+		discoveryv1.Endpoint{Addresses: []string{"10.20.0.1"}})...))
 	sm := controlplane.ServiceMonitor("default", "apiserver", map[string]string{"component": "apiserver"}, monitoringv1.Endpoint{Port: "https", Scheme: ptr(monitoringv1.SchemeHTTPS)})
-	must(t, cp.Create(ctx, svc, slice, sm))
+	must(t, cp.Create(ctx, sm))
 
 	onCP := startAgent(t, cp, "cp-node")
 	onWorker := startAgent(t, cp, "worker")
@@ -59,7 +50,8 @@ func TestNodelessEndpoints(t *testing.T) {
 				continue
 			}
 			host := strings.TrimSuffix(tg.Discovered.Get("__address__"), ":6443")
-			if tg.Drop.Reason != target.DroppedNotOnNode || !strings.Contains(tg.Drop.Detail, "address "+host+" is not an address of this node") {
+			if tg.Drop.Reason != target.DroppedNotOnNode || !strings.Contains(tg.Drop.Detail, "endpoint "+host+" names no node and is not an address of this node") ||
+				!strings.Contains(tg.Drop.Detail, "--cluster-lease") {
 				t.Errorf("%s: %s dropped as %q (%s), want %q naming the address", a.k.cfg.NodeName, host, tg.Drop.Reason, tg.Drop.Detail, target.DroppedNotOnNode)
 			}
 		}
@@ -84,4 +76,24 @@ func (a *agent) waitDropped(t *testing.T, want ...string) {
 		}
 	}
 	t.Fatalf("%s: dropped %v, want %v", a.k.cfg.NodeName, got, want)
+}
+
+// selectorless returns a selectorless Service default/name labeled
+// label=name with one port, and its EndpointSlice (not the controller's)
+// with eps, each ready.
+func selectorless(name, label, portName string, port int32, eps ...discoveryv1.Endpoint) []runtime.Object {
+	svc := controlplane.Service("default", name, nil, corev1.ServicePort{Name: portName, Port: port, Protocol: corev1.ProtocolTCP})
+	svc.Labels = map[string]string{label: name}
+	for i := range eps {
+		eps[i].Conditions.Ready = ptr(true)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{
+			discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "test.example.com",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   eps,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr(portName), Port: ptr(port), Protocol: ptr(corev1.ProtocolTCP)}},
+	}
+	return []runtime.Object{svc, slice}
 }

@@ -87,17 +87,15 @@ var stripNode = strip(func(n *corev1.Node) {
 	n.Spec = corev1.NodeSpec{ProviderID: n.Spec.ProviderID}
 })
 
-// stripSlice keeps only the endpoints on node and those that name no node
-// (all of them when other addresses are allowed). An endpoint without a node
-// name is this node's when its address is (the API server's on a
-// control-plane node, kubelets the Operator wrote without node names); the
-// others are listed as dropped, with their reason, rather than lost unseen.
-func stripSlice(o any, node string, all bool) any {
+// stripSlice keeps only the endpoints on node and those that name no node.
+// An endpoint without a node name is this node's when its address is (the
+// API server's on a control-plane node, kubelets the Operator wrote without
+// node names), the cluster Lease holder's otherwise; the other nodes'
+// endpoints are never this agent's, whatever the settings.
+func stripSlice(o any, node string) any {
 	return strip(func(s *discoveryv1.EndpointSlice) {
-		if !all {
-			s.Endpoints = slices.DeleteFunc(s.Endpoints, func(ep discoveryv1.Endpoint) bool {
-				return ep.NodeName != nil && *ep.NodeName != node
-			})
-		}
+		s.Endpoints = slices.DeleteFunc(s.Endpoints, func(ep discoveryv1.Endpoint) bool {
+			return ep.NodeName != nil && *ep.NodeName != node
+		})
 	})(o)
 }

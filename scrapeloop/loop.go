@@ -156,6 +156,12 @@ func (l *loop) run(ctx context.Context) {
 	if next.Before(now) {
 		next = next.Add(iv)
 	}
+	if l.target.Cluster {
+		// A target of no node starts at once: this agent just took it over
+		// from a holder that is gone, and its first scrape is the baseline
+		// of the new holder's deltas. (A few such targets need no spread.)
+		next = now
+	}
 	timer := time.NewTimer(next.Sub(now))
 	defer timer.Stop()
 	for {

@@ -1140,3 +1140,30 @@ func TestLateTickSkipped(t *testing.T) {
 		t.Fatal("a new loop of the target scrapes in the second of the previous loop's last scrape")
 	}
 }
+
+// TestClusterTargetScrapesAtOnce: a target of no node (Cluster), which this
+// agent just took over from a Lease holder that is gone, is scraped as soon
+// as its loop starts; a node's target waits for its phase in the interval.
+func TestClusterTargetScrapesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := exporter.New()
+		e.Family("c_total", exporter.Counter, "").Set("", 10)
+		backend := &recBackend{}
+		m := NewManager(Config{Store: deltastore.New(deltastore.Config{}), Backend: backend, Transport: handlerTransport{e}, Logger: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		const interval = time.Hour // a phase of 0 would be a 1 in 3.6e12 chance
+		node := target.Target{URL: "http://node.test:9100/metrics", Labels: labels.FromStrings("job", "node"), Interval: interval, Timeout: time.Second}
+		cluster := target.Target{URL: "http://api.test:443/metrics", Labels: labels.FromStrings("job", "api"), Interval: interval, Timeout: time.Second, Cluster: true, Term: "n1/4"}
+		m.Sync(ctx, []target.Target{node, cluster})
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		for _, a := range backend.appenders() {
+			commits, _ := a.state()
+			if want := map[string]int{"api": 1, "node": 0}[a.target.Labels.Get("job")]; commits != want {
+				t.Errorf("job %s: %d scrapes in the first millisecond, want %d", a.target.Labels.Get("job"), commits, want)
+			}
+		}
+		m.Sync(ctx, nil)
+	})
+}

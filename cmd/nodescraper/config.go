@@ -27,22 +27,26 @@ type config struct {
 	monitorNSSelector string
 	sdRole            string
 	allowOtherAddrs   bool
-	apiKey            string
-	apiKeyFile        string
-	keyFromFile       bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
-	site              string
-	ddURL             string
-	listen            string
-	stateDir          string
-	interval          time.Duration
-	timeout           time.Duration
-	namespace         string
-	flushInterval     time.Duration
-	compression       string
-	dryRun            bool
-	logLevel          string
-	logFormat         string
-	showVersion       bool
+	// clusterLease is the namespace/name of the Lease electing the agent
+	// that scrapes the targets of no node; empty: none does.
+	clusterLease                          string
+	leaseDuration, leaseRenew, leaseRetry time.Duration
+	apiKey                                string
+	apiKeyFile                            string
+	keyFromFile                           bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
+	site                                  string
+	ddURL                                 string
+	listen                                string
+	stateDir                              string
+	interval                              time.Duration
+	timeout                               time.Duration
+	namespace                             string
+	flushInterval                         time.Duration
+	compression                           string
+	dryRun                                bool
+	logLevel                              string
+	logFormat                             string
+	showVersion                           bool
 
 	// Delta state: see package deltastore.
 	checkpointInterval time.Duration
@@ -168,7 +172,11 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&c.monitorNamespaces, "monitor-namespaces", env("NODESCRAPER_MONITOR_NAMESPACES", ""), "comma-separated namespaces whose monitors are taken; empty means all (env NODESCRAPER_MONITOR_NAMESPACES)")
 	fs.StringVar(&c.monitorNSSelector, "monitor-namespace-selector", env("NODESCRAPER_MONITOR_NAMESPACE_SELECTOR", ""), "label selector of the namespaces whose monitors are taken; empty means all (env NODESCRAPER_MONITOR_NAMESPACE_SELECTOR)")
 	fs.StringVar(&c.sdRole, "service-discovery-role", env("NODESCRAPER_SERVICE_DISCOVERY_ROLE", "EndpointSlice"), "role for ServiceMonitors that set none: EndpointSlice or Endpoints (env NODESCRAPER_SERVICE_DISCOVERY_ROLE)")
-	fs.BoolVar(&c.allowOtherAddrs, "allow-other-addresses", false, "scrape targets whose relabeled address is not one of this node's pods or the node itself (off: a monitor cannot aim the agent at another host)")
+	fs.BoolVar(&c.allowOtherAddrs, "allow-other-addresses", false, "scrape targets whose relabeled address is not one of this node's pods or the node itself (off: a monitor cannot aim the agent at another host); never another node's endpoints")
+	fs.StringVar(&c.clusterLease, "cluster-lease", env("NODESCRAPER_CLUSTER_LEASE", ""), "namespace/name of the Lease that elects the one agent scraping the targets of no node (the API server of a managed cluster, selectorless Services to external addresses), reported without a host and tagged with the cluster name; empty: every agent lists them as dropped (env NODESCRAPER_CLUSTER_LEASE)")
+	fs.DurationVar(&c.leaseDuration, "cluster-lease-duration", e.duration("NODESCRAPER_CLUSTER_LEASE_DURATION", 15*time.Second), "how long the Lease holds without renewal; another agent takes over within this plus the retry period of the holder's loss: keep it under the targets' scrape interval (env NODESCRAPER_CLUSTER_LEASE_DURATION)")
+	fs.DurationVar(&c.leaseRenew, "cluster-lease-renew-deadline", e.duration("NODESCRAPER_CLUSTER_LEASE_RENEW_DEADLINE", 10*time.Second), "the holder stops scraping when it could not renew for this long (env NODESCRAPER_CLUSTER_LEASE_RENEW_DEADLINE)")
+	fs.DurationVar(&c.leaseRetry, "cluster-lease-retry-period", e.duration("NODESCRAPER_CLUSTER_LEASE_RETRY_PERIOD", 2*time.Second), "how often agents try to take or renew the Lease (env NODESCRAPER_CLUSTER_LEASE_RETRY_PERIOD)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
@@ -297,7 +305,24 @@ func (c *config) validateDiscovery() error {
 	if c.sdRole != "EndpointSlice" && c.sdRole != "Endpoints" {
 		return fmt.Errorf("--service-discovery-role %q: want EndpointSlice or Endpoints", c.sdRole)
 	}
+	if c.clusterLease != "" {
+		if _, _, err := c.lease(); err != nil {
+			return err
+		}
+		if !(c.leaseDuration > c.leaseRenew && c.leaseRenew > c.leaseRetry && c.leaseRetry > 0) {
+			return fmt.Errorf("--cluster-lease-duration %s, --cluster-lease-renew-deadline %s, --cluster-lease-retry-period %s: want duration > renew deadline > retry period > 0", c.leaseDuration, c.leaseRenew, c.leaseRetry)
+		}
+	}
 	return nil
+}
+
+// lease splits --cluster-lease into the Lease's namespace and name.
+func (c *config) lease() (ns, name string, err error) {
+	ns, name, ok := strings.Cut(c.clusterLease, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("--cluster-lease %q: want namespace/name", c.clusterLease)
+	}
+	return ns, name, nil
 }
 
 // validateScrape checks the scrape schedule, the delta state and the limits.

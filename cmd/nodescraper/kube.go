@@ -45,12 +45,25 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 			ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
 		},
 		AllowOtherAddresses: c.allowOtherAddrs,
+		Lease:               c.leaseConfig(),
 		Logger:              logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// leaseConfig is the cluster Lease's election, nil without --cluster-lease.
+func (c *config) leaseConfig() *informer.LeaseConfig {
+	if c.clusterLease == "" {
+		return nil
+	}
+	ns, name, _ := c.lease() // validated
+	return &informer.LeaseConfig{
+		Namespace: ns, Name: name, Identity: c.nodeName,
+		LeaseDuration: c.leaseDuration, RenewDeadline: c.leaseRenew, RetryPeriod: c.leaseRetry,
+	}
 }
 
 // labelSelector parses a flag's label selector; empty selects everything.

@@ -48,6 +48,8 @@ func (t *Target) Key() string {
 	b.str(t.Pool)
 	b.str(string(t.Drop.Reason))
 	b.str(t.Drop.Detail)
+	b.bool(t.Cluster)
+	b.str(t.Term)
 	return string(b)
 }
 
@@ -159,7 +161,8 @@ func b2i(b bool) int {
 }
 
 // Seed identifies the target's series in the delta store. It depends only on
-// the URL and the target labels, so a restarted agent finds the same state.
+// the URL and the target labels (and a Cluster target's Term), so a
+// restarted agent finds the same state.
 // The labels are encoded here, length-prefixed: Labels.Bytes overwrites its
 // buffer (it would drop the URL) and its encoding may change between
 // Prometheus versions.
@@ -172,5 +175,11 @@ func (t *Target) Seed() uint64 {
 		b.str(l.Name)
 		b.str(l.Value)
 	})
+	if t.Term != "" {
+		// After the labels, so the seeds of node targets keep their value;
+		// a zero byte cannot start a label (names are not empty).
+		b = append(b, 0)
+		b.str(t.Term)
+	}
 	return xxhash.Sum64(b)
 }

@@ -107,6 +107,9 @@ func TestTargetKey(t *testing.T) {
 		{"pool", with(func(t *Target) { t.Pool = "serviceMonitor/shop/app/0" }), false},
 		{"drop reason", with(func(t *Target) { t.Drop.Reason = DroppedByRelabeling }), false},
 		{"drop detail", with(func(t *Target) { t.Drop.Detail = "x" }), false},
+		{"cluster", with(func(t *Target) { t.Cluster = true }), false},
+		// A new Lease term starts the delta state afresh.
+		{"term", with(func(t *Target) { t.Cluster, t.Term = true, "node-b/3" }), true},
 	}
 	keys := map[string]string{base.Key(): "base"}
 	for _, c := range changes {
@@ -257,7 +260,7 @@ func TestHTTPKeyCoversEveryField(t *testing.T) {
 
 	// A field added to these has to be added to Key (and to TestTargetKey).
 	for typ, n := range map[reflect.Type]int{
-		reflect.TypeFor[Target]():             13,
+		reflect.TypeFor[Target]():             15,
 		reflect.TypeFor[Drop]():               2,
 		reflect.TypeFor[Limits]():             7, // Targets, KeepDroppedTargets are not in Key
 		reflect.TypeFor[promrelabel.Config](): 8,

@@ -38,6 +38,18 @@ type Target struct {
 	// target: the scraper lists it among the dropped targets and starts no
 	// loop for it. Such a target needs only Discovered, Pool and Source.
 	Drop Drop
+	// Cluster marks a target of no node (the API server of a managed
+	// cluster, a selectorless Service's external address): one agent of
+	// the fleet scrapes it, the holder of the cluster Lease, and its series
+	// are reported as Datadog reports cluster checks: without a host,
+	// tagged with the cluster name.
+	Cluster bool
+	// Term is the Lease term (holder and transition) in which this agent
+	// holds a Cluster target; it is part of Seed, so a new holder, or this
+	// agent again after another held the Lease, starts the target's delta
+	// state afresh instead of from state that missed the other holder's
+	// increments. Empty for the targets of this node.
+	Term string
 }
 
 // ScrapePool returns the target's scrape pool: Pool, or Source without one.

@@ -383,10 +383,18 @@ func TestDefaults(t *testing.T) {
 	}
 	slices.Sort(kinds)
 	wantKinds := []string{"ClusterRole/monitoring-agent-nodescraper", "ClusterRoleBinding/monitoring-agent-nodescraper",
-		"DaemonSet/agent-nodescraper", "Service/agent-nodescraper", "ServiceAccount/agent-nodescraper"}
+		"DaemonSet/agent-nodescraper", "Role/agent-nodescraper-lease", "RoleBinding/agent-nodescraper-lease",
+		"Service/agent-nodescraper", "ServiceAccount/agent-nodescraper"}
 	if !slices.Equal(kinds, wantKinds) {
 		t.Fatalf("rendered %v, want %v", kinds, wantKinds)
 	}
+	// The cluster targets' Lease: this one Lease read and renewed, Leases
+	// created only in the release's namespace.
+	lease := one(t, objs, "Role")
+	want(t, "lease Role namespace", lease.GetNamespace(), "monitoring")
+	want(t, "lease Role rules", fmt.Sprint(field(t, lease, "rules")),
+		"[map[apiGroups:[coordination.k8s.io] resourceNames:[agent-nodescraper-cluster-targets] resources:[leases] verbs:[get update]] "+
+			"map[apiGroups:[coordination.k8s.io] resources:[leases] verbs:[create]]]")
 
 	ds := one(t, objs, "DaemonSet")
 	want(t, "namespace", ds.GetNamespace(), "monitoring")
@@ -512,6 +520,9 @@ func TestReferencedObjectsMerged(t *testing.T) {
 	objs := render(t, h, valuesSets[2], renderKubeVersion)
 	roles := map[string]string{}
 	for _, r := range ofKind(objs, "Role") {
+		if strings.HasSuffix(r.GetName(), "-lease") {
+			continue // the cluster targets' Lease, see TestDefaults
+		}
 		if _, dup := roles[r.GetNamespace()]; dup {
 			t.Errorf("two Roles in %s", r.GetNamespace())
 		}
@@ -526,7 +537,7 @@ func TestReferencedObjectsMerged(t *testing.T) {
 	if fmt.Sprint(roles) != fmt.Sprint(wantRoles) {
 		t.Errorf("Roles:\n%v\nwant\n%v", roles, wantRoles)
 	}
-	bindings := ofKind(objs, "RoleBinding")
+	bindings := slices.DeleteFunc(ofKind(objs, "RoleBinding"), func(b *unstructured.Unstructured) bool { return strings.HasSuffix(b.GetName(), "-lease") })
 	if len(bindings) != 2 {
 		t.Fatalf("%d RoleBindings, want 2", len(bindings))
 	}

@@ -15,8 +15,10 @@
 // Services is rebuilt from the local pods, and labeled as Prometheus'
 // kubernetes SD does (roles endpointslice, endpoints, pod). Of the slices
 // watched, the endpoints on this node are kept and those that name no node:
-// one at an address of this node is this node's target, the others are
-// listed as dropped (not on this node).
+// one at an address of this node is this node's target; the others are the
+// targets of no node (Target.Cluster), scraped by the one agent holding the
+// cluster Lease (LeaseConfig), which watches every Node's addresses while
+// it holds it, and listed as dropped by the others.
 //
 // Known differences from Prometheus: an emulated slice is named
 // <service>-<node> (the controller's name is random) and carries no

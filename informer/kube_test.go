@@ -109,14 +109,17 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent
 
 func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 	t.Helper()
+	return startAgentConfig(t, KubeConfig{Rest: cfg, NodeName: node, Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole}})
+}
+
+// startAgentConfig runs discovery with kc, its API traffic counted.
+func startAgentConfig(t *testing.T, kc KubeConfig) *agent {
+	t.Helper()
 	a := &agent{bytes: &byteCounter{}}
-	rc := rest.CopyConfig(cfg)
-	rc.Wrap(a.bytes.wrap)
-	k, err := NewKube(KubeConfig{
-		Rest: rc, NodeName: node,
-		Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	kc.Rest = rest.CopyConfig(kc.Rest)
+	kc.Rest.Wrap(a.bytes.wrap)
+	kc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	k, err := NewKube(kc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestOwnServiceAccountFiles(t *testing.T) {
 			own: true, cred: dir + "/token", caFile: dir + "/ca.crt"},
 		{name: "file references allowed: another name in the directory", s: Settings{AllowFileReferences: true},
 			spec: "selector: {}\nendpoints: [{port: web, bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/..data/token}]",
-			own: true, cred: "/var/run/secrets/kubernetes.io/serviceaccount/..data/token"},
+			own:  true, cred: "/var/run/secrets/kubernetes.io/serviceaccount/..data/token"},
 		{name: "file references allowed: another file", s: Settings{AllowFileReferences: true}, spec: "selector: {}\nendpoints: [{port: web, bearerTokenFile: /etc/token}]",
 			cred: "/etc/token"},
 		{name: "a scrape class's token in any namespace", s: Settings{ScrapeClasses: []monitoringv1.ScrapeClass{class}, ServiceAccountDir: dir},

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/ddclient"
+	"github.com/nodescraper/nodescraper/relabel"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // config is everything the agent is told at start.
@@ -27,6 +29,10 @@ type config struct {
 	monitorNSSelector string
 	sdRole            string
 	allowOtherAddrs   bool
+	// The agent's own service-account token and CA: which namespaces'
+	// monitors may use them, and where the agent reads them.
+	trustedNamespaces string // comma-separated
+	serviceAccountDir string
 	apiKey            string
 	apiKeyFile        string
 	keyFromFile       bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
@@ -169,6 +175,8 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&c.monitorNSSelector, "monitor-namespace-selector", env("NODESCRAPER_MONITOR_NAMESPACE_SELECTOR", ""), "label selector of the namespaces whose monitors are taken; empty means all (env NODESCRAPER_MONITOR_NAMESPACE_SELECTOR)")
 	fs.StringVar(&c.sdRole, "service-discovery-role", env("NODESCRAPER_SERVICE_DISCOVERY_ROLE", "EndpointSlice"), "role for ServiceMonitors that set none: EndpointSlice or Endpoints (env NODESCRAPER_SERVICE_DISCOVERY_ROLE)")
 	fs.BoolVar(&c.allowOtherAddrs, "allow-other-addresses", false, "scrape targets whose relabeled address is not one of this node's pods or the node itself (off: a monitor cannot aim the agent at another host)")
+	fs.StringVar(&c.trustedNamespaces, "trusted-namespaces", env("NODESCRAPER_TRUSTED_NAMESPACES", ""), "comma-separated namespaces whose monitors may authenticate with the agent's own service-account token and CA ("+relabel.ServiceAccountTokenPath+" as bearerTokenFile, "+relabel.ServiceAccountCAPath+" as tlsConfig.caFile), as kube-prometheus' do; the token goes only to this node's addresses and the API server's (env NODESCRAPER_TRUSTED_NAMESPACES)")
+	fs.StringVar(&c.serviceAccountDir, "service-account-dir", env("NODESCRAPER_SERVICE_ACCOUNT_DIR", relabel.DefaultServiceAccountDir), "directory the agent reads its own service-account token and CA from when a monitor names their standard paths (env NODESCRAPER_SERVICE_ACCOUNT_DIR)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
@@ -296,6 +304,15 @@ func (c *config) validateDiscovery() error {
 	}
 	if c.sdRole != "EndpointSlice" && c.sdRole != "Endpoints" {
 		return fmt.Errorf("--service-discovery-role %q: want EndpointSlice or Endpoints", c.sdRole)
+	}
+	// A misspelt namespace would trust nothing, silently.
+	for _, ns := range splitList(c.trustedNamespaces) {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			return fmt.Errorf("--trusted-namespaces: %q is not a namespace name (lowercase letters, digits and '-')", ns)
+		}
+	}
+	if c.serviceAccountDir == "" {
+		return errors.New("--service-account-dir (NODESCRAPER_SERVICE_ACCOUNT_DIR) is empty")
 	}
 	return nil
 }

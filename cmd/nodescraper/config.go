@@ -311,9 +311,6 @@ func (c *config) validateDiscovery() error {
 			return fmt.Errorf("--trusted-namespaces: %q is not a namespace name (lowercase letters, digits and '-')", ns)
 		}
 	}
-	if c.serviceAccountDir == "" {
-		return errors.New("--service-account-dir (NODESCRAPER_SERVICE_ACCOUNT_DIR) is empty")
-	}
 	return nil
 }
 

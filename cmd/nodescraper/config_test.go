@@ -235,9 +235,11 @@ func TestValidate(t *testing.T) {
 	ok("checkpoints only at shutdown", func(c *config) { c.checkpointInterval = 0 })
 	ok("Kubernetes mode", func(c *config) { c.staticTargets, c.sdRole = "", "Endpoints" })
 	ok("a local intake", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
+	ok("trusted namespaces", func(c *config) { c.trustedNamespaces = "monitoring, kube-system," })
 
 	bad("--node-name", func(c *config) { c.nodeName, c.staticTargets = "", "" })
 	bad("--service-discovery-role", func(c *config) { c.sdRole = "Pod" })
+	bad("--trusted-namespaces", func(c *config) { c.trustedNamespaces = "monitoring,kube system" })
 	bad("--scrape-interval", func(c *config) { c.interval = 999 * time.Millisecond })
 	bad("--scrape-timeout", func(c *config) { c.timeout = 0 })
 	bad("--scrape-timeout", func(c *config) { c.timeout = -time.Second })

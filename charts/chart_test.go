@@ -129,6 +129,7 @@ monitors:
   namespaceSelector: monitoring=on
   serviceDiscoveryRole: Endpoints
   allowOtherAddresses: true
+  trustedNamespaces: [monitoring, kube-system]
 scrape:
   interval: 15s
   timeout: 5s
@@ -419,7 +420,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("--%s = %q (set %v), want %q", flag, got, ok, v)
 		}
 	}
-	for _, absent := range []string{"scrape-timeout", "dd-url", "cluster-name", "monitor-selector", "allow-other-addresses", "enable-pprof"} {
+	for _, absent := range []string{"scrape-timeout", "dd-url", "cluster-name", "monitor-selector", "allow-other-addresses", "trusted-namespaces", "enable-pprof"} {
 		if _, ok := flagValue(a, absent); ok {
 			t.Errorf("--%s set by default", absent)
 		}
@@ -466,7 +467,7 @@ func TestDefaults(t *testing.T) {
 
 	cr := one(t, objs, "ClusterRole")
 	rules := fmt.Sprint(field(t, cr, "rules"))
-	for _, forbidden := range []string{"secrets", "configmaps", "namespaces", "create", "update", "delete", "patch"} {
+	for _, forbidden := range []string{"secrets", "configmaps", "namespaces", "metrics", "nonResourceURLs", "create", "update", "delete", "patch"} {
 		if strings.Contains(rules, forbidden) {
 			t.Errorf("ClusterRole grants %s: %s", forbidden, rules)
 		}
@@ -563,7 +564,7 @@ func TestEveryOption(t *testing.T) {
 		"listen": "0.0.0.0:9200", "dd-site": "datadoghq.eu", "dd-url": "http://intake.obs.svc:8129",
 		"cluster-name": "prod-eu", "metric-namespace": "k8s", "monitor-namespaces": "shop,payments",
 		"monitor-selector": "team in (a,b),tier!=dev", "monitor-namespace-selector": "monitoring=on",
-		"service-discovery-role": "Endpoints", "allow-other-addresses": "true",
+		"service-discovery-role": "Endpoints", "allow-other-addresses": "true", "trusted-namespaces": "monitoring,kube-system",
 		"scrape-interval": "15s", "scrape-timeout": "5s", "max-series": "500000", "sample-limit": "100000",
 		"label-limit":             "50", // extraArgs wins over labelLimit 40
 		"label-name-length-limit": "128", "label-value-length-limit": "1024", "body-size-limit": "-1",
@@ -700,6 +701,7 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"log.level=verbose"}, []string{"at '/log/level'"}},
 		{[]string{"memoryLimit=most"}, []string{"at '/memoryLimit'"}},
 		{[]string{"endpoint.port=70000"}, []string{"at '/endpoint/port'"}},
+		{[]string{"monitors.trustedNamespaces[0]=Kube_System"}, []string{"at '/monitors/trustedNamespaces/0'"}},
 		{[]string{"referencedObjects[0].secrets[0]=s"}, []string{"at '/referencedObjects/0'", "missing property 'namespace'"}},
 		{[]string{"updateStrategy.rollingUpdate.maxSurge=1"}, []string{"maxSurge=1: a surge pod would wait for the old pod's lock", "never finish"}},
 		{[]string{"datadog.apiKeyExistingSecret="}, []string{"set datadog.apiKeyExistingSecret (recommended) or datadog.apiKey"}},
@@ -767,12 +769,13 @@ func TestREADMEListsEveryValue(t *testing.T) {
 // agentFlagsFromValues are the agent's flags the chart leaves out on
 // purpose; every other flag must be reachable from values.
 var agentFlagsFromValues = map[string]string{
-	"node-name":       "NODE_NAME from the downward API",
-	"kubeconfig":      "in-cluster credentials",
-	"static-targets":  "local mode only",
-	"dd-api-key-file": "DD_API_KEY_FILE, the mounted Secret",
-	"dry-run":         "extraArgs",
-	"version":         "not an agent setting",
+	"node-name":           "NODE_NAME from the downward API",
+	"kubeconfig":          "in-cluster credentials",
+	"static-targets":      "local mode only",
+	"dd-api-key-file":     "DD_API_KEY_FILE, the mounted Secret",
+	"dry-run":             "extraArgs",
+	"service-account-dir": "the pod's own service-account mount, at its standard path",
+	"version":             "not an agent setting",
 }
 
 // TestEveryAgentFlagReachable reads the agent's flag definitions and checks
@@ -822,5 +825,28 @@ func TestAgentAcceptsRenderedArgs(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "missing.kubeconfig") {
 			t.Errorf("%s: nodescraper %s: %v, want exit 1 at the kubeconfig:\n%s", vs.name, strings.Join(a, " "), err, out)
 		}
+	}
+}
+
+// TestTrustedNamespacesRBAC: trusting namespaces adds to the ClusterRole
+// exactly what kube-prometheus' ClusterRole grants its Prometheus for the
+// targets scraped with its own token, and nothing else.
+func TestTrustedNamespacesRBAC(t *testing.T) {
+	h := newHelm(t)
+	rules := func(values string) []any {
+		objs := render(t, h, valuesSet{name: "trusted", release: "agent", namespace: "monitoring", values: existingKey + values}, renderKubeVersion)
+		return field(t, one(t, objs, "ClusterRole"), "rules").([]any)
+	}
+	base := rules("")
+	with := rules("monitors: {trustedNamespaces: [monitoring]}\n")
+	if len(with) < len(base) || fmt.Sprint(with[:len(base)]) != fmt.Sprint(base) {
+		t.Fatalf("rules with trustedNamespaces %v do not begin with the default rules %v", with, base)
+	}
+	want(t, "rules added by trustedNamespaces", fmt.Sprint(with[len(base):]),
+		"[map[apiGroups:[] resources:[nodes/metrics] verbs:[get]] map[nonResourceURLs:[/metrics /metrics/slis] verbs:[get]]]")
+	a := args(t, one(t, render(t, h, valuesSet{name: "trusted", release: "agent", namespace: "monitoring",
+		values: existingKey + "monitors: {trustedNamespaces: [monitoring, kube-system]}\n"}, renderKubeVersion), "DaemonSet"))
+	if v, _ := flagValue(a, "trusted-namespaces"); v != "monitoring,kube-system" {
+		t.Errorf("--trusted-namespaces=%q, want monitoring,kube-system", v)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nodescraper/nodescraper/internal/controlplane"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -139,6 +140,7 @@ datadog: {apiKey: 0123456789abcdef0123456789abcdef}
 referencedObjects:
   - {namespace: app, secrets: [creds]}
   - {namespace: app, configMaps: [ca]}
+monitors: {trustedNamespaces: [monitoring]}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +257,11 @@ func checkRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 			_, err := sa.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
 			return err
 		},
+		// monitors.trustedNamespaces: what targets scraped with the
+		// agent's own token ask of it, as kube-prometheus grants it.
+		"get /metrics":                    getPath(sa, "/metrics"),
+		"get /metrics/slis":               getPath(sa, "/metrics/slis"),
+		"get nodes/metrics (a kubelet's)": can(sa, authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "metrics", Name: "node-a"}),
 		"list servicemonitors and podmonitors": func(ctx context.Context) error {
 			for _, kind := range []string{"ServiceMonitor", "PodMonitor"} {
 				gvr := schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: strings.ToLower(kind) + "s"}
@@ -298,7 +305,9 @@ func checkRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 			_, err := core.ConfigMaps("team-a").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
 			return err
 		},
-		"delete a pod": func(ctx context.Context) error { return core.Pods("team-a").Delete(ctx, "x", metav1.DeleteOptions{}) },
+		"delete a pod":                      func(ctx context.Context) error { return core.Pods("team-a").Delete(ctx, "x", metav1.DeleteOptions{}) },
+		"get /debug/pprof/":                 getPath(sa, "/debug/pprof/"),
+		"get nodes/proxy (a kubelet's API)": can(sa, authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "proxy", Name: "node-a"}),
 	}
 	for what, f := range allowed {
 		if err := f(ctx); err != nil {
@@ -309,5 +318,30 @@ func checkRBAC(t *testing.T, cp *controlplane.ControlPlane) {
 		if err := f(ctx); !apierrors.IsForbidden(err) {
 			t.Errorf("%s: %v, want 403 Forbidden", what, err)
 		}
+	}
+}
+
+// getPath GETs a non-resource path of the API server as kube.
+func getPath(kube kubernetes.Interface, path string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := kube.CoreV1().RESTClient().Get().AbsPath(path).DoRaw(ctx)
+		return err
+	}
+}
+
+// can asks the API server whether kube may do attrs (a kubelet's API is not
+// there to ask), and answers 403 Forbidden when it may not.
+func can(kube kubernetes.Interface, attrs authorizationv1.ResourceAttributes) func(context.Context) error {
+	return func(ctx context.Context) error {
+		r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		if !r.Status.Allowed {
+			return apierrors.NewForbidden(schema.GroupResource{Resource: attrs.Resource + "/" + attrs.Subresource}, attrs.Name, fmt.Errorf("denied: %s", r.Status.Reason))
+		}
+		return nil
 	}
 }

@@ -36,6 +36,10 @@ type snapshot struct {
 	// groups memoizes, per object, what roles discover of it: the jobs of
 	// a rebuild (often many monitors in one namespace) share them.
 	groups map[groupKey][]group
+
+	// apiServer are the API server's hosts (see apiServerHosts): with
+	// allowed, where the agent's own token may go.
+	apiServer map[string]bool
 }
 
 // groupKey names the groups one role discovers of one Service or pod.
@@ -86,6 +90,7 @@ func (k *Kube) snapshot() *snapshot {
 	for _, ps := range s.pods {
 		slices.SortFunc(ps, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	}
+	s.apiServer = k.apiServerHosts()
 	// Only a namespace holding one of this node's pods can have a Service
 	// with endpoints here.
 	s.services = map[string][]svcEndpoints{}
@@ -297,6 +302,12 @@ func (k *Kube) jobTargets(s *snapshot, j *relabel.Job) []target.Target {
 				drop(shown, tg.URL, d.Reason, d.Detail)
 				continue
 			}
+			if host := urlHost(tg.URL); tg.OwnCredentials && !s.allowed[host] && !s.apiServer[host] {
+				k.dropped.Inc()
+				drop(shown, tg.URL, target.DroppedRefused, "the agent's own service-account token goes only to this node's addresses, its pods' and the API server's, and "+
+					host+" is none of them (--allow-other-addresses does not change this)")
+				continue
+			}
 			tg.Discovered = shown
 			out = append(out, tg)
 		}
@@ -364,6 +375,36 @@ func addrHost(addr string) string {
 		return h
 	}
 	return addr
+}
+
+// apiServerHosts are the API server's addresses: those of the endpoints of
+// default/kubernetes (what kube-prometheus' apiserver monitor scrapes; the
+// API server writes that slice without a managed-by label, so the slice
+// watch has it) and the host the agent itself reaches it at.
+func (k *Kube) apiServerHosts() map[string]bool {
+	out := map[string]bool{}
+	if rc := k.cfg.Rest; rc != nil && rc.Host != "" {
+		h := rc.Host
+		if !strings.Contains(h, "://") {
+			h = "https://" + h // client-go's default scheme
+		}
+		if h = urlHost(h); h != "" {
+			out[h] = true
+		}
+	}
+	objs, _ := k.slices.GetIndexer().ByIndex(cache.NamespaceIndex, metav1.NamespaceDefault)
+	for _, o := range objs {
+		es := o.(*discoveryv1.EndpointSlice)
+		if es.Labels[discoveryv1.LabelServiceName] != "kubernetes" {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			for _, a := range ep.Addresses {
+				out[a] = true
+			}
+		}
+	}
+	return out
 }
 
 // urlHost is the host of a target's URL, without its port.

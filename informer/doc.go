@@ -5,7 +5,12 @@
 // sub-package filesd reads them from a Prometheus file_sd file. The set also holds
 // the discovered targets that are not scraped (Target.Drop: dropped by
 // relabeling, not on this node, no valid target, over the monitor's
-// targetLimit), for the targets page.
+// targetLimit), for the targets page. A target that sends the agent's own
+// service-account token (target.Target.OwnCredentials, from a monitor in a
+// trusted namespace) is kept only at this node's addresses, its pods' and
+// the API server's (default/kubernetes' endpoints, the agent's own API
+// server host), also with AllowOtherAddresses; elsewhere it is dropped as a
+// refused setting.
 //
 // In Kubernetes mode (Kube) the API load does not grow with the cluster's
 // pods: Pods are watched by spec.nodeName, the Node by name, EndpointSlices

@@ -110,22 +110,16 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent
 
 func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 	t.Helper()
-	return startAgentConfig(t, cfg, node, func(*KubeConfig) {})
+	return startAgentConfig(t, KubeConfig{Rest: cfg, NodeName: node, Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole}})
 }
 
-// startAgentConfig starts an agent whose configuration edit changes; it
-// stops at the test's end or at a.stop.
-func startAgentConfig(t *testing.T, cfg *rest.Config, node string, edit func(*KubeConfig)) *agent {
+// startAgentConfig runs discovery with kc, its API traffic counted.
+func startAgentConfig(t *testing.T, kc KubeConfig) *agent {
 	t.Helper()
 	a := &agent{bytes: &byteCounter{}}
-	rc := rest.CopyConfig(cfg)
-	rc.Wrap(a.bytes.wrap)
-	kc := KubeConfig{
-		Rest: rc, NodeName: node,
-		Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	edit(&kc)
+	kc.Rest = rest.CopyConfig(kc.Rest)
+	kc.Rest.Wrap(a.bytes.wrap)
+	kc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	k, err := NewKube(kc)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/internal/controlplane"
+	"github.com/nodescraper/nodescraper/relabel"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -41,10 +42,8 @@ func TestClusterTargetsOneHolder(t *testing.T) {
 	must(t, cp.Create(ctx, sm))
 
 	start := func(node string) *agent {
-		return startAgentConfig(t, cp.Admin, node, func(c *KubeConfig) {
-			c.AllowOtherAddresses = true
-			c.Lease = &testLease
-		})
+		return startAgentConfig(t, KubeConfig{Rest: cp.Admin, NodeName: node, AllowOtherAddresses: true, Lease: &testLease,
+			Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole}})
 	}
 	agents := map[string]*agent{}
 	for _, n := range nodes {

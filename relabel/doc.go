@@ -18,6 +18,22 @@
 // gives the result the job's settings: a target.Target (sub-package target,
 // the one type discovery hands the scraper).
 //
+// Files: a monitor may not name files of the agent's container (its
+// bearerTokenFile, tlsConfig caFile/certFile/keyFile could send the agent's
+// files to a target), with one exception: a monitor in one of
+// Settings.TrustedNamespaces (flag --trusted-namespaces, chart value
+// monitors.trustedNamespaces) may name the agent's own service-account token
+// as its bearerTokenFile and the agent's CA as its tlsConfig.caFile, at their
+// standard paths (ServiceAccountTokenPath, ServiceAccountCAPath), as
+// kube-prometheus' monitors do for the kubelet, the API server and
+// kube-rbac-proxy. The agent reads them from Settings.ServiceAccountDir; the
+// token is read again at every scrape, as it rotates. A monitor elsewhere
+// that names them is rejected with a reason naming the flag. Jobs and
+// targets that send the token are marked OwnCredentials: discovery keeps
+// them only at this node's addresses and the API server's, and the scraper
+// sends the token to no other host, not after a redirect either.
+// Settings.AllowFileReferences (no flag) lifts the refusal for every file.
+//
 // The chains and options are checked rule by rule against the Operator's
 // goldens (testdata/conformance: 108 ServiceMonitor cases, 55 PodMonitor
 // cases). They keep the Operator's sharding rules for one shard, $(SHARD)

@@ -80,7 +80,7 @@ func (g *Generator) generate(m *Monitor, spec *monitorSpec, roles []Role, store 
 	if err != nil {
 		return m, reject(m, -1, err)
 	}
-	res := &resolver{store: store, ns: m.Namespace, allowFiles: g.s.AllowFileReferences}
+	res := &resolver{store: store, ns: m.Namespace, allowFiles: g.s.AllowFileReferences, trusted: g.trusted[m.Namespace], saDir: g.s.ServiceAccountDir}
 	jobs := make([]*Job, 0, endpoints)
 	for i := range endpoints {
 		j, err := job(i, c, res)
@@ -107,11 +107,15 @@ func reject(m *Monitor, ep int, err error) error {
 // options, relabel chain (from chain) and metric relabeling.
 func (g *Generator) job(name string, i int, spec *endpointSpec, c *monitorCommon, http httpconfig.Config,
 	chain func() ([]*promrelabel.Config, error)) (*Job, error) {
+	own, err := g.ownCredentials(&http)
+	if err != nil {
+		return nil, err
+	}
 	opts, err := g.endpointOptions(spec, c)
 	if err != nil {
 		return nil, err
 	}
-	j := &Job{Name: name, Endpoint: i, SD: c.sd, Scrape: opts, HTTP: http}
+	j := &Job{Name: name, Endpoint: i, SD: c.sd, Scrape: opts, HTTP: http, OwnCredentials: own}
 	if j.RelabelConfigs, err = chain(); err != nil {
 		return nil, err
 	}

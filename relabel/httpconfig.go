@@ -36,13 +36,15 @@ func at(field string, err error) error {
 	return &fieldError{field: field, err: err}
 }
 
-var errFileRef = errors.New("file references are refused (the agent's files could be sent to a target); allow them with the AllowFileReferences setting")
-
-// resolver reads a monitor's Secrets and ConfigMaps, in its namespace.
+// resolver reads a monitor's Secrets and ConfigMaps, in its namespace, and
+// checks the files it names (see checkFile).
 type resolver struct {
 	store      Store
 	ns         string
 	allowFiles bool
+	// trusted: ns is one of Settings.TrustedNamespaces.
+	trusted bool
+	saDir   string // Settings.ServiceAccountDir
 }
 
 func (r *resolver) secret(sel corev1.SecretKeySelector) (string, error) {
@@ -148,11 +150,12 @@ func (r *resolver) endpointTLS(ep *monitoringv1.TLSConfig, class *scrapeClass) (
 	if err := ep.Validate(); err != nil {
 		return httpconfig.TLS{}, err
 	}
-	if !r.allowFiles {
-		for _, f := range []struct{ name, v string }{{"caFile", ep.CAFile}, {"certFile", ep.CertFile}, {"keyFile", ep.KeyFile}} {
-			if f.v != "" {
-				return httpconfig.TLS{}, at(f.name, errFileRef)
-			}
+	for _, f := range []struct {
+		name, v string
+		kind    fileKind
+	}{{"caFile", ep.CAFile, fileCA}, {"certFile", ep.CertFile, fileOther}, {"keyFile", ep.KeyFile, fileOther}} {
+		if err := r.checkFile(f.name, f.v, f.kind); err != nil {
+			return httpconfig.TLS{}, err
 		}
 	}
 	out, err := r.safeTLS(&ep.SafeTLSConfig)
@@ -381,5 +384,6 @@ func (r *resolver) httpClient(h *monitoringv1.HTTPConfigWithoutTLS, proxy monito
 	if a := out.Authorization; a != nil && strings.EqualFold(a.Type, "basic") {
 		return out, errors.New(`authorization type cannot be set to "basic", use basicAuth instead`)
 	}
+	r.ownPaths(&out)
 	return out, nil
 }

@@ -41,6 +41,9 @@ type Job struct {
 	// HTTP carries authentication, TLS, proxy, redirect and HTTP/2
 	// settings with Secret and ConfigMap values already read.
 	HTTP httpconfig.Config
+	// OwnCredentials: HTTP sends the agent's own service-account token
+	// (see Settings.TrustedNamespaces); its targets carry the mark.
+	OwnCredentials bool
 }
 
 // SDConfig is the Kubernetes service discovery the informer must emulate for
@@ -140,6 +143,7 @@ func (j *Job) Target(discovered labels.Labels) (target.Target, error) {
 	t.HonorLabels, t.HonorTimestamps = j.Scrape.HonorLabels, j.Scrape.HonorTimestamps
 	t.MetricRelabel = j.MetricRelabelConfigs
 	t.HTTP = &j.HTTP
+	t.OwnCredentials = j.OwnCredentials
 	t.Limits = j.Scrape.Limits
 	t.Source, t.Pool = j.Name, j.Name
 	return t, nil

@@ -56,8 +56,8 @@ func (g *Generator) serviceMonitorJob(sm *monitoringv1.ServiceMonitor, i int, c 
 	ep := &sm.Spec.Endpoints[i]
 	//lint:ignore SA1019 deprecated, but the Operator still serves it
 	tokenFile := ep.BearerTokenFile
-	if tokenFile != "" && !g.s.AllowFileReferences {
-		return nil, at("bearerTokenFile", errFileRef)
+	if err := res.checkFile("bearerTokenFile", tokenFile, fileToken); err != nil {
+		return nil, err
 	}
 	if err := ep.HTTPConfigWithProxyAndTLSFiles.Validate(); err != nil {
 		return nil, err

@@ -71,11 +71,25 @@ type Settings struct {
 	ScrapeClassicHistograms        bool
 	ConvertClassicHistogramsToNHCB bool
 
-	// AllowFileReferences lets monitors read files of the agent's container
-	// (bearerTokenFile, tlsConfig caFile/certFile/keyFile). Refused by
-	// default: a monitor author could otherwise send the agent's own
-	// credentials to a target (Prometheus CR arbitraryFSAccessThroughSMs).
+	// AllowFileReferences lets monitors read any file of the agent's
+	// container (bearerTokenFile, tlsConfig caFile/certFile/keyFile).
+	// Refused by default: a monitor author could otherwise send the agent's
+	// files to a target (Prometheus CR arbitraryFSAccessThroughSMs). No flag
+	// sets it; TrustedNamespaces is the agent's narrower allowance.
 	AllowFileReferences bool
+
+	// TrustedNamespaces are the namespaces whose monitors may name the
+	// agent's own service-account token and CA at their standard paths
+	// (ServiceAccountTokenPath as bearerTokenFile, ServiceAccountCAPath as
+	// tlsConfig.caFile), as kube-prometheus' monitors do; no other file. A
+	// monitor elsewhere that names them is rejected. Targets that send the
+	// token are marked (target.Target.OwnCredentials) so that discovery
+	// keeps them only at the node's and the API server's addresses.
+	TrustedNamespaces []string
+	// ServiceAccountDir is where the agent reads its own token and CA when
+	// a monitor or scrape class names their standard paths; default
+	// DefaultServiceAccountDir (a test points it elsewhere).
+	ServiceAccountDir string
 }
 
 // Selection says which monitors of one kind the agent takes.
@@ -100,6 +114,7 @@ type Generator struct {
 	sel          [2]compiledSelection
 	excluded     map[ObjectRefKey]bool
 	cache        *ruleCache
+	trusted      map[string]bool // TrustedNamespaces
 }
 
 // ObjectRefKey identifies a monitor listed in ExcludedFromEnforcement.
@@ -166,7 +181,13 @@ func NewGenerator(s Settings) (*Generator, error) {
 	if s.EnforcedNamespaceLabel != "" && !model.UTF8Validation.IsValidLabelName(s.EnforcedNamespaceLabel) {
 		return nil, fmt.Errorf("settings: enforcedNamespaceLabel %q is not a valid label name", s.EnforcedNamespaceLabel)
 	}
-	g := &Generator{s: s, classes: map[string]*scrapeClass{}, excluded: map[ObjectRefKey]bool{}, cache: newGeneratorCache()}
+	if s.ServiceAccountDir == "" {
+		s.ServiceAccountDir = DefaultServiceAccountDir
+	}
+	g := &Generator{s: s, classes: map[string]*scrapeClass{}, excluded: map[ObjectRefKey]bool{}, cache: newGeneratorCache(), trusted: map[string]bool{}}
+	for _, ns := range s.TrustedNamespaces {
+		g.trusted[ns] = true
+	}
 	for i, sel := range []Selection{s.ServiceMonitors, s.PodMonitors} {
 		c, err := compileSelection(sel)
 		if err != nil {

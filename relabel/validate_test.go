@@ -86,6 +86,8 @@ func TestServiceMonitorRejected(t *testing.T) {
 		{name: "labeldrop with a target", spec: "selector: {}\nendpoints: [{port: web, relabelings: [{action: labeldrop, regex: x, targetLabel: y}]}]",
 			endpoint: 0, field: "relabelings", err: "[0]: labeldrop action requires only 'regex', and no other fields"},
 		{name: "bearer token file refused", spec: "selector: {}\nendpoints: [{port: web, bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}]",
+			endpoint: 0, field: "bearerTokenFile", err: `namespace "ns1" is not one: add it to --trusted-namespaces (chart value monitors.trustedNamespaces)`},
+		{name: "other token file refused", spec: "selector: {}\nendpoints: [{port: web, bearerTokenFile: /etc/token}]",
 			endpoint: 0, field: "bearerTokenFile", err: "file references are refused"},
 		{name: "ca file refused", spec: "selector: {}\nendpoints: [{port: web, tlsConfig: {caFile: /etc/ssl/ca.pem}}]",
 			endpoint: 0, field: "tlsConfig.caFile", err: "file references are refused"},

@@ -6,7 +6,10 @@
 // ddclient, or the dry-run printer) makes each target's Appender and
 // classifies each new series once. Manager starts and stops loops as the
 // target set (target.Target, from discovery) changes; each loop builds its
-// HTTP client from the target's httpconfig.Config.
+// HTTP client from the target's httpconfig.Config. A credentials file is
+// read at each scrape, as a projected service-account token rotates; the
+// agent's own token (target.Target.OwnCredentials) goes only to the
+// target's host, never on a redirect to another one.
 //
 // A target is scraped at a fixed phase within its interval, its hash modulo
 // the interval, so that a node's targets do not scrape together; the offset

@@ -25,9 +25,11 @@ import (
 // Everything a scrape waits on runs under the scrape request's context, so
 // the target's timeout bounds it and a stopping loop ends it: dialing, DNS,
 // the proxy's CONNECT and the TLS handshake in net/http, and the OAuth2 token
-// fetch in oauth2Transport. Files and TLS material are read here, once per
-// loop; a rotated Secret is a new target key and so a new loop.
-func httpClient(base http.RoundTripper, h *httpconfig.Config, req *http.Request) (c *http.Client, closeIdle func(), err error) {
+// fetch in oauth2Transport. TLS files and material are read here, once per
+// loop; a rotated Secret is a new target key and so a new loop. A
+// credentials file is read at each scrape (fileAuthTransport); ownToken says
+// it is the agent's own service-account token (target.Target.OwnCredentials).
+func httpClient(base http.RoundTripper, h *httpconfig.Config, ownToken bool, req *http.Request) (c *http.Client, closeIdle func(), err error) {
 	c = &http.Client{Transport: base}
 	var own []*http.Transport
 	closeIdle = func() {
@@ -51,19 +53,16 @@ func httpClient(base http.RoundTripper, h *httpconfig.Config, req *http.Request)
 	c.Transport = rt
 	switch {
 	case h.Authorization != nil:
-		cred := string(h.Authorization.Credentials)
-		if f := h.Authorization.CredentialsFile; f != "" {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, nil, fmt.Errorf("authorization credentials: %w", err)
-			}
-			cred = strings.TrimSpace(string(b))
-		}
 		typ := h.Authorization.Type
 		if typ == "" {
 			typ = "Bearer"
 		}
-		req.Header.Set("Authorization", typ+" "+cred)
+		if f := h.Authorization.CredentialsFile; f != "" {
+			c.Transport = &fileAuthTransport{typ: typ, file: f, own: ownToken, base: c.Transport}
+			break
+		}
+		// net/http drops it on a redirect to another host.
+		req.Header.Set("Authorization", typ+" "+string(h.Authorization.Credentials))
 	case h.BasicAuth != nil:
 		req.SetBasicAuth(h.BasicAuth.Username, string(h.BasicAuth.Password))
 	case h.OAuth2 != nil:

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/nodescraper/nodescraper/ddclient"
+	"github.com/nodescraper/nodescraper/relabel"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // config is everything the agent is told at start.
@@ -31,22 +33,26 @@ type config struct {
 	// that scrapes the targets of no node; empty: none does.
 	clusterLease                          string
 	leaseDuration, leaseRenew, leaseRetry time.Duration
-	apiKey                                string
-	apiKeyFile                            string
-	keyFromFile                           bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
-	site                                  string
-	ddURL                                 string
-	listen                                string
-	stateDir                              string
-	interval                              time.Duration
-	timeout                               time.Duration
-	namespace                             string
-	flushInterval                         time.Duration
-	compression                           string
-	dryRun                                bool
-	logLevel                              string
-	logFormat                             string
-	showVersion                           bool
+	// The agent's own service-account token and CA: which namespaces'
+	// monitors may use them, and where the agent reads them.
+	trustedNamespaces string // comma-separated
+	serviceAccountDir string
+	apiKey            string
+	apiKeyFile        string
+	keyFromFile       bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
+	site              string
+	ddURL             string
+	listen            string
+	stateDir          string
+	interval          time.Duration
+	timeout           time.Duration
+	namespace         string
+	flushInterval     time.Duration
+	compression       string
+	dryRun            bool
+	logLevel          string
+	logFormat         string
+	showVersion       bool
 
 	// Delta state: see package deltastore.
 	checkpointInterval time.Duration
@@ -177,6 +183,8 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.DurationVar(&c.leaseDuration, "cluster-lease-duration", e.duration("NODESCRAPER_CLUSTER_LEASE_DURATION", 15*time.Second), "how long the Lease holds without renewal; another agent takes over within this plus the retry period of the holder's loss: keep it under the targets' scrape interval (env NODESCRAPER_CLUSTER_LEASE_DURATION)")
 	fs.DurationVar(&c.leaseRenew, "cluster-lease-renew-deadline", e.duration("NODESCRAPER_CLUSTER_LEASE_RENEW_DEADLINE", 10*time.Second), "the holder stops scraping when it could not renew for this long (env NODESCRAPER_CLUSTER_LEASE_RENEW_DEADLINE)")
 	fs.DurationVar(&c.leaseRetry, "cluster-lease-retry-period", e.duration("NODESCRAPER_CLUSTER_LEASE_RETRY_PERIOD", 2*time.Second), "how often agents try to take or renew the Lease (env NODESCRAPER_CLUSTER_LEASE_RETRY_PERIOD)")
+	fs.StringVar(&c.trustedNamespaces, "trusted-namespaces", env("NODESCRAPER_TRUSTED_NAMESPACES", ""), "comma-separated namespaces whose monitors may authenticate with the agent's own service-account token and CA ("+relabel.ServiceAccountTokenPath+" as bearerTokenFile, "+relabel.ServiceAccountCAPath+" as tlsConfig.caFile), as kube-prometheus' do; the token goes only to this node's addresses and the API server's (env NODESCRAPER_TRUSTED_NAMESPACES)")
+	fs.StringVar(&c.serviceAccountDir, "service-account-dir", env("NODESCRAPER_SERVICE_ACCOUNT_DIR", relabel.DefaultServiceAccountDir), "directory the agent reads its own service-account token and CA from when a monitor names their standard paths (env NODESCRAPER_SERVICE_ACCOUNT_DIR)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
@@ -311,6 +319,12 @@ func (c *config) validateDiscovery() error {
 		}
 		if !(c.leaseDuration > c.leaseRenew && c.leaseRenew > c.leaseRetry && c.leaseRetry > 0) {
 			return fmt.Errorf("--cluster-lease-duration %s, --cluster-lease-renew-deadline %s, --cluster-lease-retry-period %s: want duration > renew deadline > retry period > 0", c.leaseDuration, c.leaseRenew, c.leaseRetry)
+		}
+	}
+	// A misspelt namespace would trust nothing, silently.
+	for _, ns := range splitList(c.trustedNamespaces) {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			return fmt.Errorf("--trusted-namespaces: %q is not a namespace name (lowercase letters, digits and '-')", ns)
 		}
 	}
 	return nil

@@ -54,6 +54,24 @@ func TestParseConfig(t *testing.T) {
 				return ""
 			}},
 		{name: "dry run needs no key", args: append([]string{"--dry-run"}, base...)},
+		{name: "trusted namespaces", args: append([]string{"--dry-run", "--trusted-namespaces", "monitoring, kube-system"}, base...),
+			env: map[string]string{"NODESCRAPER_SERVICE_ACCOUNT_DIR": "/tmp/sa"},
+			check: func(c *config) string {
+				if got := fmt.Sprintf("%v %s", splitList(c.trustedNamespaces), c.serviceAccountDir); got != "[monitoring kube-system] /tmp/sa" {
+					return got
+				}
+				return ""
+			}},
+		{name: "trusted namespaces from env, default directory", args: append([]string{"--dry-run"}, base...),
+			env: map[string]string{"NODESCRAPER_TRUSTED_NAMESPACES": "monitoring"},
+			check: func(c *config) string {
+				if got := fmt.Sprint(c.trustedNamespaces, " ", c.serviceAccountDir); got != "monitoring /var/run/secrets/kubernetes.io/serviceaccount" {
+					return got
+				}
+				return ""
+			}},
+		{name: "bad trusted namespace", args: append([]string{"--dry-run", "--trusted-namespaces", "monitoring,Kube_System"}, base...),
+			err: `--trusted-namespaces: "Kube_System" is not a namespace name (lowercase letters, digits and '-')`},
 		{name: "Datadog tags and health defaults", args: append([]string{"--dry-run", "--cluster-name", "eu1"}, base...),
 			check: func(c *config) string {
 				m := c.mapping()
@@ -217,9 +235,11 @@ func TestValidate(t *testing.T) {
 	ok("checkpoints only at shutdown", func(c *config) { c.checkpointInterval = 0 })
 	ok("Kubernetes mode", func(c *config) { c.staticTargets, c.sdRole = "", "Endpoints" })
 	ok("a local intake", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
+	ok("trusted namespaces", func(c *config) { c.trustedNamespaces = "monitoring, kube-system," })
 
 	bad("--node-name", func(c *config) { c.nodeName, c.staticTargets = "", "" })
 	bad("--service-discovery-role", func(c *config) { c.sdRole = "Pod" })
+	bad("--trusted-namespaces", func(c *config) { c.trustedNamespaces = "monitoring,kube system" })
 	bad("--scrape-interval", func(c *config) { c.interval = 999 * time.Millisecond })
 	bad("--scrape-timeout", func(c *config) { c.timeout = 0 })
 	bad("--scrape-timeout", func(c *config) { c.timeout = -time.Second })

@@ -43,6 +43,8 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 			ServiceMonitors: sel, PodMonitors: sel,
 			ScrapeInterval: c.interval, ScrapeTimeout: c.timeout,
 			ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
+			TrustedNamespaces:    splitList(c.trustedNamespaces),
+			ServiceAccountDir:    c.serviceAccountDir,
 		},
 		AllowOtherAddresses: c.allowOtherAddrs,
 		Lease:               c.leaseConfig(),

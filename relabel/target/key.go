@@ -44,6 +44,7 @@ func (t *Target) Key() string {
 	b.num(t.Limits.LabelNameLength)
 	b.num(t.Limits.LabelValueLength)
 	b.http(t.HTTP)
+	b.bool(t.OwnCredentials)
 	b.str(t.Source)
 	b.str(t.Pool)
 	b.str(string(t.Drop.Reason))

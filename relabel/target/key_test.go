@@ -103,6 +103,7 @@ func TestTargetKey(t *testing.T) {
 		{"no limit", with(func(t *Target) { t.Limits.Samples = -1 }), false},
 		{"HTTP settings", with(func(t *Target) { t.HTTP = &httpconfig.Config{} }), false},
 		{"proxy", with(func(t *Target) { t.HTTP = &httpconfig.Config{Proxy: httpconfig.Proxy{URL: proxy}} }), false},
+		{"own credentials", with(func(t *Target) { t.OwnCredentials = true }), false},
 		{"source", with(func(t *Target) { t.Source = "ServiceMonitor shop/app" }), false},
 		{"pool", with(func(t *Target) { t.Pool = "serviceMonitor/shop/app/0" }), false},
 		{"drop reason", with(func(t *Target) { t.Drop.Reason = DroppedByRelabeling }), false},
@@ -260,7 +261,7 @@ func TestHTTPKeyCoversEveryField(t *testing.T) {
 
 	// A field added to these has to be added to Key (and to TestTargetKey).
 	for typ, n := range map[reflect.Type]int{
-		reflect.TypeFor[Target]():             15,
+		reflect.TypeFor[Target]():             16,
 		reflect.TypeFor[Drop]():               2,
 		reflect.TypeFor[Limits]():             7, // Targets, KeepDroppedTargets are not in Key
 		reflect.TypeFor[promrelabel.Config](): 8,

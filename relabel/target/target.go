@@ -27,6 +27,14 @@ type Target struct {
 	// HTTP holds TLS, credentials, proxy and redirect settings; nil means
 	// plain HTTP(S) with Go's defaults.
 	HTTP *httpconfig.Config
+	// OwnCredentials says HTTP sends the agent's own service-account token
+	// (a trusted monitor's bearerTokenFile, or a scrape class's credentials
+	// file, naming it). Discovery keeps such a target only at this node's
+	// addresses and the API server's, whatever --allow-other-addresses says,
+	// and the scraper sends the token to no other host than the target's,
+	// not even after a redirect: with it, a monitor could otherwise hand the
+	// agent's identity to any host.
+	OwnCredentials bool
 	// Source names what the target came from (a monitor, a file) for the
 	// targets page and logs.
 	Source string

@@ -171,7 +171,10 @@ func (l *lease) run(ctx context.Context) {
 // at a node's address is that node's agent's), and go when held ends.
 func (l *lease) lead(held context.Context) {
 	term := l.cfg.Identity + "/" + strconv.FormatInt(time.Now().UnixNano(), 10)
-	if rec, _, err := l.lock.Get(held); err == nil && rec.HolderIdentity == l.cfg.Identity {
+	// A lock of its own: LeaseLock caches what it read, and the elector's
+	// is in use by its goroutine.
+	reader := &resourcelock.LeaseLock{LeaseMeta: l.lock.LeaseMeta, Client: l.lock.Client}
+	if rec, _, err := reader.Get(held); err == nil && rec.HolderIdentity == l.cfg.Identity {
 		// The transitions count rises whenever another identity takes the
 		// Lease, not when the same one renews (after a restart).
 		term = l.cfg.Identity + "/" + strconv.Itoa(rec.LeaderTransitions)

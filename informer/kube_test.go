@@ -109,14 +109,23 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent
 
 func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 	t.Helper()
-	a := &agent{bytes: &byteCounter{}}
-	rc := rest.CopyConfig(cfg)
-	rc.Wrap(a.bytes.wrap)
-	k, err := NewKube(KubeConfig{
-		Rest: rc, NodeName: node,
+	return startAgentConfig(t, KubeConfig{
+		Rest: cfg, NodeName: node,
 		Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+}
+
+// startAgentConfig runs the discovery of cfg (its Rest wrapped to count the
+// API bytes, its Logger discarding when unset).
+func startAgentConfig(t *testing.T, cfg KubeConfig) *agent {
+	t.Helper()
+	a := &agent{bytes: &byteCounter{}}
+	cfg.Rest = rest.CopyConfig(cfg.Rest)
+	cfg.Rest.Wrap(a.bytes.wrap)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	k, err := NewKube(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,233 @@
+package informer
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodescraper/nodescraper/internal/controlplane"
+	"github.com/nodescraper/nodescraper/internal/promoracle"
+	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/target"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+)
+
+// TestKubePrometheus is issue 25's acceptance test: kube-prometheus' own
+// monitors (testdata/kube-prometheus), a kubeadm control-plane node and two
+// workers, the Operator's own kubelet controller, one agent per node. The
+// union of the agents' targets must equal what Prometheus-Operator v0.93 +
+// Prometheus v0.315 scrape over all nodes (package promoracle: their own
+// code, not ours), each target once. Each case logs its row of the issue's
+// table.
+func TestKubePrometheus(t *testing.T) {
+	kp := loadKubePrometheus(t)
+	// The endpointslice controller publishes the slices Prometheus reads.
+	// No garbage collector: it would delete the pods, whose owners (the
+	// ReplicaSets, StatefulSets, DaemonSet no controller runs here) do not
+	// exist. No TTL controller: its write to a new Node races with
+	// CreateNode's status update.
+	cp := controlplane.ForTest(t, controlplane.Config{ControllerManager: true,
+		Controllers: []string{"*", "-node-lifecycle-controller", "-garbage-collector-controller", "-ttl-controller"}})
+	ctx := t.Context()
+	buildKubePrometheusCluster(t, cp, kp)
+	stopKubelet, err := promoracle.RunKubeletController(cp.Kube, time.Second)
+	must(t, err)
+	defer func() { stopKubelet() }()
+	// kubeadm advertises the API server at the control-plane node's address.
+	must(t, setAPIServerEndpoints(ctx, cp, kpNodes[0].ip.String()))
+	oracle := startOracle(t, cp, kp)
+
+	fleet := startFleet(t, cp, kubePrometheusSettings())
+	// The agent as released, for the table: file references refused.
+	published := startFleet(t, cp, relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole})
+
+	t.Run("API server on the control-plane node", func(t *testing.T) {
+		want := settleOracle(t, oracle)
+		logRow(t, "kube-prometheus as published, agent as released", want, published)
+		row := logRow(t, "kube-prometheus, its monitors' namespace trusted", want, fleet)
+		row.mustEqual(t)
+		checkDropped(t, fleet)
+	})
+
+	t.Run("kubelets without node names", func(t *testing.T) {
+		stopKubelet()
+		must(t, dropKubeletNodeNames(ctx, cp))
+		want := settleOracle(t, oracle)
+		row := logRow(t, "kubelet endpoints without node names (Operator before #7019)", want, fleet)
+		row.mustEqual(t)
+		checkDropped(t, fleet)
+		stopKubelet, err = promoracle.RunKubeletController(cp.Kube, time.Second)
+		must(t, err)
+	})
+
+	t.Run("API server on no node, no elected agent", func(t *testing.T) {
+		must(t, setAPIServerEndpoints(ctx, cp, managedAPIServer...))
+		want := settleOracle(t, oracle)
+		row := logRow(t, "API server on no node (EKS/GKE/AKS), without leader election", want, fleet)
+		// Without an elected agent nobody scrapes them, and every agent
+		// says why (TestKubePrometheusManaged is the case with one).
+		for _, m := range row.missing {
+			if !strings.HasPrefix(m, "serviceMonitor/monitoring/kube-apiserver/") {
+				t.Errorf("missing %s, which is not the API server's", m)
+			}
+		}
+		if len(row.twice) > 0 || len(row.extra) > 0 {
+			t.Errorf("twice %v, not Prometheus' %v", row.twice, row.extra)
+		}
+		checkDropped(t, fleet)
+	})
+
+	t.Run("untrusted namespace", func(t *testing.T) {
+		if !trustedNamespacesLanded {
+			t.Skip("relabel.Settings.TrustedNamespaces not merged yet: AllowFileReferences stands in and trusts every namespace")
+		}
+		must(t, cp.Create(ctx, tenantCopy(kp)))
+		for _, a := range fleet {
+			waitRejected(t, a.k, "/var/run/secrets/kubernetes.io/serviceaccount/token")
+		}
+	})
+}
+
+// managedAPIServer are the API server's addresses on a managed cluster: no
+// node's.
+var managedAPIServer = []string{"172.16.0.10", "172.16.0.11"}
+
+// startOracle generates the Operator's configuration for kube-prometheus'
+// Prometheus and monitors and runs Prometheus' discovery on it.
+func startOracle(t *testing.T, cp *controlplane.ControlPlane, kp kubePrometheus) *promoracle.Oracle {
+	t.Helper()
+	// The defaults the Prometheus CRD declares (+kubebuilder:default), which
+	// the API server writes before the Operator reads the resource.
+	prom := kp.prometheus.DeepCopy()
+	prom.Spec.Shards = ptr[int32](1)
+	prom.Spec.ScrapeInterval = "30s"
+	prom.Spec.EvaluationInterval = "30s"
+	prom.Spec.PortName = "web"
+	cfg, err := promoracle.Config(prom, kp.monitors, 0)
+	must(t, err)
+	o, err := promoracle.Start(cfg, cp.Kubeconfig)
+	must(t, err)
+	t.Cleanup(o.Stop)
+	return o
+}
+
+// startFleet runs one agent per node with settings.
+func startFleet(t *testing.T, cp *controlplane.ControlPlane, settings relabel.Settings) []*agent {
+	t.Helper()
+	var fleet []*agent
+	for _, n := range kpNodes {
+		fleet = append(fleet, startAgentConfig(t, KubeConfig{Rest: cp.Admin, NodeName: n.name, Settings: settings}))
+	}
+	return fleet
+}
+
+// settle waits until state returns the same, and ready, for a second and
+// returns it.
+func settle(t *testing.T, what string, state func() (string, bool)) string {
+	t.Helper()
+	last, since := "", time.Now()
+	for begin := time.Now(); time.Since(begin) < 60*time.Second; time.Sleep(50 * time.Millisecond) {
+		s, ready := state()
+		if s != last || !ready {
+			last, since = s, time.Now()
+			continue
+		}
+		if time.Since(since) >= time.Second {
+			return s
+		}
+	}
+	t.Fatalf("%s did not settle in 60s; last:\n%s", what, last)
+	return ""
+}
+
+// settleOracle returns Prometheus' active targets once they stopped
+// changing, one a line: job, then labels.
+func settleOracle(t *testing.T, o *promoracle.Oracle) []string {
+	t.Helper()
+	s := settle(t, "Prometheus' discovery", func() (string, bool) {
+		ts, _ := o.Targets()
+		lines := make([]string, len(ts))
+		for i, tg := range ts {
+			lines[i] = tg.String()
+		}
+		return strings.Join(lines, "\n"), len(ts) > 0
+	})
+	return strings.Split(s, "\n")
+}
+
+// scraped returns what a scrapes, one a line as settleOracle's.
+func (a *agent) scraped() []string {
+	var lines []string
+	for _, tg := range a.targets() {
+		if tg.Drop.Reason == "" {
+			lines = append(lines, tg.ScrapePool()+" "+tg.Labels.String())
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// fleetRow compares the union of the fleet's targets with Prometheus'.
+type fleetRow struct {
+	what                  string
+	oracle, scraped       int
+	missing, twice, extra []string
+}
+
+// logRow waits for the fleet's target sets to settle, compares them with
+// want and logs the row.
+func logRow(t *testing.T, what string, want []string, fleet []*agent) fleetRow {
+	t.Helper()
+	count := map[string]int{}
+	for _, a := range fleet {
+		settle(t, a.k.cfg.NodeName+"'s agent", func() (string, bool) { return fmt.Sprint(a.scraped()), a.k.Synced() })
+		for _, l := range a.scraped() {
+			count[l]++
+		}
+	}
+	row := fleetRow{what: what, oracle: len(want), scraped: len(count)}
+	for _, l := range want {
+		if count[l] == 0 {
+			row.missing = append(row.missing, l)
+		}
+	}
+	for _, l := range slices.Sorted(maps.Keys(count)) {
+		if count[l] > 1 {
+			row.twice = append(row.twice, l)
+		}
+		if !slices.Contains(want, l) {
+			row.extra = append(row.extra, l)
+		}
+	}
+	t.Logf("| %s | Prometheus %d | scraped by the fleet %d | missing %d | twice %d | not Prometheus' %d |",
+		what, row.oracle, row.scraped, len(row.missing), len(row.twice), len(row.extra))
+	for _, l := range row.missing {
+		t.Logf("  missing: %s", l)
+	}
+	return row
+}
+
+func (r fleetRow) mustEqual(t *testing.T) {
+	t.Helper()
+	if len(r.missing)+len(r.twice)+len(r.extra) == 0 {
+		return
+	}
+	t.Errorf("%s: the fleet's targets differ from Prometheus':\nmissing:\n  %s\ntwice:\n  %s\nnot Prometheus':\n  %s", r.what,
+		strings.Join(r.missing, "\n  "), strings.Join(r.twice, "\n  "), strings.Join(r.extra, "\n  "))
+}
+
+// checkDropped: whatever an agent discovers and does not scrape is listed
+// with a reason and a detail.
+func checkDropped(t *testing.T, fleet []*agent) {
+	t.Helper()
+	for _, a := range fleet {
+		for _, tg := range a.targets() {
+			if tg.Drop.Reason == target.DroppedNotOnNode && tg.Drop.Detail == "" {
+				t.Errorf("%s: %s %s dropped as %s without a detail", a.k.cfg.NodeName, tg.ScrapePool(), tg.Discovered.Get("__address__"), tg.Drop.Reason)
+			}
+		}
+	}
+}

@@ -49,7 +49,7 @@ func TestKubePrometheus(t *testing.T) {
 		logRow(t, "kube-prometheus as published, agent as released", want, published)
 		row := logRow(t, "kube-prometheus, its monitors' namespace trusted", want, fleet)
 		row.mustEqual(t)
-		checkDropped(t, fleet)
+		checkDropped(t, want, fleet, "kubernetes")
 	})
 
 	t.Run("kubelets without node names", func(t *testing.T) {
@@ -58,7 +58,7 @@ func TestKubePrometheus(t *testing.T) {
 		want := settleOracle(t, oracle)
 		row := logRow(t, "kubelet endpoints without node names (Operator before #7019)", want, fleet)
 		row.mustEqual(t)
-		checkDropped(t, fleet)
+		checkDropped(t, want, fleet, "kubernetes", "kubelet")
 		stopKubelet, err = promoracle.RunKubeletController(cp.Kube, time.Second)
 		must(t, err)
 	})
@@ -77,7 +77,7 @@ func TestKubePrometheus(t *testing.T) {
 		if len(row.twice) > 0 || len(row.extra) > 0 {
 			t.Errorf("twice %v, not Prometheus' %v", row.twice, row.extra)
 		}
-		checkDropped(t, fleet)
+		checkDropped(t, want, fleet, "kubernetes")
 	})
 
 	t.Run("untrusted namespace", func(t *testing.T) {
@@ -144,18 +144,27 @@ func settle(t *testing.T, what string, state func() (string, bool)) string {
 }
 
 // settleOracle returns Prometheus' active targets once they stopped
-// changing, one a line: job, then labels.
-func settleOracle(t *testing.T, o *promoracle.Oracle) []string {
+// changing.
+func settleOracle(t *testing.T, o *promoracle.Oracle) oracleTargets {
 	t.Helper()
-	s := settle(t, "Prometheus' discovery", func() (string, bool) {
-		ts, _ := o.Targets()
-		lines := make([]string, len(ts))
-		for i, tg := range ts {
-			lines[i] = tg.String()
-		}
-		return strings.Join(lines, "\n"), len(ts) > 0
+	var ts []promoracle.Target
+	settle(t, "Prometheus' discovery", func() (string, bool) {
+		ts, _ = o.Targets()
+		return fmt.Sprint(ts), len(ts) > 0
 	})
-	return strings.Split(s, "\n")
+	return oracleTargets(ts)
+}
+
+// oracleTargets are Prometheus' active targets.
+type oracleTargets []promoracle.Target
+
+// lines returns them one a line, as agent.scraped does.
+func (ts oracleTargets) lines() []string {
+	out := make([]string, len(ts))
+	for i, tg := range ts {
+		out[i] = tg.String()
+	}
+	return out
 }
 
 // scraped returns what a scrapes, one a line as settleOracle's.
@@ -179,8 +188,9 @@ type fleetRow struct {
 
 // logRow waits for the fleet's target sets to settle, compares them with
 // want and logs the row.
-func logRow(t *testing.T, what string, want []string, fleet []*agent) fleetRow {
+func logRow(t *testing.T, what string, oracle oracleTargets, fleet []*agent) fleetRow {
 	t.Helper()
+	want := oracle.lines()
 	count := map[string]int{}
 	for _, a := range fleet {
 		settle(t, a.k.cfg.NodeName+"'s agent", func() (string, bool) { return fmt.Sprint(a.scraped()), a.k.Synced() })
@@ -219,14 +229,30 @@ func (r fleetRow) mustEqual(t *testing.T) {
 		strings.Join(r.missing, "\n  "), strings.Join(r.twice, "\n  "), strings.Join(r.extra, "\n  "))
 }
 
-// checkDropped: whatever an agent discovers and does not scrape is listed
-// with a reason and a detail.
-func checkDropped(t *testing.T, fleet []*agent) {
+// checkDropped: every agent lists each of Prometheus' targets whose
+// endpoint names no node (of the Services in services), found by its job and
+// discovered address: the one whose node has the address as a target, the
+// others as dropped with the reason. (An endpoint that names another node
+// an agent never sees: it rebuilds those of pods from its own pods, and
+// strips those of other nodes from the slices it watches.)
+func checkDropped(t *testing.T, oracle oracleTargets, fleet []*agent, services ...string) {
 	t.Helper()
 	for _, a := range fleet {
+		listed := map[string]bool{}
 		for _, tg := range a.targets() {
+			// A relabeling drop is its own reason; a target of another
+			// node must say which address is not this node's.
 			if tg.Drop.Reason == target.DroppedNotOnNode && tg.Drop.Detail == "" {
 				t.Errorf("%s: %s %s dropped as %s without a detail", a.k.cfg.NodeName, tg.ScrapePool(), tg.Discovered.Get("__address__"), tg.Drop.Reason)
+			}
+			listed[tg.ScrapePool()+" "+tg.Discovered.Get("__address__")] = true
+		}
+		for _, o := range oracle {
+			if !slices.Contains(services, o.Labels.Get("service")) {
+				continue
+			}
+			if !listed[o.Job+" "+o.Discovered] {
+				t.Errorf("%s's agent does not list %s %s, neither scraped nor dropped", a.k.cfg.NodeName, o.Job, o.Discovered)
 			}
 		}
 	}

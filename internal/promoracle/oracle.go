@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 )
 
-// Target is one active target of Prometheus: its scrape job and its labels
-// (those a scraped series gets, without the reserved __ ones).
+// Target is one active target of Prometheus: its scrape job, its labels
+// (those a scraped series gets, without the reserved __ ones) and the
+// address discovered, before relabeling.
 type Target struct {
-	Job    string
-	Labels labels.Labels
+	Job        string
+	Labels     labels.Labels
+	Discovered string
 }
 
 func (t Target) String() string { return t.Job + " " + t.Labels.String() }
@@ -116,7 +118,7 @@ func (o *Oracle) build(groups map[string][]*targetgroup.Group) (active []Target,
 					dropped++
 					continue
 				}
-				active = append(active, Target{Job: job, Labels: t.Labels(lb)})
+				active = append(active, Target{Job: job, Labels: t.Labels(lb), Discovered: t.DiscoveredLabels(lb).Get("__address__")})
 			}
 		}
 	}

@@ -23,18 +23,8 @@ import (
 // code, not ours), each target once. Each case logs its row of the issue's
 // table.
 func TestKubePrometheus(t *testing.T) {
-	kp := loadKubePrometheus(t)
-	// The endpointslice controller publishes the slices Prometheus reads.
-	// No garbage collector: it would delete the pods, whose owners (the
-	// ReplicaSets, StatefulSets, DaemonSet no controller runs here) do not
-	// exist. No TTL controller: its write to a new Node races with
-	// CreateNode's status update.
-	cp := controlplane.ForTest(t, controlplane.Config{ControllerManager: true,
-		Controllers: []string{"*", "-node-lifecycle-controller", "-garbage-collector-controller", "-ttl-controller"}})
+	cp, kp, stopKubelet := startKubePrometheus(t)
 	ctx := t.Context()
-	buildKubePrometheusCluster(t, cp, kp)
-	stopKubelet, err := promoracle.RunKubeletController(cp.Kube, time.Second)
-	must(t, err)
 	defer func() { stopKubelet() }()
 	// kubeadm advertises the API server at the control-plane node's address.
 	must(t, setAPIServerEndpoints(ctx, cp, kpNodes[0].ip.String()))
@@ -59,6 +49,8 @@ func TestKubePrometheus(t *testing.T) {
 		row := logRow(t, "kubelet endpoints without node names (Operator before #7019)", want, fleet)
 		row.mustEqual(t)
 		checkDropped(t, want, fleet, "kubernetes", "kubelet")
+		// The Operator back: it writes the node names again.
+		var err error
 		stopKubelet, err = promoracle.RunKubeletController(cp.Kube, time.Second)
 		must(t, err)
 	})
@@ -89,6 +81,24 @@ func TestKubePrometheus(t *testing.T) {
 			waitRejected(t, a.k, "/var/run/secrets/kubernetes.io/serviceaccount/token")
 		}
 	})
+}
+
+// startKubePrometheus starts a control plane with kube-prometheus' cluster
+// and the Operator's kubelet controller, which stop ends.
+func startKubePrometheus(t *testing.T) (cp *controlplane.ControlPlane, kp kubePrometheus, stop func()) {
+	t.Helper()
+	kp = loadKubePrometheus(t)
+	// The endpointslice controller publishes the slices Prometheus reads.
+	// No garbage collector: it would delete the pods, whose owners (the
+	// ReplicaSets, StatefulSets, DaemonSet no controller runs here) do not
+	// exist. No TTL controller: its write to a new Node races with
+	// CreateNode's status update.
+	cp = controlplane.ForTest(t, controlplane.Config{ControllerManager: true,
+		Controllers: []string{"*", "-node-lifecycle-controller", "-garbage-collector-controller", "-ttl-controller"}})
+	buildKubePrometheusCluster(t, cp, kp)
+	stop, err := promoracle.RunKubeletController(cp.Kube, time.Second)
+	must(t, err)
+	return cp, kp, stop
 }
 
 // managedAPIServer are the API server's addresses on a managed cluster: no

@@ -1,0 +1,67 @@
+//go:build leasecase
+
+// The case of issue 25 that needs leader election (KubeConfig.Lease and
+// target.Target.Cluster, being added on another branch): build with
+// -tags leasecase until it is merged, then drop the tag.
+
+package informer
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKubePrometheusManaged: kube-prometheus with the API server on no node
+// (EKS, GKE, AKS): its endpoints are scraped by exactly one agent, the one
+// holding the Lease, marked as belonging to the cluster; the union of the
+// fleet's targets equals Prometheus', each once.
+func TestKubePrometheusManaged(t *testing.T) {
+	cp, kp, stopKubelet := startKubePrometheus(t)
+	t.Cleanup(stopKubelet)
+	ctx := t.Context()
+	must(t, setAPIServerEndpoints(ctx, cp, managedAPIServer...))
+	oracle := startOracle(t, cp, kp)
+
+	var fleet []*agent
+	for _, n := range kpNodes {
+		fleet = append(fleet, startAgentConfig(t, KubeConfig{
+			Rest: cp.Admin, NodeName: n.name, Settings: kubePrometheusSettings(),
+			Lease: &LeaseConfig{
+				Namespace: "kube-system", Name: "nodescraper", Identity: n.name,
+				LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond,
+			},
+		}))
+	}
+	want := settleOracle(t, oracle)
+	row := logRow(t, "API server on no node (EKS/GKE/AKS), one agent elected", want, fleet)
+	row.mustEqual(t)
+	checkDropped(t, want, fleet, "kubernetes")
+	checkCluster(t, fleet)
+}
+
+// checkCluster: the API server's targets, and only they, are marked as the
+// cluster's, and one agent has them all.
+func checkCluster(t *testing.T, fleet []*agent) {
+	t.Helper()
+	holders := map[string]bool{}
+	for _, a := range fleet {
+		for _, tg := range a.targets() {
+			if tg.Drop.Reason != "" {
+				continue
+			}
+			apiserver := tg.Labels.Get("service") == "kubernetes"
+			if tg.Cluster != apiserver {
+				t.Errorf("%s: %s %s: Cluster %v", a.k.cfg.NodeName, tg.ScrapePool(), tg.Labels, tg.Cluster)
+			}
+			if apiserver {
+				holders[a.k.cfg.NodeName] = true
+			}
+		}
+	}
+	if len(holders) != 1 {
+		t.Errorf("the API server's targets are scraped by %d agents (%s), want one", len(holders), strings.Join(slices.Sorted(maps.Keys(holders)), ", "))
+	}
+}

@@ -25,21 +25,30 @@ func TestKubePrometheusManaged(t *testing.T) {
 	must(t, setAPIServerEndpoints(ctx, cp, managedAPIServer...))
 	oracle := startOracle(t, cp, kp)
 
-	var fleet []*agent
-	for _, n := range kpNodes {
-		fleet = append(fleet, startAgentConfig(t, KubeConfig{
-			Rest: cp.Admin, NodeName: n.name, Settings: kubePrometheusSettings(),
-			Lease: &LeaseConfig{
-				Namespace: "kube-system", Name: "nodescraper", Identity: n.name,
-				LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond,
-			},
-		}))
-	}
+	fleet := startFleetConfig(t, cp, withLease("nodescraper"))
+	// --allow-other-addresses never makes two agents scrape one target.
+	otherAddrs := startFleetConfig(t, cp, func(c *KubeConfig) {
+		withLease("nodescraper-other")(c)
+		c.AllowOtherAddresses = true
+	})
 	want := settleOracle(t, oracle)
 	row := logRow(t, "API server on no node (EKS/GKE/AKS), one agent elected", want, fleet)
 	row.mustEqual(t)
 	checkDropped(t, want, fleet, "kubernetes")
 	checkCluster(t, fleet)
+	logRow(t, "the same with --allow-other-addresses", want, otherAddrs).mustEqual(t)
+	checkCluster(t, otherAddrs)
+}
+
+// withLease has the agents elect one of them with the Lease kube-system/name,
+// each named after its node, with short terms so the test needs no waiting.
+func withLease(name string) func(*KubeConfig) {
+	return func(c *KubeConfig) {
+		c.Lease = &LeaseConfig{
+			Namespace: "kube-system", Name: name, Identity: c.NodeName,
+			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond,
+		}
+	}
 }
 
 // checkCluster: the API server's targets, and only they, are marked as the

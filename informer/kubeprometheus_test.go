@@ -33,11 +33,16 @@ func TestKubePrometheus(t *testing.T) {
 	fleet := startFleet(t, cp, kubePrometheusSettings())
 	// The agent as released, for the table: file references refused.
 	published := startFleet(t, cp, relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole})
+	// --allow-other-addresses, for the table: it must not make two agents
+	// scrape one target (asserted in TestKubePrometheusManaged, where one
+	// agent is elected).
+	otherAddrs := startFleetConfig(t, cp, func(c *KubeConfig) { c.AllowOtherAddresses = true })
 
 	t.Run("API server on the control-plane node", func(t *testing.T) {
 		want := settleOracle(t, oracle)
 		logRow(t, "kube-prometheus as published, agent as released", want, published)
 		row := logRow(t, "kube-prometheus, its monitors' namespace trusted", want, fleet)
+		logRow(t, "the same with --allow-other-addresses", want, otherAddrs)
 		row.mustEqual(t)
 		checkDropped(t, want, fleet, "kubernetes")
 	})
@@ -59,6 +64,7 @@ func TestKubePrometheus(t *testing.T) {
 		must(t, setAPIServerEndpoints(ctx, cp, managedAPIServer...))
 		want := settleOracle(t, oracle)
 		row := logRow(t, "API server on no node (EKS/GKE/AKS), without leader election", want, fleet)
+		logRow(t, "the same with --allow-other-addresses", want, otherAddrs)
 		// Without an elected agent nobody scrapes them, and every agent
 		// says why (TestKubePrometheusManaged is the case with one).
 		for _, m := range row.missing {
@@ -76,10 +82,20 @@ func TestKubePrometheus(t *testing.T) {
 		if !trustedNamespacesLanded {
 			t.Skip("relabel.Settings.TrustedNamespaces not merged yet: AllowFileReferences stands in and trusts every namespace")
 		}
+		// Prometheus would take it (kube-prometheus does not deny file
+		// access to monitors); the agent must not, so the oracle, made from
+		// kube-prometheus' own monitors only, stays the reference.
 		must(t, cp.Create(ctx, tenantCopy(kp)))
 		for _, a := range fleet {
-			waitRejected(t, a.k, "/var/run/secrets/kubernetes.io/serviceaccount/token")
+			waitRejected(t, a.k, "bearerTokenFile")
+			for _, r := range a.k.Rejected() {
+				if r.Namespace != "tenant" {
+					t.Errorf("%s: %s %s/%s rejected: %s", a.k.cfg.NodeName, r.Kind, r.Namespace, r.Name, r.Reason)
+				}
+			}
 		}
+		want := settleOracle(t, oracle)
+		logRow(t, "with the kubelet monitor copied into an untrusted namespace", want, fleet).mustEqual(t)
 	})
 }
 
@@ -130,6 +146,19 @@ func startFleet(t *testing.T, cp *controlplane.ControlPlane, settings relabel.Se
 	var fleet []*agent
 	for _, n := range kpNodes {
 		fleet = append(fleet, startAgentConfig(t, KubeConfig{Rest: cp.Admin, NodeName: n.name, Settings: settings}))
+	}
+	return fleet
+}
+
+// startFleetConfig runs one agent per node with kubePrometheusSettings and
+// what set changes in each agent's configuration.
+func startFleetConfig(t *testing.T, cp *controlplane.ControlPlane, set func(*KubeConfig)) []*agent {
+	t.Helper()
+	var fleet []*agent
+	for _, n := range kpNodes {
+		cfg := KubeConfig{Rest: cp.Admin, NodeName: n.name, Settings: kubePrometheusSettings()}
+		set(&cfg)
+		fleet = append(fleet, startAgentConfig(t, cfg))
 	}
 	return fleet
 }

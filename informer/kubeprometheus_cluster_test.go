@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -19,6 +21,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
@@ -148,6 +151,42 @@ func buildKubePrometheusCluster(t *testing.T, cp *controlplane.ControlPlane, kp 
 	pods = append(pods, operatorStatefulSetPods(kp)...)
 	pods = append(pods, kubeadmPods("cp", "w1")...)
 	createWorkloadPods(t, cp, pods)
+}
+
+// waitSlicesPublished waits until the endpointslice controller published
+// an endpoint for every pod of every selector Service, and the Operator's
+// kubelet controller one for every node: before, Prometheus' discovery
+// would settle on a cluster half written.
+func waitSlicesPublished(t *testing.T, cp *controlplane.ControlPlane) {
+	t.Helper()
+	ctx := t.Context()
+	want := map[string]int{"kube-system/kubelet": len(kpNodes)}
+	svcs, err := cp.Kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	for _, svc := range svcs.Items {
+		if len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		pods, err := cp.Kube.CoreV1().Pods(svc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+		must(t, err)
+		want[svc.Namespace+"/"+svc.Name] = len(pods.Items)
+	}
+	got := map[string]int{}
+	for begin := time.Now(); time.Since(begin) < 60*time.Second; time.Sleep(100 * time.Millisecond) {
+		list, err := cp.Kube.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+		must(t, err)
+		clear(got)
+		for _, es := range list.Items {
+			key := es.Namespace + "/" + es.Labels[discoveryv1.LabelServiceName]
+			if _, ok := want[key]; ok {
+				got[key] += len(es.Endpoints)
+			}
+		}
+		if maps.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("endpoints published by Service: %v, want %v", got, want)
 }
 
 // createWorkloadPods creates each pod's service account, then the pod with the

@@ -31,7 +31,7 @@ func TestKubePrometheusManaged(t *testing.T) {
 		withLease("nodescraper-other")(c)
 		c.AllowOtherAddresses = true
 	})
-	want := settleOracle(t, oracle)
+	want := settleOracle(t, oracle, 2*len(managedAPIServer))
 	row := logRow(t, "API server on no node (EKS/GKE/AKS), one agent elected", want, fleet)
 	row.mustEqual(t)
 	checkDropped(t, want, fleet, "kubernetes")

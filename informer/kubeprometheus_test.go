@@ -39,7 +39,7 @@ func TestKubePrometheus(t *testing.T) {
 	otherAddrs := startFleetConfig(t, cp, func(c *KubeConfig) { c.AllowOtherAddresses = true })
 
 	t.Run("API server on the control-plane node", func(t *testing.T) {
-		want := settleOracle(t, oracle)
+		want := settleOracle(t, oracle, 2)
 		logRow(t, "kube-prometheus as published, agent as released", want, published)
 		row := logRow(t, "kube-prometheus, its monitors' namespace trusted", want, fleet)
 		logRow(t, "the same with --allow-other-addresses", want, otherAddrs)
@@ -50,7 +50,9 @@ func TestKubePrometheus(t *testing.T) {
 	t.Run("kubelets without node names", func(t *testing.T) {
 		stopKubelet()
 		must(t, dropKubeletNodeNames(ctx, cp))
-		want := settleOracle(t, oracle)
+		// Each agent sees all three kubelets once their node names are gone.
+		waitListed(t, fleet, "serviceMonitor/monitoring/kubelet/0", ":10250", len(kpNodes))
+		want := settleOracle(t, oracle, 2)
 		row := logRow(t, "kubelet endpoints without node names (Operator before #7019)", want, fleet)
 		row.mustEqual(t)
 		checkDropped(t, want, fleet, "kubernetes", "kubelet")
@@ -62,7 +64,9 @@ func TestKubePrometheus(t *testing.T) {
 
 	t.Run("API server on no node, no elected agent", func(t *testing.T) {
 		must(t, setAPIServerEndpoints(ctx, cp, managedAPIServer...))
-		want := settleOracle(t, oracle)
+		waitListed(t, fleet, "serviceMonitor/monitoring/kube-apiserver/0", "", len(managedAPIServer))
+		// Two endpoints of the monitor for each address.
+		want := settleOracle(t, oracle, 2*len(managedAPIServer))
 		row := logRow(t, "API server on no node (EKS/GKE/AKS), without leader election", want, fleet)
 		logRow(t, "the same with --allow-other-addresses", want, otherAddrs)
 		// Without an elected agent nobody scrapes them, and every agent
@@ -94,7 +98,7 @@ func TestKubePrometheus(t *testing.T) {
 				}
 			}
 		}
-		want := settleOracle(t, oracle)
+		want := settleOracle(t, oracle, 2)
 		logRow(t, "with the kubelet monitor copied into an untrusted namespace", want, fleet).mustEqual(t)
 	})
 }
@@ -114,6 +118,7 @@ func startKubePrometheus(t *testing.T) (cp *controlplane.ControlPlane, kp kubePr
 	buildKubePrometheusCluster(t, cp, kp)
 	stop, err := promoracle.RunKubeletController(cp.Kube, time.Second)
 	must(t, err)
+	waitSlicesPublished(t, cp)
 	return cp, kp, stop
 }
 
@@ -183,13 +188,19 @@ func settle(t *testing.T, what string, state func() (string, bool)) string {
 }
 
 // settleOracle returns Prometheus' active targets once they stopped
-// changing.
-func settleOracle(t *testing.T, o *promoracle.Oracle) oracleTargets {
+// changing, and has at least apiservers of the API server's.
+func settleOracle(t *testing.T, o *promoracle.Oracle, apiservers int) oracleTargets {
 	t.Helper()
 	var ts []promoracle.Target
 	settle(t, "Prometheus' discovery", func() (string, bool) {
 		ts, _ = o.Targets()
-		return fmt.Sprint(ts), len(ts) > 0
+		n := 0
+		for _, tg := range ts {
+			if tg.Labels.Get("service") == "kubernetes" {
+				n++
+			}
+		}
+		return fmt.Sprint(ts), n >= apiservers
 	})
 	return oracleTargets(ts)
 }
@@ -204,6 +215,30 @@ func (ts oracleTargets) lines() []string {
 		out[i] = tg.String()
 	}
 	return out
+}
+
+// waitListed waits until each agent lists n targets of pool whose
+// discovered address ends in port, scraped or dropped: the change the test
+// made reached the fleet.
+func waitListed(t *testing.T, fleet []*agent, pool, port string, n int) {
+	t.Helper()
+	for _, a := range fleet {
+		got := 0
+		for begin := time.Now(); time.Since(begin) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+			got = 0
+			for _, tg := range a.targets() {
+				if tg.ScrapePool() == pool && strings.HasSuffix(tg.Discovered.Get("__address__"), port) {
+					got++
+				}
+			}
+			if got == n {
+				break
+			}
+		}
+		if got != n {
+			t.Fatalf("%s's agent lists %d targets of %s at port %q, want %d", a.k.cfg.NodeName, got, pool, port, n)
+		}
+	}
 }
 
 // scraped returns what a scrapes, one a line as settleOracle's.

@@ -82,25 +82,38 @@ func TestKubePrometheus(t *testing.T) {
 		checkDropped(t, want, fleet, "kubernetes")
 	})
 
-	t.Run("untrusted namespace", func(t *testing.T) {
-		if !trustedNamespacesLanded {
-			t.Skip("relabel.Settings.TrustedNamespaces not merged yet: AllowFileReferences stands in and trusts every namespace")
-		}
-		// Prometheus would take it (kube-prometheus does not deny file
-		// access to monitors); the agent must not, so the oracle, made from
-		// kube-prometheus' own monitors only, stays the reference.
-		must(t, cp.Create(ctx, tenantCopy(kp)))
-		for _, a := range fleet {
-			waitRejected(t, a.k, "bearerTokenFile")
-			for _, r := range a.k.Rejected() {
-				if r.Namespace != "tenant" {
-					t.Errorf("%s: %s %s/%s rejected: %s", a.k.cfg.NodeName, r.Kind, r.Namespace, r.Name, r.Reason)
-				}
+	t.Run("untrusted namespace", func(t *testing.T) { checkUntrusted(t, cp, kp, oracle, fleet, published) })
+}
+
+// checkUntrusted: kube-prometheus' kubelet monitor copied into an untrusted
+// namespace is rejected, naming the token file, and changes no target.
+func checkUntrusted(t *testing.T, cp *controlplane.ControlPlane, kp kubePrometheus, oracle *promoracle.Oracle, fleet, published []*agent) {
+	ctx := t.Context()
+	// The API server back on the control-plane node, where the fleet scrapes
+	// it without an elected agent.
+	must(t, setAPIServerEndpoints(ctx, cp, kpNodes[0].ip.String()))
+	waitListed(t, fleet, "serviceMonitor/monitoring/kube-apiserver/0", "", 1)
+	// Prometheus would take it (kube-prometheus does not deny file
+	// access to monitors); the agent must not, so the oracle, made from
+	// kube-prometheus' own monitors only, stays the reference.
+	must(t, cp.Create(ctx, tenantCopy(kp)))
+	// The agent as released refuses every file reference.
+	for _, a := range published {
+		waitRejectedIn(t, a, "tenant", "bearerTokenFile")
+	}
+	if !trustedNamespacesLanded {
+		t.Skip("relabel.Settings.TrustedNamespaces not merged yet: AllowFileReferences stands in and trusts every namespace")
+	}
+	for _, a := range fleet {
+		waitRejectedIn(t, a, "tenant", "bearerTokenFile")
+		for _, r := range a.k.Rejected() {
+			if r.Namespace != "tenant" {
+				t.Errorf("%s: %s %s/%s rejected: %s", a.k.cfg.NodeName, r.Kind, r.Namespace, r.Name, r.Reason)
 			}
 		}
-		want := settleOracle(t, oracle, 2)
-		logRow(t, "with the kubelet monitor copied into an untrusted namespace", want, fleet).mustEqual(t)
-	})
+	}
+	want := settleOracle(t, oracle, 2)
+	logRow(t, "with the kubelet monitor copied into an untrusted namespace", want, fleet).mustEqual(t)
 }
 
 // startKubePrometheus starts a control plane with kube-prometheus' cluster
@@ -188,7 +201,7 @@ func settle(t *testing.T, what string, state func() (string, bool)) string {
 }
 
 // settleOracle returns Prometheus' active targets once they stopped
-// changing, and has at least apiservers of the API server's.
+// changing, with apiservers of the API server's.
 func settleOracle(t *testing.T, o *promoracle.Oracle, apiservers int) oracleTargets {
 	t.Helper()
 	var ts []promoracle.Target
@@ -200,7 +213,7 @@ func settleOracle(t *testing.T, o *promoracle.Oracle, apiservers int) oracleTarg
 				n++
 			}
 		}
-		return fmt.Sprint(ts), n >= apiservers
+		return fmt.Sprint(ts), n == apiservers
 	})
 	return oracleTargets(ts)
 }
@@ -215,6 +228,20 @@ func (ts oracleTargets) lines() []string {
 		out[i] = tg.String()
 	}
 	return out
+}
+
+// waitRejectedIn waits until a rejects a monitor of namespace ns with a
+// reason that says what.
+func waitRejectedIn(t *testing.T, a *agent, ns, what string) {
+	t.Helper()
+	for begin := time.Now(); time.Since(begin) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+		for _, r := range a.k.Rejected() {
+			if r.Namespace == ns && strings.Contains(r.Reason, what) {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s's agent rejects no monitor of %s for %q: %+v", a.k.cfg.NodeName, ns, what, a.k.Rejected())
 }
 
 // waitListed waits until each agent lists n targets of pool whose

@@ -110,17 +110,23 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent
 
 func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 	t.Helper()
-	return startAgentConfig(t, KubeConfig{Rest: cfg, NodeName: node, Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole}})
+	return startAgentConfig(t, KubeConfig{
+		Rest: cfg, NodeName: node,
+		Settings: relabel.Settings{ServiceDiscoveryRole: monitoringv1.EndpointSliceRole},
+	})
 }
 
-// startAgentConfig runs discovery with kc, its API traffic counted.
-func startAgentConfig(t *testing.T, kc KubeConfig) *agent {
+// startAgentConfig runs the discovery of cfg (its Rest wrapped to count the
+// API bytes, its Logger discarding when unset).
+func startAgentConfig(t *testing.T, cfg KubeConfig) *agent {
 	t.Helper()
 	a := &agent{bytes: &byteCounter{}}
-	kc.Rest = rest.CopyConfig(kc.Rest)
-	kc.Rest.Wrap(a.bytes.wrap)
-	kc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	k, err := NewKube(kc)
+	cfg.Rest = rest.CopyConfig(cfg.Rest)
+	cfg.Rest.Wrap(a.bytes.wrap)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	k, err := NewKube(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

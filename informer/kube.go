@@ -47,7 +47,7 @@ type KubeConfig struct {
 	// costs little even when events never pause.
 	MaxDebounce time.Duration
 	// RefSyncTimeout bounds the wait for a newly referenced Secret or
-	// ConfigMap; default 10s.
+	// ConfigMap, and for the first list of a new Service watch; default 10s.
 	RefSyncTimeout time.Duration
 	Logger         *slog.Logger
 }
@@ -68,9 +68,10 @@ type Kube struct {
 	mon  monclient.Interface
 	log  *slog.Logger
 
-	pods, services, slices, nodes, sms, pms, namespaces cache.SharedIndexInformer
+	pods, slices, nodes, sms, pms, namespaces cache.SharedIndexInformer
 
 	refs *refStore
+	svcs *serviceWatches
 
 	synced    atomic.Bool
 	kick      chan struct{}
@@ -139,6 +140,9 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 		metrics: metrics.NewSet(),
 	}
 	k.refs = newRefStore(kc, k.count, k.trigger, cfg.RefSyncTimeout)
+	k.svcs = &serviceWatches{start: k.startServiceWatch, changed: k.trigger, timeout: cfg.RefSyncTimeout, log: cfg.Logger,
+		timeouts: k.metrics.NewCounter(`nodescraper_discovery_service_watch_timeouts_total`), watches: map[svcKey]*svcWatch{}}
+	k.metrics.NewGauge(`nodescraper_discovery_service_watches`, func() float64 { return float64(k.svcs.count()) })
 	k.dropped = k.metrics.NewCounter(`nodescraper_targets_dropped_total{reason="address_not_on_node"}`)
 	k.rebuilds = k.metrics.NewCounter(`nodescraper_discovery_rebuilds_total`)
 	k.metrics.NewGauge(`nodescraper_monitors_rejected`, func() float64 { return float64(k.rejectedCount.Load()) })
@@ -182,10 +186,12 @@ func (k *Kube) Metrics() *metrics.Set { return k.metrics }
 // MetricsHelp returns the HELP text of the discovery's metrics by family name.
 func (k *Kube) MetricsHelp() map[string]string {
 	return map[string]string{
-		`nodescraper_targets_dropped_total`:    "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
-		`nodescraper_discovery_rebuilds_total`: "Rebuilds of the node's target set from the watched objects.",
-		`nodescraper_monitors_rejected`:        "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
-		`nodescraper_discovery_synced`:         "1 once the watches synced and the first target set was sent.",
+		`nodescraper_targets_dropped_total`:                  "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
+		`nodescraper_discovery_rebuilds_total`:               "Rebuilds of the node's target set from the watched objects.",
+		`nodescraper_monitors_rejected`:                      "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
+		`nodescraper_discovery_synced`:                       "1 once the watches synced and the first target set was sent.",
+		`nodescraper_discovery_service_watches`:              "Service watches open: one per namespace of this node's pods and Service selector of its monitors, and one per Service a custom EndpointSlice names.",
+		`nodescraper_discovery_service_watch_timeouts_total`: "New Service watches not listed within the sync timeout; the target set was held until they were.",
 	}
 }
 
@@ -285,7 +291,6 @@ func (k *Kube) setupInformers() {
 		}
 		return stripPod(o)
 	}, nil)
-	k.services = k.informer("Service", listWatch(core.Services("").List, core.Services("").Watch, none), &corev1.Service{}, stripService, k.serviceMatters)
 	k.nodes = k.informer("Node", listWatch(core.Nodes().List, core.Nodes().Watch, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
 	}), &corev1.Node{}, stripNode, nil)
@@ -308,7 +313,7 @@ func (k *Kube) setupInformers() {
 }
 
 func (k *Kube) all() []cache.SharedIndexInformer {
-	out := []cache.SharedIndexInformer{k.pods, k.services, k.nodes, k.slices, k.sms, k.pms}
+	out := []cache.SharedIndexInformer{k.pods, k.nodes, k.slices, k.sms, k.pms}
 	if k.namespaces != nil {
 		out = append(out, k.namespaces)
 	}
@@ -324,6 +329,7 @@ func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	defer func() {
 		cancel()
 		k.refs.stopAll()
+		k.svcs.stopAll()
 		wg.Wait()
 	}()
 	var syncs []cache.InformerSynced
@@ -338,7 +344,10 @@ func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	var last []target.Target
 	first := true
 	debounce(ctx, k.kick, k.cfg.Debounce, k.cfg.MaxDebounce, func() {
-		targets := k.rebuild(ctx)
+		targets, ok := k.rebuild(ctx)
+		if !ok {
+			return // a new Service watch has not listed yet; its list triggers again
+		}
 		if first || !sameTargets(last, targets) {
 			send(out, targets)
 			last = targets

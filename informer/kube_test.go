@@ -100,6 +100,8 @@ type agent struct {
 	mu    sync.Mutex
 	last  []target.Target
 	seq   int
+	// emitted are all target sets emitted, rendered.
+	emitted []string
 }
 
 func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent {
@@ -137,6 +139,7 @@ func startAgentWith(t *testing.T, cfg *rest.Config, node string) *agent {
 			case ts := <-out:
 				a.mu.Lock()
 				a.last, a.seq = ts, a.seq+1
+				a.emitted = append(a.emitted, render(ts))
 				a.mu.Unlock()
 			}
 		}

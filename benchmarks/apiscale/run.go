@@ -66,6 +66,7 @@ type Result struct {
 
 	StartBytes, StartBytesMax int64   // received per agent until synced (wire bytes)
 	StartObjects              float64 // objects delivered per agent until synced
+	StartServices             float64 // of them Services (node-local agents only)
 	// Pods and ForeignPods are the pods delivered per agent over the whole
 	// phase, and among them those of other nodes.
 	Pods, ForeignPods   float64
@@ -296,10 +297,12 @@ func (r *Result) countStart(agents []*agent) agentCounts {
 		r.StartBytes += at.in[i]
 		r.StartBytesMax = max(r.StartBytesMax, at.in[i])
 		r.StartObjects += float64(at.obj[i])
+		r.StartServices += float64(at.svc[i])
 	}
 	if n := len(agents); n > 0 {
 		r.StartBytes /= int64(n)
 		r.StartObjects /= float64(n)
+		r.StartServices /= float64(n)
 	}
 	return at
 }
@@ -349,7 +352,7 @@ func selfRSS() int64 {
 }
 
 // Header is the Markdown table header matching Row.
-const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects | churn written: pod replacements, Service updates (Services delivered per agent) | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS | heap in use per agent after sync |
+const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects (Services) | churn written: pod replacements, Service updates (Services delivered per agent) | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS | heap in use per agent after sync |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`
 
 // Row is the phase as a row of Header's table.
@@ -378,9 +381,9 @@ func (r Result) Row() string {
 	if r.Phase.Mode == NodeLocal && r.Phase.Agents > 0 {
 		churn += fmt.Sprintf(" (%.0f)", r.ChurnServices)
 	}
-	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f | %s | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s | %s |",
+	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f (%.0f) | %s | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s | %s |",
 		s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, r.Synced.Round(100*time.Millisecond),
-		size(float64(r.StartBytes)), size(float64(r.StartBytesMax)), r.StartObjects,
+		size(float64(r.StartBytes)), size(float64(r.StartBytesMax)), r.StartObjects, r.StartServices,
 		churn, size(r.ChurnBytesPerHour), r.ChurnObjectsPerHour, r.Pods, r.ForeignPods,
 		reg, r.Watches.LongRunning, r.APICPUStart, r.APICPUChurnPerHr,
 		size(float64(r.APIRSSMax)), size(float64(r.EtcdDB)), lat(r.Quiet), lat(r.Stream), r.Missed, size(float64(r.HarnessRSS)), size(float64(r.HeapPerAgent)))

@@ -125,6 +125,14 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 		core.ContentType = runtime.ContentTypeProtobuf
 		core.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	}
+	// A node's Service watches (one per namespace of its pods and monitor
+	// selector, tens of them) start together, a list and a watch each:
+	// client-go's default of 5 requests a second, burst 10, would spread
+	// them over tens of seconds before the first target set. kubelet takes
+	// 50, burst 100.
+	if core.QPS == 0 && core.RateLimiter == nil {
+		core.QPS, core.Burst = 20, 100
+	}
 	kc, err := kubernetes.NewForConfig(core)
 	if err != nil {
 		return nil, fmt.Errorf("kube discovery: kubernetes client: %w", err)

@@ -21,8 +21,9 @@ import (
 // clusterKube returns a Kube for node-0000 whose caches hold what an agent
 // of a cluster of nodes x 30 pods caches (as benchmarks/apiscale builds it:
 // 10 pods per Service, 10 Services per ServiceMonitor, 10 namespaces): all
-// Services and monitors, and its own node's 30 pods. The caches are filled
-// directly; nothing is contacted.
+// monitors, its own node's 30 pods, and the Services its Service watches
+// select (served from all of the cluster's by staticServices). The caches
+// are filled directly; nothing is contacted.
 func clusterKube(tb testing.TB, nodes int) *Kube {
 	tb.Helper()
 	const podsPerNode, podsPerSvc, svcsPerMon, namespaces = 30, 10, 10, 10

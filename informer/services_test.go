@@ -11,8 +11,10 @@ import (
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 )
 
 // cachedServices lists the Services the agent holds, as namespace/name.
@@ -155,4 +157,42 @@ func setSelector(t *testing.T, cp *controlplane.ControlPlane, ns, name string, s
 	sm.Spec.Selector = sel
 	_, err = cp.Monitoring.MonitoringV1().ServiceMonitors(ns).Update(t.Context(), sm, metav1.UpdateOptions{})
 	must(t, err)
+}
+
+// TestServiceWatchKeys: one watch per namespace of the node's pods and
+// selector of the monitors discovering there, an empty selector covering
+// the namespace's others, and by name the Services of the custom slices
+// with endpoints kept, where a monitor discovers.
+func TestServiceWatchKeys(t *testing.T) {
+	k, err := NewKube(KubeConfig{Rest: &rest.Config{Host: "127.0.0.1:1"}, NodeName: "n"})
+	must(t, err)
+	slice := func(ns, svc string, endpoints int) *discoveryv1.EndpointSlice {
+		es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc + "-x",
+			Labels: map[string]string{discoveryv1.LabelServiceName: svc}}}
+		for range endpoints {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}})
+		}
+		return es
+	}
+	for _, es := range []*discoveryv1.EndpointSlice{slice("default", "kubernetes", 1), slice("kube-system", "kubelet", 1), slice("b", "gone", 0), slice("elsewhere", "x", 1)} {
+		must(t, k.slices.GetStore().Add(es))
+	}
+	s := &snapshot{pods: map[string][]*corev1.Pod{"a": nil, "b": nil, "c": nil}}
+	mons := []monitorServices{
+		{selector: "app=x", namespaces: []string{"a"}},
+		{selector: "app=y", namespaces: []string{"a"}},
+		{selector: "app=x", namespaces: []string{"a", "b"}}, // the same watch in a
+		{selector: "", namespaces: []string{"b"}},           // all of b
+		{selector: "tier=web"},                              // every namespace
+		{selector: "k8s-app=kubelet", namespaces: []string{"kube-system", "default"}},
+	}
+	var got []string
+	for key := range k.serviceWatchKeys(s, mons) {
+		got = append(got, key.String())
+	}
+	slices.Sort(got)
+	want := []string{"a {app=x}", "a {app=y}", "a {tier=web}", "b {}", "c {tier=web}", "default/kubernetes", "elsewhere/x", "kube-system/kubelet"}
+	if !slices.Equal(got, want) {
+		t.Errorf("watches\n%v\nwant\n%v", got, want)
+	}
 }

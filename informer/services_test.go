@@ -2,9 +2,12 @@ package informer
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 )
 
 // cachedServices lists the Services the agent holds, as namespace/name.
@@ -194,5 +198,41 @@ func TestServiceWatchKeys(t *testing.T) {
 	want := []string{"a {app=x}", "a {app=y}", "a {tier=web}", "b {}", "c {tier=web}", "default/kubernetes", "elsewhere/x", "kube-system/kubelet"}
 	if !slices.Equal(got, want) {
 		t.Errorf("watches\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestServiceWatchLate: a rebuild that needs a Service watch not listed
+// within the timeout is not to be emitted (ok false), the watch is counted
+// once however many rebuilds wait for it, nothing triggers meanwhile, and
+// once it listed the rebuild is ok. (In an agent the watch's own first list
+// then triggers the rebuild: startServiceWatch.)
+func TestServiceWatchLate(t *testing.T) {
+	k, err := NewKube(KubeConfig{Rest: &rest.Config{Host: "127.0.0.1:1"}, NodeName: "n", RefSyncTimeout: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	must(t, err)
+	var listed atomic.Bool
+	k.svcs.start = func(svcKey) *svcWatch {
+		done := make(chan struct{})
+		close(done)
+		return &svcWatch{store: cache.NewStore(cache.MetaNamespaceKeyFunc), synced: listed.Load, cancel: func() {}, done: done, started: time.Now()}
+	}
+	must(t, k.pods.GetStore().Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "p"}, Spec: corev1.PodSpec{NodeName: "n"}}))
+	must(t, k.sms.GetStore().Add(controlplane.ServiceMonitor("a", "sm", map[string]string{"app": "x"}, monitoringv1.Endpoint{Port: "metrics"})))
+	for i := range 2 {
+		if _, ok := k.rebuild(t.Context()); ok {
+			t.Fatalf("rebuild %d: ok with a watch not listed", i)
+		}
+	}
+	if n := k.svcs.timeouts.Get(); n != 1 {
+		t.Errorf("%d timeouts counted for one late watch, want 1", n)
+	}
+	select {
+	case <-k.kick:
+		t.Fatal("a rebuild was triggered before the watch listed")
+	default:
+	}
+	listed.Store(true)
+	if _, ok := k.rebuild(t.Context()); !ok {
+		t.Fatal("rebuild not ok once the watch listed")
 	}
 }

@@ -33,6 +33,8 @@ type snapshot struct {
 	// namespace and sorted by name: computed once per rebuild, so that a
 	// job's cost follows the node's pods, not the cluster's Services.
 	services map[string][]svcEndpoints
+	// svcByKey are the watched Services by namespace/name.
+	svcByKey map[string]*corev1.Service
 	// groups memoizes, per object, what roles discover of it: the jobs of
 	// a rebuild (often many monitors in one namespace) share them.
 	groups map[groupKey][]group
@@ -91,21 +93,6 @@ func (k *Kube) snapshot() *snapshot {
 		slices.SortFunc(ps, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	}
 	s.apiServer = k.apiServerHosts()
-	// Only a namespace holding one of this node's pods can have a Service
-	// with endpoints here.
-	s.services = map[string][]svcEndpoints{}
-	for ns, pods := range s.pods {
-		objs, _ := k.services.GetIndexer().ByIndex(cache.NamespaceIndex, ns)
-		var list []svcEndpoints
-		for _, o := range objs {
-			svc := o.(*corev1.Service)
-			if eps := serviceEndpoints(svc, pods, s.zone()); len(eps) > 0 {
-				list = append(list, svcEndpoints{svc: svc, eps: eps})
-			}
-		}
-		slices.SortFunc(list, func(a, b svcEndpoints) int { return strings.Compare(a.svc.Name, b.svc.Name) })
-		s.services[ns] = list
-	}
 	if k.namespaces != nil {
 		for _, o := range k.namespaces.GetStore().List() {
 			ns := o.(*corev1.Namespace)
@@ -115,6 +102,26 @@ func (k *Kube) snapshot() *snapshot {
 	return s
 }
 
+// loadServices reads the Service watches into s once they listed: the
+// Services with endpoints among this node's pods, and all by key for the
+// EndpointSlices that name them.
+func (s *snapshot) loadServices(byKey map[string]*corev1.Service) {
+	s.svcByKey = byKey
+	s.services = map[string][]svcEndpoints{}
+	for _, svc := range byKey {
+		pods := s.pods[svc.Namespace]
+		if len(pods) == 0 {
+			continue
+		}
+		if eps := serviceEndpoints(svc, pods, s.zone()); len(eps) > 0 {
+			s.services[svc.Namespace] = append(s.services[svc.Namespace], svcEndpoints{svc: svc, eps: eps})
+		}
+	}
+	for _, list := range s.services {
+		slices.SortFunc(list, func(a, b svcEndpoints) int { return strings.Compare(a.svc.Name, b.svc.Name) })
+	}
+}
+
 func (s *snapshot) zone() string {
 	if s.node == nil {
 		return ""
@@ -122,20 +129,40 @@ func (s *snapshot) zone() string {
 	return s.node.Labels[corev1.LabelTopologyZone]
 }
 
-// rebuild computes the node's target set from the caches.
-func (k *Kube) rebuild(ctx context.Context) []target.Target {
+// rebuild computes the node's target set from the caches. ok is false when
+// a Service watch the set needs has not listed yet within its bound: the
+// set is then not to be emitted.
+func (k *Kube) rebuild(ctx context.Context) (ts []target.Target, ok bool) {
 	s := k.snapshot()
+	jobs, mons, rejected, refs := k.generateAll(s)
+	k.refs.end(ctx, refs)
+	k.setRejected(rejected)
+	want := k.serviceWatchKeys(s, mons)
+	if !k.svcs.ensure(ctx, want) {
+		return nil, false
+	}
+	s.loadServices(k.svcs.byKey(want))
+	var out []target.Target
+	for _, j := range jobs {
+		out = append(out, k.jobTargets(s, j)...)
+	}
+	// Stopped only now: until a set without them is built, the last one
+	// emitted needed them.
+	k.svcs.retain(want)
+	return sortTargets(out), true
+}
+
+// generateAll generates the monitors this agent takes (reusing the previous
+// rebuild's where unchanged): their jobs, what the ServiceMonitors among
+// them read of Services, the rejected ones, and the Secrets and ConfigMaps
+// read.
+func (k *Kube) generateAll(s *snapshot) (jobs []*relabel.Job, mons []monitorServices, rejected []Rejection, refs []relabel.ObjectRef) {
 	k.refs.begin()
-	var (
-		out      []target.Target
-		rejected []Rejection
-		refs     []relabel.ObjectRef
-	)
 	gens := make(map[string]generated, len(k.generated))
-	handle := func(kind relabel.Kind, obj metav1.Object, gen func() (*relabel.Monitor, error)) {
+	handle := func(kind relabel.Kind, obj metav1.Object, gen func() (*relabel.Monitor, error)) *relabel.Monitor {
 		ns, name := obj.GetNamespace(), obj.GetName()
 		if !k.gen.Selects(kind, ns, obj.GetLabels(), s.nsLabels[ns]) {
-			return
+			return nil
 		}
 		m, err := k.generate(gens, kind, obj, gen)
 		if m != nil {
@@ -143,17 +170,22 @@ func (k *Kube) rebuild(ctx context.Context) []target.Target {
 		}
 		if err != nil {
 			rejected = append(rejected, Rejection{Kind: kind, Namespace: ns, Name: name, Reason: err.Error()})
-			return
+			return nil
 		}
-		for _, j := range m.Jobs {
-			out = append(out, k.jobTargets(s, j)...)
-		}
+		jobs = append(jobs, m.Jobs...)
+		return m
 	}
 	for _, o := range k.sms.GetStore().List() {
 		sm := o.(*monitoringv1.ServiceMonitor)
-		handle(relabel.ServiceMonitorKind, sm, func() (*relabel.Monitor, error) {
+		m := handle(relabel.ServiceMonitorKind, sm, func() (*relabel.Monitor, error) {
 			return k.gen.ServiceMonitor(sm, k.refs)
 		})
+		if m == nil {
+			continue
+		}
+		if ms, ok := serviceSelector(m, &sm.Spec.Selector); ok {
+			mons = append(mons, ms)
+		}
 	}
 	for _, o := range k.pms.GetStore().List() {
 		pm := o.(*monitoringv1.PodMonitor)
@@ -162,8 +194,13 @@ func (k *Kube) rebuild(ctx context.Context) []target.Target {
 		})
 	}
 	k.generated = gens
-	k.refs.end(ctx, refs)
-	k.setRejected(rejected)
+	return jobs, mons, rejected, refs
+}
+
+// sortTargets sorts a target set and keeps one target per label set within
+// a job, as Prometheus does; a dropped target is known by its discovered
+// labels.
+func sortTargets(out []target.Target) []target.Target {
 	slices.SortFunc(out, func(a, b target.Target) int {
 		if c := strings.Compare(a.Source, b.Source); c != 0 {
 			return c
@@ -179,8 +216,6 @@ func (k *Kube) rebuild(ctx context.Context) []target.Target {
 		}
 		return labels.Compare(a.Discovered, b.Discovered)
 	})
-	// Prometheus keeps one target per label set within a job; a dropped
-	// target is known by its discovered labels.
 	return slices.CompactFunc(out, func(a, b target.Target) bool {
 		return a.Source == b.Source && a.Drop.Reason == b.Drop.Reason && a.URL == b.URL && labels.Equal(a.Labels, b.Labels) &&
 			(a.Drop.Reason == "" || labels.Equal(a.Discovered, b.Discovered))
@@ -477,9 +512,7 @@ func (k *Kube) serviceGroups(s *snapshot, j *relabel.Job) []group {
 		}
 		var svc *corev1.Service
 		if name, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
-			if obj, ok, _ := k.services.GetStore().GetByKey(es.Namespace + "/" + name); ok {
-				svc = obj.(*corev1.Service)
-			}
+			svc = s.svcByKey[es.Namespace+"/"+name]
 		}
 		if svc != nil && !selects(j, relabel.RoleService, svc.Labels) {
 			continue

@@ -52,7 +52,7 @@ type KubeConfig struct {
 	// costs little even when events never pause.
 	MaxDebounce time.Duration
 	// RefSyncTimeout bounds the wait for a newly referenced Secret or
-	// ConfigMap; default 10s.
+	// ConfigMap, and for the first list of a new Service watch; default 10s.
 	RefSyncTimeout time.Duration
 	Logger         *slog.Logger
 }
@@ -73,9 +73,10 @@ type Kube struct {
 	mon  monclient.Interface
 	log  *slog.Logger
 
-	pods, services, slices, nodes, sms, pms, namespaces cache.SharedIndexInformer
+	pods, slices, nodes, sms, pms, namespaces cache.SharedIndexInformer
 
 	refs  *refStore
+	svcs  *serviceWatches
 	lease *lease // nil without KubeConfig.Lease
 
 	synced    atomic.Bool
@@ -130,6 +131,14 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 		core.ContentType = runtime.ContentTypeProtobuf
 		core.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	}
+	// A node's Service watches (one per namespace of its pods and monitor
+	// selector, tens of them) start together, a list and a watch each:
+	// client-go's default of 5 requests a second, burst 10, would spread
+	// them over tens of seconds before the first target set. kubelet takes
+	// 50, burst 100.
+	if core.QPS == 0 && core.RateLimiter == nil {
+		core.QPS, core.Burst = 20, 100
+	}
 	kc, err := kubernetes.NewForConfig(core)
 	if err != nil {
 		return nil, fmt.Errorf("kube discovery: kubernetes client: %w", err)
@@ -145,6 +154,9 @@ func NewKube(cfg KubeConfig) (*Kube, error) {
 		metrics: metrics.NewSet(),
 	}
 	k.refs = newRefStore(kc, k.count, k.trigger, cfg.RefSyncTimeout)
+	k.svcs = &serviceWatches{start: k.startServiceWatch, changed: k.trigger, timeout: cfg.RefSyncTimeout, log: cfg.Logger,
+		timeouts: k.metrics.NewCounter(`nodescraper_discovery_service_watch_timeouts_total`), watches: map[svcKey]*svcWatch{}}
+	k.metrics.NewGauge(`nodescraper_discovery_service_watches`, func() float64 { return float64(k.svcs.count()) })
 	if cfg.Lease != nil {
 		if k.lease, err = newLease(*cfg.Lease, cfg.NodeName, cfg.Rest, kc, k.metrics, k.trigger, cfg.Logger); err != nil {
 			return nil, fmt.Errorf("kube discovery: %w", err)
@@ -193,12 +205,14 @@ func (k *Kube) Metrics() *metrics.Set { return k.metrics }
 // MetricsHelp returns the HELP text of the discovery's metrics by family name.
 func (k *Kube) MetricsHelp() map[string]string {
 	return map[string]string{
-		`nodescraper_targets_dropped_total`:        "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
-		`nodescraper_discovery_rebuilds_total`:     "Rebuilds of the node's target set from the watched objects.",
-		`nodescraper_monitors_rejected`:            "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
-		`nodescraper_discovery_synced`:             "1 once the watches synced and the first target set was sent.",
-		`nodescraper_cluster_lease_held`:           "1 while this agent holds the cluster Lease and scrapes the targets of no node.",
-		`nodescraper_cluster_lease_acquired_total`: "Times this agent took (or, after a restart, renewed in its term) the cluster Lease.",
+		`nodescraper_targets_dropped_total`:                  "Targets not scraped because their address is not on this node, counted at each rebuild of the target set.",
+		`nodescraper_discovery_rebuilds_total`:               "Rebuilds of the node's target set from the watched objects.",
+		`nodescraper_monitors_rejected`:                      "ServiceMonitors and PodMonitors rejected (see /targets for the reasons).",
+		`nodescraper_discovery_synced`:                       "1 once the watches synced and the first target set was sent.",
+		`nodescraper_discovery_service_watches`:              "Service watches open: one per namespace of this node's pods and Service selector of its monitors, and one per Service a custom EndpointSlice names.",
+		`nodescraper_discovery_service_watch_timeouts_total`: "New Service watches not listed within the sync timeout; the target set was held until they were.",
+		`nodescraper_cluster_lease_held`:                     "1 while this agent holds the cluster Lease and scrapes the targets of no node.",
+		`nodescraper_cluster_lease_acquired_total`:           "Times this agent took (or, after a restart, renewed in its term) the cluster Lease.",
 	}
 }
 
@@ -298,7 +312,6 @@ func (k *Kube) setupInformers() {
 		}
 		return stripPod(o)
 	}, nil)
-	k.services = k.informer("Service", listWatch(core.Services("").List, core.Services("").Watch, none), &corev1.Service{}, stripService, k.serviceMatters)
 	k.nodes = k.informer("Node", listWatch(core.Nodes().List, core.Nodes().Watch, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
 	}), &corev1.Node{}, stripNode, nil)
@@ -321,7 +334,7 @@ func (k *Kube) setupInformers() {
 }
 
 func (k *Kube) all() []cache.SharedIndexInformer {
-	out := []cache.SharedIndexInformer{k.pods, k.services, k.nodes, k.slices, k.sms, k.pms}
+	out := []cache.SharedIndexInformer{k.pods, k.nodes, k.slices, k.sms, k.pms}
 	if k.namespaces != nil {
 		out = append(out, k.namespaces)
 	}
@@ -337,6 +350,7 @@ func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	defer func() {
 		cancel()
 		k.refs.stopAll()
+		k.svcs.stopAll()
 		wg.Wait()
 	}()
 	var syncs []cache.InformerSynced
@@ -356,7 +370,10 @@ func (k *Kube) Run(ctx context.Context, out chan []target.Target) error {
 	var last []target.Target
 	first := true
 	debounce(ctx, k.kick, k.cfg.Debounce, k.cfg.MaxDebounce, func() {
-		targets := k.rebuild(ctx)
+		targets, ok := k.rebuild(ctx)
+		if !ok {
+			return // a new Service watch has not listed yet; its list triggers again
+		}
 		if first || !sameTargets(last, targets) {
 			send(out, targets)
 			last = targets

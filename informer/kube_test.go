@@ -101,6 +101,8 @@ type agent struct {
 	mu    sync.Mutex
 	last  []target.Target
 	seq   int
+	// emitted are all target sets emitted, rendered.
+	emitted []string
 }
 
 func startAgent(t *testing.T, cp *controlplane.ControlPlane, node string) *agent {
@@ -147,6 +149,7 @@ func startAgentConfig(t *testing.T, cfg KubeConfig) *agent {
 			case ts := <-out:
 				a.mu.Lock()
 				a.last, a.seq = ts, a.seq+1
+				a.emitted = append(a.emitted, render(ts))
 				a.mu.Unlock()
 			}
 		}

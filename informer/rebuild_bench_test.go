@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
@@ -20,8 +21,9 @@ import (
 // clusterKube returns a Kube for node-0000 whose caches hold what an agent
 // of a cluster of nodes x 30 pods caches (as benchmarks/apiscale builds it:
 // 10 pods per Service, 10 Services per ServiceMonitor, 10 namespaces): all
-// Services and monitors, and its own node's 30 pods. The caches are filled
-// directly; nothing is contacted.
+// monitors, its own node's 30 pods, and the Services its Service watches
+// select (served from all of the cluster's by staticServices). The caches
+// are filled directly; nothing is contacted.
 func clusterKube(tb testing.TB, nodes int) *Kube {
 	tb.Helper()
 	const podsPerNode, podsPerSvc, svcsPerMon, namespaces = 30, 10, 10, 10
@@ -48,14 +50,16 @@ func clusterKube(tb testing.TB, nodes int) *Kube {
 			},
 		})
 	}
+	var svcs []*corev1.Service
 	for a := range services {
-		add(k.services.GetStore(), &corev1.Service{
+		svcs = append(svcs, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns(a), Name: fmt.Sprintf("s-%d", a), ResourceVersion: "1",
 				Labels: map[string]string{"monitor": fmt.Sprintf("m-%d", a/svcsPerMon)}},
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": fmt.Sprintf("a-%d", a)}, ClusterIP: corev1.ClusterIPNone,
 				Ports: []corev1.ServicePort{{Name: "metrics", Port: 8080, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("metrics")}}},
 		})
 	}
+	staticServices(k, svcs)
 	// Slot j of node 0 holds pod index j*nodes: its Service is j*nodes/10.
 	for j := range podsPerNode {
 		a := j * nodes / podsPerSvc
@@ -71,6 +75,23 @@ func clusterKube(tb testing.TB, nodes int) *Kube {
 	return k
 }
 
+// staticServices makes k's Service watches serve, without an API server,
+// those of objs each watch's namespace, selector and name select, listed.
+func staticServices(k *Kube, objs []*corev1.Service) {
+	k.svcs.start = func(key svcKey) *svcWatch {
+		store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+		sel, err := k8slabels.Parse(key.selector)
+		for _, svc := range objs {
+			if err == nil && svc.Namespace == key.namespace && (key.name == "" || key.name == svc.Name) && sel.Matches(k8slabels.Set(svc.Labels)) {
+				_ = store.Add(svc)
+			}
+		}
+		done := make(chan struct{})
+		close(done)
+		return &svcWatch{store: store, synced: func() bool { return true }, cancel: func() {}, done: done}
+	}
+}
+
 // TestRebuildClusterScale: on a node of a large cluster the rebuild finds
 // exactly the node's pods, one target each, whatever the cluster size. The
 // other monitors of a pod's namespace see its endpoint too and drop it by
@@ -79,7 +100,10 @@ func clusterKube(tb testing.TB, nodes int) *Kube {
 func TestRebuildClusterScale(t *testing.T) {
 	for _, nodes := range []int{10, 1000} {
 		k := clusterKube(t, nodes)
-		ts := k.rebuild(context.Background())
+		ts, ok := k.rebuild(context.Background())
+		if !ok {
+			t.Fatalf("%d nodes: rebuild not ready", nodes)
+		}
 		active := map[string]bool{}
 		dropped, other := 0, 0
 		for _, tg := range ts {
@@ -106,7 +130,7 @@ func TestRebuildClusterScale(t *testing.T) {
 			t.Errorf("%d nodes: %d targets: %d active pods, %d dropped by relabeling, %d otherwise; want %d: 30, %d, 0", nodes, len(ts), len(active), dropped, other, want, want-30)
 		}
 		// Rebuilt again from the same caches: the same set.
-		if again := k.rebuild(context.Background()); !sameTargets(ts, again) {
+		if again, _ := k.rebuild(context.Background()); !sameTargets(ts, again) {
 			t.Errorf("%d nodes: second rebuild differs", nodes)
 		}
 	}
@@ -121,7 +145,7 @@ func BenchmarkRebuild(b *testing.B) {
 			k := clusterKube(b, nodes)
 			b.ReportAllocs()
 			for b.Loop() {
-				if ts := k.rebuild(context.Background()); len(ts) < 30 {
+				if ts, _ := k.rebuild(context.Background()); len(ts) < 30 {
 					b.Fatalf("%d targets", len(ts))
 				}
 			}

@@ -15,17 +15,25 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// Spec is the simulated cluster.
+// Spec is the simulated cluster. Its app Services (one per PodsPerService
+// pods) lie in blocks of consecutive Services per namespace, so that each
+// namespace's pods sit on a run of consecutive nodes and a node has pods in
+// a few namespaces only, as teams' namespaces are spread in a real cluster.
 type Spec struct {
 	Nodes, PodsPerNode int
 	// PodsPerService is each Service's replica count (default 10); a
 	// Service's pods lie on consecutive nodes.
 	PodsPerService int
-	// ServicesPerMonitor is how many Services one ServiceMonitor selects
-	// (default 10).
+	// ServicesPerMonitor is how many app Services one ServiceMonitor
+	// selects by label (default 10); a monitor selects in its own namespace.
 	ServicesPerMonitor int
 	// Namespaces the Services and pods are spread over (default 10).
 	Namespaces int
+	// AllServices is the cluster's Service count (0: the app Services
+	// alone). Those beyond the app Services have no selector and no pods
+	// (external or manually managed ones) and no monitor selects them; they
+	// are spread over the app Services' namespaces.
+	AllServices int
 }
 
 func (s *Spec) defaults() {
@@ -41,21 +49,55 @@ func (s *Spec) defaults() {
 }
 
 // Pods, Services and Monitors are the object counts of the cluster.
-func (s Spec) Pods() int     { return s.Nodes * s.PodsPerNode }
-func (s Spec) Services() int { return ceilDiv(s.Pods(), s.PodsPerService) }
-func (s Spec) Monitors() int { return ceilDiv(s.Services(), s.ServicesPerMonitor) }
+func (s Spec) Pods() int        { return s.Nodes * s.PodsPerNode }
+func (s Spec) AppServices() int { return ceilDiv(s.Pods(), s.PodsPerService) }
+func (s Spec) Services() int    { return max(s.AllServices, s.AppServices()) }
+func (s Spec) Monitors() int    { return len(s.monitors()) }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// monitorRef is one ServiceMonitor: its namespace and the value of the
+// monitor label it selects.
+type monitorRef struct{ namespace, label string }
+
+// monitors lists the ServiceMonitors: one per ServicesPerMonitor app
+// Services and namespace (a group that straddles two namespaces has a
+// monitor in each).
+func (s Spec) monitors() []monitorRef {
+	var out []monitorRef
+	seen := map[monitorRef]bool{}
+	for a := range s.AppServices() {
+		m := monitorRef{s.namespace(a), s.monitorLabel(a)}
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 func nodeName(n int) string { return fmt.Sprintf("node-%04d", n) }
 
 // slot k of node n holds pod index k*Nodes+n: a Service's pods (consecutive
 // indexes) sit on consecutive nodes, as a spread Deployment's do.
 func (s Spec) service(n, k int) int { return (k*s.Nodes + n) / s.PodsPerService }
-func (s Spec) monitor(svc int) int  { return svc / s.ServicesPerMonitor }
-func (s Spec) namespace(svc int) string {
-	return fmt.Sprintf("scale-%d", s.monitor(svc)%s.Namespaces)
+
+// monitorLabel is the monitor label of Service svc ("" for a Service beyond
+// the app Services, which no monitor selects).
+func (s Spec) monitorLabel(svc int) string {
+	if svc >= s.AppServices() {
+		return ""
+	}
+	return fmt.Sprintf("m-%d", svc/s.ServicesPerMonitor)
 }
+
+// namespace of Service svc: app Services in consecutive blocks, the others
+// beside the app Service of the same index modulo their count.
+func (s Spec) namespace(svc int) string {
+	a := s.AppServices()
+	return fmt.Sprintf("scale-%d", (svc%a)*s.Namespaces/a)
+}
+
 func podName(n, k, gen int) string { return fmt.Sprintf("p-%d-%d-%d", n, k, gen) }
 
 func nodeIP(n int) netip.Addr {
@@ -92,18 +134,16 @@ func build(ctx context.Context, cp *controlplane.ControlPlane, s Spec, workers i
 	}); err != nil {
 		return err
 	}
-	if err := run("servicemonitors", s.Monitors(), func(ctx context.Context, m int) error {
-		return cp.Create(ctx, controlplane.ServiceMonitor(s.namespace(m*s.ServicesPerMonitor), fmt.Sprintf("m-%d", m),
-			map[string]string{"monitor": fmt.Sprintf("m-%d", m)}, monitoringv1.Endpoint{Port: "metrics"}))
+	mons := s.monitors()
+	if err := run("servicemonitors", len(mons), func(ctx context.Context, i int) error {
+		m := mons[i]
+		return cp.Create(ctx, controlplane.ServiceMonitor(m.namespace, m.label,
+			map[string]string{"monitor": m.label}, monitoringv1.Endpoint{Port: "metrics"}))
 	}); err != nil {
 		return err
 	}
 	if err := run("services", s.Services(), func(ctx context.Context, a int) error {
-		svc := controlplane.Service(s.namespace(a), fmt.Sprintf("s-%d", a), map[string]string{"app": fmt.Sprintf("a-%d", a)},
-			controlplane.ServicePort("metrics", 8080, "metrics"))
-		svc.Labels = map[string]string{"monitor": fmt.Sprintf("m-%d", s.monitor(a))}
-		svc.Spec.ClusterIP = corev1.ClusterIPNone // the service IP range here is a /24
-		return cp.Create(ctx, svc)
+		return cp.Create(ctx, s.serviceObject(a))
 	}); err != nil {
 		return err
 	}
@@ -114,7 +154,7 @@ func build(ctx context.Context, cp *controlplane.ControlPlane, s Spec, workers i
 		return err
 	}
 	step := time.Now()
-	want := s.Services()
+	want := s.AppServices()
 	var have int
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
 		l, err := cp.Kube.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{
@@ -136,6 +176,20 @@ func build(ctx context.Context, cp *controlplane.ControlPlane, s Spec, workers i
 	}
 	logf("endpointslices: %d published by kube-controller-manager in %v; cluster built in %v", have, time.Since(step).Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
 	return nil
+}
+
+// serviceObject is Service a: an app Service selects its pods and carries
+// its monitor's label; the others have neither selector nor monitor.
+func (s Spec) serviceObject(a int) *corev1.Service {
+	var sel map[string]string
+	labels := map[string]string{"tier": "unmonitored"}
+	if m := s.monitorLabel(a); m != "" {
+		sel, labels = map[string]string{"app": fmt.Sprintf("a-%d", a)}, map[string]string{"monitor": m}
+	}
+	svc := controlplane.Service(s.namespace(a), fmt.Sprintf("s-%d", a), sel, controlplane.ServicePort("metrics", 8080, "metrics"))
+	svc.Labels = labels
+	svc.Spec.ClusterIP = corev1.ClusterIPNone // the service IP range here is a /24
+	return svc
 }
 
 // createPod creates pod slot k of node n, generation gen, and writes its

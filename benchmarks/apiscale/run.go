@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,7 @@ type Result struct {
 
 	StartBytes, StartBytesMax int64   // received per agent until synced (wire bytes)
 	StartObjects              float64 // objects delivered per agent until synced
+	StartServices             float64 // of them Services (node-local agents only)
 	// Pods and ForeignPods are the pods delivered per agent over the whole
 	// phase, and among them those of other nodes.
 	Pods, ForeignPods   float64
@@ -83,6 +85,10 @@ type Result struct {
 	Quiet, Stream Latency // pod Ready -> owning agent has it; without / with the Service stream
 	Missed        int     // pod changes on agents' nodes never seen by their agent
 	HarnessRSS    int64   // this process, with the phase's agents running
+	// HeapPerAgent is this process's heap in use once the agents synced
+	// (after a GC), less before they started, per agent: what one agent's
+	// discovery holds.
+	HeapPerAgent int64
 }
 
 func (cfg *Config) defaults() {
@@ -142,6 +148,7 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	defer func() { res.APIRSSMax = api.stop() }()
 
 	tr := phaseTracker(p, cfg.Spec.Nodes)
+	heap0 := heapInUse()
 	cpu0 := api.cpu()
 	var agents []*agent
 	if p.Agents > 0 {
@@ -161,6 +168,9 @@ func runPhase(ctx context.Context, cp *controlplane.ControlPlane, cfg Config, ch
 	r.APICPUStart = api.cpu() - cpu0
 	at := r.countStart(agents)
 	time.Sleep(cfg.Settle) // let the last watches register
+	if len(agents) > 0 {
+		r.HeapPerAgent = (heapInUse() - heap0) / int64(len(agents))
+	}
 	if r.Watches, err = watches(ctx, cp); err != nil {
 		return r, err
 	}
@@ -287,10 +297,12 @@ func (r *Result) countStart(agents []*agent) agentCounts {
 		r.StartBytes += at.in[i]
 		r.StartBytesMax = max(r.StartBytesMax, at.in[i])
 		r.StartObjects += float64(at.obj[i])
+		r.StartServices += float64(at.svc[i])
 	}
 	if n := len(agents); n > 0 {
 		r.StartBytes /= int64(n)
 		r.StartObjects /= float64(n)
+		r.StartServices /= float64(n)
 	}
 	return at
 }
@@ -323,6 +335,14 @@ func (r *Result) countChurn(agents []*agent, at agentCounts, perHour float64) er
 	return err
 }
 
+// heapInUse is this process's heap in use after a full collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
+}
+
 func selfRSS() int64 {
 	_, rss, err := procStat(os.Getpid())
 	if err != nil {
@@ -332,8 +352,8 @@ func selfRSS() int64 {
 }
 
 // Header is the Markdown table header matching Row.
-const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects | churn written: pod replacements, Service updates (Services delivered per agent) | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`
+const Header = `| cluster (nodes × pods/node; pods, Services, ServiceMonitors) | agents | all synced | per agent at start: bytes (max), objects (Services) | churn written: pod replacements, Service updates (Services delivered per agent) | per agent per hour of churn: bytes, objects | pods delivered per agent (of other nodes) | watches (registered / WATCH requests) | kube-apiserver CPU s: start, per hour of churn | kube-apiserver RSS max | etcd db | pod Ready → target set p50 / p99 (n): pod churn | … with Service stream | missed | harness RSS | heap in use per agent after sync |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`
 
 // Row is the phase as a row of Header's table.
 func (r Result) Row() string {
@@ -343,7 +363,7 @@ func (r Result) Row() string {
 		agents = fmt.Sprintf("%d %s", r.Phase.Agents, r.Phase.Mode)
 	}
 	if r.Failed != "" {
-		return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | **did not complete**: %s | – | – | – | – | – | %.1f, – | %s | – | – | – | – | %s |",
+		return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | **did not complete**: %s | – | – | – | – | – | %.1f, – | %s | – | – | – | – | %s | – |",
 			s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, strings.ReplaceAll(r.Failed, "|", "/"),
 			r.APICPUStart, size(float64(r.APIRSSMax)), size(float64(r.HarnessRSS)))
 	}
@@ -361,12 +381,12 @@ func (r Result) Row() string {
 	if r.Phase.Mode == NodeLocal && r.Phase.Agents > 0 {
 		churn += fmt.Sprintf(" (%.0f)", r.ChurnServices)
 	}
-	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f | %s | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s |",
+	return fmt.Sprintf("| %d × %d; %d, %d, %d | %s | %v | %s (%s), %.0f (%.0f) | %s | %s, %.0f | %.0f (%.0f) | %s / %.0f | %.1f, %.0f | %s | %s | %s | %s | %d | %s | %s |",
 		s.Nodes, s.PodsPerNode, s.Pods(), s.Services(), s.Monitors(), agents, r.Synced.Round(100*time.Millisecond),
-		size(float64(r.StartBytes)), size(float64(r.StartBytesMax)), r.StartObjects,
+		size(float64(r.StartBytes)), size(float64(r.StartBytesMax)), r.StartObjects, r.StartServices,
 		churn, size(r.ChurnBytesPerHour), r.ChurnObjectsPerHour, r.Pods, r.ForeignPods,
 		reg, r.Watches.LongRunning, r.APICPUStart, r.APICPUChurnPerHr,
-		size(float64(r.APIRSSMax)), size(float64(r.EtcdDB)), lat(r.Quiet), lat(r.Stream), r.Missed, size(float64(r.HarnessRSS)))
+		size(float64(r.APIRSSMax)), size(float64(r.EtcdDB)), lat(r.Quiet), lat(r.Stream), r.Missed, size(float64(r.HarnessRSS)), size(float64(r.HeapPerAgent)))
 }
 
 func size(b float64) string {

@@ -30,8 +30,9 @@ import (
 // Chromium and checks what a user sees there. The real binary runs in
 // Kubernetes mode against a real control plane, where node-br holds three
 // pods: web (an exporter: a healthy target), flaky (answers 503: a failing
-// target) and batch, whose Service the ServiceMonitor "shop" does not
-// select (a target dropped by relabeling). The ServiceMonitor "private"
+// target) and batch, whose Service the ServiceMonitor "shop" selects and a
+// relabeling of it drops (a target dropped by relabeling; a Service no
+// monitor selects is not discovered at all). The ServiceMonitor "private"
 // needs a Secret that does not exist: a rejected monitor. The test reads the
 // page as rendered, opens the collapsed dropped targets, narrows the list
 // with the health filter, and writes full-page screenshots as test
@@ -58,7 +59,7 @@ func TestTargetsPageInBrowser(t *testing.T) {
 
 	pods := []struct {
 		name, ip, addr string
-		scrape         string // the Service's label the monitor selects on
+		scrape         string // the Service's label the monitor's relabeling drops on
 	}{
 		{"web", "127.0.0.121", webAddr, "yes"},
 		{"flaky", "127.0.0.122", flakyAddr, "yes"},
@@ -90,7 +91,8 @@ func TestTargetsPageInBrowser(t *testing.T) {
 		Password: corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Key: "password"},
 	}
 	if err := cp.Create(ctx,
-		controlplane.ServiceMonitor(ns, monitor, map[string]string{"scrape": "yes"}, monitoringv1.Endpoint{Port: "metrics", Interval: "1s"}),
+		controlplane.ServiceMonitor(ns, monitor, nil, monitoringv1.Endpoint{Port: "metrics", Interval: "1s",
+			RelabelConfigs: []monitoringv1.RelabelConfig{{Action: "drop", SourceLabels: []monitoringv1.LabelName{"__meta_kubernetes_service_label_scrape"}, Regex: "no"}}}),
 		private,
 	); err != nil {
 		t.Fatal(err)

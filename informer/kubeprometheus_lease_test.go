@@ -26,6 +26,8 @@ func TestKubePrometheusManaged(t *testing.T) {
 		c.AllowOtherAddresses = true
 	})
 	want := settleOracle(t, oracle, 2*len(managedAPIServer))
+	waitElected(t, fleet)
+	waitElected(t, otherAddrs)
 	row := logRow(t, "API server on no node (EKS/GKE/AKS), one agent elected", want, fleet)
 	row.mustEqual(t)
 	checkDropped(t, want, fleet, "kubernetes")
@@ -67,4 +69,18 @@ func checkCluster(t *testing.T, fleet []*agent) {
 	if len(holders) != 1 {
 		t.Errorf("the API server's targets are scraped by %d agents (%s), want one", len(holders), strings.Join(slices.Sorted(maps.Keys(holders)), ", "))
 	}
+}
+
+// waitElected waits until one agent of fleet holds its Lease and knows the
+// nodes' addresses (the term is set only then).
+func waitElected(t *testing.T, fleet []*agent) {
+	t.Helper()
+	for begin := time.Now(); time.Since(begin) < 30*time.Second; time.Sleep(20 * time.Millisecond) {
+		for _, a := range fleet {
+			if a.k.lease.Term() != "" {
+				return
+			}
+		}
+	}
+	t.Fatal("no agent of the fleet took its Lease in 30s")
 }

@@ -205,12 +205,17 @@ func settleOracle(t *testing.T, o *promoracle.Oracle, apiservers int) oracleTarg
 	settle(t, "Prometheus' discovery", func() (string, bool) {
 		ts, _ = o.Targets()
 		n := 0
+		jobs := map[string]bool{}
 		for _, tg := range ts {
 			if tg.Labels.Get("service") == "kubernetes" {
 				n++
 			}
+			jobs[tg.Job] = true
 		}
-		return fmt.Sprint(ts), n == apiservers
+		// Every job of kube-prometheus has targets in every case: until
+		// each has some, a job's discovery has not reported yet (a loaded
+		// machine can keep one quiet for more than the second settle waits).
+		return fmt.Sprint(ts), n == apiservers && len(jobs) == len(o.Jobs())
 	})
 	return oracleTargets(ts)
 }

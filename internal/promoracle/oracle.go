@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +81,11 @@ func Start(cfg []byte, kubeconfig string) (*Oracle, error) {
 	o.wg.Go(func() { _ = m.Run() })
 	o.wg.Go(func() { o.receive(ctx, m.SyncCh()) })
 	return o, nil
+}
+
+// Jobs returns the configuration's scrape jobs, sorted.
+func (o *Oracle) Jobs() []string {
+	return slices.Sorted(maps.Keys(o.jobs))
 }
 
 // Stop ends the discovery and waits for it.

@@ -209,6 +209,13 @@ func (cfg *Config) setDefaults() {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
 	}
+	// Go's client forwards headers it does not know to be secret, such as
+	// DD-API-KEY and DD-APPLICATION-KEY, to wherever a redirect points;
+	// Datadog's intake never redirects, so the agent follows none: a 3xx is
+	// a failed send, retried, and the keys go only to the configured URL.
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = refuseRedirect
+	cfg.HTTPClient = &hc
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -216,6 +223,9 @@ func (cfg *Config) setDefaults() {
 		cfg.Now = time.Now
 	}
 }
+
+// refuseRedirect stops at a redirect: the response is the 3xx itself.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // setDefault sets *v to def unless it is positive.
 func setDefault[T int | time.Duration](v *T, def T) {

@@ -8,9 +8,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -677,4 +679,51 @@ func TestValidate(t *testing.T) {
 	if err := c.Validate(context.Background()); !errors.As(err, &opErr) {
 		t.Errorf("unreachable intake: %v is not a network error", err)
 	}
+}
+
+// TestAPIKeyNotRedirected: a Datadog URL that redirects (here from
+// 127.0.0.1 to a listener on 127.0.0.2, for every method and code a client
+// could follow) never gets the API key sent to the other host; the points
+// are held and reach the intake once the URL answers again.
+func TestAPIKeyNotRedirected(t *testing.T) {
+	var leaked atomic.Int64
+	other := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("DD-API-KEY") != "" {
+			leaked.Add(1)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = other.Serve(ln) }()
+	t.Cleanup(func() { _ = other.Close() })
+	in := startIntake(t, nil)
+	var redirected atomic.Int64
+	redirecting := atomic.Bool{}
+	redirecting.Store(true)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if redirecting.Load() {
+			codes := []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect}
+			http.Redirect(w, r, "http://"+ln.Addr().String()+r.URL.Path, codes[redirected.Add(1)%int64(len(codes))])
+			return
+		}
+		in.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	c := newTestClient(t, front.URL, nil)
+	run(t, c)
+	s := newScraper(t, c, appTarget("p"), prom)
+	s.scrape("# TYPE c counter\nc_total 2\n", time.Now().UnixMilli())
+	for begin := time.Now(); redirected.Load() < 8 && leaked.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Since(begin) > 10*time.Second {
+			t.Fatalf("%d redirects answered, waited for 8", redirected.Load())
+		}
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Fatalf("the API key reached the redirect's host %d times", n)
+	}
+	redirecting.Store(false)
+	waitIntake(t, in, "the held point", 10*time.Second, func(i *fakeintake.Intake) bool { return i.Sum("c.count") == 2 })
 }

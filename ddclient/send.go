@@ -313,6 +313,9 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 		}
 		c.cfg.Logger.Error("Datadog refused the API key (check DD_API_KEY / DD_SITE); holding points and retrying", "status", code)
 		return c.cfg.RetryMax, fmt.Errorf("post %s: %d: API key refused", c.url, code)
+	case code < 400:
+		c.cfg.Logger.Error("Datadog's URL answered with a redirect, which is not followed: the API key goes only to the configured URL; holding points and retrying", "status", code, "location", resp.Header.Get("Location"))
+		return 0, fmt.Errorf("post %s: %d: redirect to %q not followed", c.url, code, resp.Header.Get("Location"))
 	default:
 		var wait time.Duration
 		if s := resp.Header.Get("X-RateLimit-Reset"); s != "" {

@@ -130,6 +130,10 @@ monitors:
   serviceDiscoveryRole: Endpoints
   allowOtherAddresses: true
   trustedNamespaces: [monitoring, kube-system]
+  enforced: {sampleLimit: 50000, targetLimit: 20, labelLimit: 30, labelNameLengthLimit: 100, labelValueLengthLimit: 500, bodySizeLimit: 10485760, keepDroppedTargets: 5, namespaceLabel: tenant}
+  ignoreNamespaceSelectors: true
+  overrideHonorLabels: true
+  overrideHonorTimestamps: true
 scrape:
   interval: 15s
   timeout: 5s
@@ -575,6 +579,10 @@ func TestEveryOption(t *testing.T) {
 		"dd-app-key-file": "/etc/nodescraper/app-key/app", "metadata-interval": "12h", "report-series": "false",
 		"service-checks": "false", "tag-cardinality": "orchestrator", "include-labels": "code,method",
 		"exclude-labels": "instance", "rename-labels": "method=http_method",
+		"enforced-sample-limit": "50000", "enforced-target-limit": "20", "enforced-label-limit": "30",
+		"enforced-label-name-length-limit": "100", "enforced-label-value-length-limit": "500",
+		"enforced-body-size-limit": "10485760", "enforced-keep-dropped-targets": "5", "enforced-namespace-label": "tenant",
+		"ignore-namespace-selectors": "true", "override-honor-labels": "true", "override-honor-timestamps": "true",
 	} {
 		got, ok := flagValue(a, flag)
 		if !ok || got != v {

@@ -62,6 +62,9 @@ type config struct {
 
 	// Per-target limits where a target (monitor) sets none; see target.Limits.
 	limits target.Limits
+	// The operator's caps over monitors, as the Prometheus resource's
+	// enforced* fields: see relabel.Settings.
+	caps monitorCaps
 	// memoryLimit is the Go runtime's soft memory limit: "auto" (from the
 	// container's cgroup), "off", or a size such as 512MiB.
 	memoryLimit string
@@ -117,6 +120,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e := &envDefaults{getenv: getenv}
 	c.placeFlags(fs, e)
 	c.stateAndLimitFlags(fs, e)
+	c.caps.flags(fs, e)
 	c.datadogFlags(fs, e)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -371,6 +375,9 @@ func (c *config) validateScrape() error {
 		if l.v == 0 || l.v < -1 {
 			return fmt.Errorf("%s %d: want a positive number, or -1 for no limit", l.flag, l.v)
 		}
+	}
+	if err := c.caps.validate(); err != nil {
+		return err
 	}
 	if _, err := parseMemoryLimit(c.memoryLimit); err != nil {
 		return fmt.Errorf("--memory-limit %q: %v", c.memoryLimit, err)

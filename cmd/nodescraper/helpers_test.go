@@ -2,13 +2,17 @@ package main
 
 import (
 	"math"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
+	"github.com/nodescraper/nodescraper/internal/controlplane"
 	"github.com/nodescraper/nodescraper/internal/exporter"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // startIntake starts the stand-in Datadog intake accepting key on loopback;
@@ -114,4 +118,23 @@ func values(ps []fakeintake.Point) []float64 {
 		out[i] = p.Value
 	}
 	return out
+}
+
+// exporterPod serves e at ip (a loopback address) and creates the pod ns/name
+// on node, labeled app, its container port "metrics" the exporter's, with
+// ip as its pod IP.
+func exporterPod(t *testing.T, cp *controlplane.ControlPlane, e *exporter.Exporter, ns, name, app, node string, ip netip.Addr) {
+	t.Helper()
+	srv, err := e.Listen(ip.String() + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := strings.Cut(srv.Addr(), ":")
+	n, _ := strconv.Atoi(port)
+	pod := controlplane.Pod(ns, name, node, map[string]string{"app": app},
+		corev1.ContainerPort{Name: "metrics", ContainerPort: int32(n), Protocol: corev1.ProtocolTCP})
+	if _, err := cp.CreatePod(t.Context(), pod, controlplane.PodStatus{IP: ip}); err != nil {
+		t.Fatal(err)
+	}
 }

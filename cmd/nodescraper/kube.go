@@ -36,16 +36,18 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 			sel.Namespaces = append(sel.Namespaces, ns)
 		}
 	}
+	settings := relabel.Settings{
+		ServiceMonitors: sel, PodMonitors: sel,
+		ScrapeInterval: c.interval, ScrapeTimeout: c.timeout,
+		ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
+		TrustedNamespaces:    splitList(c.trustedNamespaces),
+		ServiceAccountDir:    c.serviceAccountDir,
+	}
+	c.caps.apply(&settings)
 	k, err := informer.NewKube(informer.KubeConfig{
-		Rest:     rc,
-		NodeName: c.nodeName,
-		Settings: relabel.Settings{
-			ServiceMonitors: sel, PodMonitors: sel,
-			ScrapeInterval: c.interval, ScrapeTimeout: c.timeout,
-			ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
-			TrustedNamespaces:    splitList(c.trustedNamespaces),
-			ServiceAccountDir:    c.serviceAccountDir,
-		},
+		Rest:                rc,
+		NodeName:            c.nodeName,
+		Settings:            settings,
 		AllowOtherAddresses: c.allowOtherAddrs,
 		Lease:               c.leaseConfig(),
 		Logger:              logger,

@@ -13,7 +13,6 @@ import (
 	"github.com/nodescraper/nodescraper/internal/controlplane"
 	"github.com/nodescraper/nodescraper/internal/exporter"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // TestKubeMode runs the agent of node-a in-process against a real
@@ -31,21 +30,9 @@ func TestKubeMode(t *testing.T) {
 		if _, err := cp.CreateNode(ctx, node, netip.MustParseAddr("127.0.1."+strconv.Itoa(i+1)), nil); err != nil {
 			t.Fatal(err)
 		}
-		podIP := netip.MustParseAddr("127.0.0." + strconv.Itoa(31+i))
 		e := exporter.New()
 		e.Family("jobs_total", exporter.Counter, "Jobs.").Set("", 1)
-		srv, err := e.Listen(podIP.String() + ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		_, port, _ := strings.Cut(srv.Addr(), ":")
-		n, _ := strconv.Atoi(port)
-		pod := controlplane.Pod("shop", "api-"+node, node, map[string]string{"app": "api"},
-			corev1.ContainerPort{Name: "metrics", ContainerPort: int32(n), Protocol: corev1.ProtocolTCP})
-		if _, err := cp.CreatePod(ctx, pod, controlplane.PodStatus{IP: podIP}); err != nil {
-			t.Fatal(err)
-		}
+		exporterPod(t, cp, e, "shop", "api-"+node, "api", node, netip.MustParseAddr("127.0.0."+strconv.Itoa(31+i)))
 		exporters[node] = e
 	}
 	svc := controlplane.Service("shop", "api", map[string]string{"app": "api"}, controlplane.ServicePort("metrics", 80, "metrics"))

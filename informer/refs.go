@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodescraper/nodescraper/relabel"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,6 +39,38 @@ type refWatch struct {
 	// timedOut is set when the first list did not finish in time; the
 	// watch keeps trying and an event triggers a rebuild when it does.
 	timedOut atomic.Bool
+	// denied is closed, and deniedErr set, when the API server refused the
+	// list (RBAC): waiting longer would change nothing. The watch keeps
+	// retrying with client-go's backoff, so a grant made later is found.
+	denied     chan struct{}
+	deniedOnce sync.Once
+	deniedErr  atomic.Pointer[error]
+}
+
+// waitSynced waits for the first list, a refusal or timeout, whichever
+// comes first.
+func (w *refWatch) waitSynced(timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !w.inf.HasSynced() {
+		select {
+		case <-w.denied:
+			return fmt.Errorf("the agent may not read it: %w", *w.deniedErr.Load())
+		case <-deadline.C:
+			w.timedOut.Store(true)
+			return fmt.Errorf("not readable within %v (RBAC?)", timeout)
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// deny records that the API server refused to list the object.
+func (w *refWatch) deny(err error) {
+	w.deniedErr.Store(&err)
+	w.deniedOnce.Do(func() { close(w.denied) })
 }
 
 func newRefStore(kube kubernetes.Interface, count func(string), changed func(), timeout time.Duration) *refStore {
@@ -89,15 +122,18 @@ func (s *refStore) get(ref relabel.ObjectRef) (obj any, ok bool, err error) {
 	}
 	s.mu.Unlock()
 	if !w.inf.HasSynced() {
+		if err := w.deniedErr.Load(); err != nil {
+			return nil, false, fmt.Errorf("%s: the agent may not read it: %w", ref, *err)
+		}
 		if w.timedOut.Load() {
 			// Waited once already: do not hold every rebuild for it.
 			return nil, false, fmt.Errorf("%s: not readable (RBAC?)", ref)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		defer cancel()
-		if !cache.WaitForCacheSync(ctx.Done(), w.inf.HasSynced) {
-			w.timedOut.Store(true)
-			return nil, false, fmt.Errorf("%s: not readable within %v (RBAC?)", ref, s.timeout)
+		// Until the first list, a refusal or the timeout, whichever comes
+		// first: a refused reference rejects its monitor at once instead
+		// of holding the rebuild, and every node's, for the timeout.
+		if err := w.waitSynced(s.timeout); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", ref, err)
 		}
 	}
 	obj, ok, err = w.inf.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
@@ -129,7 +165,13 @@ func (s *refStore) start(ref relabel.ObjectRef) *refWatch {
 		DeleteFunc: func(any) { s.changed() },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &refWatch{inf: inf, cancel: cancel, done: make(chan struct{})}
+	w := &refWatch{inf: inf, cancel: cancel, done: make(chan struct{}), denied: make(chan struct{})}
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			w.deny(err)
+		}
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	})
 	go func() {
 		defer close(w.done)
 		inf.RunWithContext(ctx)

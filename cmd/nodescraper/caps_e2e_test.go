@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -53,24 +50,11 @@ func TestEnforcedCapsReachMonitors(t *testing.T) {
 		}
 		pods[app] = e
 	}
-	c, err := parseConfig([]string{
+	addr, stop := runInProcess(t, map[string]string{"DD_API_KEY": key},
 		"--kubeconfig", cp.Kubeconfig, "--node-name", "node-a",
 		"--dd-url", in.URL, "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--flush-interval", "300ms",
-		"--body-size-limit", "1048576", "--enforced-body-size-limit", "4096", "--enforced-namespace-label", "tenant",
-	}, func(k string) string { return map[string]string{"DD_API_KEY": key}[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan string, 1), make(chan error, 1)
-	go func() { done <- run(runCtx, c, io.Discard, slog.New(slog.DiscardHandler), ready) }()
-	addr := <-ready
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+		"--body-size-limit", "1048576", "--enforced-body-size-limit", "4096", "--enforced-namespace-label", "tenant")
+	defer stop()
 
 	// Both monitors' targets get the 4 KiB cap: "big" asked for 4 GiB,
 	// "small" for nothing (the agent's own default would be 1 MiB).

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"math"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,4 +141,36 @@ func exporterPod(t *testing.T, cp *controlplane.ControlPlane, e *exporter.Export
 	if _, err := cp.CreatePod(t.Context(), pod, controlplane.PodStatus{IP: ip}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runInProcess runs the agent in this process with args and env as its
+// environment, logging warnings to the test, and returns its endpoint's
+// address and a stop that cancels it and reports a failed exit (also run
+// at cleanup).
+func runInProcess(t *testing.T, env map[string]string, args ...string) (addr string, stop func()) {
+	t.Helper()
+	c, err := parseConfig(args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	go func() { done <- run(ctx, c, io.Discard, logger, ready) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("agent exited before it was ready: %v", err)
+	}
+	return addr, stop
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -42,20 +40,10 @@ func TestKubeMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := parseConfig([]string{
+	addr, stop := runInProcess(t, map[string]string{"DD_API_KEY": key},
 		"--kubeconfig", cp.Kubeconfig, "--node-name", "node-a",
 		"--dd-url", in.URL, "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(),
-		"--flush-interval", "300ms",
-	}, func(k string) string { return map[string]string{"DD_API_KEY": key}[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- run(runCtx, c, io.Discard, logger, ready) }()
-	addr := <-ready
+		"--flush-interval", "300ms")
 
 	waitScrapes(t, exporters["node-a"], 3)
 	deadline := time.Now().Add(10 * time.Second)
@@ -85,10 +73,7 @@ func TestKubeMode(t *testing.T) {
 			t.Errorf("/metrics lacks %q", m)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 func TestKubeModeNeedsNodeName(t *testing.T) {

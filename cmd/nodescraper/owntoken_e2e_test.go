@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -86,25 +83,10 @@ func TestKubeOwnToken(t *testing.T) {
 		}
 	}
 	rotate("tok-1")
-	c, err := parseConfig([]string{
+	addr, stop := runInProcess(t, nil,
 		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--listen", "127.0.0.1:0", "--dry-run",
-		"--trusted-namespaces", "monitoring", "--service-account-dir", saDir,
-	}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- run(runCtx, c, io.Discard, logger, ready) }()
-	addr := <-ready
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+		"--trusted-namespaces", "monitoring", "--service-account-dir", saDir)
+	defer stop()
 
 	waitSeen := func(auth string) {
 		t.Helper()

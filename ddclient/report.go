@@ -75,7 +75,8 @@ func (a *appender) Report(r *scrapeloop.Report) {
 		c.SetTimestamp(r.Start.Unix())
 		if r.Err != nil {
 			c.SetStatus(datadogV1.SERVICECHECKSTATUS_CRITICAL)
-			c.SetMessage(cutRunes(r.Err.Error(), maxCheckMessage))
+			// The agent's words only: what the target wrote stays on the node.
+			c.SetMessage(cutRunes(scrapeloop.PublicError(r.Err), maxCheckMessage))
 		}
 		cs.addCheck(*c)
 	}

@@ -90,6 +90,13 @@ func (k *Kube) snapshot() *snapshot {
 		slices.SortFunc(ps, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	}
 	s.apiServer = k.apiServerHosts()
+	if k.cfg.NodeAddrs != nil {
+		hosts := make([]string, 0, len(s.allowed))
+		for h := range s.allowed {
+			hosts = append(hosts, h)
+		}
+		k.cfg.NodeAddrs.Replace(hosts)
+	}
 	if k.namespaces != nil {
 		for _, o := range k.namespaces.GetStore().List() {
 			ns := o.(*corev1.Namespace)

@@ -40,6 +40,9 @@ type KubeConfig struct {
 	// a target of no node: nor its endpoint's address). It never makes an
 	// agent scrape another node's endpoints.
 	AllowOtherAddresses bool
+	// NodeAddrs, when set, is kept equal to this node's addresses and its
+	// pods', for the scraper's dial-time check (scrapeloop.Config.NodeAddrs).
+	NodeAddrs *target.NodeAddrs
 	// Lease, when set, elects the agent that scrapes the targets of no node
 	// (see LeaseConfig); without it every agent lists them as dropped.
 	Lease *LeaseConfig

@@ -305,6 +305,10 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// What an operator would list for the cases' proxies and token
+			// endpoints (Prometheus has no such allowance).
+			s.AllowedProxyURLs = []string{"http://proxy:3128", "http://no-proxy.com"}
+			s.AllowedTokenURLs = []string{"http://test.url"}
 			g, err := NewGenerator(s)
 			if err != nil {
 				t.Fatal(err)

@@ -80,7 +80,7 @@ func (g *Generator) generate(m *Monitor, spec *monitorSpec, roles []Role, store 
 	if err != nil {
 		return m, reject(m, -1, err)
 	}
-	res := &resolver{store: store, ns: m.Namespace, allowFiles: g.s.AllowFileReferences, trusted: g.trusted[m.Namespace], saDir: g.s.ServiceAccountDir}
+	res := &resolver{store: store, ns: m.Namespace, allowFiles: g.s.AllowFileReferences, trusted: g.trusted[m.Namespace], saDir: g.s.ServiceAccountDir, proxies: g.proxies, tokens: g.tokens}
 	jobs := make([]*Job, 0, endpoints)
 	for i := range endpoints {
 		j, err := job(i, c, res)

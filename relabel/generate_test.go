@@ -350,7 +350,7 @@ func TestSecretsStayHidden(t *testing.T) {
 }
 
 func TestHTTPFromSecrets(t *testing.T) {
-	g, err := NewGenerator(Settings{})
+	g, err := NewGenerator(Settings{AllowedProxyURLs: []string{"http://proxy:3128"}, AllowedTokenURLs: []string{"https://idp/"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,8 @@ type resolver struct {
 	// trusted: ns is one of Settings.TrustedNamespaces.
 	trusted bool
 	saDir   string // Settings.ServiceAccountDir
+	// proxies and tokens: Settings.AllowedProxyURLs and AllowedTokenURLs.
+	proxies, tokens []*url.URL
 }
 
 func (r *resolver) secret(sel corev1.SecretKeySelector) (string, error) {
@@ -218,6 +220,9 @@ func (r *resolver) proxy(p monitoringv1.ProxyConfig) (httpconfig.Proxy, error) {
 		if err != nil {
 			return out, at("proxyUrl", err)
 		}
+		if !allowedURL(r.proxies, u, false) {
+			return out, at("proxyUrl", fmt.Errorf("%s is not a proxy the operator allows (--allowed-proxy-urls, chart monitors.allowedProxyURLs)", u.Redacted()))
+		}
 		out.URL = u
 	}
 	if p.NoProxy != nil {
@@ -259,6 +264,11 @@ func (r *resolver) oauth2(o *monitoringv1.OAuth2) (*httpconfig.OAuth2, error) {
 	secret, err := r.secret(o.ClientSecret)
 	if err != nil {
 		return nil, at("clientSecret", err)
+	}
+	if u, err := url.Parse(string(o.TokenURL)); err != nil {
+		return nil, at("tokenUrl", err)
+	} else if !allowedURL(r.tokens, u, true) {
+		return nil, at("tokenUrl", fmt.Errorf("%s is not a token endpoint the operator allows (--allowed-token-urls, chart monitors.allowedTokenURLs)", u.Redacted()))
 	}
 	out := &httpconfig.OAuth2{
 		ClientID:       id,
@@ -386,4 +396,48 @@ func (r *resolver) httpClient(h *monitoringv1.HTTPConfigWithoutTLS, proxy monito
 	}
 	r.ownPaths(&out)
 	return out, nil
+}
+
+// parseAllowed parses the operator's allowed proxy or token URLs: each an
+// absolute http(s) URL.
+func parseAllowed(raw []string) ([]*url.URL, error) {
+	out := make([]*url.URL, 0, len(raw))
+	for _, s := range raw {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%q: want an http or https URL with a host", s)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// allowedURL reports whether u is one of allowed: the same scheme, host and
+// port (the scheme's default port when none is given), and with path set,
+// the allowed one's path or one below it (segment by segment: /oauth does
+// not allow /oauth2).
+func allowedURL(allowed []*url.URL, u *url.URL, path bool) bool {
+	for _, a := range allowed {
+		if !strings.EqualFold(a.Scheme, u.Scheme) || !strings.EqualFold(a.Hostname(), u.Hostname()) || portOf(a) != portOf(u) {
+			continue
+		}
+		ap, up := strings.TrimSuffix(a.EscapedPath(), "/"), u.EscapedPath()
+		if !path || up == ap || strings.HasPrefix(up, ap+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }

@@ -15,7 +15,7 @@ import (
 // jobs that send the token; every other file stays refused.
 func TestOwnServiceAccountFiles(t *testing.T) {
 	const dir = "/tmp/sa"
-	trusted := Settings{TrustedNamespaces: []string{"monitoring", "ns1"}, ServiceAccountDir: dir}
+	trusted := Settings{TrustedNamespaces: []string{"monitoring", "ns1"}, ServiceAccountDir: dir, AllowedProxyURLs: []string{"http://proxy:3128"}}
 	untrusted := Settings{TrustedNamespaces: []string{"monitoring"}, ServiceAccountDir: dir}
 	token, ca := "bearerTokenFile: "+ServiceAccountTokenPath, "tlsConfig: {caFile: "+ServiceAccountCAPath+", serverName: kubernetes}"
 	kubelet := "selector: {}\nendpoints: [{port: web, scheme: https, " + token + ", " + ca + "}]"

@@ -3,6 +3,7 @@ package relabel
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nodescraper/nodescraper/relabel/target"
@@ -90,6 +91,19 @@ type Settings struct {
 	// a monitor or scrape class names their standard paths; default
 	// DefaultServiceAccountDir (a test points it elsewhere).
 	ServiceAccountDir string
+
+	// AllowedProxyURLs and AllowedTokenURLs are the only proxies
+	// (proxyUrl, also an OAuth2 client's) and OAuth2 token endpoints
+	// (oauth2.tokenUrl) a monitor may name; a monitor naming another is
+	// rejected. The scraper connects to nothing but a target's own address
+	// (checked at dial time, every hop) and these: a proxy or token endpoint
+	// is a host of the monitor author's choosing, so the operator lists them.
+	// A proxy matches an entry of the same scheme, host and port; a token
+	// URL one of the same scheme, host and port whose path is a prefix of
+	// its own. proxyFromEnvironment uses the agent's own proxy settings,
+	// which the operator set, and stays allowed.
+	AllowedProxyURLs []string
+	AllowedTokenURLs []string
 }
 
 // Selection says which monitors of one kind the agent takes.
@@ -115,6 +129,8 @@ type Generator struct {
 	excluded     map[ObjectRefKey]bool
 	cache        *ruleCache
 	trusted      map[string]bool // TrustedNamespaces
+	// proxies and tokens are AllowedProxyURLs and AllowedTokenURLs, parsed.
+	proxies, tokens []*url.URL
 }
 
 // ObjectRefKey identifies a monitor listed in ExcludedFromEnforcement.
@@ -187,6 +203,13 @@ func NewGenerator(s Settings) (*Generator, error) {
 	g := &Generator{s: s, classes: map[string]*scrapeClass{}, excluded: map[ObjectRefKey]bool{}, cache: newGeneratorCache(), trusted: map[string]bool{}}
 	for _, ns := range s.TrustedNamespaces {
 		g.trusted[ns] = true
+	}
+	var err error
+	if g.proxies, err = parseAllowed(s.AllowedProxyURLs); err != nil {
+		return nil, fmt.Errorf("settings: allowed proxy URLs: %w", err)
+	}
+	if g.tokens, err = parseAllowed(s.AllowedTokenURLs); err != nil {
+		return nil, fmt.Errorf("settings: allowed token URLs: %w", err)
 	}
 	for i, sel := range []Selection{s.ServiceMonitors, s.PodMonitors} {
 		c, err := compileSelection(sel)

@@ -9,7 +9,12 @@
 // HTTP client from the target's httpconfig.Config. A credentials file is
 // read at each scrape, as a projected service-account token rotates; the
 // agent's own token (target.Target.OwnCredentials) goes only to the
-// target's host, never on a redirect to another one.
+// target's host, never on a redirect to another one. With
+// Config.NodeAddrs, every connection a scrape opens is checked when it is
+// dialed, after DNS (see reach): a monitor's relabeling, a redirect, a
+// proxy or a token endpoint cannot take the agent off the node. An error
+// quotes what a target sent only briefly, and PublicError, what leaves the
+// node, not at all.
 //
 // A target is scraped at a fixed phase within its interval, its hash modulo
 // the interval, so that a node's targets do not scrape together; the offset

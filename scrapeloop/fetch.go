@@ -28,7 +28,7 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 		l.body = bodyReader{} // the response is not kept until the next scrape
 	}()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("server returned HTTP status %s", resp.Status)
+		return "", newStatusError(resp.StatusCode, resp.Status)
 	}
 	// The body goes through l.body, which keeps the transport's own error:
 	// a cut connection and a broken gzip stream both end in an unexpected

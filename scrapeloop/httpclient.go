@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -29,7 +30,7 @@ import (
 // loop; a rotated Secret is a new target key and so a new loop. A
 // credentials file is read at each scrape (fileAuthTransport); ownToken says
 // it is the agent's own service-account token (target.Target.OwnCredentials).
-func httpClient(base http.RoundTripper, h *httpconfig.Config, ownToken bool, req *http.Request) (c *http.Client, closeIdle func(), err error) {
+func httpClient(base http.RoundTripper, r reach, h *httpconfig.Config, ownToken bool, req *http.Request) (c *http.Client, closeIdle func(), err error) {
 	c = &http.Client{Transport: base}
 	var own []*http.Transport
 	closeIdle = func() {
@@ -38,12 +39,12 @@ func httpClient(base http.RoundTripper, h *httpconfig.Config, ownToken bool, req
 		}
 	}
 	if h == nil {
-		return c, closeIdle, nil
+		h = &httpconfig.Config{FollowRedirects: true, EnableHTTP2: true}
 	}
 	if !h.FollowRedirects {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
-	rt, t, err := transport(base, h.TLS, h.Proxy, h.EnableHTTP2)
+	rt, t, err := transport(base, h.TLS, h.Proxy, h.EnableHTTP2, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -74,7 +75,17 @@ func httpClient(base http.RoundTripper, h *httpconfig.Config, ownToken bool, req
 				cc.EndpointParams[k] = []string{v}
 			}
 		}
-		trt, tt, err := transport(base, o.TLS, o.Proxy, true)
+		// The token endpoint (one the operator allows) is the only host
+		// the token client reaches, whatever the target's reach.
+		tr := reach{}
+		if r.on() {
+			u, err := url.Parse(o.TokenURL)
+			if err != nil {
+				return nil, nil, fmt.Errorf("oauth2 token URL: %w", err)
+			}
+			tr.only = u.Hostname()
+		}
+		trt, tt, err := transport(base, o.TLS, o.Proxy, true, tr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("oauth2 token client: %w", err)
 		}
@@ -87,14 +98,17 @@ func httpClient(base http.RoundTripper, h *httpconfig.Config, ownToken bool, req
 }
 
 // transport returns base, or a clone of it with the given TLS, proxy and
-// HTTP/2 settings; own is the clone (nil when base is returned).
-func transport(base http.RoundTripper, tc httpconfig.TLS, p httpconfig.Proxy, http2 bool) (rt http.RoundTripper, own *http.Transport, err error) {
-	if tc == (httpconfig.TLS{}) && p.URL == nil && !p.FromEnvironment && http2 {
+// HTTP/2 settings; own is the clone (nil when base is returned). base
+// already checks a node target's dials (Config.NodeAddrs); a transport
+// that reaches one host only (r.only), or goes through a proxy, is a clone
+// with its own check (see reach).
+func transport(base http.RoundTripper, tc httpconfig.TLS, p httpconfig.Proxy, http2 bool, r reach) (rt http.RoundTripper, own *http.Transport, err error) {
+	if tc == (httpconfig.TLS{}) && p.URL == nil && !p.FromEnvironment && http2 && r.only == "" {
 		return base, nil, nil
 	}
 	bt, ok := base.(*http.Transport)
 	if !ok {
-		return nil, nil, errors.New("TLS or proxy settings need an *http.Transport")
+		return nil, nil, errors.New("TLS, proxy or address settings need an *http.Transport")
 	}
 	t := bt.Clone()
 	cfg, err := tlsConfig(tc)
@@ -122,6 +136,10 @@ func transport(base http.RoundTripper, tc httpconfig.TLS, p httpconfig.Proxy, ht
 		t.Proxy = http.ProxyFromEnvironment
 	default:
 		t.Proxy = nil
+	}
+	r.via = proxyHosts(p.URL, p.FromEnvironment)
+	if r.only != "" || len(r.via) > 0 {
+		return r.guard(t), t, nil
 	}
 	return t, t, nil
 }
@@ -165,7 +183,7 @@ func (t *oauth2Transport) token(ctx context.Context) (*oauth2.Token, error) {
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("oauth2 token fetch from %s: %w", t.cfg.TokenURL, ctx.Err())
+		return nil, &tokenError{url: t.cfg.TokenURL, err: ctx.Err()}
 	}
 	defer func() { <-t.sem }()
 	if t.tok.Valid() {
@@ -173,7 +191,12 @@ func (t *oauth2Transport) token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	tok, err := t.cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, t.client))
 	if err != nil {
-		return nil, fmt.Errorf("oauth2 token fetch from %s: %w", t.cfg.TokenURL, err)
+		// A RetrieveError's text is the endpoint's whole answer.
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil {
+			return nil, &tokenError{url: t.cfg.TokenURL, code: re.Response.StatusCode, err: errors.New("answered " + quoteShort(re.Body))}
+		}
+		return nil, &tokenError{url: t.cfg.TokenURL, err: err}
 	}
 	t.tok = tok
 	return tok, nil

@@ -114,7 +114,7 @@ func newLoop(cfg *env, t target.Target) (*loop, error) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "nodescraper")
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(t.Timeout.Seconds(), 'f', -1, 64))
-	client, closeIdle, err := httpClient(cfg.Transport, t.HTTP, t.OwnCredentials, req)
+	client, closeIdle, err := httpClient(cfg.Transport, cfg.reach(&t, req.URL), t.HTTP, t.OwnCredentials, req)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.URL, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sort"
 	"sync"
@@ -22,6 +23,12 @@ type Config struct {
 	Backend Backend
 	// Transport is shared by all loops; nil means a default transport.
 	Transport http.RoundTripper
+	// NodeAddrs, when set, are the only addresses a node target's
+	// connections may reach (every hop, checked at dial time), and a
+	// cluster target's (Target.Cluster) reach only its own host. nil: no
+	// check (--allow-other-addresses, file targets). With it, Transport
+	// must be an *http.Transport (nil or one); its dials are checked.
+	NodeAddrs *target.NodeAddrs
 	// DefaultLimits apply where a target sets no limit of its own; zero
 	// fields take the package defaults (see Limits).
 	DefaultLimits target.Limits
@@ -73,6 +80,18 @@ func newManagerMetrics(targets func() float64) managerMetrics {
 	}
 }
 
+// reach is what t's connections may reach: with NodeAddrs, a node
+// target the node's addresses, a cluster target its own host.
+func (c *env) reach(t *target.Target, u *url.URL) reach {
+	switch {
+	case c.NodeAddrs == nil:
+		return reach{}
+	case t.Cluster:
+		return reach{only: u.Hostname()}
+	}
+	return reach{node: c.NodeAddrs}
+}
+
 // refusedLog says, at most once a minute per target, that the node's series
 // budget refused some of the target's new series.
 func (c *env) refusedLog(target string, n int) {
@@ -121,6 +140,12 @@ func NewManager(cfg Config) *Manager {
 			// Bodies are decompressed by the loop with a reused reader.
 			DisableCompression: true,
 		}
+	}
+	if t, ok := cfg.Transport.(*http.Transport); ok && cfg.NodeAddrs != nil {
+		t = t.Clone()
+		r := reach{node: cfg.NodeAddrs}
+		r.guard(t)
+		cfg.Transport = t
 	}
 	if cfg.ParseConcurrency <= 0 {
 		cfg.ParseConcurrency = runtime.GOMAXPROCS(0)

@@ -70,16 +70,16 @@ func (l *loop) checkLimits(p *exposition.Parser, raw []byte) error {
 	nl := p.NumLabels()
 	lim := l.limits
 	if lim.Labels > 0 && nl+t.Labels.Len() > lim.Labels {
-		return fmt.Errorf("series %.200s has %d labels, limit %d: %w", raw, nl+t.Labels.Len(), lim.Labels, errLabelLimit)
+		return fmt.Errorf("series %s has %d labels, limit %d: %w", quoteShort(raw), nl+t.Labels.Len(), lim.Labels, errLabelLimit)
 	}
 	if lim.LabelNameLength > 0 || lim.LabelValueLength > 0 {
 		for k := range nl {
 			name, value := p.Label(k)
 			if lim.LabelNameLength > 0 && len(name) > lim.LabelNameLength {
-				return fmt.Errorf("series %.200s label %.100q longer than %d: %w", raw, name, lim.LabelNameLength, errLabelNameLimit)
+				return fmt.Errorf("series %s label %s longer than %d: %w", quoteShort(raw), quoteShort(name), lim.LabelNameLength, errLabelNameLimit)
 			}
 			if lim.LabelValueLength > 0 && len(value) > lim.LabelValueLength {
-				return fmt.Errorf("series %.200s label %.100q value of %d bytes, limit %d: %w", raw, name, len(value), lim.LabelValueLength, errLabelValueLimit)
+				return fmt.Errorf("series %s label %s value of %d bytes, limit %d: %w", quoteShort(raw), quoteShort(name), len(value), lim.LabelValueLength, errLabelValueLimit)
 			}
 		}
 	}

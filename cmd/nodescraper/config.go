@@ -36,6 +36,8 @@ type config struct {
 	// The agent's own service-account token and CA: which namespaces'
 	// monitors may use them, and where the agent reads them.
 	trustedNamespaces string // comma-separated
+	allowedProxyURLs  string // comma-separated
+	allowedTokenURLs  string // comma-separated
 	serviceAccountDir string
 	apiKey            string
 	apiKeyFile        string
@@ -188,6 +190,8 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.DurationVar(&c.leaseRenew, "cluster-lease-renew-deadline", e.duration("NODESCRAPER_CLUSTER_LEASE_RENEW_DEADLINE", 10*time.Second), "the holder stops scraping when it could not renew for this long (env NODESCRAPER_CLUSTER_LEASE_RENEW_DEADLINE)")
 	fs.DurationVar(&c.leaseRetry, "cluster-lease-retry-period", e.duration("NODESCRAPER_CLUSTER_LEASE_RETRY_PERIOD", 2*time.Second), "how often agents try to take or renew the Lease (env NODESCRAPER_CLUSTER_LEASE_RETRY_PERIOD)")
 	fs.StringVar(&c.trustedNamespaces, "trusted-namespaces", env("NODESCRAPER_TRUSTED_NAMESPACES", ""), "comma-separated namespaces whose monitors may authenticate with the agent's own service-account token and CA ("+relabel.ServiceAccountTokenPath+" as bearerTokenFile, "+relabel.ServiceAccountCAPath+" as tlsConfig.caFile), as kube-prometheus' do; the token goes only to this node's addresses and the API server's (env NODESCRAPER_TRUSTED_NAMESPACES)")
+	fs.StringVar(&c.allowedProxyURLs, "allowed-proxy-urls", env("NODESCRAPER_ALLOWED_PROXY_URLS", ""), "comma-separated proxies (http[s]://host:port) a monitor's proxyUrl may name; a monitor naming another is rejected, and the target's own address is still checked at every hop (env NODESCRAPER_ALLOWED_PROXY_URLS)")
+	fs.StringVar(&c.allowedTokenURLs, "allowed-token-urls", env("NODESCRAPER_ALLOWED_TOKEN_URLS", ""), "comma-separated OAuth2 token endpoints (http[s]://host[:port][/path]) a monitor's oauth2.tokenUrl may name, itself or a path below; a monitor naming another is rejected (env NODESCRAPER_ALLOWED_TOKEN_URLS)")
 	fs.StringVar(&c.serviceAccountDir, "service-account-dir", env("NODESCRAPER_SERVICE_ACCOUNT_DIR", relabel.DefaultServiceAccountDir), "directory the agent reads its own service-account token and CA from when a monitor names their standard paths (env NODESCRAPER_SERVICE_ACCOUNT_DIR)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nodescraper/nodescraper/informer"
 	"github.com/nodescraper/nodescraper/relabel"
+	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -16,7 +17,7 @@ import (
 // flags. The API server is reached with client-go's default loading rules:
 // --kubeconfig (KUBECONFIG) when given, else ~/.kube/config if it exists,
 // else in-cluster credentials.
-func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
+func newKubeDiscovery(c *config, nodeAddrs *target.NodeAddrs, logger *slog.Logger) (*informer.Kube, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = c.kubeconfig
 	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
@@ -42,6 +43,8 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 		ServiceDiscoveryRole: monitoringv1.ServiceDiscoveryRole(c.sdRole),
 		TrustedNamespaces:    splitList(c.trustedNamespaces),
 		ServiceAccountDir:    c.serviceAccountDir,
+		AllowedProxyURLs:     splitList(c.allowedProxyURLs),
+		AllowedTokenURLs:     splitList(c.allowedTokenURLs),
 	}
 	c.caps.apply(&settings)
 	k, err := informer.NewKube(informer.KubeConfig{
@@ -49,6 +52,7 @@ func newKubeDiscovery(c *config, logger *slog.Logger) (*informer.Kube, error) {
 		NodeName:            c.nodeName,
 		Settings:            settings,
 		AllowOtherAddresses: c.allowOtherAddrs,
+		NodeAddrs:           nodeAddrs,
 		Lease:               c.leaseConfig(),
 		Logger:              logger,
 	})

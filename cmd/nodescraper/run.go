@@ -35,8 +35,12 @@ type agent struct {
 	store    *deltastore.Store
 	client   *ddclient.Client // nil in a dry run
 	mgr      *scrapeloop.Manager
-	sets     []*metrics.Set
-	help     []map[string]string // HELP text of the sets' metrics
+	// nodeAddrs are the addresses node targets may reach, which Kubernetes
+	// discovery keeps and the scraper checks each connection against; nil
+	// in local mode and with --allow-other-addresses.
+	nodeAddrs *target.NodeAddrs
+	sets      []*metrics.Set
+	help      []map[string]string // HELP text of the sets' metrics
 
 	// From discovery: whether it has synced, and the monitors it rejected
 	// (nil in local mode), for the targets page.
@@ -134,7 +138,11 @@ func newAgent(ctx context.Context, c *config, stdout io.Writer, logger *slog.Log
 		a.addMetrics(client.Metrics(), client.MetricsHelp())
 	}
 
+	if c.staticTargets == "" && !c.allowOtherAddrs {
+		a.nodeAddrs = &target.NodeAddrs{}
+	}
 	a.mgr = scrapeloop.NewManager(scrapeloop.Config{
+		NodeAddrs:     a.nodeAddrs,
 		Store:         a.store,
 		Backend:       backend,
 		DefaultLimits: c.limits,
@@ -204,7 +212,7 @@ func (a *agent) startDiscovery(ctx context.Context, stopAll func(), group *sync.
 		group.Go(func() { filesd.Run(ctx, scfg, targets) })
 		return nil
 	}
-	kube, err := newKubeDiscovery(c, logger)
+	kube, err := newKubeDiscovery(c, a.nodeAddrs, logger)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,8 @@ func handlerPod(t *testing.T, cp *controlplane.ControlPlane, h http.Handler, ns,
 
 // TestMonitorCannotLeaveNode (issue 26), with the real binary's code on the
 // real API server: a pod whose target redirects to another host, one that
-// redirects to the cloud metadata address (a loopback stand-in), a monitor
+// redirects to the cloud metadata address, one to the node's localhost by
+// name (loopback stand-ins), a monitor
 // naming a proxy and one naming a token endpoint the operator did not list,
 // and a pod whose body carries a credential in a malformed line. The other
 // hosts are never reached, the two monitors are rejected with the flag to
@@ -65,19 +66,23 @@ func TestMonitorCannotLeaveNode(t *testing.T) {
 		t.Cleanup(func() { _ = srv.Close() })
 		return "http://" + ln.Addr().String()
 	}
-	otherHost, metadata := outside("127.0.4.99"), outside("127.0.4.254")
+	// The node's own localhost (with hostNetwork, the agent's too), reached
+	// by name, and the cloud metadata address: loopback stand-ins.
+	otherHost, metadata, local := outside("127.0.4.99"), outside("127.0.4.254"), outside("127.0.0.1")
+	local = strings.Replace(local, "127.0.0.1", "localhost", 1)
 	redirect := func(to string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, to+"/metrics", http.StatusFound) })
 	}
 	handlerPod(t, cp, redirect(otherHost), "shop", "hop", "hop", "node-a", netip.MustParseAddr("127.0.4.11"))
 	handlerPod(t, cp, redirect(metadata), "shop", "meta", "meta", "node-a", netip.MustParseAddr("127.0.4.12"))
+	handlerPod(t, cp, redirect(local), "shop", "local", "local", "node-a", netip.MustParseAddr("127.0.4.15"))
 	handlerPod(t, cp, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok 1\n" + secret + " {{{\n"))
 	}), "shop", "leak", "leak", "node-a", netip.MustParseAddr("127.0.4.13"))
 	good := exporter.New()
 	good.Family("orders_total", exporter.Counter, "").Set("", 7)
 	exporterPod(t, cp, good, "shop", "good", "good", "node-a", netip.MustParseAddr("127.0.4.14"))
-	for _, app := range []string{"hop", "meta", "leak", "good", "proxied", "oauth"} {
+	for _, app := range []string{"hop", "meta", "local", "leak", "good", "proxied", "oauth"} {
 		ep := monitoringv1.Endpoint{Port: "metrics", Interval: "1s"} // redirects followed, the default
 		switch app {
 		case "proxied":
@@ -109,13 +114,13 @@ func TestMonitorCannotLeaveNode(t *testing.T) {
 	for begin := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		api, page = httpGet(t, "http://"+addr+"/api/v1/targets?state=active"), httpGet(t, "http://"+addr+"/targets")
 		_, ok := in.Last("orders.count")
-		if ok && strings.Count(api, "refused: not an address of this node") == 2 && strings.Contains(api, "invalid value near") &&
+		if ok && strings.Count(api, "refused: not an address of this node") == 3 && strings.Contains(api, "invalid value near") &&
 			strings.Contains(page, "--allowed-proxy-urls") && strings.Contains(page, "--allowed-token-urls") &&
 			len(in.ServiceChecks("openmetrics.health", "kube_service:leak")) > 0 {
 			break
 		}
 		if time.Since(begin) > 30*time.Second {
-			t.Fatalf("want the good pod at the intake, two redirects refused, the malformed body failed and the proxy and token monitors rejected:\n%s\n%s", api, page)
+			t.Fatalf("want the good pod at the intake, three redirects refused, the malformed body failed and the proxy and token monitors rejected:\n%s\n%s", api, page)
 		}
 	}
 	stop()

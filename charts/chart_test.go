@@ -130,6 +130,8 @@ monitors:
   serviceDiscoveryRole: Endpoints
   allowOtherAddresses: true
   trustedNamespaces: [monitoring, kube-system]
+  allowedProxyURLs: ["http://proxy.corp:3128", "https://proxy2.corp:443"]
+  allowedTokenURLs: ["https://idp.corp/oauth2/"]
   enforced: {sampleLimit: 50000, targetLimit: 20, labelLimit: 30, labelNameLengthLimit: 100, labelValueLengthLimit: 500, bodySizeLimit: 10485760, keepDroppedTargets: 5, namespaceLabel: tenant}
   ignoreNamespaceSelectors: true
   overrideHonorLabels: true
@@ -569,6 +571,7 @@ func TestEveryOption(t *testing.T) {
 		"cluster-name": "prod-eu", "metric-namespace": "k8s", "monitor-namespaces": "shop,payments",
 		"monitor-selector": "team in (a,b),tier!=dev", "monitor-namespace-selector": "monitoring=on",
 		"service-discovery-role": "Endpoints", "allow-other-addresses": "true", "trusted-namespaces": "monitoring,kube-system",
+		"allowed-proxy-urls": "http://proxy.corp:3128,https://proxy2.corp:443", "allowed-token-urls": "https://idp.corp/oauth2/",
 		"scrape-interval": "15s", "scrape-timeout": "5s", "max-series": "500000", "sample-limit": "100000",
 		"label-limit":             "50", // extraArgs wins over labelLimit 40
 		"label-name-length-limit": "128", "label-value-length-limit": "1024", "body-size-limit": "-1",

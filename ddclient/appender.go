@@ -2,6 +2,7 @@ package ddclient
 
 import (
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -33,6 +34,10 @@ type encodeMetrics struct {
 	invalid   *metrics.Counter // NaN or ±Inf values: JSON cannot carry them
 	oversized *metrics.Counter // an entry larger than a payload
 	shortened *metrics.Counter // tags cut to Datadog's length
+	// A new series' labels named as a tag the agent owns (rule 5 of
+	// tagRules): renamed exported_<name>, or dropped as the same value as
+	// the Kubernetes tag. Once per series, not per point.
+	reservedRenamed, reservedDropped *metrics.Counter
 }
 
 func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
@@ -40,6 +45,9 @@ func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
 		invalid:   set.NewCounter(`nodescraper_dd_points_dropped_total{reason="invalid_value"}`),
 		oversized: set.NewCounter(`nodescraper_dd_points_dropped_total{reason="oversized"}`),
 		shortened: set.NewCounter(`nodescraper_dd_tags_shortened_total`),
+
+		reservedRenamed: set.NewCounter(`nodescraper_dd_reserved_tags_renamed_total`),
+		reservedDropped: set.NewCounter(`nodescraper_dd_reserved_tags_dropped_total`),
 	}
 }
 
@@ -70,6 +78,10 @@ type appender struct {
 	targetTags [][]byte
 	extra      []byte
 	tail       []byte
+	// exportedTargets and repeatedTargets have bit i set when rule 5 of
+	// tagRules renames or drops the i-th target label: what a verbatim
+	// series, whose tags are the target's, counts.
+	exportedTargets, repeatedTargets uint64
 
 	report *reportState
 
@@ -131,8 +143,13 @@ func newAppender(out sink, mp *Mapping, t *target.Target) *appender {
 	a.mid = append(a.mid, `,"tags":[`...)
 	t.Labels.Range(func(l labels.Label) {
 		var tag []byte
-		if name, ok := a.rules.label(l.Name, l.Value); ok {
-			tag = a.appendTag(nil, "", name, l.Value)
+		name, f := a.rules.labelFate(l.Name, l.Value)
+		if f <= exported {
+			tag = a.appendTag(nil, f.prefix(), name, l.Value)
+		}
+		if i := len(a.targetTags); i < 64 {
+			a.exportedTargets |= b2u(f == exported) << i
+			a.repeatedTargets |= b2u(f == repeated) << i
 		}
 		a.targetTags = append(a.targetTags, tag)
 	})
@@ -182,32 +199,18 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		}
 	}
 	if verbatim {
+		// Its scraped labels are sent as they are: only the target's may
+		// have met rule 5.
+		a.countReserved(bits.OnesCount64(a.exportedTargets&^s.Omitted), bits.OnesCount64(a.repeatedTargets&^s.Omitted))
 		ref := uint64(si)
 		if plainLabels(s.Labels) {
 			ref |= plainBit
 		}
 		return ref, met.kind
 	}
-	// Labels changed by relabeling: keep the series' tags encoded.
-	var tags []byte
-	s.Labels.Range(func(l labels.Label) {
-		if l.Name == model.MetricNameLabel {
-			return
-		}
-		n := l.Name
-		if met.bucket && n == model.BucketLabel {
-			n = "upper_bound"
-		} else if r, ok := a.rules.label(n, l.Value); ok {
-			n = r
-		} else {
-			return
-		}
-		if len(tags) > 0 {
-			tags = append(tags, ',')
-		}
-		tags = a.appendTag(tags, "", n, l.Value)
-	})
-	st := stored{shape: si, tags: string(tags)}
+	// Labels changed by relabeling or by the tag rules: keep the series'
+	// tags encoded.
+	st := stored{shape: si, tags: string(a.encodeTags(s.Labels, met.bucket))}
 	var i uint32
 	if n := len(a.free); n > 0 {
 		i = a.free[n-1]
@@ -218,6 +221,55 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 		a.stored = append(a.stored, st)
 	}
 	return storedBit | uint64(i), met.kind
+}
+
+// encodeTags encodes the tags of a series whose labels the appender keeps
+// (all of them, the target's included, through the tag rules), and counts
+// what rule 5 did. bucket says le is sent as upper_bound.
+func (a *appender) encodeTags(ls labels.Labels, bucket bool) []byte {
+	var tags []byte
+	renamed, dropped := 0, 0
+	ls.Range(func(l labels.Label) {
+		if l.Name == model.MetricNameLabel {
+			return
+		}
+		n, f := l.Name, sent
+		if bucket && n == model.BucketLabel {
+			n = "upper_bound"
+		} else {
+			n, f = a.rules.labelFate(n, l.Value)
+			renamed += int(b2u(f == exported))
+			dropped += int(b2u(f == repeated))
+			if f > exported {
+				return
+			}
+		}
+		if len(tags) > 0 {
+			tags = append(tags, ',')
+		}
+		tags = a.appendTag(tags, f.prefix(), n, l.Value)
+	})
+	a.countReserved(renamed, dropped)
+	return tags
+}
+
+// countReserved counts a new series' labels that rule 5 of tagRules
+// renamed and dropped.
+func (a *appender) countReserved(renamed, dropped int) {
+	if renamed > 0 {
+		a.m.reservedRenamed.Add(renamed)
+	}
+	if dropped > 0 {
+		a.m.reservedDropped.Add(dropped)
+	}
+}
+
+// b2u is 1 for true, 0 for false.
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // head encodes the start of a series entry up to its point's timestamp.

@@ -292,7 +292,7 @@ func TestReservedTagsOnce(t *testing.T) {
 							found++
 						}
 					}
-					for _, k := range reservedTags {
+					for _, k := range unifiedServiceTags {
 						if len(seen[k]) != 1 || seen[k][0] != ust[k] {
 							t.Errorf("%s %q: %s values %q, want only %q", sr.Metric, sr.Tags, k, seen[k], ust[k])
 						}

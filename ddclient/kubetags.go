@@ -145,14 +145,14 @@ func kubeTags(d labels.Labels, cluster string, clusterTarget bool) []kubeTag {
 	} {
 		add(l.tag, d.Get(appLabel+l.label), LowCardinality)
 	}
-	for _, k := range reservedTags {
+	for _, k := range unifiedServiceTags {
 		add(k, d.Get(ustLabel+k), LowCardinality)
 	}
 	return tags
 }
 
-// reservedTags are Datadog's unified service tags: one value each per series.
-var reservedTags = [...]string{"env", "service", "version"}
+// unifiedServiceTags are Datadog's unified service tags: one value each per series.
+var unifiedServiceTags = [...]string{"env", "service", "version"}
 
 // deploymentOf is the Deployment of a ReplicaSet named
 // <deployment>-<pod-template-hash>, as the Agent's

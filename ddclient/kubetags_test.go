@@ -196,7 +196,14 @@ func TestTagRules(t *testing.T) {
 		{"version label", base, "version", "go1.22", "exported_version", "rule 5"},
 		{"same env", base, "env", "prod", "", "rule 5: same value, one tag"},
 		{"kube tag name", base, "kube_deployment", "other", "exported_kube_deployment", "rule 5"},
-		{"pod_name at low", base, "pod_name", "x", "pod_name", "rule 5: pod_name is not sent at low"},
+		{"pod_name at low", base, "pod_name", "x", "exported_pod_name", "rule 5: reserved, though not sent at low"},
+		{"host", base, "host", "spoofed", "exported_host", "rule 5: the host resource is the agent's"},
+		{"kube tag the pod lacks", base, "kube_daemon_set", "x", "exported_kube_daemon_set", "rule 5"},
+		{"cluster name without one", base, "kube_cluster_name", "x", "exported_kube_cluster_name", "rule 5"},
+		{"device", base, "device", "sda", "exported_device", "rule 5"},
+		{"source", base, "source", "s", "exported_source", "rule 5"},
+		{"excluded host", Mapping{ExcludeLabels: []string{"host"}}, "host", "h", "", "rule 2 before 5"},
+		{"renamed away", Mapping{RenameLabels: map[string]string{"device": "disk"}}, "device", "sda", "disk", "rule 4 before 5"},
 		{"pod_name at orchestrator", Mapping{Cardinality: OrchestratorCardinality}, "pod_name", "x", "exported_pod_name", "rule 5"},
 	}
 	for _, c := range cases {

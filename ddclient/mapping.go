@@ -36,7 +36,8 @@ type Mapping struct {
 	ClusterName string
 	// IncludeLabels, when not empty, are the only Prometheus labels sent as
 	// tags; ExcludeLabels are never sent; RenameLabels sends a label under
-	// another name. le and quantile are always sent. See tagRules.
+	// another name (a name ReservedTag reports is still sent as
+	// exported_<name>). le and quantile are always sent. See tagRules.
 	IncludeLabels []string
 	ExcludeLabels []string
 	RenameLabels  map[string]string

@@ -145,7 +145,7 @@ func TestMappingRules(t *testing.T) {
 				"# TYPE state stateset\nstate{state=\"a\"} 1\nstate{state=\"b\"} 0\n" +
 				"# TYPE q gaugehistogram\nq_bucket{le=\"1\"} 2\nq_bucket{le=\"+Inf\"} 3\nq_gcount 3\nq_gsum 4\n# EOF\n",
 			want: []string{
-				"build_info gauge [version:1.2] = 1",
+				"build_info gauge [exported_version:1.2] = 1", // a unified service tag's name: tagRules rule 5
 				"q_bucket gauge [le:+Inf] = 3",
 				"q_bucket gauge [le:1] = 2",
 				"q_gcount gauge [] = 3",

@@ -15,6 +15,8 @@ func (c *Client) MetricsHelp() map[string]string {
 		`nodescraper_dd_spool_bytes`:                  "Bytes in the disk spool.",
 		`nodescraper_dd_spool_points`:                 "Points in the disk spool.",
 		`nodescraper_dd_tags_shortened_total`:         "Tags cut to Datadog's tag length (ending in a hash of the whole tag).",
+		`nodescraper_dd_reserved_tags_renamed_total`:  "Labels of new series (scraped, a target's, or from relabeling) named as a tag the agent owns (host, env, service, version, kube_*, ...), sent as exported_<name>; once per series.",
+		`nodescraper_dd_reserved_tags_dropped_total`:  "Labels of new series repeating a Kubernetes tag the agent sends, same name and value, not sent; once per series.",
 		`nodescraper_dd_service_checks_sent_total`:    "Service checks (per-target health) Datadog accepted.",
 		`nodescraper_dd_service_checks_dropped_total`: "Service checks dropped: the queue was full or they grew older than Datadog accepts.",
 		`nodescraper_dd_metadata_updates_total`:       "Metric metadata updates sent to Datadog, by result (sent, failed).",

@@ -1,6 +1,8 @@
 package ddclient
 
 import (
+	"strings"
+
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/prometheus/common/model"
@@ -23,12 +25,20 @@ import (
 //     then not a tag, as with the Agent). Another value (kube-state-metrics'
 //     namespace of the object it describes) is kept.
 //  4. Mapping.RenameLabels renames.
-//  5. A label whose name is a Kubernetes tag the series carries (env,
-//     service, version from tags.datadoghq.com/*, kube_*, pod_name, ...) is
-//     dropped when it has the same value and otherwise renamed
-//     exported_<name>, as Prometheus renames a scraped label that clashes
-//     with a target label: the Kubernetes tag wins, so a series never
-//     carries two values of a reserved tag.
+//  5. A label whose name (after rule 4) is a tag the agent owns
+//     (ReservedTag: host, env/service/version, every kube_*, the other
+//     Kubernetes tags, cluster_name, device, source) is dropped when it
+//     repeats, with the same value, a Kubernetes tag the series carries, and
+//     otherwise renamed exported_<name>, as Prometheus renames a scraped
+//     label that clashes with a target label. Whether the label was scraped,
+//     is a target label (relabeling, a file's labels) or came from metric
+//     relabeling, a target never sets a tag the agent owns: not one the pod
+//     lacks (env, kube_deployment), not the host, not the cluster's name.
+//     A rename into a reserved name is no way around this: the value is
+//     still the target's, so it is sent as exported_<new name> (the command
+//     refuses such a rename at start).
+//
+// The appender counts rule 5 per new series (encodeMetrics.reserved*).
 type tagRules struct {
 	kube    []kubeTag         // the Kubernetes tags sent, at the cardinality
 	claimed map[string]string // their names and values
@@ -84,28 +94,54 @@ func setOf(names []string) map[string]bool {
 	return m
 }
 
+// fate is what the rules do with a label.
+type fate uint8
+
+const (
+	sent     fate = iota // sent, under its name or RenameLabels'
+	exported             // rule 5: a reserved name, sent as exported_<name>
+	left                 // rules 2, 3: not sent
+	repeated             // rule 5: a Kubernetes tag's name and value, not sent
+)
+
 // label applies the rules to a label and returns the tag's name, or false
 // when the label is not sent.
 func (r *tagRules) label(name, value string) (string, bool) {
+	n, f := r.labelFate(name, value)
+	return f.prefix() + n, f <= exported
+}
+
+// prefix is what the tag's name gets before the name labelFate returns.
+func (f fate) prefix() string {
+	if f == exported {
+		return model.ExportedLabelPrefix
+	}
+	return ""
+}
+
+// labelFate applies the rules to a label: the tag's name ("" when not
+// sent), to be sent with f.prefix() before it, and what the rules did (f).
+// It does not allocate.
+func (r *tagRules) labelFate(name, value string) (string, fate) {
 	if name == model.BucketLabel || name == model.QuantileLabel {
-		return name, true
+		return name, sent
 	}
 	if r.exclude[name] || r.include != nil && !r.include[name] {
-		return "", false
+		return "", left
 	}
 	if v, ok := r.alias[name]; ok && v == value {
-		return "", false
+		return "", left
 	}
 	if n, ok := r.rename[name]; ok && n != "" {
 		name = n
 	}
-	if v, ok := r.claimed[name]; ok {
-		if v == value {
-			return "", false
-		}
-		name = model.ExportedLabelPrefix + name
+	if !ReservedTag(name) {
+		return name, sent
 	}
-	return name, true
+	if v, ok := r.claimed[name]; ok && v == value {
+		return "", repeated
+	}
+	return name, exported
 }
 
 // touches reports whether the rules may change or drop a label of this name.
@@ -118,8 +154,7 @@ func (r *tagRules) touches(name string) bool {
 	}
 	_, a := r.alias[name]
 	_, n := r.rename[name]
-	_, c := r.claimed[name]
-	return a || n || c
+	return a || n || ReservedTag(name)
 }
 
 // verbatimOK reports whether a verbatim series' labels can be encoded
@@ -137,10 +172,30 @@ func (r *tagRules) verbatimOK(s *scrapeloop.Series) bool {
 			return
 		}
 		// A scraped label the rules keep as it is.
-		if n, kept := r.label(l.Name, l.Value); kept && n == l.Name {
+		if n, f := r.labelFate(l.Name, l.Value); f == sent && n == l.Name {
 			return
 		}
 		ok = false
 	})
 	return ok
+}
+
+// ReservedTag reports whether name is a tag the agent owns, which no
+// target label, scraped label or relabeling may set (rule 5 of tagRules):
+// the host, Datadog's unified service tags, every kube_* tag, the other
+// Kubernetes tags of the Datadog Agent's tagger that kubeTags gives or a
+// container carries (pod_name, pod_phase, container_id, container_name,
+// display_container_name, image_*, short_image), the cluster's name
+// (cluster_name, kube_cluster_name), device and source.
+func ReservedTag(name string) bool {
+	return reservedNames[name] || strings.HasPrefix(name, "kube_")
+}
+
+// reservedNames are the reserved tags besides the kube_* ones.
+var reservedNames = map[string]bool{
+	"host": true, "device": true, "source": true, "cluster_name": true,
+	"env": true, "service": true, "version": true,
+	"pod_name": true, "pod_phase": true, "container_id": true, "container_name": true,
+	"display_container_name": true, "image_name": true, "image_tag": true, "image_id": true,
+	"short_image": true, "docker_image": true,
 }

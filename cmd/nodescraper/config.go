@@ -224,7 +224,7 @@ func (c *config) datadogFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&c.tagCardinality, "tag-cardinality", env("DD_CHECKS_TAG_CARDINALITY", "low"), "Kubernetes tags sent, as the Datadog Agent's checks: low (no pod_name), orchestrator (adds pod_name, kube_ownerref_name) or high (adds container_id) (env DD_CHECKS_TAG_CARDINALITY)")
 	fs.StringVar(&c.includeLabels, "include-labels", env("NODESCRAPER_INCLUDE_LABELS", ""), "comma-separated Prometheus labels that are the only ones sent as tags (le and quantile always are); empty sends all (env NODESCRAPER_INCLUDE_LABELS)")
 	fs.StringVar(&c.excludeLabels, "exclude-labels", env("NODESCRAPER_EXCLUDE_LABELS", ""), "comma-separated Prometheus labels never sent as tags (env NODESCRAPER_EXCLUDE_LABELS)")
-	fs.StringVar(&c.renameLabels, "rename-labels", env("NODESCRAPER_RENAME_LABELS", ""), "comma-separated old=new renames of Prometheus labels as tags (env NODESCRAPER_RENAME_LABELS)")
+	fs.StringVar(&c.renameLabels, "rename-labels", env("NODESCRAPER_RENAME_LABELS", ""), "comma-separated old=new renames of Prometheus labels as tags; new may not be a tag the agent owns (host, env, service, version, kube_*, ...) (env NODESCRAPER_RENAME_LABELS)")
 	fs.BoolVar(&c.reportSeries, "report-series", envBool("NODESCRAPER_REPORT_SERIES", true), "send Prometheus' per-target up, scrape_duration_seconds, scrape_samples_scraped, scrape_samples_post_metric_relabeling and scrape_series_added as gauges (env NODESCRAPER_REPORT_SERIES)")
 	fs.BoolVar(&c.serviceChecks, "service-checks", envBool("NODESCRAPER_SERVICE_CHECKS", true), "send each target's <namespace>.openmetrics.health service check after every scrape (env NODESCRAPER_SERVICE_CHECKS)")
 	fs.StringVar(&c.appKeyFile, "dd-app-key-file", env("DD_APP_KEY_FILE", ""), "file holding a Datadog application key, read again on each use; with it (or DD_APP_KEY) HELP and UNIT are sent as metric metadata (env DD_APP_KEY_FILE)")
@@ -507,7 +507,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// parseRenames reads old=new,... pairs.
+// parseRenames reads old=new,... pairs. A new name that is a tag the agent
+// owns (ddclient.ReservedTag) is refused: a target's label value cannot set
+// it, so the rename would only ever send exported_<new>.
 func parseRenames(s string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range splitList(s) {
@@ -515,6 +517,9 @@ func parseRenames(s string) (map[string]string, error) {
 		old, nw = strings.TrimSpace(old), strings.TrimSpace(nw)
 		if !ok || old == "" || nw == "" {
 			return nil, fmt.Errorf("%q is not old=new", f)
+		}
+		if ddclient.ReservedTag(nw) {
+			return nil, fmt.Errorf("%q: %s is a tag the agent owns (host, env, service, version, kube_*, ...), which no label sets", f, nw)
 		}
 		out[old] = nw
 	}

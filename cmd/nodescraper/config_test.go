@@ -92,6 +92,8 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{name: "bad cardinality", args: append([]string{"--dry-run", "--tag-cardinality", "medium"}, base...), err: `--tag-cardinality: tag cardinality "medium": want low, orchestrator or high`},
 		{name: "bad rename", args: append([]string{"--dry-run", "--rename-labels", "a"}, base...), err: `--rename-labels "a": "a" is not old=new`},
+		{name: "rename into a reserved tag", args: append([]string{"--dry-run", "--rename-labels", "device=disk, environment=env"}, base...),
+			err: `--rename-labels "device=disk, environment=env": "environment=env": env is a tag the agent owns (host, env, service, version, kube_*, ...), which no label sets`},
 		{name: "bad bool env", args: append([]string{"--dry-run"}, base...), env: map[string]string{"NODESCRAPER_REPORT_SERIES": "maybe"}, err: `NODESCRAPER_REPORT_SERIES="maybe": not true or false`},
 		{name: "no key", args: base, err: "no Datadog API key: set DD_API_KEY or DD_API_KEY_FILE (or use --dry-run)"},
 		{name: "empty key file", args: base, env: map[string]string{"DD_API_KEY_FILE": emptyKey}, err: "DD_API_KEY_FILE " + emptyKey + ": file is empty"},

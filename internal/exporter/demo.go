@@ -43,10 +43,10 @@ func (d *Demo) Step() {
 	}
 	d.inflight.Set("", float64(d.r.IntN(8)))
 	for range 5 {
-		d.rpc.Observe(`service="cart"`, d.r.ExpFloat64()/50)
+		d.rpc.Observe(`peer="cart"`, d.r.ExpFloat64()/50)
 	}
-	d.rpc.SetQuantile(`service="cart"`, 0.5, 0.014+d.r.Float64()/100)
-	d.rpc.SetQuantile(`service="cart"`, 0.99, 0.09+d.r.Float64()/20)
+	d.rpc.SetQuantile(`peer="cart"`, 0.5, 0.014+d.r.Float64()/100)
+	d.rpc.SetQuantile(`peer="cart"`, 0.99, 0.09+d.r.Float64()/20)
 }
 
 // Run steps every second until ctx is cancelled, simulating a process

@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+
+	"github.com/nodescraper/nodescraper/ddclient"
 )
 
 // label is one name/value pair of an exposition series.
@@ -20,8 +22,11 @@ const (
 
 // predict returns the Datadog metric, kind and tags the agent should send
 // for one exposition sample, following the README's naming rules (those of
-// Datadog's OpenMetrics check) and Prometheus' target-label rule: a scraped
-// label that clashes with a target label is kept as exported_<name>.
+// Datadog's OpenMetrics check), Prometheus' target-label rule (a scraped
+// label that clashes with a target label is kept as exported_<name>) and the
+// agent's reserved tags (a label, scraped or the target's, named as a tag
+// the agent owns, such as device or container_id, is sent as
+// exported_<name>; ddclient.ReservedTag).
 // famType is the family's # TYPE ("" for none), family its name, name the
 // sample's name (family plus _bucket, _sum, _count for histograms and
 // summaries). Labels with empty values are absent, as in Prometheus.
@@ -37,14 +42,14 @@ func predict(famType, family, name string, metric, target []label) (string, kind
 			le = l.value
 			continue
 		}
-		if hasLabel(target, n) {
+		if hasLabel(target, n) || ddclient.ReservedTag(n) {
 			n = "exported_" + n
 		}
 		tags = append(tags, n+":"+l.value)
 	}
 	for _, l := range target {
 		if l.value != "" {
-			tags = append(tags, l.name+":"+l.value)
+			tags = append(tags, targetTag(l.name)+":"+l.value)
 		}
 	}
 	switch {
@@ -63,6 +68,14 @@ func predict(famType, family, name string, metric, target []label) (string, kind
 		return family + ".quantile", kindGauge, tags
 	}
 	return name, kindGauge, tags
+}
+
+// targetTag is the tag name of a target label.
+func targetTag(name string) string {
+	if ddclient.ReservedTag(name) {
+		return "exported_" + name
+	}
+	return name
 }
 
 func hasLabel(ls []label, name string) bool {
@@ -94,12 +107,12 @@ func newKeyer() *keyer {
 func (k *keyer) learn(metric, target []label) {
 	for _, l := range metric {
 		k.known[l.name] = true
-		if hasLabel(target, l.name) {
+		if hasLabel(target, l.name) || ddclient.ReservedTag(l.name) {
 			k.known["exported_"+l.name] = true
 		}
 	}
 	for _, l := range target {
-		k.known[l.name] = true
+		k.known[targetTag(l.name)] = true
 	}
 }
 

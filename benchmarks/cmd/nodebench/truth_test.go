@@ -128,6 +128,9 @@ kube_pod_created{namespace="a",pod="p1",priority_class=""} 1.7e+09
 	if m != "kube_pod_annotations" || tags[0] != "exported_pod:x" {
 		t.Errorf("clashing label: got %s %v, want exported_pod", m, tags)
 	}
+	if _, _, tags := predict("gauge", "g", "g", []label{{"container_id", "containerd://1"}}, target); tags[0] != "exported_container_id:containerd://1" {
+		t.Errorf("reserved label: got %v, want exported_container_id", tags)
+	}
 	if _, _, tags := predict("gauge", "g", "g", []label{{"pod_cidr", ""}}, target); len(tags) != len(target) {
 		t.Errorf("empty label: got tags %v, want only the target's", tags)
 	}

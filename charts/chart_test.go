@@ -109,6 +109,7 @@ imagePullSecrets: [{name: regcred}]
 datadog:
   site: datadoghq.eu
   url: http://intake.obs.svc:8129
+  allowInsecureURL: true
   apiKeyExistingSecret: dd-key
   apiKeySecretKey: key
   clusterName: prod-eu
@@ -426,7 +427,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("--%s = %q (set %v), want %q", flag, got, ok, v)
 		}
 	}
-	for _, absent := range []string{"scrape-timeout", "dd-url", "cluster-name", "monitor-selector", "allow-other-addresses", "trusted-namespaces", "enable-pprof"} {
+	for _, absent := range []string{"scrape-timeout", "dd-url", "allow-insecure-datadog-url", "cluster-name", "monitor-selector", "allow-other-addresses", "trusted-namespaces", "enable-pprof"} {
 		if _, ok := flagValue(a, absent); ok {
 			t.Errorf("--%s set by default", absent)
 		}
@@ -567,7 +568,7 @@ func TestEveryOption(t *testing.T) {
 	want(t, "selector name label", fmt.Sprint(field(t, ds, "spec", "selector", "matchLabels", "app.kubernetes.io/name")), "scraper")
 	a := args(t, ds)
 	for flag, v := range map[string]string{
-		"listen": "0.0.0.0:9200", "dd-site": "datadoghq.eu", "dd-url": "http://intake.obs.svc:8129",
+		"listen": "0.0.0.0:9200", "dd-site": "datadoghq.eu", "dd-url": "http://intake.obs.svc:8129", "allow-insecure-datadog-url": "true",
 		"cluster-name": "prod-eu", "metric-namespace": "k8s", "monitor-namespaces": "shop,payments",
 		"monitor-selector": "team in (a,b),tier!=dev", "monitor-namespace-selector": "monitoring=on",
 		"service-discovery-role": "Endpoints", "allow-other-addresses": "true", "trusted-namespaces": "monitoring,kube-system",
@@ -717,6 +718,7 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"updateStrategy.rollingUpdate.maxSurge=1"}, []string{"maxSurge=1: a surge pod would wait for the old pod's lock", "never finish"}},
 		{[]string{"datadog.apiKeyExistingSecret="}, []string{"set datadog.apiKeyExistingSecret (recommended) or datadog.apiKey"}},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, []string{"serviceMonitor.enabled needs service.enabled"}},
+		{[]string{"datadog.url=http://intake.obs.svc:8129"}, []string{"datadog.url=http://intake.obs.svc:8129: plain http would send the Datadog API key", "datadog.allowInsecureURL=true"}},
 	} {
 		args := []string{"template", "x", chart, "--kube-version", renderKubeVersion, "-f", valuesSets[0].file(t)}
 		for _, s := range c.set {

@@ -108,7 +108,7 @@ func TestOnNode(t *testing.T) {
 	values := filepath.Join(dir, "values.yaml")
 	if err := os.WriteFile(values, fmt.Appendf(nil, `
 image: {repository: %s, tag: 0.1.0-a, pullPolicy: Never}
-datadog: {url: %q, apiKey: %s}
+datadog: {url: %q, allowInsecureURL: true, apiKey: %s}
 hostNetwork: true
 endpoint: {port: %d}
 state: {hostPath: %q}

@@ -32,7 +32,7 @@ YAML
 pids+=($!)
 DD_API_KEY=$key "$BIN/nodescraper" \
   --static-targets "$work/targets.yaml" --node-name demo-node \
-  --dd-url http://127.0.0.1:8129 --listen 127.0.0.1:9105 --state-dir "$work/state" \
+  --dd-url http://127.0.0.1:8129 --allow-insecure-datadog-url --listen 127.0.0.1:9105 --state-dir "$work/state" \
   --scrape-interval 10s --flush-interval 2s 2>"$work/nodescraper.log" &
 pids+=($!)
 

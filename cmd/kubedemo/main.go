@@ -155,7 +155,7 @@ func startProcesses(ctx, intakeCtx context.Context, bin, work, kubeconfig string
 	intake.Stdout, intake.Stderr = os.Stdout, os.Stderr
 	agent = exec.CommandContext(ctx, filepath.Join(bin, "nodescraper"),
 		"--kubeconfig", kubeconfig, "--node-name", "node-a", "--cluster-name", "demo",
-		"--dd-url", "http://127.0.0.1:8129", "--listen", "127.0.0.1:9105",
+		"--dd-url", "http://127.0.0.1:8129", "--allow-insecure-datadog-url", "--listen", "127.0.0.1:9105",
 		"--state-dir", filepath.Join(work, "state"), "--flush-interval", "2s")
 	agent.Env = append(os.Environ(), "DD_API_KEY="+apiKey)
 	agent.Stdout, agent.Stderr = agentLog, agentLog

@@ -52,7 +52,7 @@ func TestEnforcedCapsReachMonitors(t *testing.T) {
 	}
 	addr, stop := runInProcess(t, map[string]string{"DD_API_KEY": key},
 		"--kubeconfig", cp.Kubeconfig, "--node-name", "node-a",
-		"--dd-url", in.URL, "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--flush-interval", "300ms",
+		"--dd-url", in.URL, "--allow-insecure-datadog-url", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--flush-interval", "300ms",
 		"--body-size-limit", "1048576", "--enforced-body-size-limit", "4096", "--enforced-namespace-label", "tenant")
 	defer stop()
 

@@ -44,6 +44,7 @@ type config struct {
 	keyFromFile       bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
 	site              string
 	ddURL             string
+	allowInsecureURL  bool // --dd-url may be http://: the API key goes unencrypted
 	listen            string
 	stateDir          string
 	interval          time.Duration
@@ -195,7 +196,8 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&c.serviceAccountDir, "service-account-dir", env("NODESCRAPER_SERVICE_ACCOUNT_DIR", relabel.DefaultServiceAccountDir), "directory the agent reads its own service-account token and CA from when a monitor names their standard paths (env NODESCRAPER_SERVICE_ACCOUNT_DIR)")
 	fs.StringVar(&c.apiKeyFile, "dd-api-key-file", env("DD_API_KEY_FILE", ""), "file holding the Datadog API key (env DD_API_KEY_FILE; or set DD_API_KEY)")
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
-	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a local intake http://127.0.0.1:8129 (env DD_URL)")
+	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a proxy https://dd-proxy.internal; http:// only with --allow-insecure-datadog-url (env DD_URL)")
+	fs.BoolVar(&c.allowInsecureURL, "allow-insecure-datadog-url", e.bool("NODESCRAPER_ALLOW_INSECURE_DATADOG_URL", false), "accept an http:// --dd-url, e.g. a local intake http://127.0.0.1:8129: the API key and every series then travel unencrypted (env NODESCRAPER_ALLOW_INSECURE_DATADOG_URL)")
 	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /metrics, /targets, /healthz, /readyz (env NODESCRAPER_LISTEN)")
 	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
 }
@@ -440,6 +442,9 @@ func (c *config) validateDatadog() error {
 	}
 	if c.ddURL != "" && !strings.HasPrefix(c.ddURL, "http://") && !strings.HasPrefix(c.ddURL, "https://") {
 		return fmt.Errorf("--dd-url %q: want an http:// or https:// URL", c.ddURL)
+	}
+	if strings.HasPrefix(c.ddURL, "http://") && !c.allowInsecureURL {
+		return fmt.Errorf("--dd-url %q: plain http would send the Datadog API key and every series unencrypted; use https://, or pass --allow-insecure-datadog-url (env NODESCRAPER_ALLOW_INSECURE_DATADOG_URL=true) for an intake you trust on the path", c.ddURL)
 	}
 	if c.site == "" {
 		return errors.New("--dd-site (DD_SITE) is empty")

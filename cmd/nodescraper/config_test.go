@@ -101,6 +101,16 @@ func TestParseConfig(t *testing.T) {
 		{name: "interval too short", args: append([]string{"--dry-run", "--scrape-interval", "500ms"}, base...), err: "--scrape-interval 500ms: must be at least 1s"},
 		{name: "timeout above interval", args: append([]string{"--dry-run", "--scrape-interval", "5s", "--scrape-timeout", "6s"}, base...), err: "--scrape-timeout 6s: must be positive and at most --scrape-interval 5s"},
 		{name: "bad compression", args: append([]string{"--dry-run", "--compression", "lz4"}, base...), err: `--compression "lz4": want zstd, gzip or none`},
+		{name: "http url refused", args: append([]string{"--dry-run", "--dd-url", "http://intake.obs:8129"}, base...),
+			err: `--dd-url "http://intake.obs:8129": plain http would send the Datadog API key and every series unencrypted; use https://, or pass --allow-insecure-datadog-url (env NODESCRAPER_ALLOW_INSECURE_DATADOG_URL=true) for an intake you trust on the path`},
+		{name: "http url allowed by env", args: append([]string{"--dry-run", "--dd-url", "http://intake.obs:8129"}, base...),
+			env: map[string]string{"NODESCRAPER_ALLOW_INSECURE_DATADOG_URL": "true"},
+			check: func(c *config) string {
+				if !c.allowInsecureURL || c.apiURL() != "http://intake.obs:8129" {
+					return fmt.Sprintf("allowed %v, URL %s", c.allowInsecureURL, c.apiURL())
+				}
+				return ""
+			}},
 		{name: "bad url", args: append([]string{"--dry-run", "--dd-url", "api.datadoghq.com"}, base...), err: `--dd-url "api.datadoghq.com": want an http:// or https:// URL`},
 		{name: "missing targets file", args: []string{"--dry-run", "--static-targets", dir + "/none.yaml"}, err: "--static-targets: stat " + dir + "/none.yaml: no such file or directory"},
 		{name: "bad log level", args: append([]string{"--dry-run", "--log-level", "loud"}, base...), err: `--log-level "loud": want debug, info, warn or error`},
@@ -236,7 +246,8 @@ func TestValidate(t *testing.T) {
 	ok("no spool", func(c *config) { c.spoolMaxBytes = "0" })
 	ok("checkpoints only at shutdown", func(c *config) { c.checkpointInterval = 0 })
 	ok("Kubernetes mode", func(c *config) { c.staticTargets, c.sdRole = "", "Endpoints" })
-	ok("a local intake", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
+	ok("a local intake, allowed", func(c *config) { c.ddURL, c.allowInsecureURL = "http://127.0.0.1:8129", true })
+	ok("https needs no allowance", func(c *config) { c.ddURL = "https://dd-proxy.internal" })
 	ok("trusted namespaces", func(c *config) { c.trustedNamespaces = "monitoring, kube-system," })
 
 	bad("--node-name", func(c *config) { c.nodeName, c.staticTargets = "", "" })
@@ -275,6 +286,7 @@ func TestValidate(t *testing.T) {
 	bad("--log-level", func(c *config) { c.logLevel = "trace" })
 	bad("--log-format", func(c *config) { c.logFormat = "xml" })
 	bad("--dd-url", func(c *config) { c.ddURL = "ftp://intake" })
+	bad("--allow-insecure-datadog-url", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
 	bad("--dd-site", func(c *config) { c.site = "" })
 	bad("DD_API_KEY_FILE", func(c *config) { c.apiKey, c.keyFromFile, c.apiKeyFile = "", true, "/k" })
 	bad("DD_API_KEY", func(c *config) { c.apiKey = "" })

@@ -107,7 +107,7 @@ func TestMonitorCannotLeaveNode(t *testing.T) {
 	}
 	addr, stop := runInProcess(t, map[string]string{"DD_API_KEY": key},
 		"--kubeconfig", cp.Kubeconfig, "--node-name", "node-a",
-		"--dd-url", in.URL, "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--flush-interval", "300ms")
+		"--dd-url", in.URL, "--allow-insecure-datadog-url", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--flush-interval", "300ms")
 	defer stop()
 
 	var api, page string

@@ -47,7 +47,7 @@ func TestFlappingSeriesExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
-		"--static-targets", targets, "--node-name", "node-f", "--dd-url", in.URL,
+		"--static-targets", targets, "--node-name", "node-f", "--dd-url", in.URL, "--allow-insecure-datadog-url",
 		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "1s", "--flush-interval", "200ms")
 
 	// Every step, then the last answer again, whole, and all of it sent.

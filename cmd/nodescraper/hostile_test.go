@@ -105,7 +105,7 @@ func TestHostileTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent := startPlainAgent(t, "agent", []string{"DD_API_KEY=" + key},
-		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL,
+		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL, "--allow-insecure-datadog-url",
 		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
 
 	want := map[string]float64{}

@@ -61,7 +61,7 @@ func TestClusterTargetHandover(t *testing.T) {
 			dirs[n] = t.TempDir()
 		}
 		return startAgent(t, n, []string{"DD_API_KEY=" + key},
-			"--kubeconfig", cp.Kubeconfig, "--node-name", n, "--dd-url", in.URL,
+			"--kubeconfig", cp.Kubeconfig, "--node-name", n, "--dd-url", in.URL, "--allow-insecure-datadog-url",
 			"--state-dir", dirs[n], "--flush-interval", "300ms", "--cluster-name", "e2e",
 			"--cluster-lease", "default/nodescraper-cluster", "--cluster-lease-duration", "6s",
 			"--cluster-lease-renew-deadline", "4s", "--cluster-lease-retry-period", "500ms",

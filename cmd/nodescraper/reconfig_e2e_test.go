@@ -161,7 +161,7 @@ func TestKubeSecretRotationAndTagChangeExact(t *testing.T) {
 	}
 
 	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
-		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL,
+		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL, "--allow-insecure-datadog-url",
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--flush-interval", "200ms")
 
 	common := []string{"job:api", "endpoint:metrics", "kube_service:api",

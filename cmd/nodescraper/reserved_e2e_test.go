@@ -36,7 +36,7 @@ func TestReservedTagsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
-		"--static-targets", targets, "--node-name", "node-r", "--dd-url", in.URL,
+		"--static-targets", targets, "--node-name", "node-r", "--dd-url", in.URL, "--allow-insecure-datadog-url",
 		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "1s", "--flush-interval", "200ms")
 
 	// Three scrapes, and their points at the intake.

@@ -51,7 +51,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	start := func() *agentProc {
 		t.Helper()
 		a := startAgent(t, fmt.Sprintf("agent %d", len(agents)+1), []string{"DD_API_KEY=" + key},
-			"--static-targets", targets, "--node-name", "node-r", "--dd-url", in.URL,
+			"--static-targets", targets, "--node-name", "node-r", "--dd-url", in.URL, "--allow-insecure-datadog-url",
 			"--state-dir", state, "--scrape-interval", "1s", "--flush-interval", "200ms",
 			"--checkpoint-interval", "1s")
 		agents = append(agents, a)

@@ -39,7 +39,7 @@ func newOutageAgent(t *testing.T, key, intakeURL, exporterAddr string, extra ...
 func (a *outageAgent) start() *agentProc {
 	a.t.Helper()
 	a.runs++
-	args := append([]string{"--static-targets", a.targets, "--node-name", "node-o", "--dd-url", a.intake,
+	args := append([]string{"--static-targets", a.targets, "--node-name", "node-o", "--dd-url", a.intake, "--allow-insecure-datadog-url",
 		"--state-dir", a.state, "--scrape-interval", "1s", "--flush-interval", "200ms",
 		"--checkpoint-interval", "1s", "--shutdown-flush-timeout", "3s"}, a.extra...)
 	return startAgent(a.t, fmt.Sprintf("agent %d", a.runs), []string{"DD_API_KEY=" + a.key}, args...)

@@ -262,7 +262,7 @@ func TestKubeHungTokenEndpoint(t *testing.T) {
 	}
 
 	agent := startAgent(t, "agent", []string{"DD_API_KEY=" + key},
-		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL, "--allowed-token-urls", tokenURL,
+		"--kubeconfig", cp.Kubeconfig, "--node-name", node, "--dd-url", in.URL, "--allow-insecure-datadog-url", "--allowed-token-urls", tokenURL,
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--flush-interval", "200ms")
 	started := time.Now() // the process started (startAgent builds the binary first)
 	common := []string{"job:plain", "endpoint:metrics", "kube_service:plain",

@@ -245,6 +245,7 @@ func agentArgs(bin, sdPath, ddURL, stateDir, listen string, interval time.Durati
 		{"static-targets", sdPath},
 		{"scrape-interval", interval.String()},
 		{"dd-url", ddURL},
+		{"allow-insecure-datadog-url", "true"}, // the harness' loopback intake
 		{"compression", "zstd"},
 		{"state-dir", stateDir},
 		{"listen", listen},

@@ -160,7 +160,10 @@ state:
   checkpointInterval: 30s
   checkpointMaxAge: 2h
   seriesStaleAfter: 30m
-endpoint: {port: 9200, pprof: true}
+endpoint: {port: 9200, pprof: true, access: kubernetes}
+networkPolicy:
+  enabled: true
+  from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}, podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}}]
 service: {enabled: true, port: 80, annotations: {owner: obs}}
 serviceMonitor:
   enabled: true
@@ -216,6 +219,7 @@ updateStrategy: {type: OnDelete}
 `},
 	{name: "service-monitor", release: "sm", namespace: "monitoring", values: existingKey + `
 serviceMonitor: {enabled: true, labels: {release: prometheus}, interval: 30s}
+endpoint: {access: kubernetes}
 `},
 	{name: "chart-secret-no-rbac", release: "bare", namespace: "monitoring", values: `
 datadog: {apiKey: 0123456789abcdef0123456789abcdef}
@@ -421,6 +425,7 @@ func TestDefaults(t *testing.T) {
 		"listen": "0.0.0.0:9105", "state-dir": "/var/lib/nodescraper", "scrape-interval": "30s",
 		"dd-site": "datadoghq.com", "shutdown-flush-timeout": "10s", "service-discovery-role": "EndpointSlice",
 		"max-series": "2000000", "body-size-limit": "67108864", "memory-limit": "auto", "log-format": "json",
+		"endpoint-access": "localhost",
 	} {
 		got, ok := flagValue(a, flag)
 		if !ok || got != v {
@@ -587,6 +592,7 @@ func TestEveryOption(t *testing.T) {
 		"enforced-label-name-length-limit": "100", "enforced-label-value-length-limit": "500",
 		"enforced-body-size-limit": "10485760", "enforced-keep-dropped-targets": "5", "enforced-namespace-label": "tenant",
 		"ignore-namespace-selectors": "true", "override-honor-labels": "true", "override-honor-timestamps": "true",
+		"endpoint-access": "kubernetes",
 	} {
 		got, ok := flagValue(a, flag)
 		if !ok || got != v {
@@ -642,7 +648,7 @@ func TestEveryOption(t *testing.T) {
 	sm := one(t, objs, "ServiceMonitor")
 	want(t, "ServiceMonitor label", sm.GetLabels()["release"], "prom")
 	want(t, "ServiceMonitor endpoints", fmt.Sprint(field(t, sm, "spec", "endpoints")),
-		"[map[interval:1m metricRelabelings:[map[action:drop regex:go_.* sourceLabels:[__name__]]] path:/metrics port:http "+
+		"[map[bearerTokenFile:/var/run/secrets/kubernetes.io/serviceaccount/token interval:1m metricRelabelings:[map[action:drop regex:go_.* sourceLabels:[__name__]]] path:/metrics port:http "+
 			"relabelings:[map[action:replace sourceLabels:[__meta_kubernetes_pod_node_name] targetLabel:node]] scrapeTimeout:10s]]")
 	want(t, "ServiceMonitor selector", fmt.Sprint(field(t, sm, "spec", "selector", "matchLabels")), fmt.Sprint(field(t, svc, "spec", "selector")))
 	if len(ofKind(objs, "Secret")) != 0 {
@@ -718,6 +724,9 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"updateStrategy.rollingUpdate.maxSurge=1"}, []string{"maxSurge=1: a surge pod would wait for the old pod's lock", "never finish"}},
 		{[]string{"datadog.apiKeyExistingSecret="}, []string{"set datadog.apiKeyExistingSecret (recommended) or datadog.apiKey"}},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, []string{"serviceMonitor.enabled needs service.enabled"}},
+		{[]string{"endpoint.access=public"}, []string{"at '/endpoint/access'", "value must be one of"}},
+		{[]string{"serviceMonitor.enabled=true"}, []string{"serviceMonitor.enabled needs endpoint.access kubernetes (or open)"}},
+		{[]string{"networkPolicy.from[0].namespaceSelektor.x=y"}, []string{"at '/networkPolicy/from/0'", "additional properties 'namespaceSelektor' not allowed"}},
 		{[]string{"datadog.url=http://intake.obs.svc:8129"}, []string{"datadog.url=http://intake.obs.svc:8129: plain http would send the Datadog API key", "datadog.allowInsecureURL=true"}},
 	} {
 		args := []string{"template", "x", chart, "--kube-version", renderKubeVersion, "-f", valuesSets[0].file(t)}
@@ -789,6 +798,7 @@ var agentFlagsFromValues = map[string]string{
 	"dry-run":             "extraArgs",
 	"service-account-dir": "the pod's own service-account mount, at its standard path",
 	"version":             "not an agent setting",
+	"local-listen":        "the agent's own default, 127.0.0.1:<endpoint.port> beside a hostNetwork --listen (extraArgs to change it)",
 }
 
 // TestEveryAgentFlagReachable reads the agent's flag definitions and checks

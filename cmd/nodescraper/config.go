@@ -57,6 +57,11 @@ type config struct {
 	logFormat         string
 	showVersion       bool
 
+	// endpointAccess says who may read /metrics, /targets, /api/v1/targets
+	// (and pprof): localhost, kubernetes or open; see endpoint.go.
+	endpointAccess string
+	localListen    string // localhost mode, --listen a non-loopback IP: the loopback listener
+
 	// Delta state: see package deltastore.
 	checkpointInterval time.Duration
 	checkpointMaxAge   time.Duration
@@ -198,7 +203,9 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a proxy https://dd-proxy.internal; http:// only with --allow-insecure-datadog-url (env DD_URL)")
 	fs.BoolVar(&c.allowInsecureURL, "allow-insecure-datadog-url", e.bool("NODESCRAPER_ALLOW_INSECURE_DATADOG_URL", false), "accept an http:// --dd-url, e.g. a local intake http://127.0.0.1:8129: the API key and every series then travel unencrypted (env NODESCRAPER_ALLOW_INSECURE_DATADOG_URL)")
-	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /metrics, /targets, /healthz, /readyz (env NODESCRAPER_LISTEN)")
+	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /healthz and /readyz for anyone; /metrics, /targets, /api/v1/targets as --endpoint-access says (env NODESCRAPER_LISTEN)")
+	fs.StringVar(&c.endpointAccess, "endpoint-access", env("NODESCRAPER_ENDPOINT_ACCESS", accessLocalhost), "who may read /metrics, /targets, /api/v1/targets and /debug/pprof (they show every namespace's targets): localhost (only connections to a loopback address: --listen's own when it is loopback or a wildcard, else a second listener, --local-listen), kubernetes (a bearer token the API server authenticates (TokenReview) and authorizes to get the path as a non-resource URL (SubjectAccessReview)), or open (anyone who reaches --listen) (env NODESCRAPER_ENDPOINT_ACCESS)")
+	fs.StringVar(&c.localListen, "local-listen", env("NODESCRAPER_LOCAL_LISTEN", ""), "with --endpoint-access localhost and --listen on a non-loopback IP (e.g. the node's, with hostNetwork): the loopback address serving every path; default 127.0.0.1:<port of --listen> (env NODESCRAPER_LOCAL_LISTEN)")
 	fs.StringVar(&c.stateDir, "state-dir", env("NODESCRAPER_STATE_DIR", "/var/lib/nodescraper"), "directory on the node for the delta state checkpoint (env NODESCRAPER_STATE_DIR)")
 }
 
@@ -307,7 +314,7 @@ func (c *config) resolve(getenv func(string) string, hostname func() (string, er
 // validate checks the resolved settings without reading anything outside c;
 // it returns the first problem, one line naming the setting.
 func (c *config) validate() error {
-	for _, check := range []func() error{c.validateDiscovery, c.validateScrape, c.validateSending, c.validateDatadog} {
+	for _, check := range []func() error{c.validateDiscovery, c.validateScrape, c.validateSending, c.validateDatadog, c.validateEndpoint} {
 		if err := check(); err != nil {
 			return err
 		}

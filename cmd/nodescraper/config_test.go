@@ -210,7 +210,7 @@ func validConfig() *config {
 	c := &config{
 		nodeName: "n1", staticTargets: "t.yaml", sdRole: "EndpointSlice", apiKey: "k", site: "datadoghq.com",
 		stateDir: "/st", interval: 30 * time.Second, timeout: 10 * time.Second, flushInterval: 5 * time.Second,
-		compression: "zstd", logLevel: "info", logFormat: "text",
+		compression: "zstd", logLevel: "info", logFormat: "text", endpointAccess: "localhost",
 		checkpointInterval: time.Minute, checkpointMaxAge: time.Hour, seriesStaleAfter: time.Hour, maxSeries: 1000,
 		memoryLimit: "auto", tagCardinality: "low", metadataInterval: time.Hour,
 		queueMaxBytes: "64MiB", spoolMaxBytes: "512MiB", sendConcurrency: 8, shutdownFlush: 10 * time.Second,
@@ -247,6 +247,8 @@ func TestValidate(t *testing.T) {
 	ok("checkpoints only at shutdown", func(c *config) { c.checkpointInterval = 0 })
 	ok("Kubernetes mode", func(c *config) { c.staticTargets, c.sdRole = "", "Endpoints" })
 	ok("a local intake, allowed", func(c *config) { c.ddURL, c.allowInsecureURL = "http://127.0.0.1:8129", true })
+	ok("endpoint access kubernetes", func(c *config) { c.endpointAccess = "kubernetes" })
+	ok("endpoint access open, local listener on ::1", func(c *config) { c.endpointAccess, c.localListen = "open", "[::1]:9106" })
 	ok("https needs no allowance", func(c *config) { c.ddURL = "https://dd-proxy.internal" })
 	ok("trusted namespaces", func(c *config) { c.trustedNamespaces = "monitoring, kube-system," })
 
@@ -286,6 +288,9 @@ func TestValidate(t *testing.T) {
 	bad("--log-level", func(c *config) { c.logLevel = "trace" })
 	bad("--log-format", func(c *config) { c.logFormat = "xml" })
 	bad("--dd-url", func(c *config) { c.ddURL = "ftp://intake" })
+	bad("--endpoint-access", func(c *config) { c.endpointAccess = "public" })
+	bad("--local-listen", func(c *config) { c.localListen = "10.0.0.1:9105" })
+	bad("--local-listen", func(c *config) { c.localListen = "localhost" })
 	bad("--allow-insecure-datadog-url", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
 	bad("--dd-site", func(c *config) { c.site = "" })
 	bad("DD_API_KEY_FILE", func(c *config) { c.apiKey, c.keyFromFile, c.apiKeyFile = "", true, "/k" })

@@ -10,6 +10,7 @@ import (
 	"github.com/nodescraper/nodescraper/relabel/target"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -18,13 +19,10 @@ import (
 // --kubeconfig (KUBECONFIG) when given, else ~/.kube/config if it exists,
 // else in-cluster credentials.
 func newKubeDiscovery(c *config, nodeAddrs *target.NodeAddrs, logger *slog.Logger) (*informer.Kube, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = c.kubeconfig
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	rc, err := c.restConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig or in-cluster): %w", err)
+		return nil, err
 	}
-	rc.UserAgent = "nodescraper/" + c.nodeName
 	sel := relabel.Selection{}
 	if sel.Selector, err = labelSelector("--monitor-selector", c.monitorSelector); err != nil {
 		return nil, err
@@ -60,6 +58,20 @@ func newKubeDiscovery(c *config, nodeAddrs *target.NodeAddrs, logger *slog.Logge
 		return nil, err
 	}
 	return k, nil
+}
+
+// restConfig is how the agent reaches the API server: client-go's default
+// loading rules, --kubeconfig (KUBECONFIG) when given, else ~/.kube/config
+// if it exists, else in-cluster credentials.
+func (c *config) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = c.kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig or in-cluster): %w", err)
+	}
+	rc.UserAgent = "nodescraper/" + c.nodeName
+	return rc, nil
 }
 
 // leaseConfig is the cluster Lease's election, nil without --cluster-lease.

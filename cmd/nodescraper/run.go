@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,7 +16,6 @@ import (
 	"github.com/nodescraper/nodescraper/ddclient"
 	"github.com/nodescraper/nodescraper/deltastore"
 	"github.com/nodescraper/nodescraper/informer/filesd"
-	"github.com/nodescraper/nodescraper/internal/selfmetrics"
 	"github.com/nodescraper/nodescraper/relabel"
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
@@ -232,63 +228,6 @@ func (a *agent) startDiscovery(ctx context.Context, stopAll func(), group *sync.
 		}
 	})
 	return nil
-}
-
-// serve starts the node-local endpoint in group and sends its address to
-// ready, if not nil.
-func (a *agent) serve(group *sync.WaitGroup, ready chan<- string) (*http.Server, error) {
-	ln, err := net.Listen("tcp", a.c.listen)
-	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", a.c.listen, err)
-	}
-	srv := &http.Server{Handler: a.endpoint(), ReadHeaderTimeout: 10 * time.Second}
-	group.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.logger.Error("endpoint stopped", "err", err)
-		}
-	})
-	a.logger.Info("endpoint listening", "addr", ln.Addr().String(), "paths", "/metrics /targets /api/v1/targets /healthz /readyz")
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-	return srv, nil
-}
-
-// endpoint is the node-local endpoint's handler: the agent's own metrics,
-// the targets page and its API, health and readiness, and pprof if asked.
-func (a *agent) endpoint() http.Handler {
-	c := a.c
-	mux := http.NewServeMux()
-	allHelp := selfmetrics.Merge(a.help...)
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_ = selfmetrics.WriteWithHelp(w, allHelp, func(w io.Writer) { metrics.WritePrometheus(w, true) })
-	})
-	mux.Handle("GET /targets", a.mgr.TargetsHandler(scrapeloop.PageInfo{
-		Node: c.nodeName, Version: buildVersion(), Started: a.started, APIPath: "/api/v1/targets", Problems: a.problems,
-	}))
-	mux.Handle("GET /api/v1/targets", a.mgr.APITargetsHandler(a.problems))
-	if c.pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case !a.restored.Load():
-			http.Error(w, "restoring the delta state", http.StatusServiceUnavailable)
-		case !a.discoverySynced():
-			http.Error(w, "discovery not synced", http.StatusServiceUnavailable)
-		case a.client != nil && a.client.Forbidden():
-			http.Error(w, "Datadog refused the API key", http.StatusServiceUnavailable)
-		default:
-			fmt.Fprintln(w, "ok")
-		}
-	})
-	return mux
 }
 
 // restore brings the delta state back before the first scrape, then opens

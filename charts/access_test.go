@@ -62,3 +62,32 @@ endpoint: {port: 9300}
 	}
 	want(t, "NetworkPolicy without peers", fmt.Sprint(field(t, closed, "spec", "ingress")), "[]")
 }
+
+// TestStatePrepared: by default the agent runs as 65532:65532 and an init
+// container of the same image, root with the one capability CHOWN, gives it
+// the state directory first; an agent run as root needs none.
+func TestStatePrepared(t *testing.T) {
+	h := newHelm(t)
+	pod := func(values string) map[string]any {
+		objs := render(t, h, valuesSet{name: "state", release: "agent", namespace: "monitoring", values: existingKey + values}, renderKubeVersion)
+		return field(t, one(t, objs, "DaemonSet"), "spec", "template", "spec").(map[string]any)
+	}
+	p := pod("")
+	inits := get[[]any](t, p, "initContainers")
+	if len(inits) != 1 {
+		t.Fatalf("%d init containers, want 1", len(inits))
+	}
+	c := inits[0].(map[string]any)
+	want(t, "init image", c["image"], get[[]any](t, p, "containers")[0].(map[string]any)["image"])
+	want(t, "init command", fmt.Sprint(c["command"]), "[/nodescraper prepare-state-dir --owner=65532:65532 /var/lib/nodescraper]")
+	want(t, "init securityContext", fmt.Sprint(c["securityContext"]),
+		"map[allowPrivilegeEscalation:false capabilities:map[add:[CHOWN] drop:[ALL]] readOnlyRootFilesystem:true runAsGroup:0 runAsNonRoot:false runAsUser:0]")
+	want(t, "init mounts", fmt.Sprint(c["volumeMounts"]), "[map[mountPath:/var/lib/nodescraper name:state]]")
+	c = get[[]any](t, pod("securityContext: {runAsUser: 1000, runAsGroup: 2000}\n"), "initContainers")[0].(map[string]any)
+	want(t, "init command, own user", fmt.Sprint(c["command"]), "[/nodescraper prepare-state-dir --owner=1000:2000 /var/lib/nodescraper]")
+	for _, values := range []string{"state: {prepare: false}\n", "securityContext: {runAsUser: 0, runAsGroup: 0, runAsNonRoot: false}\n"} {
+		if _, ok := pod(values)["initContainers"]; ok {
+			t.Errorf("%s: an init container rendered", values)
+		}
+	}
+}

@@ -453,7 +453,9 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 	sc := get[map[string]any](t, c, "securityContext")
-	want(t, "runAsUser", fmt.Sprint(sc["runAsUser"]), "0")
+	want(t, "runAsUser", fmt.Sprint(sc["runAsUser"]), "65532")
+	want(t, "runAsGroup", fmt.Sprint(sc["runAsGroup"]), "65532")
+	want(t, "runAsNonRoot", sc["runAsNonRoot"], any(true))
 	want(t, "readOnlyRootFilesystem", sc["readOnlyRootFilesystem"], any(true))
 	want(t, "allowPrivilegeEscalation", sc["allowPrivilegeEscalation"], any(false))
 	want(t, "capabilities", fmt.Sprint(sc["capabilities"]), "map[drop:[ALL]]")

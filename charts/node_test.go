@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,8 +122,14 @@ env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
 `, agentRepo, dd.URL, apiKey, aport, state, grace, apiserverPort(t, cp)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Installed as root, as charts before the non-root default ran it: the
+	// state it leaves is root-owned, and the upgrade below must keep it.
+	asRoot := filepath.Join(dir, "root.yaml")
+	if err := os.WriteFile(asRoot, []byte("securityContext: {runAsUser: 0, runAsGroup: 0, runAsNonRoot: false}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	const ns, release, dsName = "monitoring", "agent", "agent-nodescraper"
-	if out, err := h.run("install", release, chart, "--namespace", ns, "--create-namespace", "-f", values); err != nil {
+	if out, err := h.run("install", release, chart, "--namespace", ns, "--create-namespace", "-f", values, "-f", asRoot); err != nil {
 		t.Fatal(err)
 	} else {
 		t.Logf("helm install:\n%s", out)
@@ -139,13 +146,16 @@ env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
 		}
 		return nil
 	})
+	checkAgentUser(t, aport, 0)
 	targets := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/api/v1/targets", aport))
 	if !strings.Contains(targets, fmt.Sprintf(`"scrapeUrl":"http://127.0.0.1:%d/metrics"`, wport)) || !strings.Contains(targets, `"health":"up"`) {
 		t.Errorf("the agent's /api/v1/targets lacks the healthy workload target:\n%s", targets)
 	}
 
-	// The rollout: maxSurge 0, so the DaemonSet controller deletes the old
-	// pod first; its final checkpoint is what the new one restores.
+	// The rollout, to the chart's default non-root agent: maxSurge 0, so the
+	// DaemonSet controller deletes the old pod first; its final checkpoint,
+	// written as root, is what the new one restores once its init container
+	// has given it the directory.
 	begin := time.Now()
 	if _, err := h.run("upgrade", release, chart, "--namespace", ns, "-f", values, "--set", "image.tag=0.1.0-b"); err != nil {
 		t.Fatal(err)
@@ -159,13 +169,23 @@ env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
 		t.Errorf("rollout took %v, more than the grace period of %ds", took.Round(time.Millisecond), grace)
 	}
 	t.Logf("rollout to 0.1.0-b done in %v: pod %s Ready", took.Round(time.Millisecond), second.Name)
-	before := dd.Sum("demo_scrapes.count", "series:0")
-	waitFor(t, 60*time.Second, "points from the new agent", func(context.Context) error {
-		if got := dd.Sum("demo_scrapes.count", "series:0"); got < before+4 {
-			return fmt.Errorf("sum %v, %v before the upgrade", got, before)
-		}
-		return nil
-	})
+	waitPoints(t, dd, "points from the new agent")
+	checkAgentUser(t, aport, 65532)
+	checkStatePrepared(t, second, state)
+
+	// A restart of the non-root agent: the init container finds the
+	// directory given away already (what it can no longer read it leaves
+	// alone), and the state carries on (the sums below).
+	if err := cp.Kube.CoreV1().Pods(ns).Delete(ctx, second.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	third := waitRollout(t, cp, ns, dsName, agentRepo+":0.1.0-b", time.Duration(grace)*time.Second+60*time.Second)
+	if third.UID == second.UID {
+		t.Fatal("the deleted agent pod is still the DaemonSet's")
+	}
+	waitPoints(t, dd, "points from the restarted agent")
+	checkAgentUser(t, aport, 65532)
+	checkStatePrepared(t, third, state)
 
 	// Freeze the truth: from now on every scrape fails and adds nothing.
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/fail", wport), "text/plain", nil)
@@ -360,4 +380,85 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s %v: %s", url, resp.Status, err, b)
 	}
 	return string(b)
+}
+
+// waitPoints waits until the intake's demo_scrapes.count{series:0} has grown
+// by 4 more scrapes.
+func waitPoints(t *testing.T, dd *fakeintake.Server, what string) {
+	t.Helper()
+	before := dd.Sum("demo_scrapes.count", "series:0")
+	waitFor(t, 60*time.Second, what, func(context.Context) error {
+		if got := dd.Sum("demo_scrapes.count", "series:0"); got < before+4 {
+			return fmt.Errorf("sum %v, %v before", got, before)
+		}
+		return nil
+	})
+}
+
+// checkAgentUser finds the agent's process on this host (the node), by its
+// --listen port, and checks it runs as uid with no effective capability.
+func checkAgentUser(t *testing.T, port, uid int) {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("--listen=127.0.0.1:%d\x00", port)
+	var found []string
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.HasPrefix(string(b), "/nodescraper\x00") || !strings.Contains(string(b), listen) {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join(filepath.Dir(p), "status"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		var uids, capEff string
+		for line := range strings.SplitSeq(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				uids = strings.Join(strings.Fields(v), " ")
+			}
+			if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+				capEff = strings.TrimSpace(v)
+			}
+		}
+		found = append(found, fmt.Sprintf("%s uid %s caps %s", filepath.Dir(p), uids, capEff))
+		want := strings.Repeat(strconv.Itoa(uid)+" ", 4)
+		if uids != want[:len(want)-1] || capEff != "0000000000000000" {
+			t.Errorf("agent process %s runs with uids (real, effective, saved, fs) %s and effective capabilities %s; want %d and none", filepath.Dir(p), uids, capEff, uid)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want one agent process listening on port %d, found %v", port, found)
+	}
+	t.Logf("agent process: %s", found[0])
+}
+
+// checkStatePrepared checks pod's init container ended well and the state
+// directory on the node is the agent's user's, with a checkpoint in it.
+func checkStatePrepared(t *testing.T, pod *corev1.Pod, state string) {
+	t.Helper()
+	st := pod.Status.InitContainerStatuses
+	if len(st) != 1 || st[0].Name != "prepare-state-dir" || st[0].State.Terminated == nil || st[0].State.Terminated.ExitCode != 0 {
+		t.Errorf("pod %s: init containers %+v, want prepare-state-dir exited 0", pod.Name, st)
+	}
+	n := 0
+	err := filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if s := fi.Sys().(*syscall.Stat_t); s.Uid != 65532 || s.Gid != 65532 {
+			t.Errorf("%s owned by %d:%d, want 65532:65532", p, s.Uid, s.Gid)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n < 2 {
+		t.Errorf("state directory %s: %d entries, %v", state, n, err)
+	}
 }

@@ -18,8 +18,12 @@ var version = ""
 
 // main reads the configuration and runs the agent until the first SIGTERM or
 // SIGINT; a second signal exits at once. Exit status: 2 for a bad
-// configuration, 1 when the agent fails.
+// configuration, 1 when the agent fails. "nodescraper prepare-state-dir"
+// runs the init step of statedir.go instead.
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "prepare-state-dir" {
+		os.Exit(prepareStateDir(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	c, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -34,10 +34,13 @@ const (
 // the DaemonSet controller and scheduler of the control plane) from image
 // tarballs built by the project: the agent pod turns Running and Ready by its
 // own probes, scrapes a workload pod of its node into the stand-in intake;
-// helm upgrade to a second image tag rolls out (old pod stopped, its state
-// handed over on the node, new pod Ready) within the grace period; after
-// helm uninstall the intake's sums equal the workload's true increase, and
-// nothing of the release is left but its state directory.
+// installed running as root (as older charts did), helm upgrade to a second
+// image tag and the default non-root agent rolls out (old pod stopped, its
+// root-owned state given to 65532 by the init container and handed over on
+// the node, new pod Ready, its process uid 65532 without capabilities)
+// within the grace period; the non-root pod is deleted and restarts on its
+// state; after helm uninstall the intake's sums equal the workload's true
+// increase, and nothing of the release is left but its state directory.
 func TestOnNode(t *testing.T) {
 	h := newHelm(t)
 	cp := controlplane.ForTest(t, controlplane.Config{ControllerManager: true, Controllers: []string{"*"}})
@@ -171,7 +174,9 @@ env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
 	t.Logf("rollout to 0.1.0-b done in %v: pod %s Ready", took.Round(time.Millisecond), second.Name)
 	waitPoints(t, dd, "points from the new agent")
 	checkAgentUser(t, aport, 65532)
-	checkStatePrepared(t, second, state)
+	if log := checkStatePrepared(t, node.Dir, second, state); !strings.Contains(log, "entries changed") || strings.Contains(log, "(0 entries changed)") {
+		t.Errorf("the first non-root pod's init container gave nothing away; its log: %q", log)
+	}
 
 	// A restart of the non-root agent: the init container finds the
 	// directory given away already (what it can no longer read it leaves
@@ -185,7 +190,9 @@ env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
 	}
 	waitPoints(t, dd, "points from the restarted agent")
 	checkAgentUser(t, aport, 65532)
-	checkStatePrepared(t, third, state)
+	if log := checkStatePrepared(t, node.Dir, third, state); !strings.Contains(log, "(0 entries changed)") {
+		t.Errorf("the restarted pod's init container: %q, want 0 entries changed", log)
+	}
 
 	// Freeze the truth: from now on every scrape fails and adds nothing.
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/fail", wport), "text/plain", nil)
@@ -436,12 +443,21 @@ func checkAgentUser(t *testing.T, port, uid int) {
 }
 
 // checkStatePrepared checks pod's init container ended well and the state
-// directory on the node is the agent's user's, with a checkpoint in it.
-func checkStatePrepared(t *testing.T, pod *corev1.Pod, state string) {
+// directory on the node is the agent's user's, with a checkpoint in it; it
+// returns the init container's log (how much it changed).
+func checkStatePrepared(t *testing.T, nodeDir string, pod *corev1.Pod, state string) (log string) {
 	t.Helper()
 	st := pod.Status.InitContainerStatuses
 	if len(st) != 1 || st[0].Name != "prepare-state-dir" || st[0].State.Terminated == nil || st[0].State.Terminated.ExitCode != 0 {
 		t.Errorf("pod %s: init containers %+v, want prepare-state-dir exited 0", pod.Name, st)
+	}
+	// The kubelet's own log file (the API server cannot reach the test
+	// node's kubelet by its name).
+	logs, _ := filepath.Glob(filepath.Join(nodeDir, "pod-logs", pod.Namespace+"_"+pod.Name+"_*", "prepare-state-dir", "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		log += string(b)
+		t.Logf("pod %s, init container log: %s (%v)", pod.Name, strings.TrimSpace(string(b)), err)
 	}
 	n := 0
 	err := filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
@@ -461,4 +477,5 @@ func checkStatePrepared(t *testing.T, pod *corev1.Pod, state string) {
 	if err != nil || n < 2 {
 		t.Errorf("state directory %s: %d entries, %v", state, n, err)
 	}
+	return log
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -70,4 +71,44 @@ func owner(t *testing.T, path string) (uid, gid uint32) {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return st.Uid, st.Gid
+}
+
+// TestPrepareStateDirOnlyChown runs the subcommand of the real binary as
+// root with no capability but CHOWN (setpriv), as the chart's init container
+// runs: without it the root-owned state cannot be given away; with it alone
+// it can, and again once the agent's user owns a 0700 directory in it (no
+// DAC_OVERRIDE or DAC_READ_SEARCH needed).
+func TestPrepareStateDirOnlyChown(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if os.Geteuid() != 0 || err != nil {
+		t.Skip("needs root and util-linux's setpriv")
+	}
+	bin := agentBinary(t, false)
+	dir := t.TempDir()
+	for _, f := range []string{"checkpoint", "spool/000001.seg"} {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(bounding string) (string, error) {
+		out, err := exec.Command(setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"+bounding, "--",
+			bin, "prepare-state-dir", "--owner=65532:65532", dir).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := run(""); err == nil || !strings.Contains(out, "operation not permitted") {
+		t.Errorf("no capability: %v %s; want operation not permitted", err, out)
+	}
+	if out, err := run(",+chown"); err != nil || !strings.Contains(out, "(4 entries changed)") {
+		t.Errorf("CHOWN only: %v %s; want 4 entries changed", err, out)
+	}
+	if out, err := run(",+chown"); err != nil || !strings.Contains(out, "(0 entries changed)") {
+		t.Errorf("CHOWN only, again: %v %s; want 0 entries changed", err, out)
+	}
+	if uid, _ := owner(t, filepath.Join(dir, "spool", "000001.seg")); uid != 65532 {
+		t.Errorf("spool segment owned by %d", uid)
+	}
 }

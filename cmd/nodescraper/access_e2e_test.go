@@ -93,7 +93,8 @@ func TestEndpointKubernetesAccess(t *testing.T) {
 // host's would be, gets health and readiness and nothing else, while
 // 127.0.0.1 serves the targets, their API and the metrics: with --listen on
 // that address (a second listener on loopback, as with hostNetwork) and on
-// the wildcard address (as in the pod's own network).
+// the wildcard address (as in the pod's own network). With open, the pod
+// address serves them too.
 func TestEndpointLocalhostOnly(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	port := func(addr string) string {
@@ -120,6 +121,13 @@ func TestEndpointLocalhostOnly(t *testing.T) {
 			}
 		}
 		stop()
+	}
+	// --endpoint-access open: as before, to anyone.
+	addr, stop := runInProcess(t, nil, "--static-targets", emptyTargets(t), "--node-name", "node-a", "--dry-run",
+		"--listen", net.JoinHostPort(ip, "0"), "--endpoint-access", "open")
+	defer stop()
+	if got, body := getWithToken(t, "http://"+addr+"/targets", ""); got != http.StatusOK {
+		t.Errorf("--endpoint-access open: GET /targets on %s: %d, want 200:\n%.300s", addr, got, body)
 	}
 }
 

@@ -23,10 +23,11 @@ import (
 // labels and errors. /healthz and /readyz are open in every mode: the
 // kubelet probes them on the pod's address.
 const (
-	// accessLocalhost: only connections to a loopback address. --listen's
-	// own connections are checked one by one (a wildcard --listen takes
-	// loopback ones too, e.g. kubectl port-forward's); when --listen is a
-	// non-loopback IP, a second listener on loopback serves them.
+	// accessLocalhost: only connections to localhost (127.0.0.1 or ::1)
+	// from a loopback address. --listen's own connections are checked one
+	// by one (a wildcard --listen takes local ones too, e.g. kubectl
+	// port-forward's); when --listen is another IP, a second listener on
+	// 127.0.0.1 serves them.
 	accessLocalhost = "localhost"
 	// accessKubernetes: a bearer token that a TokenReview authenticates and
 	// a SubjectAccessReview allows to get the path (a non-resource URL), as
@@ -45,8 +46,8 @@ func (c *config) validateEndpoint() error {
 	}
 	if c.localListen != "" {
 		ap, err := netip.ParseAddrPort(c.localListen)
-		if err != nil || !ap.Addr().IsLoopback() {
-			return fmt.Errorf("--local-listen %q: want a loopback IP and port, e.g. 127.0.0.1:9105", c.localListen)
+		if err != nil || !isLocalhost(ap.Addr()) {
+			return fmt.Errorf("--local-listen %q: want 127.0.0.1 or [::1] and a port, e.g. 127.0.0.1:9105", c.localListen)
 		}
 	}
 	return nil
@@ -83,7 +84,7 @@ func (a *agent) serve(group *sync.WaitGroup, ready chan<- string) (*http.Server,
 
 // listeners opens --listen and, in localhost mode, the loopback listener
 // beside it: --local-listen when given, else 127.0.0.1:<port of --listen>
-// when --listen is bound to a non-loopback, non-wildcard IP (with
+// when --listen is bound to another IP than localhost or the wildcard (with
 // hostNetwork, the node's).
 func (c *config) listeners() ([]net.Listener, error) {
 	ln, err := net.Listen("tcp", c.listen)
@@ -96,7 +97,7 @@ func (c *config) listeners() ([]net.Listener, error) {
 	local := c.localListen
 	if bound, ok := ln.Addr().(*net.TCPAddr); ok && local == "" {
 		ip := bound.AddrPort().Addr().Unmap()
-		if ip.IsLoopback() || ip.IsUnspecified() {
+		if isLocalhost(ip) || ip.IsUnspecified() {
 			return []net.Listener{ln}, nil
 		}
 		local = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), bound.AddrPort().Port()).String()
@@ -139,18 +140,29 @@ func authzPath(r *http.Request) string {
 	return r.URL.Path
 }
 
-// loopbackOnly answers 404 to a connection that did not arrive on a
-// loopback address (a packet to 127.0.0.0/8 or ::1 from another host or pod
-// does not reach a socket: the kernel drops it as martian).
+// loopbackOnly answers 404 to a connection that did not arrive on localhost
+// from a loopback address. A packet to 127.0.0.1 from another host or pod
+// is dropped as martian, unless the node routes it (route_localnet, which
+// kube-proxy once set: CVE-2020-8558); its source address is not loopback
+// then, so both ends are checked.
 func loopbackOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
-		if local == nil || !local.AddrPort().Addr().Unmap().IsLoopback() {
+		remote, err := netip.ParseAddrPort(r.RemoteAddr)
+		if local == nil || !isLocalhost(local.AddrPort().Addr()) || err != nil || !remote.Addr().Unmap().IsLoopback() {
 			http.Error(w, "404 page not found (this path is served on localhost only: --endpoint-access)", http.StatusNotFound)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// isLocalhost reports whether a is 127.0.0.1 or ::1: the rest of
+// 127.0.0.0/8 is loopback too, but no one's "localhost" (tests use it for
+// other hosts).
+func isLocalhost(a netip.Addr) bool {
+	a = a.Unmap()
+	return a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || a == netip.IPv6Loopback()
 }
 
 // endpoint is the node-local endpoint's handler: health and readiness for

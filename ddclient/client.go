@@ -301,7 +301,11 @@ func newEncoder(compression string) (func(dst, src []byte) ([]byte, error), stri
 // process left is sent first. Call it before Run, once the directory is
 // this process's alone (the state directory's lock is held).
 func (c *Client) OpenSpool(dir string) error {
-	sp, err := spool.Open(spool.Config{Dir: dir, MaxBytes: c.cfg.SpoolMaxBytes, Logger: c.cfg.Logger,
+	refused := c.m.set.GetOrCreateCounter(`nodescraper_dd_spool_segments_refused_total`)
+	// No payload larger than MaxPayloadBytes is ever spooled (compress
+	// drops it), so a segment the spool may read is bounded by it.
+	sp, err := spool.Open(spool.Config{Dir: dir, MaxBytes: c.cfg.SpoolMaxBytes, MaxRecord: c.cfg.MaxPayloadBytes, Logger: c.cfg.Logger,
+		Refused: func(string) { refused.Inc() },
 		Dropped: func(n int, reason string) {
 			if reason == "spool_corrupt" {
 				c.drop(c.m.spoolCorrupt, n)

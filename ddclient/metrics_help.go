@@ -14,6 +14,7 @@ func (c *Client) MetricsHelp() map[string]string {
 		`nodescraper_dd_queue_bytes`:                  "Bytes of payloads waiting in memory to be sent.",
 		`nodescraper_dd_spool_bytes`:                  "Bytes in the disk spool.",
 		`nodescraper_dd_spool_points`:                 "Points in the disk spool.",
+		`nodescraper_dd_spool_segments_refused_total`: "Spool segment files refused unread and removed: larger than any segment the agent writes (corrupt or not its own).",
 		`nodescraper_dd_tags_shortened_total`:         "Tags cut to Datadog's tag length (ending in a hash of the whole tag).",
 		`nodescraper_dd_reserved_tags_renamed_total`:  "Labels of new series (scraped, a target's, or from relabeling) named as a tag the agent owns (host, env, service, version, kube_*, ...), sent as exported_<name>; once per series.",
 		`nodescraper_dd_reserved_tags_dropped_total`:  "Labels of new series repeating a Kubernetes tag the agent sends, same name and value, not sent; once per series.",

@@ -9,7 +9,9 @@
 // finished with all of its records. Each record carries a CRC-32C of its
 // header and body, so a write torn by a crash ends that segment's records at
 // the last whole one: a crash loses at most the record being written, never
-// the rest of the spool.
+// the rest of the spool. A segment file larger than any the writer makes
+// (SegmentBytes, or one record of MaxRecord alone) is refused unread,
+// reported and removed: a reader holds a segment's records in memory.
 //
 // The Datadog Agent's forwarder disk storage (one file per transaction,
 // capped, oldest removed first) and vmagent's persistent queue (chunk files

@@ -38,9 +38,17 @@ type Config struct {
 	// SegmentBytes is the size at which the open segment is rotated.
 	// Default 8 MiB (less when MaxBytes is small).
 	SegmentBytes int64
+	// MaxRecord is the largest body the writer appends (the sender's
+	// largest payload); a larger one is dropped as "spool_full". Default
+	// 64 MiB. With SegmentBytes it bounds the segments a reader takes (see
+	// maxSegment).
+	MaxRecord int
 	// Dropped is told the points of records lost: segments deleted for the
 	// byte bound ("spool_full") or unreadable ones ("spool_corrupt").
 	Dropped func(points int, reason string)
+	// Refused is told each segment file refused unread because it is
+	// larger than any segment the writer makes (see maxSegment).
+	Refused func(file string)
 	Logger  *slog.Logger
 }
 
@@ -75,6 +83,8 @@ const (
 	// maxRecord bounds a record's body length read back: a corrupt length
 	// must not make the reader allocate gigabytes.
 	maxRecord = 64 << 20
+	// defaultSegmentBytes is SegmentBytes' default.
+	defaultSegmentBytes = 8 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -96,11 +106,17 @@ func Open(cfg Config) (*Spool, error) {
 		cfg.MaxBytes = 512 << 20
 	}
 	if cfg.SegmentBytes <= 0 {
-		cfg.SegmentBytes = 8 << 20
+		cfg.SegmentBytes = defaultSegmentBytes
+	}
+	if cfg.MaxRecord <= 0 || cfg.MaxRecord > maxRecord {
+		cfg.MaxRecord = maxRecord
 	}
 	cfg.SegmentBytes = max(min(cfg.SegmentBytes, cfg.MaxBytes/4), 1<<10)
 	if cfg.Dropped == nil {
 		cfg.Dropped = func(int, string) {}
+	}
+	if cfg.Refused == nil {
+		cfg.Refused = func(string) {}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -129,7 +145,7 @@ func Open(cfg Config) (*Spool, error) {
 		}
 		seg, err := s.scan(seq)
 		if err != nil || seg.recs == 0 {
-			if err != nil {
+			if err != nil && !errors.Is(err, errRefused) {
 				cfg.Logger.Warn("spool: unreadable segment removed", "segment", s.path(seq), "err", err)
 			}
 			_ = os.Remove(s.path(seq))
@@ -147,6 +163,24 @@ func Open(cfg Config) (*Spool, error) {
 	return s, nil
 }
 
+// maxSegment is the largest segment file the writer makes: it rotates a
+// segment before a record would take it past SegmentBytes, so a segment
+// holds at most SegmentBytes, or one record of at most MaxRecord alone. The
+// default SegmentBytes counts too, for segments a previous process wrote.
+// A larger file is not a segment of ours (a corrupt or planted file): it is
+// refused unread, since a reader holds a segment's records in memory.
+func (s *Spool) maxSegment() int64 {
+	return max(s.cfg.SegmentBytes, defaultSegmentBytes) + int64(len(magic)+recHeader+s.cfg.MaxRecord)
+}
+
+// refuse reports a segment file larger than maxSegment.
+func (s *Spool) refuse(seq uint64, size int64) error {
+	err := fmt.Errorf("spool: segment %s has %d bytes, more than the %d a segment can have: %w", s.path(seq), size, s.maxSegment(), errRefused)
+	s.cfg.Logger.Error("spool: segment larger than the writer makes, refused unread and removed", "segment", s.path(seq), "bytes", size, "max_bytes", s.maxSegment())
+	s.cfg.Refused(s.path(seq))
+	return err
+}
+
 func (s *Spool) path(seq uint64) string {
 	return filepath.Join(s.cfg.Dir, fmt.Sprintf("%020d%s", seq, suffix))
 }
@@ -161,6 +195,9 @@ func (s *Spool) scan(seq uint64) (*segment, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if st.Size() > s.maxSegment() {
+		return nil, s.refuse(seq, st.Size())
 	}
 	seg := &segment{seq: seq, bytes: st.Size()}
 	err = readRecords(bufio.NewReader(f), func(r Record) {
@@ -227,7 +264,7 @@ func (s *Spool) Append(recs ...Record) error {
 			return err
 		}
 		size := int64(recHeader + len(r.Body))
-		if size > s.cfg.MaxBytes || len(r.Body) > maxRecord {
+		if size > s.cfg.MaxBytes || len(r.Body) > s.cfg.MaxRecord {
 			s.cfg.Dropped(r.Points, "spool_full")
 			continue
 		}
@@ -382,8 +419,17 @@ func (s *Spool) Next() (*Segment, error) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() > s.maxSegment() {
+		// Grown or replaced since Open: not read into memory.
+		s.drop(seg, "spool_corrupt")
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		return nil, s.refuse(seg.seq, st.Size())
+	}
 	out := &Segment{seq: seg.seq}
-	rerr := readRecords(bufio.NewReaderSize(f, 256<<10), func(r Record) {
+	// Limited as well: the file may grow while it is read.
+	rerr := readRecords(bufio.NewReaderSize(io.LimitReader(f, s.maxSegment()), 256<<10), func(r Record) {
 		out.Records = append(out.Records, r)
 	})
 	got := 0
@@ -450,7 +496,10 @@ func writeRecord(w *bufio.Writer, code byte, r Record) error {
 	return err
 }
 
-var errTorn = errors.New("torn or corrupt record")
+var (
+	errTorn    = errors.New("torn or corrupt record")
+	errRefused = errors.New("larger than a segment can be")
+)
 
 // readRecords calls fn for each whole record of a segment and returns nil at
 // a clean end, or the reason it stopped early.

@@ -117,6 +117,7 @@ datadog:
   appKeyExistingSecret: dd-app-key
   appKeySecretKey: app
   metadataInterval: 12h
+  metadataMaxNames: 5000
   reportSeries: false
   serviceChecks: false
 tags:
@@ -587,7 +588,7 @@ func TestEveryOption(t *testing.T) {
 		"spool-max-bytes": "1GiB", "shutdown-flush-timeout": "20s", "checkpoint-interval": "30s",
 		"checkpoint-max-age": "2h", "series-stale-after": "30m", "memory-limit": "400MiB",
 		"log-level": "debug", "log-format": "text", "enable-pprof": "true", "state-dir": "/var/lib/nodescraper",
-		"dd-app-key-file": "/etc/nodescraper/app-key/app", "metadata-interval": "12h", "report-series": "false",
+		"dd-app-key-file": "/etc/nodescraper/app-key/app", "metadata-interval": "12h", "metadata-max-names": "5000", "report-series": "false",
 		"service-checks": "false", "tag-cardinality": "orchestrator", "include-labels": "code,method",
 		"exclude-labels": "instance", "rename-labels": "method=http_method",
 		"enforced-sample-limit": "50000", "enforced-target-limit": "20", "enforced-label-limit": "30",

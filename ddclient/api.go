@@ -49,16 +49,9 @@ type apiClient struct {
 
 	mu      sync.Mutex
 	pending []datadogV1.ServiceCheck
-	meta    map[string]*metaState // by Datadog metric name
+	meta    *metaCache // by Datadog metric name
 	// metaBlocked: until then no metadata is sent (a rate limit, a refused key).
 	metaBlocked time.Time
-}
-
-// metaState is one metric name's metadata and when it is next sent.
-type metaState struct {
-	md   datadogV1.MetricMetadata
-	next time.Time
-	sent bool
 }
 
 func newAPIClient(c *Client) (*apiClient, error) {
@@ -71,7 +64,7 @@ func newAPIClient(c *Client) (*apiClient, error) {
 	cfg.UserAgent = "nodescraper"
 	api := datadog.NewAPIClient(cfg)
 	set := c.m.set
-	return &apiClient{
+	a := &apiClient{
 		c: c, api: api,
 		// Server 1 of every operation is "{protocol}://{name}": any base URL.
 		server:        map[string]string{"protocol": u.Scheme, "name": u.Host + strings.TrimSuffix(u.Path, "/")},
@@ -81,8 +74,14 @@ func newAPIClient(c *Client) (*apiClient, error) {
 		checksDropped: set.NewCounter(`nodescraper_dd_service_checks_dropped_total`),
 		metaSent:      set.NewCounter(`nodescraper_dd_metadata_updates_total{result="sent"}`),
 		metaFailed:    set.NewCounter(`nodescraper_dd_metadata_updates_total{result="failed"}`),
-		meta:          map[string]*metaState{},
-	}, nil
+		meta:          newMetaCache(c.cfg.MetadataMaxNames, set.NewCounter(`nodescraper_dd_metadata_evicted_total`)),
+	}
+	set.NewGauge(`nodescraper_dd_metadata_names`, func() float64 {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return float64(a.meta.len())
+	})
+	return a, nil
 }
 
 // ctx carries the server and the keys; appKey is "" for none.
@@ -186,9 +185,11 @@ func apiErr(err error) error {
 	return err
 }
 
-// observeMetadata records the metadata of a Datadog metric name the first
-// time an appender meets it, to be sent MetadataDelay later (the metric
-// must exist in Datadog first); a changed HELP or UNIT sends it again.
+// observeMetadata records the metadata of a Datadog metric name each time
+// an appender meets it (makes its shape), to be sent MetadataDelay after
+// its first sight (the metric must exist in Datadog first); a changed HELP
+// or UNIT sends it again. The names are held in a bounded cache (see
+// metaCache): an evicted name's metadata may be sent again.
 func (c *Client) observeMetadata(name string, md datadogV1.MetricMetadata) {
 	if c.cfg.AppKey == "" && c.cfg.AppKeyFile == "" {
 		return
@@ -196,15 +197,7 @@ func (c *Client) observeMetadata(name string, md datadogV1.MetricMetadata) {
 	a := c.api
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := a.meta[name]
-	if st != nil && sameMetadata(st.md, md) {
-		return
-	}
-	if st == nil {
-		st = &metaState{}
-		a.meta[name] = st
-	}
-	st.md, st.next = md, c.cfg.Now().Add(c.cfg.MetadataDelay)
+	a.meta.observe(name, md, c.cfg.Now().Add(c.cfg.MetadataDelay))
 }
 
 func sameMetadata(a, b datadogV1.MetricMetadata) bool {
@@ -239,7 +232,7 @@ func (a *apiClient) sendMetadata(ctx context.Context) {
 		return
 	}
 	var due []string
-	for name, st := range a.meta {
+	for name, st := range a.meta.byName {
 		if !now.Before(st.next) {
 			due = append(due, name)
 			if len(due) == metadataPerRound {
@@ -258,8 +251,15 @@ func (a *apiClient) sendMetadata(ctx context.Context) {
 	}
 	for _, name := range due {
 		a.mu.Lock()
-		md := a.meta[name].md
+		st := a.meta.get(name)
+		var md datadogV1.MetricMetadata
+		if st != nil {
+			md = st.md
+		}
 		a.mu.Unlock()
+		if st == nil {
+			continue // evicted meanwhile
+		}
 		rctx, cancel := context.WithTimeout(a.ctx(ctx, key), a.c.cfg.RequestTimeout)
 		_, resp, err := a.metrics.UpdateMetricMetadata(rctx, name, md)
 		cancel()
@@ -284,7 +284,7 @@ func (a *apiClient) sendMetadata(ctx context.Context) {
 			next = now.Add(a.c.cfg.MetadataDelay)
 		}
 		a.mu.Lock()
-		if st := a.meta[name]; st != nil && sameMetadata(st.md, md) {
+		if st := a.meta.get(name); st != nil && sameMetadata(st.md, md) {
 			st.next, st.sent = next, st.sent || err == nil
 		}
 		if !block.IsZero() {

@@ -29,7 +29,8 @@ type sink interface {
 	counters() *encodeMetrics
 }
 
-// encodeMetrics count what appenders refuse to encode.
+// encodeMetrics count what appenders refuse to encode, and the shapes
+// they hold.
 type encodeMetrics struct {
 	invalid   *metrics.Counter // NaN or ±Inf values: JSON cannot carry them
 	oversized *metrics.Counter // an entry larger than a payload
@@ -38,6 +39,10 @@ type encodeMetrics struct {
 	// tagRules): renamed exported_<name>, or dropped as the same value as
 	// the Kubernetes tag. Once per series, not per point.
 	reservedRenamed, reservedDropped *metrics.Counter
+	// shapes is the shapes all appenders hold; shapesEvicted counts those
+	// released because every series that used them went away.
+	shapes        *metrics.Gauge
+	shapesEvicted *metrics.Counter
 }
 
 func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
@@ -48,6 +53,9 @@ func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
 
 		reservedRenamed: set.NewCounter(`nodescraper_dd_reserved_tags_renamed_total`),
 		reservedDropped: set.NewCounter(`nodescraper_dd_reserved_tags_dropped_total`),
+
+		shapes:        set.NewGauge(`nodescraper_dd_metric_shapes`, nil),
+		shapesEvicted: set.NewCounter(`nodescraper_dd_metric_shapes_evicted_total`),
 	}
 }
 
@@ -55,6 +63,13 @@ func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
 // series it keeps nothing for a verbatim series (the points are encoded from
 // the parser's labels through a shape shared by all series of one metric
 // name) and the encoded tags of a series whose labels relabeling changed.
+//
+// What it keeps is keyed by what the target sends (its metric names), so it
+// is bounded by the target's live series: a shape counts the series that
+// use it and is released when the last of them goes (Forget: the series
+// went stale or left the scrape), so a target that keeps inventing names
+// holds only the shapes of the series the loop still holds, which the
+// node's series budget bounds.
 type appender struct {
 	out   sink
 	m     *encodeMetrics
@@ -64,10 +79,13 @@ type appender struct {
 	// interval is the scrape interval in seconds, the interval of counts.
 	interval int64
 
-	shapes   []shape
-	shapeIdx map[shapeKey]uint32
-	stored   []stored
-	free     []uint32
+	// shapes[0] is never used: ref 0 (a dropped series) names no shape.
+	shapes     []shape
+	shapeIdx   map[shapeKey]uint32
+	shapeFree  []uint32 // released shapes, reused before shapes grows
+	shapesPeak int      // most entries shapeIdx held since it was made
+	stored     []stored
+	free       []uint32
 
 	// mid follows a point's value: the host resource and the opening of the tags.
 	mid []byte
@@ -89,23 +107,6 @@ type appender struct {
 	tsSec  int64
 	tsText []byte
 	scr    []byte
-}
-
-// shape is what the points of verbatim series with one metric and one
-// label layout share.
-type shape struct {
-	head     []byte // `{"metric":"…","type":1,"interval":15,"points":[{"timestamp":`
-	exported uint32
-	omitted  uint64
-	bucket   bool
-}
-
-type shapeKey struct {
-	name     string
-	typ      MetricType
-	bucket   bool
-	exported uint32
-	omitted  uint64
 }
 
 // stored is a series whose tags are kept encoded.
@@ -130,7 +131,7 @@ func newAppender(out sink, mp *Mapping, t *target.Target) *appender {
 	a := &appender{
 		out: out, m: out.counters(), mp: mp, rules: newTagRules(mp, t), t: t,
 		interval: int64(t.Interval / 1e9), shapeIdx: map[shapeKey]uint32{},
-		tsSec: -1,
+		shapes: make([]shape, 1), tsSec: -1,
 	}
 	a.mid = append(a.mid, `}]`...)
 	// A cluster target's series have no host, as Datadog's cluster checks:
@@ -187,17 +188,7 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 	if verbatim {
 		key.exported, key.omitted = s.Exported, s.Omitted
 	}
-	si, ok := a.shapeIdx[key]
-	if !ok {
-		si = uint32(len(a.shapes))
-		a.shapes = append(a.shapes, shape{head: a.head(met), exported: key.exported, omitted: key.omitted, bucket: met.bucket})
-		a.shapeIdx[key] = si
-		if ms, ok := a.out.(metadataSink); ok {
-			if md, ok := metadataFor(met, s); ok {
-				ms.observeMetadata(met.name, md)
-			}
-		}
-	}
+	si := a.shapeFor(key, met, s)
 	if verbatim {
 		// Its scraped labels are sent as they are: only the target's may
 		// have met rule 5.
@@ -210,16 +201,7 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 	}
 	// Labels changed by relabeling or by the tag rules: keep the series'
 	// tags encoded.
-	st := stored{shape: si, tags: string(a.encodeTags(s.Labels, met.bucket))}
-	var i uint32
-	if n := len(a.free); n > 0 {
-		i = a.free[n-1]
-		a.free = a.free[:n-1]
-		a.stored[i] = st
-	} else {
-		i = uint32(len(a.stored))
-		a.stored = append(a.stored, st)
-	}
+	i := place(&a.stored, &a.free, stored{shape: si, tags: string(a.encodeTags(s.Labels, met.bucket))})
 	return storedBit | uint64(i), met.kind
 }
 
@@ -285,13 +267,17 @@ func (a *appender) head(met metric) []byte {
 	return append(b, `,"points":[{"timestamp":`...)
 }
 
-// Forget implements scrapeloop.Appender.
+// Forget implements scrapeloop.Appender: the series' shape counts one
+// series less, and a stored series' tags are released.
 func (a *appender) Forget(ref uint64) {
-	if ref&storedBit != 0 {
-		i := uint32(ref)
-		a.stored[i] = stored{}
-		a.free = append(a.free, i)
+	if ref&storedBit == 0 {
+		a.releaseShape(uint32(ref))
+		return
 	}
+	i := uint32(ref)
+	a.releaseShape(a.stored[i].shape)
+	a.stored[i] = stored{}
+	a.free = append(a.free, i)
 }
 
 // Append implements scrapeloop.Appender: it encodes one series entry with
@@ -524,7 +510,8 @@ func (a *appender) Commit() {
 // Close implements scrapeloop.Appender.
 func (a *appender) Close() {
 	a.Commit()
-	a.shapes, a.stored, a.free, a.shapeIdx = nil, nil, nil, nil
+	a.m.shapes.Add(-float64(len(a.shapeIdx)))
+	a.shapes, a.stored, a.free, a.shapeIdx, a.shapeFree = nil, nil, nil, nil, nil
 }
 
 // appendValue appends v as JSON: integers (most counts) without the float

@@ -51,6 +51,11 @@ type Config struct {
 	// first sent (Datadog must know the metric) and how long a refused or
 	// failed edit waits; default 1m.
 	MetadataInterval, MetadataDelay time.Duration
+	// MetadataMaxNames bounds the metric names whose metadata is held for
+	// sending (and their text to 1 KiB each on average); past it the least
+	// recently met names are evicted and counted, and may be sent again.
+	// Default DefaultMetadataMaxNames.
+	MetadataMaxNames int
 	// Compression is "zstd" (default), "gzip" or "none".
 	Compression string
 	// FlushInterval is how often gathered points are sent; default 5s.
@@ -206,6 +211,7 @@ func (cfg *Config) setDefaults() {
 	setDefault(&cfg.RequestTimeout, 20*time.Second)
 	setDefault(&cfg.MetadataInterval, 24*time.Hour)
 	setDefault(&cfg.MetadataDelay, time.Minute)
+	setDefault(&cfg.MetadataMaxNames, DefaultMetadataMaxNames)
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
 	}

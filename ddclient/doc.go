@@ -14,12 +14,17 @@
 // answers again, by this process or the next. At shutdown Drain lets POSTs
 // in flight finish within the flush timeout and spools the rest.
 //
+// What is kept per metric name a target sends is bounded: an appender's
+// shapes live as long as the series that use them (shapes.go), and the
+// metadata waiting to be sent is a cache of MetadataMaxNames names, least
+// recently met evicted first (metacache.go); both count what they evict.
+//
 // Files, along the data path: mapping.go, tagrules.go, tags.go and
-// kubetags.go (the Prometheus → Datadog mapping), appender.go, encode.go and
-// report.go (encoding), buffer.go and batch.go (buffers into compressed
-// payloads), send.go (workers, posts, retries, spool refill), drain.go
-// (shutdown), apikey.go (the API key), api.go (service checks and
-// metadata), client.go (Config, New, Run); Printer (printer.go) prints
+// kubetags.go (the Prometheus → Datadog mapping), appender.go, shapes.go,
+// encode.go and report.go (encoding), buffer.go and batch.go (buffers into
+// compressed payloads), send.go (workers, posts, retries, spool refill),
+// drain.go (shutdown), apikey.go (the API key), api.go and metacache.go
+// (service checks and metadata), client.go (Config, New, Run); Printer (printer.go) prints
 // instead of sending, for a dry run. fakeintake is the strict stand-in for
 // Datadog that tests and demos post to.
 package ddclient

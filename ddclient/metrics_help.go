@@ -21,5 +21,9 @@ func (c *Client) MetricsHelp() map[string]string {
 		`nodescraper_dd_service_checks_sent_total`:    "Service checks (per-target health) Datadog accepted.",
 		`nodescraper_dd_service_checks_dropped_total`: "Service checks dropped: the queue was full or they grew older than Datadog accepts.",
 		`nodescraper_dd_metadata_updates_total`:       "Metric metadata updates sent to Datadog, by result (sent, failed).",
+		`nodescraper_dd_metadata_names`:               "Metric names whose metadata (HELP, UNIT) is held for sending, at most --metadata-max-names.",
+		`nodescraper_dd_metadata_evicted_total`:       "Metric names whose metadata was evicted, least recently met first, past --metadata-max-names or its bytes: their metadata may be sent again.",
+		`nodescraper_dd_metric_shapes`:                "Metric shapes (a metric name's encoded start, shared by its series) the targets' appenders hold.",
+		`nodescraper_dd_metric_shapes_evicted_total`:  "Metric shapes released because every series that used them went away (stale or gone from the scrape).",
 	}
 }

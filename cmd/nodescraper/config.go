@@ -89,6 +89,7 @@ type config struct {
 	appKey           string
 	appKeyFile       string
 	metadataInterval time.Duration
+	metadataMaxNames int
 
 	// Sending: see package ddclient.
 	queueMaxBytes   string // memory bound of unsent points
@@ -238,6 +239,7 @@ func (c *config) datadogFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.BoolVar(&c.serviceChecks, "service-checks", envBool("NODESCRAPER_SERVICE_CHECKS", true), "send each target's <namespace>.openmetrics.health service check after every scrape (env NODESCRAPER_SERVICE_CHECKS)")
 	fs.StringVar(&c.appKeyFile, "dd-app-key-file", env("DD_APP_KEY_FILE", ""), "file holding a Datadog application key, read again on each use; with it (or DD_APP_KEY) HELP and UNIT are sent as metric metadata (env DD_APP_KEY_FILE)")
 	fs.DurationVar(&c.metadataInterval, "metadata-interval", envDuration("NODESCRAPER_METADATA_INTERVAL", 24*time.Hour), "how often each metric's metadata is sent again (env NODESCRAPER_METADATA_INTERVAL)")
+	fs.IntVar(&c.metadataMaxNames, "metadata-max-names", envInt("NODESCRAPER_METADATA_MAX_NAMES", ddclient.DefaultMetadataMaxNames), "most metric names whose metadata is held for sending (and 1KiB of HELP and UNIT text each on average); past it the least recently seen are evicted and counted, and their metadata may be sent again (env NODESCRAPER_METADATA_MAX_NAMES)")
 	fs.StringVar(&c.namespace, "metric-namespace", env("NODESCRAPER_METRIC_NAMESPACE", ""), "prefix of Datadog metric names, <namespace>.<name> (env NODESCRAPER_METRIC_NAMESPACE)")
 	fs.DurationVar(&c.flushInterval, "flush-interval", 5*time.Second, "how often points are sent to Datadog")
 	fs.StringVar(&c.compression, "compression", "zstd", "payload compression: zstd, gzip or none")
@@ -430,6 +432,9 @@ func (c *config) validateDatadog() error {
 	}
 	if _, err := parseRenames(c.renameLabels); err != nil {
 		return fmt.Errorf("--rename-labels %q: %v", c.renameLabels, err)
+	}
+	if c.metadataMaxNames <= 0 {
+		return fmt.Errorf("--metadata-max-names %d: must be positive", c.metadataMaxNames)
 	}
 	if c.metadataInterval < time.Minute {
 		return fmt.Errorf("--metadata-interval %s: at least 1m (each metric name is one API call)", c.metadataInterval)

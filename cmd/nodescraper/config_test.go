@@ -197,7 +197,7 @@ func TestHelpMentionsEverySetting(t *testing.T) {
 		t.Fatal("--help returned no error")
 	}
 	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir", "NODESCRAPER_CHECKPOINT_INTERVAL", "NODESCRAPER_CHECKPOINT_MAX_AGE", "NODESCRAPER_SERIES_STALE_AFTER", "NODESCRAPER_MAX_SERIES",
-		"DD_CHECKS_TAG_CARDINALITY", "DD_APP_KEY_FILE", "-report-series", "-service-checks", "-include-labels", "-exclude-labels", "-rename-labels"} {
+		"DD_CHECKS_TAG_CARDINALITY", "DD_APP_KEY_FILE", "NODESCRAPER_METADATA_MAX_NAMES", "-report-series", "-service-checks", "-include-labels", "-exclude-labels", "-rename-labels"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("--help does not mention %s", s)
 		}
@@ -212,7 +212,7 @@ func validConfig() *config {
 		stateDir: "/st", interval: 30 * time.Second, timeout: 10 * time.Second, flushInterval: 5 * time.Second,
 		compression: "zstd", logLevel: "info", logFormat: "text", endpointAccess: "localhost",
 		checkpointInterval: time.Minute, checkpointMaxAge: time.Hour, seriesStaleAfter: time.Hour, maxSeries: 1000,
-		memoryLimit: "auto", tagCardinality: "low", metadataInterval: time.Hour,
+		memoryLimit: "auto", tagCardinality: "low", metadataInterval: time.Hour, metadataMaxNames: 10_000,
 		queueMaxBytes: "64MiB", spoolMaxBytes: "512MiB", sendConcurrency: 8, shutdownFlush: 10 * time.Second,
 	}
 	c.limits.Samples, c.limits.Labels, c.limits.LabelNameLength, c.limits.LabelValueLength, c.limits.BodySize = 1, 1, 1, 1, 1
@@ -284,6 +284,7 @@ func TestValidate(t *testing.T) {
 	bad("--tag-cardinality", func(c *config) { c.tagCardinality = "medium" })
 	bad("--rename-labels", func(c *config) { c.renameLabels = "a=" })
 	bad("--metadata-interval", func(c *config) { c.metadataInterval = 59 * time.Second })
+	bad("--metadata-max-names", func(c *config) { c.metadataMaxNames = 0 })
 	bad("--compression", func(c *config) { c.compression = "lz4" })
 	bad("--log-level", func(c *config) { c.logLevel = "trace" })
 	bad("--log-format", func(c *config) { c.logFormat = "xml" })

@@ -161,6 +161,7 @@ func newClient(ctx context.Context, c *config, logger *slog.Logger) (*ddclient.C
 		AppKey:           c.appKey,
 		AppKeyFile:       c.appKeyFile,
 		MetadataInterval: c.metadataInterval,
+		MetadataMaxNames: c.metadataMaxNames,
 		Compression:      c.compression,
 		FlushInterval:    c.flushInterval,
 		MaxQueueBytes:    c.queueBytes(),

@@ -25,10 +25,11 @@
 // would come back as a new one, which the late-series rule (first sight
 // after the target's first successful scrape) takes as having started since:
 // its whole cumulative value would be sent again. So a series with counter
-// state keeps its slot, its state and its backend handle while its last
-// observation is within StaleAfter (--series-stale-after) of the scrape; its
-// return is a delta against the kept value, and a lower value, or a newer
-// created time, is a reset as for any series. A kept series is checkpointed
+// state keeps its slot and its state while its last observation is within
+// StaleAfter (--series-stale-after) of the scrape (the loop releases its
+// backend handle and classification at once, and classifies it again if it
+// comes back); its return is a delta against the kept value, and a lower
+// value, or a newer created time, is a reset as for any series. A kept series is checkpointed
 // like the others, with its last observation time, and restored so. Memory
 // stays bounded: kept series count against MaxSeries, StaleAfter ends them,
 // and while the budget is exhausted an absent series is released at once,

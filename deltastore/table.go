@@ -212,6 +212,10 @@ func (t *Table) SweepAbsent(gen uint32, nowMs int64, forget func(*Slot)) int {
 	return n
 }
 
+// Absent returns how many series the last SweepAbsent kept although its
+// scrape did not see them. Call with the lock held.
+func (t *Table) Absent() int { return t.absent }
+
 // ForgetKinds clears what a previous loop cached in the slots (Ref, Kind,
 // Len), keeping the delta state: the next loop of the same target, with a new
 // configuration, classifies its series again. Call with the lock held.

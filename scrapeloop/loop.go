@@ -457,7 +457,11 @@ func (l *loop) appendSample(p *exposition.Parser, sl *deltastore.Slot, isNew boo
 // sweep ends a whole scrape of generation gen. A series this scrape lacks
 // keeps its counter state until it is stale, so its return is a delta, not
 // its whole value again (see SweepAbsent); the others release their state
-// and backend handle.
+// and backend handle. A series kept although absent keeps its delta state
+// but not its classification: the appender releases what it holds for it
+// (its metric name's shape) and the series is classified again if it comes
+// back, so a target that keeps inventing counter names costs, per name it
+// dropped, the slot only.
 func (l *loop) sweep(gen uint32, nowMs int64) {
 	tab, app := l.table, l.app
 	forget := func(sl *deltastore.Slot) {
@@ -474,6 +478,16 @@ func (l *loop) sweep(gen uint32, nowMs int64) {
 		}
 	}
 	tab.SweepAbsent(gen, nowMs, forget)
+	if tab.Absent() == 0 {
+		return
+	}
+	slots := tab.Slots()
+	for i := range slots {
+		if sl := &slots[i]; sl.Used() && sl.Gen != gen && sl.Kind != 0 {
+			forget(sl)
+			sl.Ref, sl.Kind = 0, 0
+		}
+	}
 }
 
 // len16 is a series' length as a slot keeps it, the check beside the hash

@@ -15,11 +15,15 @@ import (
 // TestNewNamesBounded runs the real binary, with an application key so
 // that HELP texts become metadata updates, against a target that exposes
 // 10,000 metric names it never exposed before at each 1s scrape, for a
-// minute (600,000 names). What the agent keeps per name (the appender's
-// shapes, the metadata waiting to be sent) must follow the names still
-// exposed, bounded by --metadata-max-names, not every name ever seen: the
-// heap after the first 20s stays flat and under a bound. Before the bounds
-// it grew by about 4 MiB a second.
+// minute (600,000 names), half of them counters. What the agent keeps per
+// name (the appender's shapes, the metadata waiting to be sent) must follow
+// the names still exposed, bounded by --metadata-max-names, not every name
+// ever seen: the heap after the first 20s stays flat and under a bound.
+// An absent counter's delta state stays for --series-stale-after by design
+// (set to 10s here: with the default hour it grows within --max-series, 40
+// bytes and an index entry a series), its name's shape not: the appender
+// holds the shapes of one scrape's names. Before the bounds the heap grew
+// by about 4 MiB a second.
 func TestNewNamesBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a minute of scrapes")
@@ -43,7 +47,10 @@ func TestNewNamesBounded(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		b := make([]byte, 0, perScrape*90)
 		for i := range perScrape {
-			b = fmt.Appendf(b, "# HELP fresh_%d_%d A name no scrape had before.\n# TYPE fresh_%d_%d gauge\nfresh_%d_%d{pod=\"p\"} %d\n", k, i, k, i, k, i, i)
+			// Half gauges, half counters: an absent counter's delta state
+			// stays for --series-stale-after (1h), its name's shape not.
+			typ := [2]string{"gauge", "counter"}[i%2]
+			b = fmt.Appendf(b, "# HELP fresh_%d_%d A name no scrape had before.\n# TYPE fresh_%d_%d %s\nfresh_%d_%d{pod=\"p\"} %d\n", k, i, k, i, typ, k, i, i)
 		}
 		b = append(b, "# HELP steady_requests_total Requests.\n# TYPE steady_requests_total counter\nsteady_requests_total 1\n"...)
 		_, _ = w.Write(b)
@@ -55,7 +62,7 @@ func TestNewNamesBounded(t *testing.T) {
 	}
 	agent := startPlainAgent(t, "agent", []string{"DD_API_KEY=" + key, "DD_APP_KEY=" + appKey},
 		"--static-targets", targets, "--node-name", "node-n", "--dd-url", in.URL, "--allow-insecure-datadog-url",
-		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "1s", "--flush-interval", "1s")
+		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "1s", "--flush-interval", "1s", "--series-stale-after", "10s")
 
 	deadline := time.Now().Add(15 * time.Second)
 	for scrapes.Load() == 0 || !endpointUp(agent.addr) {

@@ -15,8 +15,13 @@ import (
 // sync.Pool is emptied only by garbage collections, which a steady state
 // that allocates nothing seldom runs).
 type bodyPool struct {
+	// maxIdle bounds the bytes of the buffers kept (0: no bound beyond
+	// keepPerLevel): past it a buffer given back is left to the collector.
+	maxIdle int64
+
 	mu     sync.Mutex
 	levels [bodyLevels][]*[]byte
+	idle   int64 // capacity of the buffers kept
 }
 
 const (
@@ -51,6 +56,7 @@ func (bp *bodyPool) get(size int) *[]byte {
 	if n := len(bp.levels[l]); n > 0 {
 		b := bp.levels[l][n-1]
 		bp.levels[l] = bp.levels[l][:n-1]
+		bp.idle -= int64(cap(*b))
 		bp.mu.Unlock()
 		return b
 	}
@@ -71,8 +77,9 @@ func (bp *bodyPool) put(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	bp.mu.Lock()
-	if len(bp.levels[l]) < keepPerLevel {
+	if len(bp.levels[l]) < keepPerLevel && (bp.maxIdle == 0 || bp.idle+int64(c) <= bp.maxIdle) {
 		bp.levels[l] = append(bp.levels[l], b)
+		bp.idle += int64(c)
 	}
 	bp.mu.Unlock()
 }

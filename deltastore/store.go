@@ -50,12 +50,12 @@ type Store struct {
 	series atomic.Int64 // slots of all tables plus pending records
 	absent atomic.Int64 // slots kept while absent from their target's last scrape
 
-	mu       sync.Mutex
-	tables   map[uint64]*Table    // by target seed
+	mu     sync.Mutex
+	tables map[uint64]*Table // by target seed
 	// namespaces count the series of the tables in each (SetNamespace).
 	namespaces map[string]*nsCount
-	pending  map[uint64]*restored // restored state not claimed by a table yet
-	restored time.Time            // when Restore loaded pending
+	pending    map[uint64]*restored // restored state not claimed by a table yet
+	restored   time.Time            // when Restore loaded pending
 
 	// ckptMu serializes checkpoint writes and guards what they share.
 	ckptMu  sync.Mutex
@@ -77,16 +77,16 @@ type record struct {
 }
 
 type storeMetrics struct {
-	set                           *metrics.Set
-	resets, outOfOrder, evictions *metrics.Counter
-	refused                       [numRefusals]*metrics.Counter // by Refusal
-	invalid                                map[string]*metrics.Counter // by reason
-	absentStale, absentBudget              *metrics.Counter
-	checkpoints, checkpointErrors          *metrics.Counter
-	checkpointDuration                     *metrics.PrometheusHistogram
-	checkpointSize, checkpointLast         *metrics.Gauge
-	restoredSeries                         *metrics.Gauge
-	outcomes                               map[string]*metrics.Gauge
+	set                            *metrics.Set
+	resets, outOfOrder, evictions  *metrics.Counter
+	refused                        [numRefusals]*metrics.Counter // by Refusal
+	invalid                        map[string]*metrics.Counter   // by reason
+	absentStale, absentBudget      *metrics.Counter
+	checkpoints, checkpointErrors  *metrics.Counter
+	checkpointDuration             *metrics.PrometheusHistogram
+	checkpointSize, checkpointLast *metrics.Gauge
+	restoredSeries                 *metrics.Gauge
+	outcomes                       map[string]*metrics.Gauge
 }
 
 // New returns an empty store. Restore fills it from the checkpoint.

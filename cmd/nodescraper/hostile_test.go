@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -141,4 +145,159 @@ func TestHostileTargets(t *testing.T) {
 	if st := in.Stats(); st.RejectedTotal() != 0 {
 		t.Errorf("intake rejected %d requests: %v", st.RejectedTotal(), st.LastRejects)
 	}
+}
+
+// hostileNode serves the eight hostile targets of TestHostileNode and
+// returns their addresses by name.
+func hostileNode(t *testing.T) map[string]string {
+	t.Helper()
+	text := func(w http.ResponseWriter) { w.Header().Set("Content-Type", "text/plain; version=0.0.4") }
+	// slowly writes body in 1 MiB pieces, one every gap, with its length.
+	slowly := func(body []byte, gap time.Duration) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			text(w)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			for b := body; len(b) > 0; b = b[min(len(b), 1<<20):] {
+				if _, err := w.Write(b[:min(len(b), 1<<20)]); err != nil {
+					return
+				}
+				time.Sleep(gap)
+			}
+		}
+	}
+	line := []byte("hostile_gib_total{a=\"0123456789012345678901234567890123456789\"} 1\n")
+	lines := bytes.Repeat(line, (1<<20)/len(line))
+	// Sixty MiB of comments around one series: a large body that is valid.
+	big := append([]byte("big_total 1\n"), bytes.Repeat([]byte("# "+strings.Repeat("p", 1021)+"\n"), 60<<10)...)
+	var million []byte
+	for i := range 1_000_000 {
+		million = fmt.Appendf(million, "million_total{id=\"%d\"} 1\n", i)
+	}
+	var bomb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	for range 256 {
+		_, _ = zw.Write(lines) // 256 MiB uncompressed, a few hundred KB sent
+	}
+	_ = zw.Close()
+	long := strings.Repeat("x", 100<<10)
+	return map[string]string{
+		// A declared GiB, streamed until the agent hangs up.
+		"gib": serveHostile(t, func(w http.ResponseWriter, r *http.Request) {
+			text(w)
+			w.Header().Set("Content-Length", strconv.Itoa(1<<30))
+			for range 1 << 10 {
+				if _, err := w.Write(lines); err != nil {
+					return
+				}
+			}
+		}),
+		"bomb": serveHostile(t, func(w http.ResponseWriter, r *http.Request) {
+			text(w)
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write(bomb.Bytes())
+		}),
+		"million": serveHostile(t, slowly(million, 0)),
+		// Declares 63 MiB (within the body limit), then sends a byte a second.
+		"drip": serveHostile(t, func(w http.ResponseWriter, r *http.Request) {
+			text(w)
+			w.Header().Set("Content-Length", strconv.Itoa(63<<20))
+			for {
+				if _, err := w.Write([]byte("#")); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}),
+		"long": serveHostile(t, func(w http.ResponseWriter, r *http.Request) {
+			text(w)
+			for i := range 200 {
+				fmt.Fprintf(w, "long_label_total{i=\"%d\",v=\"%s\"} %d\n", i, long, i)
+			}
+		}),
+		"big1": serveHostile(t, slowly(big, 20*time.Millisecond)),
+		"big2": serveHostile(t, slowly(big, 20*time.Millisecond)),
+		"big3": serveHostile(t, slowly(big, 20*time.Millisecond)),
+	}
+}
+
+// TestHostileNode runs the real binary as the chart does (a 512 MiB
+// container: --memory-limit at its 90%) with a normal target beside eight
+// hostile ones: a declared GiB, a gzip bomb, a million series, a drip
+// declaring 63 MiB, 100 KB label values and three 60 MiB bodies sent over a
+// second or so, so that several are in flight at once. The normal target's
+// counts must stay exact and the agent's peak RSS well under the 512 MiB.
+func TestHostileNode(t *testing.T) {
+	const budget = 300 << 20
+	const key = "hostile-key-0123456789abcdef0123456"
+	in := startIntake(t, key)
+	e := exporter.New()
+	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
+	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
+	reqs.Set(`code="200"`, 100)
+	normal := serveExporter(t, e)
+	hostile := hostileNode(t)
+	dir := t.TempDir()
+	file := fmt.Sprintf("- targets: [%q]\n  labels: {job: normal}\n", normal)
+	for _, name := range slices.Sorted(maps.Keys(hostile)) {
+		file += fmt.Sprintf("- targets: [%q]\n  labels: {job: %s}\n", hostile[name], name)
+	}
+	targets := filepath.Join(dir, "targets.yaml")
+	if err := os.WriteFile(targets, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := startPlainAgent(t, "agent", []string{"DD_API_KEY=" + key},
+		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL, "--memory-limit", "460MiB",
+		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
+
+	want := map[string]float64{}
+	waitScrapes(t, e, 1)
+	peak := int64(0)
+	for i := 1; i <= 5; i++ {
+		reqs.Add(`code="200"`, float64(7*i))
+		want["http_requests.count|code:200"] += float64(7 * i)
+		waitScrapes(t, e, e.Scrapes()+1)
+		peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
+	}
+	common := []string{"instance:" + normal, "job:normal", "host:node-h"}
+	waitCounts(in, want, common)
+	peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
+	t.Logf("agent peak RSS %.1f MiB (budget %d MiB); targets:\n%s", float64(peak)/(1<<20), budget>>20, hostileStatus(t, agent))
+	agent.stop(20 * time.Second)
+	checkCounts(t, in, want, common, nil)
+	if peak > budget {
+		t.Errorf("agent peak RSS %d MiB, budget %d MiB", peak>>20, budget>>20)
+	}
+}
+
+// hostileStatus is each target's health and last error, from the API.
+func hostileStatus(t *testing.T, a *agentProc) string {
+	t.Helper()
+	var resp struct {
+		Data struct {
+			ActiveTargets []struct {
+				Labels    map[string]string `json:"labels"`
+				Health    string            `json:"health"`
+				LastError string            `json:"lastError"`
+				Series    int               `json:"series"`
+				Refused   int               `json:"lastSeriesRefused"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(httpGet(t, "http://"+a.addr+"/api/v1/targets")), &resp); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, tg := range resp.Data.ActiveTargets {
+		le := tg.LastError
+		if len(le) > 160 {
+			le = le[:160] + "..."
+		}
+		fmt.Fprintf(&b, "  %-8s %-5s series %d refused %d %s\n", tg.Labels["job"], tg.Health, tg.Series, tg.Refused, le)
+	}
+	return b.String()
 }

@@ -22,6 +22,7 @@ type bodyPool struct {
 	mu     sync.Mutex
 	levels [bodyLevels][]*[]byte
 	idle   int64 // capacity of the buffers kept
+	chunks []*[chunkSize]byte
 }
 
 const (
@@ -87,10 +88,34 @@ func (bp *bodyPool) put(b *[]byte) {
 // chunkSize is the unit in which a body larger than its buffer is read:
 // chunks are pooled, so a body that grows past expectations (a target's
 // first scrape, or one over its limit) leaves no trail of ever larger
-// garbage buffers for the collector to catch up with.
-const chunkSize = 1 << 20
+// garbage buffers for the collector to catch up with. The pool keeps at most
+// keepChunks of them: a sync.Pool would keep every chunk of the bodies that
+// were read at once (a hostile target's 64 MiB, several times) across a
+// garbage collection, beside the bodies in flight.
+const (
+	chunkSize  = 1 << 20
+	keepChunks = 16
+)
 
-var chunks = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+func (bp *bodyPool) getChunk() *[chunkSize]byte {
+	bp.mu.Lock()
+	if n := len(bp.chunks); n > 0 {
+		c := bp.chunks[n-1]
+		bp.chunks = bp.chunks[:n-1]
+		bp.mu.Unlock()
+		return c
+	}
+	bp.mu.Unlock()
+	return new([chunkSize]byte)
+}
+
+func (bp *bodyPool) putChunk(c *[chunkSize]byte) {
+	bp.mu.Lock()
+	if len(bp.chunks) < keepChunks {
+		bp.chunks = append(bp.chunks, c)
+	}
+	bp.mu.Unlock()
+}
 
 // readBody reads r into *buf and stops past limit bytes. It returns the bytes
 // read (up to limit+1). A body that fits the buffer is read in place; a
@@ -107,12 +132,12 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 	var held []*[chunkSize]byte
 	defer func() {
 		for _, c := range held {
-			chunks.Put(c)
+			bp.putChunk(c)
 		}
 	}()
 	last := 0
 	for total <= limit {
-		c := chunks.Get().(*[chunkSize]byte)
+		c := bp.getChunk()
 		held = append(held, c)
 		m, err := readFull(c[:], r, limit+1-total)
 		last = m

@@ -3,6 +3,7 @@ package scrapeloop
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -290,8 +291,12 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	ct, err := l.fetch(ctx, buf)
 	if err != nil {
 		// Size the next buffer afresh: an oversized or broken body says
-		// nothing of the next one.
-		l.bodySize = 0
+		// nothing of the next one. A scrape that found no bytes in flight
+		// free says nothing of its body either: its next buffer is sized as
+		// this one was, not read again in chunks and copied.
+		if !errors.Is(err, errBytesInFlight) {
+			l.bodySize = 0
+		}
 		return 0, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
 	l.bodySize = len(*buf)

@@ -32,7 +32,7 @@ type Config struct {
 	ParseConcurrency int
 	// MaxBytesInFlight bounds the body bytes the node's scrapes hold at once
 	// (see byteBudget); 0 means DefaultMaxBytesInFlight. The pool of idle
-	// body buffers keeps at most half as much.
+	// body buffers keeps at most a quarter as much.
 	MaxBytesInFlight int64
 	// KeepDroppedTargets bounds the dropped targets kept per pool for the
 	// targets page and API (all are counted): 0 means
@@ -153,7 +153,7 @@ func NewManager(cfg Config) *Manager {
 	})
 	e.m.set.RegisterMetricsWriter(m.writePoolTargets)
 	e.inflight = newByteBudget(cfg.MaxBytesInFlight, e.m.set)
-	e.bodies.maxIdle = cfg.MaxBytesInFlight / 2
+	e.bodies.maxIdle = cfg.MaxBytesInFlight / 4
 	return m
 }
 

@@ -12,36 +12,39 @@ import (
 // tenant's word: without them one target could hold the memory, or the
 // series budget, every other target needs.
 type scrapeBudgets struct {
-	bytesInFlight           string // "auto" or a size
+	bytesInFlight           string // "auto" (or "") or a size
 	perTarget, perNamespace int    // 0: a fraction of --max-series
 }
 
 // Defaults of the budgets left to "auto" or 0.
 const (
-	// inFlightShare of the Go memory limit goes to bodies in flight: the
+	// 1/inFlightShare of the Go memory limit goes to bodies in flight: the
 	// rest is the series state, the send queue (--queue-max-bytes), pooled
-	// buffers and the agent itself.
-	inFlightShare = 4
+	// buffers, the copy of a body that outgrew its buffer and the agent
+	// itself. Under the chart's 512Mi: 92 MiB, one body at the default
+	// 64 MiB limit and more small ones beside it.
+	inFlightShare = 5
 	// inFlightNoLimit is the bound without a memory limit: four bodies at
 	// the default body size limit.
 	inFlightNoLimit = 256 << 20
 	minInFlight     = 16 << 20
-	// One target gets a quarter of --max-series, one namespace half.
-	perTargetShare, perNamespaceShare = 4, 2
+	// One target gets an eighth of --max-series (250k series, about 60 MiB,
+	// of the default 2M), one namespace half.
+	perTargetShare, perNamespaceShare = 8, 2
 )
 
 func (b *scrapeBudgets) flags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&b.bytesInFlight, "max-bytes-in-flight", e.str("NODESCRAPER_MAX_BYTES_IN_FLIGHT", "auto"),
 		"most response body bytes all scrapes hold at once (read and not yet processed): a scrape waits for bytes within its timeout, then fails; a body larger than it fails at once; "+
-			"auto = a quarter of the Go memory limit (--memory-limit) when there is one, else 256MiB; or a size such as 128MiB (env NODESCRAPER_MAX_BYTES_IN_FLIGHT)")
+			"auto = a fifth of the Go memory limit (--memory-limit) when there is one, else 256MiB; or a size such as 128MiB (env NODESCRAPER_MAX_BYTES_IN_FLIGHT)")
 	fs.IntVar(&b.perTarget, "max-series-per-target", e.int("NODESCRAPER_MAX_SERIES_PER_TARGET", 0),
-		"most series one target holds, within --max-series; its new series beyond it are refused and counted, its others keep flowing; 0 = a quarter of --max-series (env NODESCRAPER_MAX_SERIES_PER_TARGET)")
+		"most series one target holds, within --max-series; its new series beyond it are refused and counted, its others keep flowing; 0 = an eighth of --max-series (env NODESCRAPER_MAX_SERIES_PER_TARGET)")
 	fs.IntVar(&b.perNamespace, "max-series-per-namespace", e.int("NODESCRAPER_MAX_SERIES_PER_NAMESPACE", 0),
 		"most series the targets of one namespace hold together (file_sd targets share one), within --max-series; 0 = half of --max-series (env NODESCRAPER_MAX_SERIES_PER_NAMESPACE)")
 }
 
 func (b *scrapeBudgets) validate(maxSeries int) error {
-	if b.bytesInFlight != "auto" {
+	if b.bytesInFlight != "auto" && b.bytesInFlight != "" {
 		if _, err := parseSize(b.bytesInFlight); err != nil {
 			return fmt.Errorf("--max-bytes-in-flight %q: want auto or a size such as 128MiB: %v", b.bytesInFlight, err)
 		}

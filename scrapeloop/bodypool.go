@@ -18,6 +18,8 @@ type bodyPool struct {
 	// maxIdle bounds the bytes of the buffers kept (0: no bound beyond
 	// keepPerLevel): past it a buffer given back is left to the collector.
 	maxIdle int64
+	// maxChunks bounds the chunks kept (0: none kept).
+	maxChunks int
 
 	mu     sync.Mutex
 	levels [bodyLevels][]*[]byte
@@ -50,21 +52,37 @@ func bodyLevel(n int) int {
 	return bodyLevels - 1
 }
 
-// get returns an empty buffer with room for at least size bytes.
+// get returns an empty buffer with room for at least size bytes. Past
+// exactSize a new buffer is sized in whole chunks rather than to its level
+// (up to half as much again: memory the bound on bytes in flight does not
+// see), and such a buffer, kept in the level below, serves the sizes it
+// holds.
 func (bp *bodyPool) get(size int) *[]byte {
 	l := bodyLevel(size)
 	bp.mu.Lock()
-	if n := len(bp.levels[l]); n > 0 {
-		b := bp.levels[l][n-1]
-		bp.levels[l] = bp.levels[l][:n-1]
-		bp.idle -= int64(cap(*b))
-		bp.mu.Unlock()
-		return b
+	for _, k := range [2]int{l, l - 1} {
+		if k < 0 {
+			continue
+		}
+		if n := len(bp.levels[k]); n > 0 && cap(*bp.levels[k][n-1]) >= size {
+			b := bp.levels[k][n-1]
+			bp.levels[k] = bp.levels[k][:n-1]
+			bp.idle -= int64(cap(*b))
+			bp.mu.Unlock()
+			return b
+		}
 	}
 	bp.mu.Unlock()
-	b := make([]byte, 0, max(size, levelSize(l)))
+	c := max(size, levelSize(l))
+	if size > exactSize {
+		c = (size + chunkSize - 1) / chunkSize * chunkSize
+	}
+	b := make([]byte, 0, c)
 	return &b
 }
+
+// exactSize is the size past which a new buffer is sized in whole chunks.
+const exactSize = 8 << 20
 
 // put gives b back, to the largest level whose size it holds.
 func (bp *bodyPool) put(b *[]byte) {
@@ -88,14 +106,13 @@ func (bp *bodyPool) put(b *[]byte) {
 // chunkSize is the unit in which a body larger than its buffer is read:
 // chunks are pooled, so a body that grows past expectations (a target's
 // first scrape, or one over its limit) leaves no trail of ever larger
-// garbage buffers for the collector to catch up with. The pool keeps at most
-// keepChunks of them: a sync.Pool would keep every chunk of the bodies that
-// were read at once (a hostile target's 64 MiB, several times) across a
-// garbage collection, beside the bodies in flight.
-const (
-	chunkSize  = 1 << 20
-	keepChunks = 16
-)
+// garbage buffers for the collector to catch up with. Chunks hold bytes in
+// flight, so no more than maxChunks (the bound over chunkSize) are in use at
+// once, and the pool keeps up to that many: a body over its limit read again
+// at every scrape (a gzip bomb) then reuses them instead of making 64 MiB of
+// garbage each time, which, with the collector's pacing (the next collection
+// at twice the live heap), would double the agent's memory.
+const chunkSize = 1 << 20
 
 func (bp *bodyPool) getChunk() *[chunkSize]byte {
 	bp.mu.Lock()
@@ -111,7 +128,7 @@ func (bp *bodyPool) getChunk() *[chunkSize]byte {
 
 func (bp *bodyPool) putChunk(c *[chunkSize]byte) {
 	bp.mu.Lock()
-	if len(bp.chunks) < keepChunks {
+	if len(bp.chunks) < bp.maxChunks {
 		bp.chunks = append(bp.chunks, c)
 	}
 	bp.mu.Unlock()

@@ -32,7 +32,8 @@ type Config struct {
 	ParseConcurrency int
 	// MaxBytesInFlight bounds the body bytes the node's scrapes hold at once
 	// (see byteBudget); 0 means DefaultMaxBytesInFlight. The pool of idle
-	// body buffers keeps at most a quarter as much.
+	// body buffers keeps at most half as much, and the chunks bodies larger
+	// than their buffer are read in as many as the bound holds.
 	MaxBytesInFlight int64
 	// KeepDroppedTargets bounds the dropped targets kept per pool for the
 	// targets page and API (all are counted): 0 means
@@ -153,7 +154,8 @@ func NewManager(cfg Config) *Manager {
 	})
 	e.m.set.RegisterMetricsWriter(m.writePoolTargets)
 	e.inflight = newByteBudget(cfg.MaxBytesInFlight, e.m.set)
-	e.bodies.maxIdle = cfg.MaxBytesInFlight / 4
+	e.bodies.maxIdle = cfg.MaxBytesInFlight / 2
+	e.bodies.maxChunks = int(cfg.MaxBytesInFlight/chunkSize) + 1
 	return m
 }
 

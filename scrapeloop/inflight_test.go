@@ -144,20 +144,20 @@ func TestBytesInFlight(t *testing.T) {
 		}
 		holder, waiter := e.loop(t, tg("http://holder/metrics")), e.loop(t, tg("http://waiter/metrics"))
 		ctx := context.Background()
-		scrape := func(l *testLoop) (err error, took time.Duration) {
+		scrape := func(l *testLoop) (time.Duration, error) {
 			start := time.Now()
-			_, err = l.scrape(ctx, start)
-			return err, time.Since(start)
+			_, err := l.scrape(ctx, start)
+			return time.Since(start), err
 		}
 		var holderErr error
 		var wg sync.WaitGroup
-		wg.Go(func() { holderErr, _ = scrape(holder) })
+		wg.Go(func() { _, holderErr = scrape(holder) })
 		synctest.Wait() // the holder holds 600 KiB and waits for the rest of its body
 		wg.Go(func() {
 			time.Sleep(2 * time.Second)
 			unstall() // the rest comes
 		})
-		if err, took := scrape(waiter); err != nil || took != 2*time.Second {
+		if took, err := scrape(waiter); err != nil || took != 2*time.Second {
 			t.Errorf("waiter: %v after %s, want success once the holder's body ended, after 2s", err, took)
 		}
 		wg.Wait()
@@ -170,9 +170,9 @@ func TestBytesInFlight(t *testing.T) {
 		}
 
 		// The holder keeps its bytes past the waiter's timeout.
-		wg.Go(func() { holderErr, _ = scrape(holder) })
+		wg.Go(func() { _, holderErr = scrape(holder) })
 		synctest.Wait()
-		err, took := scrape(waiter)
+		took, err := scrape(waiter)
 		if !errors.Is(err, errBytesInFlight) || took != 5*time.Second || !strings.Contains(err.Error(), "--max-bytes-in-flight") {
 			t.Errorf("waiter: %v after %s, want the bound's reason at its 5s timeout", err, took)
 		}
@@ -181,7 +181,7 @@ func TestBytesInFlight(t *testing.T) {
 
 		for _, url := range []string{"http://huge/metrics", "http://declared/metrics"} {
 			l := e.loop(t, tg(url))
-			err, took := scrape(l)
+			took, err := scrape(l)
 			if !errors.Is(err, errBytesInFlight) || took != 0 {
 				t.Errorf("%s: %v after %s, want the bound's reason at once", url, err, took)
 			}

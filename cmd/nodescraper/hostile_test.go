@@ -63,11 +63,7 @@ func TestHostileTargets(t *testing.T) {
 	const key = "hostile-key-0123456789abcdef0123456"
 	in := startIntake(t, key)
 
-	e := exporter.New()
-	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
-	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
-	reqs.Set(`code="200"`, 100)
-	normal := serveExporter(t, e)
+	e, reqs, normal := normalExporter(t)
 
 	// Five million distinct series, written as they are read: one
 	// pre-rendered block of 10,000 lines whose three-digit block field is
@@ -112,15 +108,7 @@ func TestHostileTargets(t *testing.T) {
 		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL,
 		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
 
-	want := map[string]float64{}
-	waitScrapes(t, e, 1)
-	peak := int64(0)
-	for i := 1; i <= 4; i++ {
-		reqs.Add(`code="200"`, float64(7*i))
-		want["http_requests.count|code:200"] += float64(7 * i)
-		waitScrapes(t, e, e.Scrapes()+1)
-		peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
-	}
+	want, peak := countWhileHostile(t, e, reqs, agent, 4)
 	common := []string{"instance:" + normal, "job:normal", "host:node-h"}
 	waitCounts(in, want, common)
 	peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
@@ -145,6 +133,33 @@ func TestHostileTargets(t *testing.T) {
 	if st := in.Stats(); st.RejectedTotal() != 0 {
 		t.Errorf("intake rejected %d requests: %v", st.RejectedTotal(), st.LastRejects)
 	}
+}
+
+// normalExporter serves a normal target: one counter, its process an hour old.
+func normalExporter(t *testing.T) (*exporter.Exporter, *exporter.Family, string) {
+	t.Helper()
+	e := exporter.New()
+	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
+	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
+	reqs.Set(`code="200"`, 100)
+	return e, reqs, serveExporter(t, e)
+}
+
+// countWhileHostile adds to the normal target's counter before each of
+// rounds scrapes of it, and returns what the intake must have of it and the
+// agent's peak RSS meanwhile.
+func countWhileHostile(t *testing.T, e *exporter.Exporter, reqs *exporter.Family, agent *agentProc, rounds int) (map[string]float64, int64) {
+	t.Helper()
+	want := map[string]float64{}
+	waitScrapes(t, e, 1)
+	peak := int64(0)
+	for i := 1; i <= rounds; i++ {
+		reqs.Add(`code="200"`, float64(7*i))
+		want["http_requests.count|code:200"] += float64(7 * i)
+		waitScrapes(t, e, e.Scrapes()+1)
+		peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
+	}
+	return want, peak
 }
 
 // hostileNode serves the eight hostile targets of TestHostileNode and
@@ -238,18 +253,14 @@ func TestHostileNode(t *testing.T) {
 	const budget = 400 << 20
 	const key = "hostile-key-0123456789abcdef0123456"
 	in := startIntake(t, key)
-	e := exporter.New()
-	e.SetStartTime(float64(time.Now().Add(-time.Hour).Unix()))
-	reqs := e.Family("http_requests_total", exporter.Counter, "Requests.")
-	reqs.Set(`code="200"`, 100)
-	normal := serveExporter(t, e)
+	e, reqs, normal := normalExporter(t)
 	hostile := hostileNode(t)
 	dir := t.TempDir()
 	file := fmt.Sprintf("- targets: [%q]\n  labels: {job: normal}\n", normal)
 	for _, name := range slices.Sorted(maps.Keys(hostile)) {
 		extra := ""
 		if name == "million" {
-			// Its points (a quarter of --max-series, its budget) are sent at
+			// Its points (an eighth of --max-series, its budget) are sent at
 			// each scrape: scraped as often as the others, it would be the
 			// sender's pace that the normal target's counts measure.
 			extra = ", __scrape_interval__: 10s"
@@ -264,15 +275,7 @@ func TestHostileNode(t *testing.T) {
 		"--static-targets", targets, "--node-name", "node-h", "--dd-url", in.URL, "--memory-limit", "460MiB",
 		"--state-dir", filepath.Join(dir, "state"), "--scrape-interval", "3s", "--flush-interval", "200ms")
 
-	want := map[string]float64{}
-	waitScrapes(t, e, 1)
-	peak := int64(0)
-	for i := 1; i <= 5; i++ {
-		reqs.Add(`code="200"`, float64(7*i))
-		want["http_requests.count|code:200"] += float64(7 * i)
-		waitScrapes(t, e, e.Scrapes()+1)
-		peak = max(peak, procStatus(t, agent.pid(), "VmHWM"))
-	}
+	want, peak := countWhileHostile(t, e, reqs, agent, 5)
 	common := []string{"instance:" + normal, "job:normal", "host:node-h"}
 	for range 4 {
 		// Up to a minute: the million's admitted series are sent at each of

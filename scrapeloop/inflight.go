@@ -21,6 +21,7 @@ var errBytesInFlight = errors.New("bytes in flight bound (--max-bytes-in-flight)
 const (
 	inFlightTimeout  = "timeout"  // it waited until its scrape timeout
 	inFlightOversize = "oversize" // its body alone is larger than the bound
+	inFlightStalled  = "stalled"  // all bytes were held by scrapes waiting for more
 )
 
 // byteBudget is a weighted semaphore over the body bytes all scrapes of the
@@ -29,22 +30,28 @@ const (
 // served in arrival order, so a scrape asking for much is not passed over
 // forever by ones asking for little; each request is a step of one body
 // (minStep to a quarter of what the body holds), so a large body does not
-// hold up the queue for long. The fast path (nobody waiting, room left)
-// takes a lock and allocates nothing.
+// hold up the queue for long. Bodies that grow at once can hold every byte
+// while each waits for more: none would be released before their timeouts,
+// and large bodies would fail together at every scrape. So when all bytes
+// held are held by waiters, the newest waiter that holds some fails at once
+// and its bytes go to the older ones. The fast path (nobody waiting, room
+// left) takes a lock and allocates nothing.
 type byteBudget struct {
 	size int64
 
-	mu      sync.Mutex
-	used    int64
-	waiters []*byteWaiter // in arrival order
+	mu       sync.Mutex
+	used     int64
+	waiters  []*byteWaiter // in arrival order
+	waitHeld int64         // bytes held by the waiters' scrapes
 
-	waits                      *metrics.Counter
-	failTimeout, failOversized *metrics.Counter
+	waits                                   *metrics.Counter
+	failTimeout, failOversized, failStalled *metrics.Counter
 }
 
 type byteWaiter struct {
-	n     int64
-	ready chan struct{} // closed once the bytes are granted
+	n, held int64         // bytes asked for, bytes its scrape holds
+	ready   chan struct{} // closed once the bytes are granted, or err set
+	err     error
 }
 
 func newByteBudget(size int64, set *metrics.Set) *byteBudget {
@@ -53,6 +60,7 @@ func newByteBudget(size int64, set *metrics.Set) *byteBudget {
 		waits:         set.NewCounter(`nodescraper_scrape_bytes_in_flight_waits_total`),
 		failTimeout:   set.NewCounter(`nodescraper_scrape_bytes_in_flight_failures_total{reason="` + inFlightTimeout + `"}`),
 		failOversized: set.NewCounter(`nodescraper_scrape_bytes_in_flight_failures_total{reason="` + inFlightOversize + `"}`),
+		failStalled:   set.NewCounter(`nodescraper_scrape_bytes_in_flight_failures_total{reason="` + inFlightStalled + `"}`),
 	}
 	set.NewGauge(`nodescraper_scrape_bytes_in_flight`, func() float64 {
 		b.mu.Lock()
@@ -63,17 +71,20 @@ func newByteBudget(size int64, set *metrics.Set) *byteBudget {
 	return b
 }
 
-// acquire takes n bytes, waiting while they are not free until ctx ends or
-// deadline passes; on an error nothing is taken. n must not exceed size.
-func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time) error {
+// acquire takes n bytes for a scrape that holds held, waiting while they are
+// not free until ctx ends or deadline passes; on an error nothing is taken.
+// held+n must not exceed size.
+func (b *byteBudget) acquire(ctx context.Context, n, held int64, deadline time.Time) error {
 	b.mu.Lock()
 	if len(b.waiters) == 0 && b.used+n <= b.size {
 		b.used += n
 		b.mu.Unlock()
 		return nil
 	}
-	w := &byteWaiter{n: n, ready: make(chan struct{})}
+	w := &byteWaiter{n: n, held: held, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
+	b.waitHeld += held
+	b.grant() // w may be the waiter that stalls them all
 	b.mu.Unlock()
 	b.waits.Inc()
 	timer := time.NewTimer(time.Until(deadline))
@@ -81,7 +92,10 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time) e
 	var err error
 	select {
 	case <-w.ready:
-		return nil
+		if w.err != nil {
+			b.failStalled.Inc()
+		}
+		return w.err
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timer.C:
@@ -89,11 +103,14 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, deadline time.Time) e
 	}
 	b.mu.Lock()
 	select {
-	case <-w.ready: // granted meanwhile: give them back
-		b.used -= n
+	case <-w.ready: // granted (or failed) meanwhile: give them back
+		if w.err == nil {
+			b.used -= n
+		}
 	default:
 		i := slices.Index(b.waiters, w)
 		b.waiters = slices.Delete(b.waiters, i, i+1)
+		b.waitHeld -= w.held
 	}
 	b.grant()
 	b.mu.Unlock()
@@ -115,19 +132,34 @@ func (b *byteBudget) release(n int64) {
 }
 
 // grant wakes the waiters at the head of the queue that the free bytes
-// serve. Call with mu held.
+// serve. When the head cannot be served and every byte held is held by a
+// waiter, no byte would come back before a timeout: the newest waiter that
+// holds bytes fails, and they come back when its scrape ends. Call with mu
+// held.
 func (b *byteBudget) grant() {
-	k := 0
-	for _, w := range b.waiters {
-		if b.used+w.n > b.size {
-			break
+	for len(b.waiters) > 0 {
+		if w := b.waiters[0]; b.used+w.n <= b.size {
+			b.used += w.n
+			b.waitHeld -= w.held
+			b.waiters = slices.Delete(b.waiters, 0, 1)
+			close(w.ready)
+			continue
 		}
-		b.used += w.n
+		if b.used > b.waitHeld {
+			return // a scrape that is not waiting will release its bytes
+		}
+		i := len(b.waiters) - 1
+		for i >= 0 && b.waiters[i].held == 0 {
+			i--
+		}
+		if i < 0 {
+			return
+		}
+		w := b.waiters[i]
+		b.waiters = slices.Delete(b.waiters, i, i+1)
+		b.waitHeld -= w.held
+		w.err = fmt.Errorf("no %d bytes free: the node's %d are held by scrapes waiting for more, this one the newest: %w", w.n, b.size, errBytesInFlight)
 		close(w.ready)
-		k++
-	}
-	if k > 0 {
-		b.waiters = slices.Delete(b.waiters, 0, k)
 	}
 }
 
@@ -175,7 +207,7 @@ func (m *meteredBody) grow() error {
 			return fmt.Errorf("body larger than the node's %d bytes in flight: %w", m.budget.size, errBytesInFlight)
 		}
 	}
-	if err := m.budget.acquire(m.ctx, step, m.deadline); err != nil {
+	if err := m.budget.acquire(m.ctx, step, m.held, m.deadline); err != nil {
 		return err
 	}
 	m.held += step

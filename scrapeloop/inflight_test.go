@@ -26,7 +26,7 @@ func TestByteBudgetWaitsThenTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newByteBudget(1000, metrics.NewSet())
 		ctx := context.Background()
-		if err := b.acquire(ctx, 800, time.Now().Add(time.Second)); err != nil {
+		if err := b.acquire(ctx, 800, 0, time.Now().Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		var order []int
@@ -34,7 +34,7 @@ func TestByteBudgetWaitsThenTimesOut(t *testing.T) {
 		var wg sync.WaitGroup
 		for i, n := range []int64{300, 100} { // the second fits now, but waits its turn
 			wg.Go(func() {
-				if err := b.acquire(ctx, n, time.Now().Add(10*time.Second)); err != nil {
+				if err := b.acquire(ctx, n, 0, time.Now().Add(10*time.Second)); err != nil {
 					t.Errorf("waiter %d: %v", i, err)
 				}
 				mu.Lock()
@@ -56,7 +56,7 @@ func TestByteBudgetWaitsThenTimesOut(t *testing.T) {
 
 		// Nobody releases: the waiter fails at its deadline.
 		start := time.Now()
-		err := b.acquire(ctx, 700, start.Add(3*time.Second))
+		err := b.acquire(ctx, 700, 0, start.Add(3*time.Second))
 		if !errors.Is(err, errBytesInFlight) || !strings.Contains(err.Error(), "--max-bytes-in-flight") {
 			t.Fatalf("acquire past the deadline: %v, want the bound's reason", err)
 		}
@@ -200,4 +200,35 @@ func (b *byteBudget) held() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// TestByteBudgetStalled: two bodies growing at once hold all the bytes and
+// each waits for more. Nothing would be released before their timeouts, so
+// the newer one fails at once (counted), and the older one gets its bytes
+// as soon as the newer one's scrape gives its own back.
+func TestByteBudgetStalled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newByteBudget(100, metrics.NewSet())
+		ctx := context.Background()
+		deadline := time.Now().Add(10 * time.Second)
+		for _, n := range []int64{60, 30} { // older A, newer B
+			if err := b.acquire(ctx, n, 0, deadline); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var errA error
+		var wg sync.WaitGroup
+		wg.Go(func() { errA = b.acquire(ctx, 30, 60, deadline) }) // A waits: B still reads
+		synctest.Wait()
+		start := time.Now()
+		errB := b.acquire(ctx, 30, 30, deadline) // B waits too: all 90 are held by waiters
+		if !errors.Is(errB, errBytesInFlight) || time.Since(start) != 0 || b.failStalled.Get() != 1 {
+			t.Fatalf("B: %v after %s, stalled %d: want the bound's reason at once, counted", errB, time.Since(start), b.failStalled.Get())
+		}
+		b.release(30) // B's scrape ends
+		wg.Wait()
+		if errA != nil || b.held() != 90 {
+			t.Errorf("A: %v, held %d: want its 30 more, 90 in all", errA, b.held())
+		}
+	})
 }

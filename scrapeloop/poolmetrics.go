@@ -42,7 +42,7 @@ func (m *Manager) MetricsHelp() map[string]string {
 		`nodescraper_scrape_bytes_in_flight`:                "Body bytes the node's scrapes hold now (read and not yet processed).",
 		`nodescraper_scrape_bytes_in_flight_limit`:          "The bound on body bytes held by all scrapes at once (--max-bytes-in-flight).",
 		`nodescraper_scrape_bytes_in_flight_waits_total`:    "Times a scrape waited for body bytes under --max-bytes-in-flight.",
-		`nodescraper_scrape_bytes_in_flight_failures_total`: "Scrapes failed on --max-bytes-in-flight, by reason: timeout (no bytes free within the scrape timeout), oversize (the body alone is larger than the bound).",
+		`nodescraper_scrape_bytes_in_flight_failures_total`: "Scrapes failed on --max-bytes-in-flight, by reason: timeout (no bytes free within the scrape timeout), oversize (the body alone is larger than the bound), stalled (every byte was held by scrapes waiting for more: the newest gave up).",
 		`nodescraper_scrape_series_hash_collisions_total`:   "Series not admitted because another series of the target has the same hash.",
 		`nodescraper_scrape_duration_seconds`:               "Duration of scrapes (fetch, parse, hand-over to the backend).",
 		`nodescraper_scrape_incomplete_bodies_total`:        "Scrapes failed because the body was provably cut short, by reason.",

@@ -3,7 +3,6 @@ package scrapeloop
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -290,13 +289,10 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	defer l.meter.done()
 	ct, err := l.fetch(ctx, buf)
 	if err != nil {
-		// Size the next buffer afresh: an oversized or broken body says
-		// nothing of the next one. A scrape that found no bytes in flight
-		// free says nothing of its body either: its next buffer is sized as
-		// this one was, not read again in chunks and copied.
-		if !errors.Is(err, errBytesInFlight) {
-			l.bodySize = 0
-		}
+		// The next buffer is sized from the last whole body, not this one: a
+		// target that failed once (a timeout, no bytes in flight free) would
+		// otherwise be read in chunks and copied at its next success, twice
+		// its body's memory for a moment.
 		return 0, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
 	l.bodySize = len(*buf)

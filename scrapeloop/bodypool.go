@@ -24,6 +24,8 @@ type bodyPool struct {
 	mu     sync.Mutex
 	levels [bodyLevels][]*[]byte
 	idle   int64 // capacity of the buffers kept
+	// copyMu lets one body at a time be copied out of its chunks (readBody).
+	copyMu sync.Mutex
 	chunks []*[chunkSize]byte
 }
 
@@ -172,6 +174,12 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 	if total > limit {
 		return total, nil
 	}
+	// For the copy the body is in memory twice, and only its chunks count
+	// in the bound on bytes in flight: one body is copied at a time, so
+	// this is at most one body limit more, however many outgrow their
+	// buffers at once.
+	bp.copyMu.Lock()
+	defer bp.copyMu.Unlock()
 	nb := bp.get(int(total))
 	out := append((*nb)[:0], *buf...)
 	for i, c := range held {
@@ -180,7 +188,9 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 		} else {
 			out = append(out, c[:]...)
 		}
+		bp.putChunk(c)
 	}
+	held = nil
 	// The caller keeps buf (now the body) and gives it back later: the
 	// buffer put back here is the old one, in nb.
 	*nb, *buf = *buf, out

@@ -57,6 +57,9 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	// declared length is no reason to take (or allocate) them before they
 	// come: a target may declare a GiB and send a byte a second.
 	l.meter = meteredBody{r: r, budget: l.cfg.inflight, ctx: ctx, deadline: deadline, max: limit + 1}
+	if err := l.sizeBuffer(buf); err != nil {
+		return "", fmt.Errorf("read body: %w", err)
+	}
 	n, err := l.cfg.bodies.readBody(buf, &l.meter, limit)
 	if errors.Is(err, errBytesInFlight) {
 		return "", fmt.Errorf("read body: %w", err)
@@ -64,7 +67,7 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	if err != nil {
 		return "", l.readFailed(ctx, resp, fmt.Errorf("read body: %w", err))
 	}
-	l.meter.trim()
+	l.meter.trim(int64(cap(*buf)))
 	if n > limit {
 		return "", fmt.Errorf("body larger than %d bytes: %w", limit, errBodySizeLimit)
 	}
@@ -78,6 +81,25 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	}
 	l.cfg.m.bodyBytes.Add(int(n))
 	return ct, nil
+}
+
+// sizeBuffer takes the bytes of a buffer sized from the target's previous
+// body (an eighth more: a body grows), then the buffer: the memory a scrape
+// holds is what the bound counts, from the start. A body larger than its
+// buffer grows in steps as it is read (meteredBody); a smaller one leaves
+// the rest of the buffer's bytes held until the scrape ends.
+func (l *loop) sizeBuffer(buf *[]byte) error {
+	want := min(int64(l.bodySize+l.bodySize/8), l.meter.max, l.cfg.inflight.size)
+	if want <= int64(cap(*buf)) {
+		return nil
+	}
+	if err := l.meter.reserve(want); err != nil {
+		return err
+	}
+	nb := l.cfg.bodies.get(int(want))
+	*nb, *buf = *buf, *nb // buf stays the caller's; the small one goes back
+	l.cfg.bodies.put(nb)
+	return nil
 }
 
 // checkDeclared fails a scrape at once on the length its response declares:

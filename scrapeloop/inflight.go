@@ -214,10 +214,21 @@ func (m *meteredBody) grow() error {
 	return nil
 }
 
-// trim gives back what the body acquired beyond what it read.
-func (m *meteredBody) trim() {
-	m.budget.release(m.held - m.read)
-	m.held = m.read
+// reserve acquires n bytes before any is read: a buffer's worth.
+func (m *meteredBody) reserve(n int64) error {
+	if err := m.budget.acquire(m.ctx, n, m.held, m.deadline); err != nil {
+		return err
+	}
+	m.held += n
+	return nil
+}
+
+// trim gives back what the body acquired beyond what it read and beyond
+// floor, the capacity of the buffer it is in.
+func (m *meteredBody) trim(floor int64) {
+	keep := max(m.read, min(floor, m.held))
+	m.budget.release(m.held - keep)
+	m.held = keep
 }
 
 // done gives back all the body holds.

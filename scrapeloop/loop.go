@@ -284,7 +284,9 @@ func (l *loop) scrapeOnce(ctx context.Context) {
 // lose data.
 func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	l.postRelabel, l.added, l.refused = 0, 0, [len(l.refused)]int{}
-	buf := l.cfg.bodies.get(l.bodySize + l.bodySize/8)
+	// The buffer sized from the previous body is taken once its bytes are
+	// (fetch); until then the smallest one.
+	buf := l.cfg.bodies.get(0)
 	defer l.cfg.bodies.put(buf)
 	defer l.meter.done()
 	ct, err := l.fetch(ctx, buf)

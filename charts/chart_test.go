@@ -142,6 +142,9 @@ scrape:
   interval: 15s
   timeout: 5s
   maxSeries: 500000
+  maxSeriesPerTarget: 100000
+  maxSeriesPerNamespace: 250000
+  maxBytesInFlight: 96MiB
   sampleLimit: 100000
   labelLimit: 40
   labelNameLengthLimit: 128
@@ -427,6 +430,7 @@ func TestDefaults(t *testing.T) {
 		"dd-site": "datadoghq.com", "shutdown-flush-timeout": "10s", "service-discovery-role": "EndpointSlice",
 		"max-series": "2000000", "body-size-limit": "67108864", "memory-limit": "auto", "log-format": "json",
 		"endpoint-access": "localhost",
+		"max-series-per-target": "0", "max-series-per-namespace": "0", "max-bytes-in-flight": "auto",
 	} {
 		got, ok := flagValue(a, flag)
 		if !ok || got != v {
@@ -582,6 +586,7 @@ func TestEveryOption(t *testing.T) {
 		"service-discovery-role": "Endpoints", "allow-other-addresses": "true", "trusted-namespaces": "monitoring,kube-system",
 		"allowed-proxy-urls": "http://proxy.corp:3128,https://proxy2.corp:443", "allowed-token-urls": "https://idp.corp/oauth2/",
 		"scrape-interval": "15s", "scrape-timeout": "5s", "max-series": "500000", "sample-limit": "100000",
+		"max-series-per-target": "100000", "max-series-per-namespace": "250000", "max-bytes-in-flight": "96MiB",
 		"label-limit":             "50", // extraArgs wins over labelLimit 40
 		"label-name-length-limit": "128", "label-value-length-limit": "1024", "body-size-limit": "-1",
 		"flush-interval": "10s", "compression": "gzip", "send-concurrency": "4", "queue-max-bytes": "32MiB",
@@ -715,6 +720,8 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"tolerations[0].operater=Exists"}, []string{"at '/tolerations/0'", "additional properties 'operater' not allowed"}},
 		{[]string{"scrape.maxSeries=-5"}, []string{"at '/scrape/maxSeries'", "minimum: got -5, want 1"}},
 		{[]string{"scrape.sampleLimit=0"}, []string{"at '/scrape/sampleLimit'"}},
+		{[]string{"scrape.maxSeriesPerTarget=-1"}, []string{"at '/scrape/maxSeriesPerTarget'", "minimum: got -1, want 0"}},
+		{[]string{"scrape.maxBytesInFlight=lots"}, []string{"at '/scrape/maxBytesInFlight'", "'lots' does not match pattern"}},
 		{[]string{"send.compression=lz4"}, []string{"at '/send/compression'", "value must be one of"}},
 		{[]string{"send.spoolMaxBytes=lots"}, []string{"at '/send/spoolMaxBytes'", "'lots' does not match pattern"}},
 		{[]string{"send.concurrency=1000"}, []string{"at '/send/concurrency'", "maximum"}},

@@ -511,8 +511,8 @@ func TestRestoreSkipsStaleAndExcessSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = testStore(t, dir, newClock(), func(c *Config) { c.MaxSeries = 2 })
-	if r := restore(t, s); r.Series != 2 || r.Skipped != 1 || !s.Full() || s.m.refused.Get() != 1 {
-		t.Fatalf("restore = %+v, full %v, refused %d; want 2 restored, 1 skipped", r, s.Full(), s.m.refused.Get())
+	if r := restore(t, s); r.Series != 2 || r.Skipped != 1 || !s.Full() || s.m.refused[RefusedNode].Get() != 1 {
+		t.Fatalf("restore = %+v, full %v, refused %d; want 2 restored, 1 skipped", r, s.Full(), s.m.refused[RefusedNode].Get())
 	}
 	if _, ok := observe(s.Table(5), 1, Obs{Value: 1, TS: sec(1), Fresh: true}); ok {
 		t.Fatal("a new series beyond the budget the restore filled")

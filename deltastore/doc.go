@@ -11,7 +11,10 @@
 // A table is locked by its loop for a whole scrape, not per sample, so the
 // hot path takes no lock of its own; a checkpoint takes each table's lock
 // while it copies it. A Store counts the slots of all tables against one
-// budget, MaxSeries. The loop owns the lifecycle: it ends each successful
+// budget, MaxSeries, and under it each table's against MaxSeriesPerTarget and
+// the tables of one namespace (Table.SetNamespace) against
+// MaxSeriesPerNamespace, so no tenant takes the node's budget: Table.Admit
+// says which budget refused a new series. The loop owns the lifecycle: it ends each successful
 // scrape with SweepAbsent, which keeps or removes the series the scrape did
 // not see (below), and releases the table of a removed target; a target whose
 // configuration changes keeps its table (Store.Table returns the same one for
@@ -32,7 +35,8 @@
 // value, or a newer created time, is a reset as for any series. A kept series is checkpointed
 // like the others, with its last observation time, and restored so. Memory
 // stays bounded: kept series count against MaxSeries, StaleAfter ends them,
-// and while the budget is exhausted an absent series is released at once,
+// and while a budget (the node's, the target's or its namespace's) is
+// exhausted an absent series is released at once,
 // since the budget is for series that are there. Series without counter
 // state (gauges, dropped series: the loop's cache alone) go at once. A series
 // back after StaleAfter is a new series, under the late-series rule (it cannot

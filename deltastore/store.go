@@ -17,6 +17,11 @@ type Config struct {
 	// ones included. New series beyond it are refused (and counted) rather
 	// than growing without limit. 0 means 10 million.
 	MaxSeries int
+	// MaxSeriesPerTarget and MaxSeriesPerNamespace bound, under MaxSeries,
+	// the series of one target (table) and of the targets of one namespace
+	// (Table.SetNamespace), so that no tenant takes the node's whole budget;
+	// 0 means no bound but MaxSeries.
+	MaxSeriesPerTarget, MaxSeriesPerNamespace int
 	// StaleAfter drops restored state that no target claims within it (a
 	// pod that went away while the agent was down) and counter state not
 	// observed for as long, and is how long a series missing from its
@@ -45,10 +50,12 @@ type Store struct {
 	series atomic.Int64 // slots of all tables plus pending records
 	absent atomic.Int64 // slots kept while absent from their target's last scrape
 
-	mu       sync.Mutex
-	tables   map[uint64]*Table    // by target seed
-	pending  map[uint64]*restored // restored state not claimed by a table yet
-	restored time.Time            // when Restore loaded pending
+	mu     sync.Mutex
+	tables map[uint64]*Table // by target seed
+	// namespaces count the series of the tables in each (SetNamespace).
+	namespaces map[string]*nsCount
+	pending    map[uint64]*restored // restored state not claimed by a table yet
+	restored   time.Time            // when Restore loaded pending
 
 	// ckptMu serializes checkpoint writes and guards what they share.
 	ckptMu  sync.Mutex
@@ -70,15 +77,16 @@ type record struct {
 }
 
 type storeMetrics struct {
-	set                                    *metrics.Set
-	resets, outOfOrder, refused, evictions *metrics.Counter
-	invalid                                map[string]*metrics.Counter // by reason
-	absentStale, absentBudget              *metrics.Counter
-	checkpoints, checkpointErrors          *metrics.Counter
-	checkpointDuration                     *metrics.PrometheusHistogram
-	checkpointSize, checkpointLast         *metrics.Gauge
-	restoredSeries                         *metrics.Gauge
-	outcomes                               map[string]*metrics.Gauge
+	set                            *metrics.Set
+	resets, outOfOrder, evictions  *metrics.Counter
+	refused                        [numRefusals]*metrics.Counter // by Refusal
+	invalid                        map[string]*metrics.Counter   // by reason
+	absentStale, absentBudget      *metrics.Counter
+	checkpoints, checkpointErrors  *metrics.Counter
+	checkpointDuration             *metrics.PrometheusHistogram
+	checkpointSize, checkpointLast *metrics.Gauge
+	restoredSeries                 *metrics.Gauge
+	outcomes                       map[string]*metrics.Gauge
 }
 
 // New returns an empty store. Restore fills it from the checkpoint.
@@ -98,13 +106,12 @@ func New(cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg, tables: map[uint64]*Table{}, pending: map[uint64]*restored{}}
+	s := &Store{cfg: cfg, tables: map[uint64]*Table{}, pending: map[uint64]*restored{}, namespaces: map[string]*nsCount{}}
 	set := metrics.NewSet()
 	s.m = storeMetrics{
 		set:                set,
 		resets:             set.NewCounter(`nodescraper_delta_resets_total`),
 		outOfOrder:         set.NewCounter(`nodescraper_delta_out_of_order_total`),
-		refused:            set.NewCounter(`nodescraper_delta_series_refused_total`),
 		evictions:          set.NewCounter(`nodescraper_delta_evictions_total`),
 		absentStale:        set.NewCounter(`nodescraper_delta_absent_released_total{reason="stale"}`),
 		absentBudget:       set.NewCounter(`nodescraper_delta_absent_released_total{reason="budget"}`),
@@ -119,6 +126,9 @@ func New(cfg Config) *Store {
 	}
 	set.NewGauge(`nodescraper_delta_series`, func() float64 { return float64(s.series.Load()) })
 	set.NewGauge(`nodescraper_delta_absent_series`, func() float64 { return float64(s.absent.Load()) })
+	for _, r := range Refusals {
+		s.m.refused[r] = set.NewCounter(`nodescraper_delta_series_refused_total{reason="` + r.String() + `"}`)
+	}
 	for _, r := range []string{InvalidNaN, InvalidInf, InvalidNegative, InvalidTimestamp} {
 		s.m.invalid[r] = set.NewCounter(`nodescraper_delta_invalid_values_total{reason="` + r + `"}`)
 	}
@@ -136,7 +146,7 @@ func (s *Store) MetricsHelp() map[string]string {
 	return map[string]string{
 		`nodescraper_delta_resets_total`:                              "Counter resets seen (a value lower than the previous one, or a newer _created).",
 		`nodescraper_delta_out_of_order_total`:                        "Samples skipped because their timestamp is not after the series' previous one.",
-		`nodescraper_delta_series_refused_total`:                      "New series refused because the store holds --max-series series.",
+		`nodescraper_delta_series_refused_total`:                      "New series refused by a series budget, by reason: node (--max-series), namespace (--max-series-per-namespace), target (--max-series-per-target).",
 		`nodescraper_delta_evictions_total`:                           "Series released because they were not seen for --series-stale-after.",
 		`nodescraper_delta_absent_released_total`:                     "Series absent from their target's last scrape whose state was released, by reason.",
 		`nodescraper_delta_absent_series`:                             "Series kept while absent from their target's last scrape.",
@@ -180,14 +190,15 @@ func (s *Store) Table(seed uint64) *Table {
 
 func (s *Store) release(t *Table) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.tables[t.seed] == t {
 		delete(s.tables, t.seed)
 	}
-	s.mu.Unlock()
 	t.mu.Lock()
 	if !t.released {
 		t.released = true
 		s.unreserve(int64(t.live))
+		s.leaveNamespace(t)
 		s.absent.Add(-int64(t.absent))
 		t.slots, t.index, t.free, t.live, t.absent = nil, nil, nil, 0, 0
 	}
@@ -198,7 +209,7 @@ func (s *Store) release(t *Table) {
 func (s *Store) reserve(n int64) bool {
 	if s.series.Add(n) > int64(s.cfg.MaxSeries) {
 		s.series.Add(-n)
-		s.m.refused.Add(int(n))
+		s.m.refused[RefusedNode].Add(int(n))
 		return false
 	}
 	return true

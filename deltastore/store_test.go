@@ -330,7 +330,7 @@ func TestMaxSeries(t *testing.T) {
 	if _, ok := observe(a, 3, Obs{Value: 1, TS: sec(1), Fresh: true}); ok {
 		t.Fatal("series beyond the bound emitted")
 	}
-	if n := s.m.refused.Get(); n != 2 {
+	if n := s.m.refused[RefusedNode].Get(); n != 2 {
 		t.Fatalf("refusals counted %d, want 2", n)
 	}
 	if s.Len() != 3 || a.Len() != 2 || b.Len() != 1 {
@@ -367,7 +367,7 @@ func TestMaxSeries(t *testing.T) {
 			t.Fatalf("series %d refused after a Release freed room", h)
 		}
 	}
-	if n := s.m.refused.Get(); n != 2 {
+	if n := s.m.refused[RefusedNode].Get(); n != 2 {
 		t.Fatalf("refusals counted %d, want still 2", n)
 	}
 }

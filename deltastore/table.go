@@ -27,6 +27,9 @@ type Table struct {
 	// appeared after it counted entirely while the agent watched or was away.
 	lastSuccess int64
 	released    bool
+	// ns is the namespace whose budget the table's series count against
+	// (SetNamespace); nil until set.
+	ns *nsCount
 	// gen numbers the table's scrapes, across the loops that own it in turn,
 	// so a slot's Gen from a previous loop never passes for the current scrape.
 	gen uint32
@@ -88,12 +91,20 @@ func (t *Table) Len() int {
 	return t.live
 }
 
-// Add inserts a slot for hash and returns its index; false when the store's
-// series budget (MaxSeries) is exhausted, counted in
-// nodescraper_delta_series_refused_total. Call with the lock held.
+// Add inserts a slot for hash and returns its index; false when a series
+// budget refuses it (see Admit). Call with the lock held.
 func (t *Table) Add(hash uint64) (int32, bool) {
-	if !t.store.reserve(1) {
-		return -1, false
+	i, why := t.Admit(hash)
+	return i, why == Admitted
+}
+
+// Admit inserts a slot for hash and returns its index, or -1 and why a
+// series budget refused it: the target's (MaxSeriesPerTarget), its
+// namespace's (MaxSeriesPerNamespace) or the node's (MaxSeries), counted in
+// nodescraper_delta_series_refused_total by reason. Call with the lock held.
+func (t *Table) Admit(hash uint64) (int32, Refusal) {
+	if why := t.admit(); why != Admitted {
+		return -1, why
 	}
 	var i int32
 	if n := len(t.free); n > 0 {
@@ -101,8 +112,8 @@ func (t *Table) Add(hash uint64) (int32, bool) {
 		t.free = t.free[:n-1]
 	} else {
 		if len(t.slots) >= math.MaxInt32 {
-			t.store.unreserve(1)
-			return -1, false
+			t.unadmit(1)
+			return -1, RefusedTarget
 		}
 		t.slots = append(t.slots, Slot{})
 		i = int32(len(t.slots) - 1)
@@ -110,7 +121,7 @@ func (t *Table) Add(hash uint64) (int32, bool) {
 	t.slots[i] = Slot{Hash: hash, used: true}
 	t.index[hash] = i
 	t.live++
-	return i, true
+	return i, Admitted
 }
 
 // Remove frees slot i. Call with the lock held.
@@ -120,7 +131,7 @@ func (t *Table) Remove(i int32) {
 	*sl = Slot{}
 	t.free = append(t.free, i)
 	t.live--
-	t.store.unreserve(1)
+	t.unadmit(1)
 	t.maybeShrink()
 }
 
@@ -156,7 +167,7 @@ func (t *Table) Sweep(gone func(*Slot) bool) int {
 		}
 	}
 	if n > 0 {
-		t.store.unreserve(int64(n))
+		t.unadmit(n)
 		t.maybeShrink()
 	}
 	return n
@@ -181,12 +192,12 @@ func (t *Table) NextGen() uint32 {
 // as a new series whose whole value would be sent again. The other absent
 // slots are removed: those without counter state (a gauge, a dropped series:
 // the loop's cache alone), those whose state is stale, and, while the
-// store's series budget is exhausted, every absent one, since the budget is
-// for series that are there. forget sees each slot before it is removed.
+// store's series budget, or the table's or its namespace's, is exhausted,
+// every absent one, since the budget is for series that are there. forget sees each slot before it is removed.
 // SweepAbsent returns how many it removed. Call with the lock held.
 func (t *Table) SweepAbsent(gen uint32, nowMs int64, forget func(*Slot)) int {
 	keepSince := seconds(nowMs - t.store.cfg.StaleAfter.Milliseconds())
-	pressure := t.store.Full()
+	pressure := t.store.Full() || t.overBudget()
 	kept, stale, budget := 0, 0, 0
 	n := t.Sweep(func(sl *Slot) bool {
 		switch {

@@ -32,6 +32,8 @@ type apiTarget struct {
 	Samples       int    `json:"lastSamples"`
 	Series        int    `json:"series"`
 	SeriesRefused int    `json:"lastSeriesRefused"`
+	// RefusedReason says which series budget refused them.
+	RefusedReason string `json:"lastSeriesRefusedReason,omitempty"`
 }
 
 // apiDropped is a dropped target of /api/v1/targets: the fields of
@@ -95,6 +97,7 @@ func (m *Manager) APITargetsHandler(problems func() []Problem) http.Handler {
 					Samples:            s.Samples,
 					Series:             s.Series,
 					SeriesRefused:      s.Refused,
+					RefusedReason:      s.RefusedReason,
 				})
 			}
 		}

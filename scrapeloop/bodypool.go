@@ -15,8 +15,18 @@ import (
 // sync.Pool is emptied only by garbage collections, which a steady state
 // that allocates nothing seldom runs).
 type bodyPool struct {
+	// maxIdle bounds the bytes of the buffers kept (0: no bound beyond
+	// keepPerLevel): past it a buffer given back is left to the collector.
+	maxIdle int64
+	// maxChunks bounds the chunks kept (0: none kept).
+	maxChunks int
+
 	mu     sync.Mutex
 	levels [bodyLevels][]*[]byte
+	idle   int64 // capacity of the buffers kept
+	// copyMu lets one body at a time be copied out of its chunks (readBody).
+	copyMu sync.Mutex
+	chunks []*[chunkSize]byte
 }
 
 const (
@@ -44,20 +54,37 @@ func bodyLevel(n int) int {
 	return bodyLevels - 1
 }
 
-// get returns an empty buffer with room for at least size bytes.
+// get returns an empty buffer with room for at least size bytes. Past
+// exactSize a new buffer is sized in whole chunks rather than to its level
+// (up to half as much again: memory the bound on bytes in flight does not
+// see), and such a buffer, kept in the level below, serves the sizes it
+// holds.
 func (bp *bodyPool) get(size int) *[]byte {
 	l := bodyLevel(size)
 	bp.mu.Lock()
-	if n := len(bp.levels[l]); n > 0 {
-		b := bp.levels[l][n-1]
-		bp.levels[l] = bp.levels[l][:n-1]
-		bp.mu.Unlock()
-		return b
+	for _, k := range [2]int{l, l - 1} {
+		if k < 0 {
+			continue
+		}
+		if n := len(bp.levels[k]); n > 0 && cap(*bp.levels[k][n-1]) >= size {
+			b := bp.levels[k][n-1]
+			bp.levels[k] = bp.levels[k][:n-1]
+			bp.idle -= int64(cap(*b))
+			bp.mu.Unlock()
+			return b
+		}
 	}
 	bp.mu.Unlock()
-	b := make([]byte, 0, max(size, levelSize(l)))
+	c := max(size, levelSize(l))
+	if size > exactSize {
+		c = (size + chunkSize - 1) / chunkSize * chunkSize
+	}
+	b := make([]byte, 0, c)
 	return &b
 }
+
+// exactSize is the size past which a new buffer is sized in whole chunks.
+const exactSize = 8 << 20
 
 // put gives b back, to the largest level whose size it holds.
 func (bp *bodyPool) put(b *[]byte) {
@@ -71,8 +98,9 @@ func (bp *bodyPool) put(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	bp.mu.Lock()
-	if len(bp.levels[l]) < keepPerLevel {
+	if len(bp.levels[l]) < keepPerLevel && (bp.maxIdle == 0 || bp.idle+int64(c) <= bp.maxIdle) {
 		bp.levels[l] = append(bp.levels[l], b)
+		bp.idle += int64(c)
 	}
 	bp.mu.Unlock()
 }
@@ -80,10 +108,33 @@ func (bp *bodyPool) put(b *[]byte) {
 // chunkSize is the unit in which a body larger than its buffer is read:
 // chunks are pooled, so a body that grows past expectations (a target's
 // first scrape, or one over its limit) leaves no trail of ever larger
-// garbage buffers for the collector to catch up with.
+// garbage buffers for the collector to catch up with. Chunks hold bytes in
+// flight, so no more than maxChunks (the bound over chunkSize) are in use at
+// once, and the pool keeps up to that many: a body over its limit read again
+// at every scrape (a gzip bomb) then reuses them instead of making 64 MiB of
+// garbage each time, which, with the collector's pacing (the next collection
+// at twice the live heap), would double the agent's memory.
 const chunkSize = 1 << 20
 
-var chunks = sync.Pool{New: func() any { return new([chunkSize]byte) }}
+func (bp *bodyPool) getChunk() *[chunkSize]byte {
+	bp.mu.Lock()
+	if n := len(bp.chunks); n > 0 {
+		c := bp.chunks[n-1]
+		bp.chunks = bp.chunks[:n-1]
+		bp.mu.Unlock()
+		return c
+	}
+	bp.mu.Unlock()
+	return new([chunkSize]byte)
+}
+
+func (bp *bodyPool) putChunk(c *[chunkSize]byte) {
+	bp.mu.Lock()
+	if len(bp.chunks) < bp.maxChunks {
+		bp.chunks = append(bp.chunks, c)
+	}
+	bp.mu.Unlock()
+}
 
 // readBody reads r into *buf and stops past limit bytes. It returns the bytes
 // read (up to limit+1). A body that fits the buffer is read in place; a
@@ -100,12 +151,12 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 	var held []*[chunkSize]byte
 	defer func() {
 		for _, c := range held {
-			chunks.Put(c)
+			bp.putChunk(c)
 		}
 	}()
 	last := 0
 	for total <= limit {
-		c := chunks.Get().(*[chunkSize]byte)
+		c := bp.getChunk()
 		held = append(held, c)
 		m, err := readFull(c[:], r, limit+1-total)
 		last = m
@@ -123,6 +174,12 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 	if total > limit {
 		return total, nil
 	}
+	// For the copy the body is in memory twice, and only its chunks count
+	// in the bound on bytes in flight: one body is copied at a time, so
+	// this is at most one body limit more, however many outgrow their
+	// buffers at once.
+	bp.copyMu.Lock()
+	defer bp.copyMu.Unlock()
 	nb := bp.get(int(total))
 	out := append((*nb)[:0], *buf...)
 	for i, c := range held {
@@ -131,7 +188,9 @@ func (bp *bodyPool) readBody(buf *[]byte, r io.Reader, limit int64) (int64, erro
 		} else {
 			out = append(out, c[:]...)
 		}
+		bp.putChunk(c)
 	}
+	held = nil
 	// The caller keeps buf (now the body) and gives it back later: the
 	// buffer put back here is the old one, in nb.
 	*nb, *buf = *buf, out

@@ -98,7 +98,7 @@ func PublicError(err error) string {
 	case errors.As(err, &pe):
 		return fmt.Sprintf("parse error: line %d col %d: %s", pe.Line, pe.Col, pe.Msg)
 	}
-	for _, e := range []error{errBodySizeLimit, errSampleLimit, errLabelLimit, errLabelNameLimit, errLabelValueLimit, errIncomplete} {
+	for _, e := range []error{errBodySizeLimit, errSampleLimit, errLabelLimit, errLabelNameLimit, errLabelValueLimit, errIncomplete, errBytesInFlight} {
 		if errors.Is(err, e) {
 			return e.Error()
 		}

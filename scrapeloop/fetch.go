@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
@@ -17,6 +18,7 @@ import (
 // incomplete): taken as a short body it would pass for one whose missing
 // series vanished, and a value cut within its line for a counter reset.
 func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
+	deadline := time.Now().Add(l.target.Timeout)
 	req := l.req.WithContext(ctx)
 	resp, err := l.client.Do(req)
 	if err != nil {
@@ -48,16 +50,24 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 		r = l.gz
 	}
 	limit := l.limits.BodySize
-	if n := resp.ContentLength; !gzipped && n > int64(cap(*buf)) && n <= limit {
-		// The declared size: one buffer of its level instead of chunks.
-		nb := l.cfg.bodies.get(int(n))
-		*nb, *buf = *buf, *nb // buf stays the caller's; the old buffer goes back
-		l.cfg.bodies.put(nb)
+	if err := l.checkDeclared(resp, gzipped); err != nil {
+		return "", err
 	}
-	n, err := l.cfg.bodies.readBody(buf, r, limit)
+	// The body is read as its bytes are acquired from the node's bound; a
+	// declared length is no reason to take (or allocate) them before they
+	// come: a target may declare a GiB and send a byte a second.
+	l.meter = meteredBody{r: r, budget: l.cfg.inflight, ctx: ctx, deadline: deadline, max: limit + 1}
+	if err := l.sizeBuffer(buf); err != nil {
+		return "", fmt.Errorf("read body: %w", err)
+	}
+	n, err := l.cfg.bodies.readBody(buf, &l.meter, limit)
+	if errors.Is(err, errBytesInFlight) {
+		return "", fmt.Errorf("read body: %w", err)
+	}
 	if err != nil {
 		return "", l.readFailed(ctx, resp, fmt.Errorf("read body: %w", err))
 	}
+	l.meter.trim(int64(cap(*buf)))
 	if n > limit {
 		return "", fmt.Errorf("body larger than %d bytes: %w", limit, errBodySizeLimit)
 	}
@@ -71,6 +81,43 @@ func (l *loop) fetch(ctx context.Context, buf *[]byte) (string, error) {
 	}
 	l.cfg.m.bodyBytes.Add(int(n))
 	return ct, nil
+}
+
+// sizeBuffer takes the bytes of a buffer sized from the target's previous
+// body (an eighth more: a body grows), then the buffer: the memory a scrape
+// holds is what the bound counts, from the start. A body larger than its
+// buffer grows in steps as it is read (meteredBody); a smaller one leaves
+// the rest of the buffer's bytes held until the scrape ends.
+func (l *loop) sizeBuffer(buf *[]byte) error {
+	want := min(int64(l.bodySize+l.bodySize/8), l.meter.max, l.cfg.inflight.size)
+	if want <= int64(cap(*buf)) {
+		return nil
+	}
+	if err := l.meter.reserve(want); err != nil {
+		return err
+	}
+	nb := l.cfg.bodies.get(int(want))
+	*nb, *buf = *buf, *nb // buf stays the caller's; the small one goes back
+	l.cfg.bodies.put(nb)
+	return nil
+}
+
+// checkDeclared fails a scrape at once on the length its response declares:
+// past the body size limit, or past the node's whole bound of bytes in
+// flight, the body cannot be scraped (were it shorter than declared, it would
+// be an incomplete one), so none of it is read. A gzipped body's length is
+// its compressed size: it tells nothing.
+func (l *loop) checkDeclared(resp *http.Response, gzipped bool) error {
+	n := resp.ContentLength
+	switch {
+	case gzipped || n < 0:
+	case n > l.limits.BodySize:
+		return fmt.Errorf("body larger than %d bytes: %w", l.limits.BodySize, errBodySizeLimit)
+	case n > l.cfg.inflight.size:
+		l.cfg.inflight.failOversized.Inc()
+		return fmt.Errorf("body declares %d bytes (Content-Length), more than the node's %d bytes in flight: %w", n, l.cfg.inflight.size, errBytesInFlight)
+	}
+	return nil
 }
 
 // errIncomplete marks a body that provably is not the whole exposition.

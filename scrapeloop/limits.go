@@ -16,6 +16,10 @@ const (
 	DefaultLabels           = 64
 	DefaultLabelNameLength  = 256
 	DefaultLabelValueLength = 4096
+	// DefaultMaxBytesInFlight bounds the body bytes of all scrapes at once
+	// when the agent is told no bound (Config.MaxBytesInFlight): four bodies
+	// at the default body size limit.
+	DefaultMaxBytesInFlight = 4 * DefaultBodySize
 )
 
 // scrapeLimits are a target's limits as one scrape applies them: every

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +34,11 @@ type loop struct {
 	parser exposition.Parser
 	gz     *kgzip.Reader
 	body   bodyReader // the current response body (see fetch)
-	app    Appender
-	table  *deltastore.Table
+	// meter reads the current body within the node's bytes in flight; it
+	// holds the body's bytes until the scrape has processed it.
+	meter meteredBody
+	app   Appender
+	table *deltastore.Table
 	// bodySize is the previous body's size: the next one's buffer is taken
 	// from the pool at about that size.
 	bodySize int
@@ -63,6 +67,9 @@ type loop struct {
 	// postRelabel and added count, in the last process, the samples left
 	// after metric relabeling and the series added (see Report).
 	postRelabel, added int
+	// refused counts, in the last process, the new series a series budget
+	// refused, by reason.
+	refused [deltastore.RefusedNode + 1]int
 
 	// closeIdle closes the idle connections of the target's own transports
 	// (TLS, proxy, OAuth2 token client) once the loop has stopped.
@@ -92,10 +99,13 @@ type Status struct {
 	LastError    string
 	Samples      int
 	Series       int
-	// Refused counts the series the node's series budget refused in the last scrape.
-	Refused  int
-	Interval time.Duration
-	Timeout  time.Duration
+	// Refused counts the new series a series budget (the target's, its
+	// namespace's or the node's) refused in the last scrape; RefusedReason
+	// says which and how many, "" when none.
+	Refused       int
+	RefusedReason string
+	Interval      time.Duration
+	Timeout       time.Duration
 }
 
 func newLoop(cfg *env, t target.Target) (*loop, error) {
@@ -140,6 +150,9 @@ func newLoop(cfg *env, t target.Target) (*loop, error) {
 	}
 	l.pm = cfg.pool(l.pool)
 	l.table = cfg.Store.Table(l.seed)
+	// The namespace's series budget: its monitors' targets share it (file_sd
+	// targets have no namespace, and share "").
+	l.table.SetNamespace(t.Discovered.Get("__meta_kubernetes_namespace"))
 	l.closeIdle = closeIdle
 	return l, nil
 }
@@ -270,14 +283,18 @@ func (l *loop) scrapeOnce(ctx context.Context) {
 // increases and the delta state already counts them, so dropping them would
 // lose data.
 func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
-	l.postRelabel, l.added = 0, 0
-	buf := l.cfg.bodies.get(l.bodySize + l.bodySize/8)
+	l.postRelabel, l.added, l.refused = 0, 0, [len(l.refused)]int{}
+	// The buffer sized from the previous body is taken once its bytes are
+	// (fetch); until then the smallest one.
+	buf := l.cfg.bodies.get(0)
 	defer l.cfg.bodies.put(buf)
+	defer l.meter.done()
 	ct, err := l.fetch(ctx, buf)
 	if err != nil {
-		// Size the next buffer afresh: an oversized or broken body says
-		// nothing of the next one.
-		l.bodySize = 0
+		// The next buffer is sized from the last whole body, not this one: a
+		// target that failed once (a timeout, no bytes in flight free) would
+		// otherwise be read in chunks and copied at its next success, twice
+		// its body's memory for a moment.
 		return 0, fmt.Errorf("scrape %s: %w", l.target.URL, err)
 	}
 	l.bodySize = len(*buf)
@@ -292,12 +309,13 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 	samples, refused, err := l.process(*buf, ct, start)
 	l.app.Commit()
 	l.cfg.m.samples.Add(samples)
+	reason := ""
 	if refused > 0 {
-		l.cfg.m.refused.Add(refused)
-		l.cfg.refusedLog(l.target.URL, refused)
+		reason = l.countRefused()
+		l.cfg.refusedLog(l.target.URL, reason)
 	}
 	l.mu.Lock()
-	l.status.Refused = refused
+	l.status.Refused, l.status.RefusedReason = refused, reason
 	l.mu.Unlock()
 	if err != nil {
 		return samples, fmt.Errorf("scrape %s: %w", l.target.URL, err)
@@ -307,8 +325,8 @@ func (l *loop) scrape(ctx context.Context, start time.Time) (int, error) {
 }
 
 // process parses body and hands its points to the appender. Call with the
-// table locked. It returns the samples read and the new series the node's
-// series budget refused.
+// table locked. It returns the samples read and the new series a series
+// budget refused (by reason in l.refused).
 func (l *loop) process(body []byte, contentType string, start time.Time) (samples, refused int, err error) {
 	p := &l.parser
 	p.Reset(body, exposition.FormatFor(contentType))
@@ -331,8 +349,9 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		i := next
 		isNew := false
 		if slots := tab.Slots(); int(i) >= len(slots) || slots[i].Hash != h || !slots[i].Used() {
-			var ok bool
-			if i, isNew, ok = l.findOrAdd(h); !ok {
+			var why deltastore.Refusal
+			if i, isNew, why = l.findOrAdd(h); why != deltastore.Admitted {
+				l.refused[why]++
 				refused++
 				continue
 			}
@@ -397,17 +416,17 @@ func (l *loop) newWindow(body []byte, start time.Time) window {
 	}
 }
 
-// findOrAdd returns the slot of hash h, adding one for a new series; ok is
-// false when the node's series budget refuses it.
-func (l *loop) findOrAdd(h uint64) (i int32, isNew, ok bool) {
+// findOrAdd returns the slot of hash h, adding one for a new series; why
+// says which series budget refused it, if one did.
+func (l *loop) findOrAdd(h uint64) (i int32, isNew bool, why deltastore.Refusal) {
 	if i = l.table.Find(h); i >= 0 {
-		return i, false, true
+		return i, false, deltastore.Admitted
 	}
-	if i, ok = l.table.Add(h); !ok {
-		return -1, false, false
+	if i, why = l.table.Admit(h); why != deltastore.Admitted {
+		return -1, false, why
 	}
 	l.added++
-	return i, true, true
+	return i, true, deltastore.Admitted
 }
 
 // classifySlot classifies the series of slot i, seen for the first time
@@ -526,4 +545,29 @@ func (l *loop) getStatus() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.status
+}
+
+// budgetFlags name the setting behind each series budget.
+var budgetFlags = [...]string{
+	deltastore.RefusedTarget:    "the target's series budget (--max-series-per-target)",
+	deltastore.RefusedNamespace: "its namespace's series budget (--max-series-per-namespace)",
+	deltastore.RefusedNode:      "the node's series budget (--max-series)",
+}
+
+// countRefused counts the last process's refused series by reason and says
+// why they were refused, for the target's status and log.
+func (l *loop) countRefused() string {
+	var b strings.Builder
+	for _, r := range deltastore.Refusals {
+		n := l.refused[r]
+		if n == 0 {
+			continue
+		}
+		l.cfg.m.refused[r].Add(n)
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d new series refused: %s is exhausted", n, budgetFlags[r])
+	}
+	return b.String()
 }

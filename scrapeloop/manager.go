@@ -2,7 +2,7 @@ package scrapeloop
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -37,6 +37,11 @@ type Config struct {
 	MaxInterval time.Duration
 	// ParseConcurrency bounds concurrent parsing; default GOMAXPROCS.
 	ParseConcurrency int
+	// MaxBytesInFlight bounds the body bytes the node's scrapes hold at once
+	// (see byteBudget); 0 means DefaultMaxBytesInFlight. The pool of idle
+	// body buffers keeps at most half as much, and the chunks bodies larger
+	// than their buffer are read in as many as the bound holds.
+	MaxBytesInFlight int64
 	// KeepDroppedTargets bounds the dropped targets kept per pool for the
 	// targets page and API (all are counted): 0 means
 	// DefaultKeepDroppedTargets, a negative value no bound.
@@ -50,6 +55,7 @@ type env struct {
 	Config
 	m        managerMetrics
 	bodies   bodyPool
+	inflight *byteBudget
 	parseSem chan struct{} // bounds CPU-heavy parsing to ParseConcurrency
 	errMu    sync.Mutex
 	lastLog  map[string]time.Time
@@ -60,20 +66,25 @@ type env struct {
 type managerMetrics struct {
 	set                                 *metrics.Set
 	scrapes, errors, samples, bodyBytes *metrics.Counter
-	refused, collisions, skipped        *metrics.Counter
+	collisions, skipped                 *metrics.Counter
+	refused                             [deltastore.RefusedNode + 1]*metrics.Counter // by reason
 	duration                            *metrics.PrometheusHistogram
 }
 
 func newManagerMetrics(targets func() float64) managerMetrics {
 	set := metrics.NewSet()
 	set.NewGauge(`nodescraper_targets`, targets)
+	var refused [deltastore.RefusedNode + 1]*metrics.Counter
+	for _, r := range deltastore.Refusals {
+		refused[r] = set.NewCounter(`nodescraper_scrape_series_refused_total{reason="` + r.String() + `"}`)
+	}
 	return managerMetrics{
+		refused:    refused,
 		set:        set,
 		scrapes:    set.NewCounter(`nodescraper_scrapes_total`),
 		errors:     set.NewCounter(`nodescraper_scrape_errors_total`),
 		samples:    set.NewCounter(`nodescraper_scrape_samples_total`),
 		bodyBytes:  set.NewCounter(`nodescraper_scrape_body_bytes_total`),
-		refused:    set.NewCounter(`nodescraper_scrape_series_refused_total`),
 		collisions: set.NewCounter(`nodescraper_scrape_series_hash_collisions_total`),
 		skipped:    set.NewCounter(`nodescraper_scrapes_skipped_total`),
 		duration:   set.NewPrometheusHistogram(`nodescraper_scrape_duration_seconds`),
@@ -92,10 +103,10 @@ func (c *env) reach(t *target.Target, u *url.URL) reach {
 	return reach{node: c.NodeAddrs}
 }
 
-// refusedLog says, at most once a minute per target, that the node's series
-// budget refused some of the target's new series.
-func (c *env) refusedLog(target string, n int) {
-	c.errorLog(target+" (series budget)", fmt.Errorf("%d new series refused: the node's series budget (--max-series) is exhausted", n))
+// refusedLog says, at most once a minute per target, that a series budget
+// refused some of the target's new series.
+func (c *env) refusedLog(target, reason string) {
+	c.errorLog(target+" (series budget)", errors.New(reason))
 }
 
 // errorLog logs a target's scrape error at most once a minute per target:
@@ -153,6 +164,9 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxBytesInFlight <= 0 {
+		cfg.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -164,6 +178,9 @@ func NewManager(cfg Config) *Manager {
 		return float64(len(m.loops))
 	})
 	e.m.set.RegisterMetricsWriter(m.writePoolTargets)
+	e.inflight = newByteBudget(cfg.MaxBytesInFlight, e.m.set)
+	e.bodies.maxIdle = cfg.MaxBytesInFlight / 2
+	e.bodies.maxChunks = int(cfg.MaxBytesInFlight/chunkSize) + 1
 	return m
 }
 

@@ -161,10 +161,10 @@ func TestSeriesBudget(t *testing.T) {
 		if sa.Refused != 0 || sb.Refused != r.refusedB || sb.Series != 4-r.refusedB {
 			t.Errorf("%s: A refused %d, B refused %d of %d series, want 0 and %d", what, sa.Refused, sb.Refused, sb.Series, r.refusedB)
 		}
-		if got := metricValue(t, e.mgr.Metrics(), "nodescraper_scrape_series_refused_total"); got != float64(r.refusedT) {
+		if got := metricValue(t, e.mgr.Metrics(), `nodescraper_scrape_series_refused_total{reason="node"}`); got != float64(r.refusedT) {
 			t.Errorf("%s: nodescraper_scrape_series_refused_total %g, want %d", what, got, r.refusedT)
 		}
-		if got := metricValue(t, store.Metrics(), "nodescraper_delta_series_refused_total"); got != float64(r.refusedT) {
+		if got := metricValue(t, store.Metrics(), `nodescraper_delta_series_refused_total{reason="node"}`); got != float64(r.refusedT) {
 			t.Errorf("%s: nodescraper_delta_series_refused_total %g, want %d", what, got, r.refusedT)
 		}
 		wantLines(t, what+": A", a.app.take(), r.wantA...)

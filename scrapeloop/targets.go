@@ -171,7 +171,7 @@ code{font-size:12px;word-break:break-all}summary{cursor:pointer;font-size:1.2em;
 <table><tr><th>Endpoint</th><th>State</th><th>Labels</th><th>Last scrape</th><th>Duration</th><th>Samples</th><th>Series</th><th>Error</th></tr>
 {{range .Targets}}<tr class="target" data-health="{{.Health}}"><td><a href="{{.URL}}">{{.URL}}</a>{{if ne .Source .Pool}}<br><small>{{.Source}}</small>{{end}}</td>
 <td class="{{.Health}}">{{.Health}}</td><td><code>{{.LabelText}}</code></td><td>{{.Ago}}</td><td>{{.Duration}}</td>
-<td>{{.Samples}}</td><td>{{.Series}}</td><td>{{.LastError}}</td></tr>
+<td>{{.Samples}}</td><td>{{.Series}}</td><td>{{.LastError}}{{with .RefusedReason}}<br><small class="refused">{{.}}</small>{{end}}</td></tr>
 {{end}}</table></section>
 {{else}}<p id="no-targets">No {{with .Filter}}{{.}} {{end}}targets.</p>
 {{end}}

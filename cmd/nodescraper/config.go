@@ -73,6 +73,8 @@ type config struct {
 	// The operator's caps over monitors, as the Prometheus resource's
 	// enforced* fields: see relabel.Settings.
 	caps monitorCaps
+	// Bytes in flight and per-target and per-namespace series budgets.
+	budgets scrapeBudgets
 	// memoryLimit is the Go runtime's soft memory limit: "auto" (from the
 	// container's cgroup), "off", or a size such as 512MiB.
 	memoryLimit string
@@ -130,6 +132,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	c.placeFlags(fs, e)
 	c.stateAndLimitFlags(fs, e)
 	c.caps.flags(fs, e)
+	c.budgets.flags(fs, e)
 	c.datadogFlags(fs, e)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -392,6 +395,9 @@ func (c *config) validateScrape() error {
 		}
 	}
 	if err := c.caps.validate(); err != nil {
+		return err
+	}
+	if err := c.budgets.validate(c.maxSeries); err != nil {
 		return err
 	}
 	if _, err := parseMemoryLimit(c.memoryLimit); err != nil {

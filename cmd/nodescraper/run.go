@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,12 +114,14 @@ func newAgent(ctx context.Context, c *config, stdout io.Writer, logger *slog.Log
 		a.stateDir = "" // a dry run must not move the state the real agent continues from
 	}
 	a.store = deltastore.New(deltastore.Config{
-		MaxSeries:          c.maxSeries,
-		StaleAfter:         c.seriesStaleAfter,
-		Dir:                a.stateDir,
-		CheckpointInterval: c.checkpointInterval,
-		MaxAge:             c.checkpointMaxAge,
-		Logger:             logger,
+		MaxSeries:             c.maxSeries,
+		MaxSeriesPerTarget:    c.budgets.seriesPerTarget(c.maxSeries),
+		MaxSeriesPerNamespace: c.budgets.seriesPerNamespace(c.maxSeries),
+		StaleAfter:            c.seriesStaleAfter,
+		Dir:                   a.stateDir,
+		CheckpointInterval:    c.checkpointInterval,
+		MaxAge:                c.checkpointMaxAge,
+		Logger:                logger,
 	})
 	a.addMetrics(a.store.Metrics(), a.store.MetricsHelp())
 
@@ -142,7 +145,9 @@ func newAgent(ctx context.Context, c *config, stdout io.Writer, logger *slog.Log
 		Store:         a.store,
 		Backend:       backend,
 		DefaultLimits: c.limits,
-		Logger:        logger,
+		// The memory limit run set (or GOMEMLIMIT): SetMemoryLimit(-1) reads it.
+		MaxBytesInFlight: c.budgets.inFlight(debug.SetMemoryLimit(-1)),
+		Logger:           logger,
 		// A longer interval would let the delta state expire between scrapes.
 		MaxInterval: c.seriesStaleAfter / 2,
 	})

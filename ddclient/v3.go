@@ -98,9 +98,6 @@ func (w *v3Writer) reset() {
 	w.timestamps, w.sint64s, w.float64s = w.timestamps[:0], w.sint64s[:0], w.float64s[:0]
 }
 
-// series returns the number of series added since the last reset.
-func (w *v3Writer) series() int { return len(w.types) }
-
 // tagset returns the index of the tag set of tags (in the caller's order:
 // the same tags in another order are another set).
 func (w *v3Writer) tagset(tags []string) int64 {

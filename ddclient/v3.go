@@ -40,10 +40,8 @@ type v3Writer struct {
 	tagsetOff        []int32          // where each set starts in tagsetCol
 	resources        map[string]int64 // host → resource index
 	resLen           []int64
-	resType, resName []int64 // delta encoded per resource
+	resType, resName []int64 // delta encoded within each set
 	nres             int64
-	lastResType      int64
-	lastResName      int64
 
 	types, intervals, numPoints                []uint64
 	nameRefs, tagsetRefs, resourceRefs         []int64 // delta encoded
@@ -91,7 +89,7 @@ func (w *v3Writer) reset() {
 	clear(w.tagsets)
 	clear(w.resources)
 	w.tagsetCol, w.tagsetOff, w.tagsetNext, w.resLen, w.resType, w.resName = w.tagsetCol[:0], w.tagsetOff[:0], w.tagsetNext[:0], w.resLen[:0], w.resType[:0], w.resName[:0]
-	w.nres, w.lastResType, w.lastResName = 0, 0, 0
+	w.nres = 0
 	w.types, w.intervals, w.numPoints = w.types[:0], w.intervals[:0], w.numPoints[:0]
 	w.nameRefs, w.tagsetRefs, w.resourceRefs = w.nameRefs[:0], w.tagsetRefs[:0], w.resourceRefs[:0]
 	w.lastName, w.lastTagset, w.lastResource, w.lastTS = 0, 0, 0, 0
@@ -162,9 +160,10 @@ func (w *v3Writer) resource(host string) int64 {
 	}
 	typ, name := w.resStr.ref("host"), w.resStr.ref(host)
 	w.resLen = append(w.resLen, 1)
-	w.resType = append(w.resType, typ-w.lastResType)
-	w.resName = append(w.resName, name-w.lastResName)
-	w.lastResType, w.lastResName = typ, name
+	// Delta encoded within each set, from 0 (as agent-payload's writer.rs
+	// and the Agent write it): a set of one is its indexes.
+	w.resType = append(w.resType, typ)
+	w.resName = append(w.resName, name)
 	w.nres++
 	w.resources[host] = w.nres
 	return w.nres
@@ -233,6 +232,8 @@ const (
 	v3Intervals         = 14
 	v3NumPoints         = 15
 	v3Timestamps        = 16
+	v3SourceTypeRefs    = 23
+	v3OriginInfoRefs    = 24
 	v3ValsSint64        = 17
 	v3ValsFloat64       = 19
 	v3MaxVarintLen      = 10
@@ -269,6 +270,10 @@ func (w *v3Writer) appendMetricData(b []byte) []byte {
 	b = appendPackedSint(b, v3ResourcesRefs, w.resourceRefs)
 	b = appendPackedUint(b, v3Intervals, w.intervals)
 	b = appendPackedUint(b, v3NumPoints, w.numPoints)
+	// No source type and no origin, but the columns, one 0 per series, as
+	// the Agent writes them (its reader requires them).
+	b = appendZeros(b, v3SourceTypeRefs, len(w.types))
+	b = appendZeros(b, v3OriginInfoRefs, len(w.types))
 	b = appendPackedSint(b, v3Timestamps, w.timestamps)
 	b = appendPackedSint(b, v3ValsSint64, w.sint64s)
 	if len(w.float64s) > 0 {
@@ -277,6 +282,19 @@ func (w *v3Writer) appendMetricData(b []byte) []byte {
 		for _, v := range w.float64s {
 			b = protowire.AppendFixed64(b, math.Float64bits(v))
 		}
+	}
+	return b
+}
+
+// appendZeros writes a packed varint field of n zeros.
+func appendZeros(b []byte, num protowire.Number, n int) []byte {
+	if n == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(n))
+	for range n {
+		b = append(b, 0)
 	}
 	return b
 }

@@ -57,17 +57,19 @@ func decodeV3(t *testing.T, b []byte) []v3Series {
 		c = c[1+n:]
 	}
 	hosts := []string{""}
-	var pt, pn int64
 	for i, l := range md.DictResourceLen {
 		if l != 1 {
 			t.Fatalf("resource %d has %d entries", i, l)
 		}
-		pt += md.DictResourceType[i]
-		pn += md.DictResourceName[i]
+		// Delta encoded within each set, from 0.
+		pt, pn := md.DictResourceType[i], md.DictResourceName[i]
 		if res[pt] != "host" {
 			t.Fatalf("resource type %q", res[pt])
 		}
 		hosts = append(hosts, res[pn])
+	}
+	if len(md.SourceTypeNameRefs) != len(md.Types) || len(md.OriginInfoRefs) != len(md.Types) {
+		t.Fatalf("%d source type and %d origin refs for %d series", len(md.SourceTypeNameRefs), len(md.OriginInfoRefs), len(md.Types))
 	}
 	var out []v3Series
 	var name, set, rs, ts int64

@@ -82,7 +82,7 @@ func (in *Intake) decodeV3(body []byte, now time.Time) (*datadogV2.MetricPayload
 	if p.MetricData == nil {
 		return nil, v3Undecodable("payload has no metricData (field 3)")
 	}
-	d := v3Decoder{md: p.MetricData, meta: p.Metadata}
+	d := v3Decoder{md: p.MetricData, meta: p.Metadata, budget: in.cfg.MaxUncompressedBytes, budgetMax: in.cfg.MaxUncompressedBytes}
 	if rej := d.dictionaries(); rej != nil {
 		return nil, rej
 	}
@@ -145,6 +145,12 @@ type v3Decoder struct {
 	tagsets                   [][]string
 	resources                 [][]datadogV2.MetricResource
 	origins                   int // entries of dictOriginInfo, with the empty one
+	// budget is how many more tags and resources the decoded sets and
+	// series may hold: dictionaries let a small payload expand without
+	// bound (a tag set including an earlier set twice doubles), so the
+	// expansion is bounded by the uncompressed limit, which a payload
+	// without shared sets cannot exceed either.
+	budget, budgetMax int64
 
 	// Running values of the delta-encoded columns.
 	name, tagset, resource, sourceType, origin, unit, ts int64
@@ -274,8 +280,13 @@ func (d *v3Decoder) series(i int, v *validator) (datadogV2.MetricSeries, *reject
 	}
 	s.Metric = d.names[d.name]
 	s.Type = datadogV2.MetricIntakeType(t & v3MetricTypeMask).Ptr()
-	s.Tags = slices.Clone(d.tagsets[d.tagset])
-	s.Resources = slices.Clone(d.resources[d.resource])
+	// Series of one set share its slices (clipped: an append copies); the
+	// store only reads them.
+	s.Tags = slices.Clip(d.tagsets[d.tagset])
+	s.Resources = slices.Clip(d.resources[d.resource])
+	if rej := d.spend(len(s.Tags)+len(s.Resources), "the series' tags and resources"); rej != nil {
+		return s, rej
+	}
 	if d.sourceType > 0 {
 		s.SourceTypeName = &d.sourceTypes[d.sourceType]
 	}
@@ -333,6 +344,15 @@ func (d *v3Decoder) points(i int, s *datadogV2.MetricSeries) *rejection {
 			d.float64Pos++
 		}
 		s.Points = append(s.Points, datadogV2.MetricPoint{Timestamp: datadog.PtrInt64(ts), Value: datadog.PtrFloat64(val)})
+	}
+	return nil
+}
+
+// spend takes n entries from the expansion budget.
+func (d *v3Decoder) spend(n int, what string) *rejection {
+	if d.budget -= int64(n); d.budget < 0 {
+		return &rejection{http.StatusRequestEntityTooLarge, ReasonTooLargeUncompressed,
+			fmt.Sprintf("v3 payload: %s expand to more than %d tags and resources (the uncompressed limit): split the payload", what, d.budgetMax)}
 	}
 	return nil
 }

@@ -229,6 +229,27 @@ func TestV3ResourceSetsDeltaPerSet(t *testing.T) {
 		http.StatusBadRequest, ReasonInvalid, "dictResourceType[1]: index 0 (the empty value) is not allowed")
 }
 
+// TestV3ExpansionBounded: tag sets that include an earlier set twice double
+// in size each time; the decoder refuses such a payload once the expansion
+// passes the uncompressed limit instead of running out of memory.
+func TestV3ExpansionBounded(t *testing.T) {
+	s := startIntake(t, nil)
+	wantRefused(t, s, postV3(t, s, v3Headers("zstd"), compress(t, "zstd", marshalV3(t, v3Doubling()))),
+		http.StatusRequestEntityTooLarge, ReasonTooLargeUncompressed, "the tag sets expand to more than 5242880 tags and resources")
+}
+
+// v3Doubling is validV3 with 40 tag sets, each twice the one before.
+func v3Doubling() *intake_v3.Payload {
+	p := validV3()
+	md := p.MetricData
+	md.DictTagsets = []int64{1, 1} // set 1: env:prod
+	for k := int64(2); k <= 40; k++ {
+		md.DictTagsets = append(md.DictTagsets, 2, -(k - 1), 0) // set k: set k-1 twice
+	}
+	md.TagsetRefs = v3Delta(40, 1, 1)
+	return p
+}
+
 // v3Mutations are payloads each broken in one way, with the reason and a
 // part of the message the intake must answer.
 var v3Mutations = []struct {
@@ -363,6 +384,7 @@ func TestV3RefusedRequest(t *testing.T) {
 // here independently on the decoded intake_v3.Payload.
 func FuzzV3Decode(f *testing.F) {
 	f.Add(marshalV3(f, validV3()))
+	f.Add(marshalV3(f, v3Doubling()))
 	for _, m := range v3Mutations {
 		p := validV3()
 		m.mutate(p.MetricData)
@@ -375,7 +397,7 @@ func FuzzV3Decode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got, rej := in.decodeV3(body, testNow)
 		if rej != nil {
-			if rej.status != http.StatusBadRequest || rej.reason == "" || rej.msg == "" {
+			if (rej.status != http.StatusBadRequest && rej.status != http.StatusRequestEntityTooLarge) || rej.reason == "" || rej.msg == "" {
 				t.Fatalf("refusal without status, reason or message: %+v", rej)
 			}
 			return

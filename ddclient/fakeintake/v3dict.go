@@ -36,7 +36,7 @@ func (d *v3Decoder) dictionaries() *rejection {
 		return v3Undecodable("dictOriginInfo has %d entries: not (product, category, service) triples", len(md.DictOriginInfo))
 	}
 	d.origins = len(md.DictOriginInfo)/3 + 1
-	if d.tagsets, rej = v3Tagsets(md.DictTagsets, tags); rej != nil {
+	if d.tagsets, rej = d.tagsetDict(md.DictTagsets, tags); rej != nil {
 		return rej
 	}
 	if d.resources, rej = v3Resources(md.DictResourceLen, md.DictResourceType, md.DictResourceName, resStr); rej != nil {
@@ -66,6 +66,9 @@ func (d *v3Decoder) metadata() *rejection {
 	}
 	if len(metaTags) > 0 {
 		for i, set := range d.tagsets {
+			if rej := d.spend(len(metaTags), "the tag sets with the metadata tags"); rej != nil {
+				return rej
+			}
 			for _, t := range metaTags {
 				if !containsString(set, t) {
 					set = append(set, t)
@@ -75,6 +78,9 @@ func (d *v3Decoder) metadata() *rejection {
 		}
 	}
 	for i := 1; i < len(d.resources) && len(extra) > 0; i++ {
+		if rej := d.spend(len(extra), "the resource sets with the metadata resources"); rej != nil {
+			return rej
+		}
 		d.resources[i] = append(d.resources[i], extra...)
 	}
 	return nil
@@ -116,12 +122,12 @@ func v3Strings(col string, raw []byte) ([]string, *rejection) {
 	return out, nil
 }
 
-// v3Tagsets decodes dictTagsets: per set its length, then its tag indexes
+// tagsetDict decodes dictTagsets: per set its length, then its tag indexes
 // delta encoded within the set. A negative running index -k includes the
 // earlier set k (the Agent's serializer writes a set as a shared prefix set
 // plus its own tags this way); index 0, an empty tag, is refused as v2
 // refuses empty tags. Entry 0 of the result is the empty set.
-func v3Tagsets(col []int64, tags []string) ([][]string, *rejection) {
+func (d *v3Decoder) tagsetDict(col []int64, tags []string) ([][]string, *rejection) {
 	sets := [][]string{nil}
 	for pos := 0; pos < len(col); {
 		id := len(sets)
@@ -143,10 +149,16 @@ func v3Tagsets(col []int64, tags []string) ([][]string, *rejection) {
 			case idx < 0 && -idx >= int64(id):
 				return nil, v3Undecodable("dictTagsets set %d: reference %d to set %d, which is not an earlier set", id, idx, -idx)
 			case idx < 0:
+				if rej := d.spend(len(sets[-idx]), "the tag sets"); rej != nil {
+					return nil, rej
+				}
 				set = append(set, sets[-idx]...)
 			case idx >= int64(len(tags)):
 				return nil, v3Undecodable("dictTagsets set %d: tag index %d after delta decoding is past the end of dictTagStr (%d entries, base 1)", id, idx, len(tags)-1)
 			default:
+				if rej := d.spend(1, "the tag sets"); rej != nil {
+					return nil, rej
+				}
 				set = append(set, tags[idx])
 			}
 		}

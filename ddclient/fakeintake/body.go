@@ -16,6 +16,7 @@ import (
 // received is one body that passed the size and encoding checks.
 type received struct {
 	encoding     string // as counted in Stats.Encodings: "identity", "gzip", ...
+	version      string // as counted in Stats.SeriesVersions; "" is SeriesV2
 	compressed   int64
 	uncompressed int64
 	body         []byte

@@ -12,7 +12,8 @@ import (
 // the client gives up or the intake closes.
 const HangForever time.Duration = math.MaxInt64
 
-// Fault is a scripted answer to one POST /api/v2/series request. Faults are
+// Fault is a scripted answer to one series request (POST /api/v2/series or
+// /api/intake/metrics/v3/series: one queue for both). Faults are
 // used in the order injected, one per request, before any other check; once
 // they are used up the intake answers normally again.
 type Fault struct {

@@ -115,7 +115,13 @@ func send(t *testing.T, c *http.Client, method, url string, h http.Header, body 
 // post sends body to the series endpoint and fails the test on a transport error.
 func post(t *testing.T, s *Server, h http.Header, body []byte) answer {
 	t.Helper()
-	a, err := send(t, newClient(t, 0), http.MethodPost, s.URL+SeriesPath, h, bytes.NewReader(body))
+	return postTo(t, s, SeriesPath, h, body)
+}
+
+// postTo sends body to path and fails the test on a transport error.
+func postTo(t *testing.T, s *Server, path string, h http.Header, body []byte) answer {
+	t.Helper()
+	a, err := send(t, newClient(t, 0), http.MethodPost, s.URL+path, h, bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("post: %v", err)
 	}

@@ -193,8 +193,9 @@ func (in *Intake) enter() bool {
 	return true
 }
 
-// ServeHTTP serves POST /api/v2/series, GET /api/v1/validate, POST
-// /api/v1/check_run and PUT /api/v1/metrics/{metric_name}.
+// ServeHTTP serves POST /api/v2/series, POST /api/intake/metrics/v3/series,
+// GET /api/v1/validate, POST /api/v1/check_run and PUT
+// /api/v1/metrics/{metric_name}.
 func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !in.enter() {
 		in.refuse(w, r, &rejection{http.StatusServiceUnavailable, ReasonClosed, "intake is shut down"})
@@ -203,7 +204,9 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer in.inflight.Done()
 	switch r.URL.Path {
 	case SeriesPath:
-		in.serveSeries(w, r)
+		in.serveSeries(w, r, SeriesV2)
+	case SeriesV3Path:
+		in.serveSeries(w, r, SeriesV3)
 	case ValidatePath:
 		in.serveValidate(w, r)
 	case CheckRunPath:
@@ -214,8 +217,8 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		in.refuse(w, r, &rejection{http.StatusNotFound, ReasonNotFound,
-			fmt.Sprintf("no such endpoint %s: this stand-in serves POST %s, GET %s, POST %s and PUT %s{metric_name}",
-				r.URL.Path, SeriesPath, ValidatePath, CheckRunPath, MetadataPathPrefix)})
+			fmt.Sprintf("no such endpoint %s: this stand-in serves POST %s, POST %s, GET %s, POST %s and PUT %s{metric_name}",
+				r.URL.Path, SeriesPath, SeriesV3Path, ValidatePath, CheckRunPath, MetadataPathPrefix)})
 	}
 }
 
@@ -253,14 +256,16 @@ func (in *Intake) checkKey(r *http.Request) *rejection {
 	return nil
 }
 
-func (in *Intake) serveSeries(w http.ResponseWriter, r *http.Request) {
+// serveSeries serves the series endpoint of version (SeriesV2 JSON or
+// SeriesV3 columnar): faults first, then its checks, then the answer.
+func (in *Intake) serveSeries(w http.ResponseWriter, r *http.Request, version string) {
 	if f, ok := in.nextFault(); ok {
 		if !in.serveFault(w, r, f) {
 			in.notify() // the fault's answer (or the client's giving up) is a change too
 			return
 		}
 	}
-	rej, accepted := in.checkSeries(r)
+	rej, accepted := in.checkSeries(r, version)
 	if rej != nil {
 		// Read what is left (bounded) so a well-behaved client sees the answer
 		// instead of a reset connection.
@@ -269,14 +274,20 @@ func (in *Intake) serveSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.log.Debug("intake accepted payload", "series", len(accepted.payload.Series),
-		"compressed_bytes", accepted.compressed, "uncompressed_bytes", accepted.uncompressed, "encoding", accepted.encoding)
+		"compressed_bytes", accepted.compressed, "uncompressed_bytes", accepted.uncompressed, "encoding", accepted.encoding,
+		"version", accepted.version)
 	writeJSON(w, http.StatusAccepted, errorBody{Errors: []string{}})
 }
 
-// checkSeries runs every check of POST /api/v2/series in the order a sender
-// would fix them, and stores the payload when all pass.
-func (in *Intake) checkSeries(r *http.Request) (*rejection, *received) {
-	if rej := in.checkPost(r); rej != nil {
+// checkSeries runs every check of a series endpoint (POST /api/v2/series,
+// or /api/intake/metrics/v3/series for SeriesV3) in the order a sender would
+// fix them, and stores the payload when all pass.
+func (in *Intake) checkSeries(r *http.Request, version string) (*rejection, *received) {
+	checkHeaders, decode := in.checkPost, in.decode
+	if version == SeriesV3 {
+		checkHeaders, decode = in.checkPostV3, in.decodeV3
+	}
+	if rej := checkHeaders(r); rej != nil {
 		return rej, nil
 	}
 	rcv, rej := in.readBody(r)
@@ -284,11 +295,11 @@ func (in *Intake) checkSeries(r *http.Request) (*rejection, *received) {
 		return rej, nil
 	}
 	now := in.now()
-	payload, rej := in.decode(rcv.body, now)
+	payload, rej := decode(rcv.body, now)
 	if rej != nil {
 		return rej, nil
 	}
-	rcv.payload = payload
+	rcv.payload, rcv.version = payload, version
 	in.accept(rcv, now)
 	return nil, rcv
 }
@@ -321,13 +332,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // checkPost runs the checks every POST endpoint makes first, in Datadog's
 // order: the method, the API key, then the body's type.
 func (in *Intake) checkPost(r *http.Request) *rejection {
-	if r.Method != http.MethodPost {
-		return &rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: use POST"}
-	}
-	if rej := in.checkKey(r); rej != nil {
+	if rej := in.checkMethodKey(r); rej != nil {
 		return rej
 	}
 	return checkJSONType(r)
+}
+
+// checkMethodKey checks the method (POST) and the API key, in that order.
+func (in *Intake) checkMethodKey(r *http.Request) *rejection {
+	if r.Method != http.MethodPost {
+		return &rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: use POST"}
+	}
+	return in.checkKey(r)
 }
 
 // checkJSONType: Datadog's API takes JSON only; a wrong type means the

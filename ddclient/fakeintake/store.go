@@ -65,6 +65,10 @@ type Stats struct {
 	CompressedBytes   int64            // accepted bodies as sent
 	UncompressedBytes int64            // accepted bodies decoded
 	Encodings         map[string]int64 // accepted payloads by Content-Encoding ("identity" when none)
+	// SeriesVersions counts accepted series payloads by the intake version
+	// they came to: SeriesV2 (JSON, /api/v2/series) or SeriesV3 (columnar,
+	// /api/intake/metrics/v3/series). Both are stored alike.
+	SeriesVersions map[string]int64
 	// DuplicatePoints counts points whose metric, tags, resources and
 	// timestamp were already received: Datadog keeps one value per series and
 	// timestamp, so a sender that counts on both loses data.
@@ -86,7 +90,7 @@ func (s Stats) RejectedTotal() int64 {
 }
 
 func newStats() Stats {
-	return Stats{Rejected: map[Reason]int64{}, Encodings: map[string]int64{}}
+	return Stats{Rejected: map[Reason]int64{}, Encodings: map[string]int64{}, SeriesVersions: map[string]int64{}}
 }
 
 type storedSeries struct {
@@ -233,6 +237,7 @@ func (in *Intake) countLocked(rcv *received) {
 	st.CompressedBytes += rcv.compressed
 	st.UncompressedBytes += rcv.uncompressed
 	st.Encodings[rcv.encoding]++
+	st.SeriesVersions[cmp.Or(rcv.version, SeriesV2)]++
 }
 
 func (in *Intake) recordReject(rej *rejection) {
@@ -265,6 +270,7 @@ func (in *Intake) Stats() Stats {
 	s := in.stats
 	s.Rejected = maps.Clone(s.Rejected)
 	s.Encodings = maps.Clone(s.Encodings)
+	s.SeriesVersions = maps.Clone(s.SeriesVersions)
 	s.LastRejects = slices.Clone(s.LastRejects)
 	return s
 }

@@ -25,6 +25,7 @@
 // compressed payloads), send.go (workers, posts, retries, spool refill),
 // drain.go (shutdown), apikey.go (the API key), api.go and metacache.go
 // (service checks and metadata), client.go (Config, New, Run); Printer (printer.go) prints
-// instead of sending, for a dry run. fakeintake is the strict stand-in for
+// instead of sending, for a dry run. v3.go writes Datadog's v3 columnar
+// series payload (v3Writer), which the send path does not use yet. fakeintake is the strict stand-in for
 // Datadog that tests and demos post to.
 package ddclient

@@ -37,6 +37,10 @@ type Config struct {
 	// changes (checked every flush interval; a mounted Secret is replaced,
 	// not edited) and when Datadog refuses the key. APIKey is the first key.
 	APIKeyFile string
+	// SeriesV3 sends series as Datadog's v3 columnar payload to
+	// /api/intake/metrics/v3/series instead of v2 JSON to /api/v2/series.
+	// UseV3Series decides it for a URL as the Datadog Agent does.
+	SeriesV3 bool
 	// Mapping names and tags the series.
 	Mapping Mapping
 	// ServiceChecks sends every target's health service check

@@ -43,12 +43,13 @@ type v3Writer struct {
 	resType, resName []int64 // delta encoded within each set
 	nres             int64
 
-	types, intervals, numPoints                []uint64
-	nameRefs, tagsetRefs, resourceRefs         []int64 // delta encoded
-	lastName, lastTagset, lastResource, lastTS int64
-	timestamps                                 []int64 // delta encoded over the whole column
-	sint64s                                    []int64
-	float64s                                   []float64
+	types, numPoints                                         []uint64
+	intervals                                                []int64 // delta encoded, as the Agent writes them
+	nameRefs, tagsetRefs, resourceRefs                       []int64 // delta encoded
+	lastName, lastTagset, lastResource, lastTS, lastInterval int64
+	timestamps                                               []int64 // delta encoded over the whole column
+	sint64s                                                  []int64
+	float64s                                                 []float64
 
 	key []byte // scratch: a tag set's key
 	idx []int64
@@ -92,7 +93,7 @@ func (w *v3Writer) reset() {
 	w.nres = 0
 	w.types, w.intervals, w.numPoints = w.types[:0], w.intervals[:0], w.numPoints[:0]
 	w.nameRefs, w.tagsetRefs, w.resourceRefs = w.nameRefs[:0], w.tagsetRefs[:0], w.resourceRefs[:0]
-	w.lastName, w.lastTagset, w.lastResource, w.lastTS = 0, 0, 0, 0
+	w.lastName, w.lastTagset, w.lastResource, w.lastTS, w.lastInterval = 0, 0, 0, 0, 0
 	w.timestamps, w.sint64s, w.float64s = w.timestamps[:0], w.sint64s[:0], w.float64s[:0]
 }
 
@@ -200,7 +201,9 @@ func (w *v3Writer) add(d *Desc, ts []int64, vals []float64) {
 	res := w.resource(d.Host)
 	w.resourceRefs = append(w.resourceRefs, res-w.lastResource)
 	w.lastResource = res
-	w.intervals = append(w.intervals, uint64(max(d.Interval, 0)))
+	iv := max(d.Interval, 0)
+	w.intervals = append(w.intervals, iv-w.lastInterval)
+	w.lastInterval = iv
 	w.numPoints = append(w.numPoints, uint64(len(ts)))
 	for i, t := range ts {
 		w.timestamps = append(w.timestamps, t-w.lastTS)
@@ -268,7 +271,7 @@ func (w *v3Writer) appendMetricData(b []byte) []byte {
 	b = appendPackedSint(b, v3NameRefs, w.nameRefs)
 	b = appendPackedSint(b, v3TagsetRefs, w.tagsetRefs)
 	b = appendPackedSint(b, v3ResourcesRefs, w.resourceRefs)
-	b = appendPackedUint(b, v3Intervals, w.intervals)
+	b = appendPackedSint(b, v3Intervals, w.intervals)
 	b = appendPackedUint(b, v3NumPoints, w.numPoints)
 	// No source type and no origin, but the columns, one 0 per series, as
 	// the Agent writes them (its reader requires them).

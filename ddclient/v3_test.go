@@ -15,7 +15,7 @@ import (
 type v3Series struct {
 	Name     string
 	Type     uint64 // metric type | value type
-	Interval uint64
+	Interval int64
 	Tags     []string
 	Host     string
 	TS       []int64
@@ -72,13 +72,14 @@ func decodeV3(t *testing.T, b []byte) []v3Series {
 		t.Fatalf("%d source type and %d origin refs for %d series", len(md.SourceTypeNameRefs), len(md.OriginInfoRefs), len(md.Types))
 	}
 	var out []v3Series
-	var name, set, rs, ts int64
+	var name, set, rs, ts, iv int64
 	var si, fi, pi int
 	for i, typ := range md.Types {
 		name += md.NameRefs[i]
 		set += md.TagsetRefs[i]
 		rs += md.ResourcesRefs[i]
-		s := v3Series{Name: names[name], Type: typ, Interval: md.Intervals[i], Tags: sets[set], Host: hosts[rs]}
+		iv += protowire.DecodeZigZag(md.Intervals[i])
+		s := v3Series{Name: names[name], Type: typ, Interval: iv, Tags: sets[set], Host: hosts[rs]}
 		for range md.NumPoints[i] {
 			ts += md.Timestamps[pi]
 			pi++
@@ -131,7 +132,7 @@ func TestV3WriterRoundTrip(t *testing.T) {
 		for i, s := range in {
 			g := got[i]
 			wantType := map[MetricType]uint64{Count: 1, Gauge: 3}[s.d.Type]
-			if g.Name != s.d.Metric || g.Type&0x0f != wantType || g.Interval != uint64(s.d.Interval) || g.Host != s.d.Host ||
+			if g.Name != s.d.Metric || g.Type&0x0f != wantType || g.Interval != s.d.Interval || g.Host != s.d.Host ||
 				!reflect.DeepEqual(g.Tags, s.d.Tags) || !reflect.DeepEqual(g.TS, s.ts) || fmt.Sprint(g.Vals) != fmt.Sprint(s.vals) {
 				t.Errorf("round %d series %d: got %+v, want %+v %v %v", round, i, g, s.d, s.ts, s.vals)
 			}

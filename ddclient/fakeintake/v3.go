@@ -8,7 +8,6 @@ package fakeintake
 
 import (
 	"fmt"
-	"math"
 	"mime"
 	"net/http"
 	"slices"
@@ -153,7 +152,7 @@ type v3Decoder struct {
 	budget, budgetMax int64
 
 	// Running values of the delta-encoded columns.
-	name, tagset, resource, sourceType, origin, unit, ts int64
+	name, tagset, resource, sourceType, origin, unit, ts, interval int64
 	// Next unread entry of the unit, timestamp and value columns.
 	unitPos, pointPos, sint64Pos, float32Pos, float64Pos int
 }
@@ -298,11 +297,15 @@ func (d *v3Decoder) series(i int, v *validator) (datadogV2.MetricSeries, *reject
 		d.unitPos++
 		s.Unit = &d.units[d.unit]
 	}
-	if iv := md.Intervals[i]; iv > 0 {
-		if iv > math.MaxInt64 {
-			return s, v3Invalid("intervals[%d] = %d seconds does not fit int64", i, iv)
-		}
-		s.Interval = datadog.PtrInt64(int64(iv))
+	// The proto declares intervals uint64, but the Agent writes them as it
+	// writes the refs: delta encoded over the column, zigzag (its
+	// payloadsBuilderV3: txn.Sint64(columnInterval, deltaInterval.encode)),
+	// and the intake reads what the Agent writes.
+	d.interval += protowire.DecodeZigZag(md.Intervals[i])
+	if iv := d.interval; iv < 0 {
+		return s, v3Invalid("intervals[%d]: the delta-encoded interval is %d seconds", i, iv)
+	} else if iv > 0 {
+		s.Interval = datadog.PtrInt64(iv)
 	}
 	if rej := d.points(i, &s); rej != nil {
 		return s, rej

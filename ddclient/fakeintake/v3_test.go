@@ -40,6 +40,16 @@ func v3Delta(vs ...int64) []int64 {
 	return out
 }
 
+// v3DeltaZigZag encodes the intervals column as the Agent writes it: delta
+// encoded, zigzag.
+func v3DeltaZigZag(vs ...int64) []uint64 {
+	out := make([]uint64, len(vs))
+	for i, d := range v3Delta(vs...) {
+		out[i] = protowire.EncodeZigZag(d)
+	}
+	return out
+}
+
 const (
 	v3Count   = uint64(intake_v3.MetricType_Count)
 	v3Gauge   = uint64(intake_v3.MetricType_Gauge)
@@ -74,7 +84,7 @@ func validV3() *intake_v3.Payload {
 		NameRefs:         v3Delta(1, 2, 3),
 		TagsetRefs:       v3Delta(1, 2, 1),
 		ResourcesRefs:    v3Delta(1, 1, 1),
-		Intervals:        []uint64{15, 0, 0},
+		Intervals:        v3DeltaZigZag(15, 0, 0),
 		NumPoints:        []uint64{2, 1, 1},
 		Timestamps:       v3Delta(ts, ts+15, ts+15, ts+15),
 		ValsSint64:       []int64{3, 5},
@@ -316,7 +326,9 @@ var v3Mutations = []struct {
 		ReasonUndecodable, "dictNameStr entry 2 at byte 2: length 9 runs past the end (1 bytes left)"},
 	{"dictionary entry not UTF-8", func(md *intake_v3.MetricData) { md.DictNameStr = v3Dict("requests.count", "q\xff", "idle") },
 		ReasonInvalid, "dictNameStr entry 2 is not valid UTF-8"},
-	{"count without interval", func(md *intake_v3.MetricData) { md.Intervals[0] = 0 },
+	{"interval negative after delta decoding", func(md *intake_v3.MetricData) { md.Intervals[0] = protowire.EncodeZigZag(-15) },
+		ReasonInvalid, "intervals[0]: the delta-encoded interval is -15 seconds"},
+	{"count without interval", func(md *intake_v3.MetricData) { md.Intervals = v3DeltaZigZag(0, 0, 0) },
 		ReasonInvalid, `series[0] "requests.count": type 1 (count) needs an interval > 0`},
 	{"point too old", func(md *intake_v3.MetricData) { md.Timestamps[0] -= 2 * 3600 },
 		ReasonTimestamp, `series[0] "requests.count": point 0 timestamp`},

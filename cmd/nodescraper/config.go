@@ -44,7 +44,8 @@ type config struct {
 	keyFromFile       bool // the key was read from apiKeyFile (DD_API_KEY unset): it is read again when it changes
 	site              string
 	ddURL             string
-	allowInsecureURL  bool // --dd-url may be http://: the API key goes unencrypted
+	allowInsecureURL  bool   // --dd-url may be http://: the API key goes unencrypted
+	useV3Series       string // datadog_only, or a boolean: see ddclient.UseV3Series
 	listen            string
 	stateDir          string
 	interval          time.Duration
@@ -207,6 +208,7 @@ func (c *config) placeFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&c.site, "dd-site", env("DD_SITE", "datadoghq.com"), "Datadog site, e.g. datadoghq.eu, us5.datadoghq.com (env DD_SITE)")
 	fs.StringVar(&c.ddURL, "dd-url", env("DD_URL", ""), "Datadog API base URL; overrides --dd-site, e.g. a proxy https://dd-proxy.internal; http:// only with --allow-insecure-datadog-url (env DD_URL)")
 	fs.BoolVar(&c.allowInsecureURL, "allow-insecure-datadog-url", e.bool("NODESCRAPER_ALLOW_INSECURE_DATADOG_URL", false), "accept an http:// --dd-url, e.g. a local intake http://127.0.0.1:8129: the API key and every series then travel unencrypted (env NODESCRAPER_ALLOW_INSECURE_DATADOG_URL)")
+	fs.StringVar(&c.useV3Series, "use-v3-api-series", env("DD_USE_V3_API_SERIES_ENABLED", ddclient.SeriesV3Auto), "send series as v3 columnar payloads to /api/intake/metrics/v3/series (the Datadog Agent's use_v3_api.series.enabled): datadog_only sends v3 to Datadog's sites and v2 (/api/v2/series) to any other --dd-url (a proxy, Observability Pipelines); true or false force it for the URL in use (env DD_USE_V3_API_SERIES_ENABLED)")
 	fs.StringVar(&c.listen, "listen", env("NODESCRAPER_LISTEN", "127.0.0.1:9105"), "address of the node-local endpoint: /healthz and /readyz for anyone; /metrics, /targets, /api/v1/targets as --endpoint-access says (env NODESCRAPER_LISTEN)")
 	fs.StringVar(&c.endpointAccess, "endpoint-access", env("NODESCRAPER_ENDPOINT_ACCESS", accessLocalhost), "who may read /metrics, /targets, /api/v1/targets and /debug/pprof (they show every namespace's targets): localhost (only connections to a loopback address: --listen's own when it is loopback or a wildcard, else a second listener, --local-listen), kubernetes (a bearer token the API server authenticates (TokenReview) and authorizes to get the path as a non-resource URL (SubjectAccessReview)), or open (anyone who reaches --listen) (env NODESCRAPER_ENDPOINT_ACCESS)")
 	fs.StringVar(&c.localListen, "local-listen", env("NODESCRAPER_LOCAL_LISTEN", ""), "with --endpoint-access localhost and --listen on a non-loopback IP (e.g. the node's, with hostNetwork): the loopback address serving every path; default 127.0.0.1:<port of --listen> (env NODESCRAPER_LOCAL_LISTEN)")
@@ -467,6 +469,9 @@ func (c *config) validateDatadog() error {
 	if c.site == "" {
 		return errors.New("--dd-site (DD_SITE) is empty")
 	}
+	if _, err := ddclient.UseV3Series(c.useV3Series, c.apiURL()); err != nil {
+		return fmt.Errorf("--use-v3-api-series: %v", err)
+	}
 	switch {
 	case c.dryRun:
 		return nil
@@ -484,6 +489,13 @@ func (c *config) apiURL() string {
 		return c.ddURL
 	}
 	return "https://api." + c.site
+}
+
+// seriesV3 says whether series go to the API URL as v3 payloads
+// (--use-v3-api-series, checked by validate).
+func (c *config) seriesV3() bool {
+	v3, _ := ddclient.UseV3Series(c.useV3Series, c.apiURL())
+	return v3
 }
 
 // apiKeyFileToWatch is the key file the client reads again when it changes:

@@ -111,6 +111,18 @@ func TestParseConfig(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "v3 series to Datadog's site by default", args: append([]string{"--dry-run", "--dd-site", "datadoghq.com"}, base...),
+			check: func(c *config) string { return wantSeries(c, true, "https://api.datadoghq.com") }},
+		{name: "v2 series to another URL by default", args: append([]string{"--dry-run", "--dd-url", "http://127.0.0.1:1", "--allow-insecure-datadog-url"}, base...),
+			check: func(c *config) string { return wantSeries(c, false, "http://127.0.0.1:1") }},
+		{name: "v3 series forced by env", args: append([]string{"--dry-run", "--dd-url", "http://127.0.0.1:1", "--allow-insecure-datadog-url"}, base...),
+			env:   map[string]string{"DD_USE_V3_API_SERIES_ENABLED": "true"},
+			check: func(c *config) string { return wantSeries(c, true, "http://127.0.0.1:1") }},
+		{name: "v2 series forced by flag", args: append([]string{"--dry-run", "--dd-site", "datadoghq.com", "--use-v3-api-series", "false"}, base...),
+			env:   map[string]string{"DD_USE_V3_API_SERIES_ENABLED": "true"},
+			check: func(c *config) string { return wantSeries(c, false, "https://api.datadoghq.com") }},
+		{name: "bad v3 series setting", args: append([]string{"--dry-run", "--use-v3-api-series", "sometimes"}, base...),
+			err: `--use-v3-api-series: v3 series setting "sometimes": want datadog_only, true or false (or 1, t, yes, on / 0, f, no, off)`},
 		{name: "bad url", args: append([]string{"--dry-run", "--dd-url", "api.datadoghq.com"}, base...), err: `--dd-url "api.datadoghq.com": want an http:// or https:// URL`},
 		{name: "missing targets file", args: []string{"--dry-run", "--static-targets", dir + "/none.yaml"}, err: "--static-targets: stat " + dir + "/none.yaml: no such file or directory"},
 		{name: "bad log level", args: append([]string{"--dry-run", "--log-level", "loud"}, base...), err: `--log-level "loud": want debug, info, warn or error`},
@@ -190,6 +202,14 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// wantSeries checks the series API chosen for the URL in use.
+func wantSeries(c *config, v3 bool, url string) string {
+	if c.seriesV3() != v3 || c.apiURL() != url {
+		return fmt.Sprintf("v3 %v for %s (--use-v3-api-series %q), want v3 %v for %s", c.seriesV3(), c.apiURL(), c.useV3Series, v3, url)
+	}
+	return ""
+}
+
 func TestHelpMentionsEverySetting(t *testing.T) {
 	var b strings.Builder
 	_, err := parseConfig([]string{"--help"}, func(string) string { return "" }, &b)
@@ -197,7 +217,8 @@ func TestHelpMentionsEverySetting(t *testing.T) {
 		t.Fatal("--help returned no error")
 	}
 	for _, s := range []string{"DD_API_KEY", "DD_API_KEY_FILE", "DD_SITE", "NODE_NAME", "KUBECONFIG", "-static-targets", "-dry-run", "-listen", "-state-dir", "NODESCRAPER_CHECKPOINT_INTERVAL", "NODESCRAPER_CHECKPOINT_MAX_AGE", "NODESCRAPER_SERIES_STALE_AFTER", "NODESCRAPER_MAX_SERIES",
-		"DD_CHECKS_TAG_CARDINALITY", "DD_APP_KEY_FILE", "NODESCRAPER_METADATA_MAX_NAMES", "-report-series", "-service-checks", "-include-labels", "-exclude-labels", "-rename-labels"} {
+		"DD_CHECKS_TAG_CARDINALITY", "DD_APP_KEY_FILE", "NODESCRAPER_METADATA_MAX_NAMES", "-report-series", "-service-checks", "-include-labels", "-exclude-labels", "-rename-labels",
+		"-use-v3-api-series", "DD_USE_V3_API_SERIES_ENABLED", "/api/intake/metrics/v3/series"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("--help does not mention %s", s)
 		}
@@ -250,6 +271,7 @@ func TestValidate(t *testing.T) {
 	ok("endpoint access kubernetes", func(c *config) { c.endpointAccess = "kubernetes" })
 	ok("endpoint access open, local listener on ::1", func(c *config) { c.endpointAccess, c.localListen = "open", "[::1]:9106" })
 	ok("https needs no allowance", func(c *config) { c.ddURL = "https://dd-proxy.internal" })
+	ok("v3 series forced", func(c *config) { c.useV3Series = "On" })
 	ok("trusted namespaces", func(c *config) { c.trustedNamespaces = "monitoring, kube-system," })
 
 	bad("--node-name", func(c *config) { c.nodeName, c.staticTargets = "", "" })
@@ -294,6 +316,8 @@ func TestValidate(t *testing.T) {
 	bad("--local-listen", func(c *config) { c.localListen = "localhost" })
 	bad("--allow-insecure-datadog-url", func(c *config) { c.ddURL = "http://127.0.0.1:8129" })
 	bad("--dd-site", func(c *config) { c.site = "" })
+	bad("--use-v3-api-series", func(c *config) { c.useV3Series = "v3" })
+	bad("--use-v3-api-series", func(c *config) { c.useV3Series, c.ddURL = "datadog_only", "https://[::1" })
 	bad("DD_API_KEY_FILE", func(c *config) { c.apiKey, c.keyFromFile, c.apiKeyFile = "", true, "/k" })
 	bad("DD_API_KEY", func(c *config) { c.apiKey = "" })
 }

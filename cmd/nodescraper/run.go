@@ -157,8 +157,15 @@ func newAgent(ctx context.Context, c *config, stdout io.Writer, logger *slog.Log
 
 // newClient builds the Datadog client and checks the API key once.
 func newClient(ctx context.Context, c *config, logger *slog.Logger) (*ddclient.Client, error) {
+	v3 := c.seriesV3()
+	api, path := "v2", "/api/v2/series"
+	if v3 {
+		api, path = "v3", "/api/intake/metrics/v3/series"
+	}
+	logger.Info("Datadog series API", "api", api, "path", path, "url", c.apiURL(), "use_v3_api_series", c.useV3Series)
 	client, err := ddclient.New(ddclient.Config{
 		URL:              c.apiURL(),
+		SeriesV3:         v3,
 		APIKey:           c.apiKey,
 		APIKeyFile:       c.apiKeyFileToWatch(),
 		Mapping:          c.mapping(),

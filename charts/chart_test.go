@@ -110,6 +110,7 @@ datadog:
   site: datadoghq.eu
   url: http://intake.obs.svc:8129
   allowInsecureURL: true
+  useV3APISeries: "true"
   apiKeyExistingSecret: dd-key
   apiKeySecretKey: key
   clusterName: prod-eu
@@ -452,7 +453,8 @@ func TestDefaults(t *testing.T) {
 	want(t, "liveness", fmt.Sprint(get[map[string]any](t, c, "livenessProbe", "httpGet")), "map[path:/healthz port:http]")
 	env := fmt.Sprint(get[[]any](t, c, "env"))
 	for _, e := range []string{"map[name:NODE_NAME valueFrom:map[fieldRef:map[fieldPath:spec.nodeName]]]",
-		"map[name:DD_API_KEY_FILE value:/etc/nodescraper/api-key/api-key]"} {
+		"map[name:DD_API_KEY_FILE value:/etc/nodescraper/api-key/api-key]",
+		"map[name:DD_USE_V3_API_SERIES_ENABLED value:datadog_only]"} {
 		if !strings.Contains(env, e) {
 			t.Errorf("env %s lacks %s", env, e)
 		}
@@ -641,6 +643,7 @@ func TestEveryOption(t *testing.T) {
 	}
 	env := fmt.Sprint(c["env"])
 	for _, e := range []string{"map[name:DD_API_KEY_FILE value:/etc/nodescraper/api-key/key]",
+		"map[name:DD_USE_V3_API_SERIES_ENABLED value:true]",
 		"map[name:HTTPS_PROXY value:http://proxy.internal:3128]", "map[name:NO_PROXY value:10.96.0.1,.svc]",
 		"map[name:PROXY_TOKEN valueFrom:map[secretKeyRef:map[key:token name:proxy]]]"} {
 		if !strings.Contains(env, e) {
@@ -734,6 +737,7 @@ func TestSchemaRejects(t *testing.T) {
 		{[]string{"updateStrategy.rollingUpdate.maxSurge=1"}, []string{"maxSurge=1: a surge pod would wait for the old pod's lock", "never finish"}},
 		{[]string{"datadog.apiKeyExistingSecret="}, []string{"set datadog.apiKeyExistingSecret (recommended) or datadog.apiKey"}},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, []string{"serviceMonitor.enabled needs service.enabled"}},
+		{[]string{"datadog.useV3APISeries=sometimes"}, []string{"at '/datadog/useV3APISeries'"}},
 		{[]string{"endpoint.access=public"}, []string{"at '/endpoint/access'", "value must be one of"}},
 		{[]string{"serviceMonitor.enabled=true"}, []string{"serviceMonitor.enabled needs endpoint.access kubernetes (or open)"}},
 		{[]string{"networkPolicy.from[0].namespaceSelektor.x=y"}, []string{"at '/networkPolicy/from/0'", "additional properties 'namespaceSelektor' not allowed"}},
@@ -809,6 +813,7 @@ var agentFlagsFromValues = map[string]string{
 	"service-account-dir": "the pod's own service-account mount, at its standard path",
 	"version":             "not an agent setting",
 	"local-listen":        "the agent's own default, 127.0.0.1:<endpoint.port> beside a hostNetwork --listen (extraArgs to change it)",
+	"use-v3-api-series":   "DD_USE_V3_API_SERIES_ENABLED, from datadog.useV3APISeries",
 }
 
 // TestEveryAgentFlagReachable reads the agent's flag definitions and checks
@@ -835,7 +840,7 @@ func TestEveryAgentFlagReachable(t *testing.T) {
 }
 
 // TestAgentAcceptsRenderedArgs runs the agent with each set's rendered
-// arguments: its configuration check must pass (exit 2 is a configuration
+// arguments and plain environment values: its configuration check must pass (exit 2 is a configuration
 // error); it then stops at the missing kubeconfig, the first thing that
 // needs a cluster.
 func TestAgentAcceptsRenderedArgs(t *testing.T) {
@@ -849,10 +854,17 @@ func TestAgentAcceptsRenderedArgs(t *testing.T) {
 	}
 	missing := filepath.Join(t.TempDir(), "missing.kubeconfig")
 	for _, vs := range valuesSets {
-		a := args(t, one(t, render(t, h, vs, renderKubeVersion), "DaemonSet"))
+		ds := one(t, render(t, h, vs, renderKubeVersion), "DaemonSet")
+		a := args(t, ds)
 		// --dry-run: nothing is sent and the state directory is not used.
 		cmd := exec.CommandContext(t.Context(), bin, append(a, "--dry-run", "--kubeconfig="+missing)...)
+		// The rendered environment's plain values (DD_USE_V3_API_SERIES_ENABLED, ...).
 		cmd.Env = []string{"NODE_NAME=node-a"}
+		for _, e := range get[[]any](t, container(t, ds), "env") {
+			if e, ok := e.(map[string]any); ok && e["value"] != nil {
+				cmd.Env = append(cmd.Env, fmt.Sprint(e["name"], "=", e["value"]))
+			}
+		}
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "missing.kubeconfig") {

@@ -62,11 +62,20 @@ func TestOnNode(t *testing.T) {
 	}
 	node := controlplane.NodeForTest(t, cp, controlplane.NodeConfig{Name: "node-a", Images: images})
 
-	dd, err := fakeintake.Start("", fakeintake.Config{APIKeys: []string{apiKey}})
+	// The intake serves only the series API this run expects: the agent's
+	// environment comes from the chart here, so with
+	// DD_USE_V3_API_SERIES_ENABLED=true (make e2e-v3) the values below set
+	// datadog.useV3APISeries; by default a loopback intake gets v2.
+	seriesAPI := fakeintake.SeriesAPIFromEnv()
+	dd, err := fakeintake.Start("", fakeintake.Config{APIKeys: []string{apiKey}, SeriesAPI: seriesAPI})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dd.Close() })
+	useV3 := ""
+	if seriesAPI == fakeintake.SeriesV3 {
+		useV3 = ", useV3APISeries: true" // in the values file, so that the upgrade below keeps it
+	}
 
 	// The workload: a hostNetwork pod (the node has no pod network), found
 	// through a PodMonitor (EndpointSlices refuse loopback addresses).
@@ -112,7 +121,7 @@ func TestOnNode(t *testing.T) {
 	values := filepath.Join(dir, "values.yaml")
 	if err := os.WriteFile(values, fmt.Appendf(nil, `
 image: {repository: %s, tag: 0.1.0-a, pullPolicy: Never}
-datadog: {url: %q, allowInsecureURL: true, apiKey: %s}
+datadog: {url: %q, allowInsecureURL: true, apiKey: %s%s}
 hostNetwork: true
 endpoint: {port: %d}
 state: {hostPath: %q}
@@ -122,7 +131,7 @@ terminationGracePeriodSeconds: %d
 # No kube-proxy on the test node: the kubernetes Service's ClusterIP leads
 # nowhere, so the agent is pointed at the API server's own address.
 env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
-`, agentRepo, dd.URL, apiKey, aport, state, grace, apiserverPort(t, cp)), 0o600); err != nil {
+`, agentRepo, dd.URL, apiKey, useV3, aport, state, grace, apiserverPort(t, cp)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Installed as root, as charts before the non-root default ran it: the
@@ -230,6 +239,9 @@ env: {KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: %q}
 		}
 	}
 	st := dd.Stats()
+	if n := st.Rejected[fakeintake.ReasonWrongSeriesAPI]; n > 0 {
+		t.Errorf("the agent sent %d series payloads to the wrong path: this run expects the %s series API", n, seriesAPI)
+	}
 	if st.DuplicatePoints != 0 || st.RejectedTotal() != 0 {
 		t.Errorf("intake: %d duplicate points, %d requests refused", st.DuplicatePoints, st.RejectedTotal())
 	}

@@ -26,7 +26,8 @@ type agentProc struct {
 
 // startAgent starts the agent binary (built once per test binary, with the
 // race detector when the tests have it) with args, its endpoint on a free
-// loopback address, and env as its whole environment. When the test fails
+// loopback address, and env as its whole environment (plus this run's
+// DD_USE_V3_API_SERIES_ENABLED, agentEnviron). When the test fails
 // its log is shown, under name; at cleanup it is killed if it still runs.
 func startAgent(t *testing.T, name string, env []string, args ...string) *agentProc {
 	t.Helper()
@@ -45,7 +46,7 @@ func startAgentBinary(t *testing.T, bin, name string, env []string, args ...stri
 	t.Helper()
 	a := &agentProc{t: t, addr: freeAddr(t), exited: make(chan struct{})}
 	a.cmd = exec.Command(bin, append([]string{"--listen", a.addr}, args...)...)
-	a.cmd.Env = env
+	a.cmd.Env = agentEnviron(env)
 	a.cmd.Stderr = &a.out
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func TestEndToEnd(t *testing.T) {
 		"--static-targets", targets, "--node-name", "node-e2e", "--cluster-name", "lab",
 		"--dd-url", in.URL, "--allow-insecure-datadog-url", "--listen", "127.0.0.1:0", "--state-dir", dir,
 		"--scrape-interval", "1s", "--flush-interval", "300ms", "--metric-namespace", "e2e",
-	}, func(k string) string { return map[string]string{"DD_API_KEY": key}[k] }, io.Discard)
+	}, agentGetenv(map[string]string{"DD_API_KEY": key}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

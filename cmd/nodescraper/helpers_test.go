@@ -23,11 +23,24 @@ import (
 // it closes with the test.
 func startIntake(t *testing.T, key string) *fakeintake.Server {
 	t.Helper()
-	in, err := fakeintake.Start("127.0.0.1:0", fakeintake.Config{APIKeys: []string{key}})
+	return startIntakeConfig(t, fakeintake.Config{APIKeys: []string{key}})
+}
+
+// startIntakeConfig starts the stand-in intake with cfg on loopback, serving
+// only the series API of this run (see seriesapi_test.go); at the end of the
+// test (after the agents it started later have stopped) it closes and fails
+// the test if the agent posted to the other version's path.
+func startIntakeConfig(t *testing.T, cfg fakeintake.Config) *fakeintake.Server {
+	t.Helper()
+	cfg.SeriesAPI = fakeintake.SeriesAPIFromEnv()
+	in, err := fakeintake.Start("127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.Close() })
+	t.Cleanup(func() {
+		in.Close()
+		checkSeriesAPI(t, in)
+	})
 	return in
 }
 
@@ -144,12 +157,12 @@ func exporterPod(t *testing.T, cp *controlplane.ControlPlane, e *exporter.Export
 }
 
 // runInProcess runs the agent in this process with args and env as its
-// environment, logging warnings to the test, and returns its endpoint's
+// environment (plus this run's DD_USE_V3_API_SERIES_ENABLED, agentGetenv), logging warnings to the test, and returns its endpoint's
 // address and a stop that cancels it and reports a failed exit (also run
 // at cleanup).
 func runInProcess(t *testing.T, env map[string]string, args ...string) (addr string, stop func()) {
 	t.Helper()
-	c, err := parseConfig(args, func(k string) string { return env[k] }, io.Discard)
+	c, err := parseConfig(args, agentGetenv(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,11 +35,7 @@ func TestNewNamesBounded(t *testing.T) {
 		heapBound   = 160 << 20 // the heap's peak in any second of the run
 		growthBound = 24 << 20  // how much the late peak may pass the early one
 	)
-	in, err := fakeintake.Start("127.0.0.1:0", fakeintake.Config{APIKeys: []string{key}, AppKeys: []string{appKey}, MaxStoredSeries: 2 * perScrape})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close() })
+	in := startIntakeConfig(t, fakeintake.Config{APIKeys: []string{key}, AppKeys: []string{appKey}, MaxStoredSeries: 2 * perScrape})
 
 	var scrapes atomic.Int64
 	addr := serveHostile(t, func(w http.ResponseWriter, r *http.Request) {

@@ -10,9 +10,10 @@
 // datadogV2.MetricPayload, refusing what does not decode or is invalid for the
 // model. v3 bodies are decoded with agent-payload's intake_v3.Payload, their
 // dictionaries and columns checked strictly, and stored as the same
-// MetricSeries (Stats.SeriesVersions tells which version came). Where Datadog
-// would silently accept something that is almost surely a sender bug (unknown
-// fields, a count without interval) it refuses by default; Config relaxes
-// each such check. Accepted series stay queryable (Points, Sum, Last,
+// MetricSeries (Stats.SeriesVersions tells which version came);
+// Config.SeriesAPI serves one version only, so that a test proves which one
+// its sender used. Where Datadog would silently accept something that is
+// almost surely a sender bug (unknown fields, a count without interval) it
+// refuses by default; Config relaxes each such check. Accepted series stay queryable (Points, Sum, Last,
 // WaitFor) and faults (408, 429, 5xx, hangs) can be scripted per request.
 package fakeintake

@@ -63,6 +63,12 @@ type Config struct {
 	// MaxStoredSeries bounds the memory of long runs: past it the oldest series
 	// leave the store (the counters keep counting). 0 keeps everything.
 	MaxStoredSeries int
+	// SeriesAPI is the series API served: "" both, SeriesV2 ("v2") or
+	// SeriesV3 ("v3") only that one. The other version's path then answers
+	// 404 with a JSON error naming the path, as a proxy without that route
+	// would, counted as ReasonWrongSeriesAPI and logged: a test that expects
+	// one version sees a sender that uses the other fail.
+	SeriesAPI string
 }
 
 // Reason classifies why a request was refused.
@@ -135,6 +141,9 @@ func New(cfg Config) (*Intake, error) {
 	if cfg.MaxCompressedBytes < 0 || cfg.MaxUncompressedBytes < 0 || cfg.MaxAge < 0 || cfg.MaxFuture < 0 || cfg.MaxStoredSeries < 0 {
 		return nil, errors.New("intake config: limits must not be negative (0 means the Datadog default)")
 	}
+	if err := checkSeriesAPI(cfg.SeriesAPI); err != nil {
+		return nil, err
+	}
 	if cfg.MaxCompressedBytes == 0 {
 		cfg.MaxCompressedBytes = DefaultMaxCompressedBytes
 	}
@@ -193,8 +202,8 @@ func (in *Intake) enter() bool {
 	return true
 }
 
-// ServeHTTP serves POST /api/v2/series, POST /api/intake/metrics/v3/series,
-// GET /api/v1/validate, POST /api/v1/check_run and PUT
+// ServeHTTP serves POST /api/v2/series, POST /api/intake/metrics/v3/series
+// (either one only when Config.SeriesAPI says so), GET /api/v1/validate, POST /api/v1/check_run and PUT
 // /api/v1/metrics/{metric_name}.
 func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !in.enter() {
@@ -204,9 +213,13 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer in.inflight.Done()
 	switch r.URL.Path {
 	case SeriesPath:
-		in.serveSeries(w, r, SeriesV2)
+		if !in.wrongSeriesAPI(w, r, SeriesV2) {
+			in.serveSeries(w, r, SeriesV2)
+		}
 	case SeriesV3Path:
-		in.serveSeries(w, r, SeriesV3)
+		if !in.wrongSeriesAPI(w, r, SeriesV3) {
+			in.serveSeries(w, r, SeriesV3)
+		}
 	case ValidatePath:
 		in.serveValidate(w, r)
 	case CheckRunPath:

@@ -13,6 +13,7 @@ import (
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // sink takes the encoded entries of appenders: the Client's payloads, or
@@ -26,6 +27,8 @@ type sink interface {
 	release(b *buffer)
 	// maxEntry is the largest entry a payload can hold.
 	maxEntry() int
+	// seriesV3 says the buffers are v3 payloads (buffer.w), not JSON.
+	seriesV3() bool
 	counters() *encodeMetrics
 }
 
@@ -103,6 +106,9 @@ type appender struct {
 
 	report *reportState
 
+	// v3 is set when the sink's buffers are v3 payloads; see appender_v3.go.
+	v3 *v3State
+
 	buf    *buffer
 	tsSec  int64
 	tsText []byte
@@ -112,7 +118,9 @@ type appender struct {
 // stored is a series whose tags are kept encoded.
 type stored struct {
 	shape uint32
-	tags  string // encoded tags, comma separated, without the target's extra tags
+	// tags are the encoded tags without the target's extra tags: JSON
+	// strings, comma separated; for v3 each a varint length and the bytes.
+	tags string
 }
 
 // upperBound is what a histogram bucket's le label is sent as.
@@ -169,6 +177,9 @@ func newAppender(out sink, mp *Mapping, t *target.Target) *appender {
 	a.tail = append(a.tail, a.extra...)
 	a.tail = append(a.tail, `]}`...)
 	a.initReport(t)
+	if out.seriesV3() {
+		a.initV3(t)
+	}
 	return a
 }
 
@@ -206,8 +217,9 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 }
 
 // encodeTags encodes the tags of a series whose labels the appender keeps
-// (all of them, the target's included, through the tag rules), and counts
-// what rule 5 did. bucket says le is sent as upper_bound.
+// (all of them, the target's included, through the tag rules), as stored
+// holds them, and counts what rule 5 did. bucket says le is sent as
+// upper_bound.
 func (a *appender) encodeTags(ls labels.Labels, bucket bool) []byte {
 	var tags []byte
 	renamed, dropped := 0, 0
@@ -225,6 +237,12 @@ func (a *appender) encodeTags(ls labels.Labels, bucket bool) []byte {
 			if f > exported {
 				return
 			}
+		}
+		if a.v3 != nil {
+			// Each tag a varint length and its text (appendV3 reads them).
+			a.v3.tag = v3TagText(a, a.v3.tag[:0], f.prefix(), n, l.Value)
+			tags = protowire.AppendBytes(tags, a.v3.tag)
+			return
 		}
 		if len(tags) > 0 {
 			tags = append(tags, ',')
@@ -290,6 +308,10 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 	if a.buf == nil {
 		a.buf = a.out.acquire()
 	}
+	if a.buf.w != nil {
+		a.appendV3(ref, p, tsMs/1000, v)
+		return
+	}
 	if sec := tsMs / 1000; sec != a.tsSec {
 		a.tsSec = sec
 		a.tsText = strconv.AppendInt(a.tsText[:0], sec, 10)
@@ -300,14 +322,7 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 		b = append(b, ',')
 	}
 	start := len(b)
-	var sh *shape
-	var st *stored
-	if ref&storedBit != 0 {
-		st = &a.stored[uint32(ref)]
-		sh = &a.shapes[st.shape]
-	} else {
-		sh = &a.shapes[uint32(ref)]
-	}
+	sh, st := a.series(ref)
 	b = append(b, sh.head...)
 	b = append(b, a.tsText...)
 	b = append(b, `,"value":`...)
@@ -348,6 +363,16 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 	}
 	bf.b = b
 	a.finish(start)
+}
+
+// series returns the shape of ref's series and, for a stored series, its
+// tags.
+func (a *appender) series(ref uint64) (*shape, *stored) {
+	if ref&storedBit != 0 {
+		st := &a.stored[uint32(ref)]
+		return &a.shapes[st.shape], st
+	}
+	return &a.shapes[uint32(ref)], nil
 }
 
 // appendLabels appends the tags of a verbatim series' labels one by one.
@@ -494,7 +519,7 @@ func (a *appender) finish(start int) {
 	if a.tsSec < bf.minTS || bf.minTS == 0 {
 		bf.minTS = a.tsSec
 	}
-	if len(bf.b) >= bf.seal {
+	if bf.sealed() {
 		a.buf = a.out.full(bf)
 	}
 }

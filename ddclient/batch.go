@@ -3,9 +3,13 @@ package ddclient
 import (
 	"runtime"
 	"sync"
+
+	"github.com/nodescraper/nodescraper/ddclient/spool"
 )
 
 func (c *Client) counters() *encodeMetrics { return c.enc }
+
+func (c *Client) seriesV3() bool { return c.cfg.SeriesV3 }
 
 func (c *Client) maxEntry() int {
 	return c.cfg.MaxRawPayloadBytes - len(payloadOpen) - len(payloadClose)
@@ -18,7 +22,7 @@ func (c *Client) acquire() *buffer {
 	if n := len(c.open); n > 0 {
 		bf := c.open[n-1]
 		c.open = c.open[:n-1]
-		c.openBytes -= len(bf.b)
+		c.openBytes -= bf.size()
 		c.mu.Unlock()
 		return bf
 	}
@@ -36,6 +40,9 @@ func (c *Client) empty() *buffer {
 	c.mu.Unlock()
 	if bf == nil {
 		bf = &buffer{seal: c.sealAt, limit: c.cfg.MaxRawPayloadBytes - len(payloadClose)}
+		if c.cfg.SeriesV3 {
+			bf.w = new(v3Writer)
+		}
 	}
 	bf.reset(c.cfg.Now())
 	return bf
@@ -50,12 +57,12 @@ func (c *Client) full(bf *buffer) *buffer {
 // release implements sink: a buffer that is full enough, or has waited a
 // flush interval, is sealed; others wait for the next appender.
 func (c *Client) release(bf *buffer) {
-	if len(bf.b) >= c.sealAt || c.cfg.Now().Sub(bf.opened) >= c.cfg.FlushInterval {
+	if bf.sealed() || c.cfg.Now().Sub(bf.opened) >= c.cfg.FlushInterval {
 		c.seal(bf)
 		return
 	}
 	c.mu.Lock()
-	if c.memLocked()+len(bf.b) > c.cfg.MaxQueueBytes {
+	if c.memLocked()+bf.size() > c.cfg.MaxQueueBytes {
 		// Kept open it would pass the memory bound: sealed, it goes to
 		// the spool (or pushes out the oldest) like any payload.
 		c.mu.Unlock()
@@ -63,7 +70,7 @@ func (c *Client) release(bf *buffer) {
 		return
 	}
 	c.open = append(c.open, bf)
-	c.openBytes += len(bf.b)
+	c.openBytes += bf.size()
 	c.mu.Unlock()
 }
 
@@ -96,6 +103,10 @@ func (c *Client) sealOpen() {
 // compress turns entries [from, to) of bf into a compressed payload,
 // splitting it when it compresses past the limit.
 func (c *Client) compress(bf *buffer, from, to int) {
+	if bf.w != nil {
+		c.compressV3(bf.w, bf.minTS)
+		return
+	}
 	raw := bf.body(nil, from, to)
 	body, err := c.encode(newBody(), raw)
 	if err == nil && len(body) > c.cfg.MaxPayloadBytes && to-from > 1 {
@@ -110,9 +121,49 @@ func (c *Client) compress(bf *buffer, from, to int) {
 		c.drop(c.m.rejected, to-from)
 		return
 	}
-	p := &payload{body: body, enc: c.encTag, raw: len(raw), points: to - from, minTS: bf.minTS}
+	c.enqueue(&payload{body: body, enc: c.encTag, raw: len(raw), points: to - from, minTS: bf.minTS})
+}
+
+// compressV3 turns the v3 payload of w into a compressed payload, split in
+// two halves (each again if need be) when it is past either limit.
+func (c *Client) compressV3(w *v3Writer, minTS int64) {
+	raw := w.appendPayload(newBody())
+	body, err := c.encode(newBody(), raw)
+	n := len(raw)
+	recycleRaw(raw)
+	if err == nil && (len(body) > c.cfg.MaxPayloadBytes || n > c.cfg.MaxRawPayloadBytes) && len(w.types) > 1 {
+		c.recycle(&payload{body: body})
+		// Rare: sealing at MaxPointsPerPayload or the size estimate keeps
+		// payloads well under the limits.
+		mid := len(w.types) / 2
+		var a, b v3Writer
+		w.copyRange(&a, 0, mid)
+		w.copyRange(&b, mid, len(w.types))
+		c.compressV3(&a, minTS)
+		c.compressV3(&b, minTS)
+		return
+	}
+	if err != nil || len(body) > c.cfg.MaxPayloadBytes || n > c.cfg.MaxRawPayloadBytes {
+		c.cfg.Logger.Error("dropping a v3 series payload the intake would refuse", "points", w.npoints, "raw_bytes", n, "compressed_bytes", len(body), "err", err)
+		c.drop(c.m.rejected, w.npoints)
+		return
+	}
+	c.enqueue(&payload{body: body, enc: c.encTag, raw: n, points: w.npoints, minTS: minTS, endpoint: spool.SeriesV3})
+}
+
+// recycleRaw gives an uncompressed payload's buffer back to the pool.
+func recycleRaw(b []byte) {
+	if cap(b) <= 2*MaxUncompressedBytes {
+		b = b[:0]
+		bodies.Put(&b)
+	}
+}
+
+// enqueue puts p in the send queue, or in the spool past the memory bound,
+// while Datadog fails, or behind what the spool holds.
+func (c *Client) enqueue(p *payload) {
 	c.mu.Lock()
-	over := c.memLocked()+len(body) > c.cfg.MaxQueueBytes
+	over := c.memLocked()+len(p.body) > c.cfg.MaxQueueBytes
 	if c.spool != nil && (over || c.failures > 0 || !c.spool.Empty()) {
 		// Past the memory bound, while Datadog fails (so that a killed
 		// agent loses no more than the payloads being retried), and behind
@@ -125,7 +176,7 @@ func (c *Client) compress(bf *buffer, from, to int) {
 		return
 	}
 	c.queue = append(c.queue, p)
-	c.qbytes += len(body)
+	c.qbytes += len(p.body)
 	dropped := 0
 	for c.memLocked() > c.cfg.MaxQueueBytes && len(c.queue) > 1 {
 		old := c.queue[0]

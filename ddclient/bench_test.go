@@ -29,10 +29,27 @@ func newDiscardSink() *discardSink {
 	return s
 }
 
+// newDiscardSinkV3 is a discardSink of v3 payloads.
+func newDiscardSinkV3() *discardSink {
+	s := newDiscardSink()
+	s.bf.w = new(v3Writer)
+	s.bf.seal = MaxCompressedBytes
+	s.bf.reset(time.Now())
+	return s
+}
+
+// wires are the series APIs the tests and benchmarks run on.
+var wires = []struct {
+	name string
+	sink func() *discardSink
+}{{"v2", newDiscardSink}, {"v3", newDiscardSinkV3}}
+
+func (s *discardSink) seriesV3() bool { return s.bf.w != nil }
+
 func (s *discardSink) acquire() *buffer { return s.bf }
 func (s *discardSink) full(bf *buffer) *buffer {
 	s.payloads++
-	s.bytes += len(bf.b)
+	s.bytes += bf.size()
 	bf.reset(time.Now())
 	return bf
 }
@@ -92,15 +109,23 @@ func positioned(tb testing.TB, be scrapeloop.Backend, n int) (scrapeloop.Appende
 // TestAppendDoesNotAllocate checks the steady state of the hot path: a
 // verbatim point costs no allocation.
 func TestAppendDoesNotAllocate(t *testing.T) {
-	for n, what := range []string{"counter", "bucket"} {
-		app, p, ref := positioned(t, newDiscardSink(), n)
-		ts := time.Now().UnixMilli()
-		i := 0
-		if a := testing.AllocsPerRun(10_000, func() {
-			i++
-			app.Append(ref, p, ts+int64(i/1000)*1000, float64(i))
-		}); a != 0 {
-			t.Errorf("%s: %v allocations per Append", what, a)
+	for _, wire := range wires {
+		for n, what := range []string{"counter", "bucket"} {
+			app, p, ref := positioned(t, wire.sink(), n)
+			ts := time.Now().UnixMilli()
+			i := 0
+			// Past a payload's worth first: v3's dictionaries and columns
+			// grow to their size once.
+			for range 3 * MaxPointsPerPayload {
+				i++
+				app.Append(ref, p, ts+int64(i/1000)*1000, float64(i))
+			}
+			if a := testing.AllocsPerRun(30_000, func() {
+				i++
+				app.Append(ref, p, ts+int64(i/1000)*1000, float64(i)+0.5*float64(i%2))
+			}); a != 0 {
+				t.Errorf("%s %s: %v allocations per Append", wire.name, what, a)
+			}
 		}
 	}
 }
@@ -113,37 +138,46 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 // the scraping goroutine.
 func BenchmarkAppend(b *testing.B) {
 	for n, what := range []string{"counter", "bucket"} {
-		b.Run(fmt.Sprintf("sample=%s/sink=discard", what), func(b *testing.B) {
-			sink := newDiscardSink()
-			app, p, ref := positioned(b, sink, n)
-			ts := time.Now().UnixMilli()
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				app.Append(ref, p, ts+int64(i/100_000)*1000, float64(i))
-			}
-			b.ReportMetric(float64(sink.bytes+len(sink.bf.b))/float64(i), "B/point")
-		})
-		b.Run(fmt.Sprintf("sample=%s/client=zstd", what), func(b *testing.B) {
-			c, err := New(Config{URL: "http://127.0.0.1:1", APIKey: "k", MaxQueueBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			app, p, ref := positioned(b, c, n)
-			ts := time.Now().UnixMilli()
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				app.Append(ref, p, ts+int64(i/100_000)*1000, float64(i))
-				if i%10_000 == 0 {
-					app.Commit() // a scrape's end
-				}
-			}
-			app.Commit()
-		})
+		for _, wire := range wires {
+			b.Run(fmt.Sprintf("sample=%s/wire=%s/sink=discard", what, wire.name), func(b *testing.B) {
+				sink := wire.sink()
+				i := appendLoop(b, sink, n, false)
+				b.ReportMetric(float64(sink.bytes+sink.bf.size())/float64(i), "B/point")
+			})
+		}
+		for _, v3 := range []bool{false, true} {
+			b.Run(fmt.Sprintf("sample=%s/wire=%s/client=zstd", what, map[bool]string{false: "v2", true: "v3"}[v3]), func(b *testing.B) {
+				benchClient(b, n, v3)
+			})
+		}
 	}
+}
+
+// benchClient appends points through a Client that sends nothing.
+func benchClient(b *testing.B, n int, v3 bool) {
+	c, err := New(Config{URL: "http://127.0.0.1:1", APIKey: "k", MaxQueueBytes: 1 << 20, SeriesV3: v3, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	appendLoop(b, c, n, true)
+}
+
+// appendLoop appends sample n of benchSample b.N times, committing every
+// 10,000 points (a scrape's end) when commit is set; it returns b.N.
+func appendLoop(b *testing.B, be scrapeloop.Backend, n int, commit bool) int {
+	app, p, ref := positioned(b, be, n)
+	ts := time.Now().UnixMilli()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		app.Append(ref, p, ts+int64(i/100_000)*1000, float64(i))
+		if commit && i%10_000 == 0 {
+			app.Commit()
+		}
+	}
+	app.Commit()
+	return i
 }
 
 // seriesOf returns the scrapeloop.Series the loop's rules give the appender

@@ -1,6 +1,9 @@
 package ddclient
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // payload framing: {"series":[ e1,e2,... ]}
 const (
@@ -8,12 +11,17 @@ const (
 	payloadClose = `]}`
 )
 
-// buffer is one raw payload being filled: the opening, entries joined by
-// commas, and the end offset of each entry so an oversized payload can be
-// split. A buffer belongs to one appender at a time.
+// buffer is one raw payload being filled. For v2 it is the JSON: the
+// opening, entries joined by commas, and the end offset of each entry so an
+// oversized payload can be split. For v3 it is w, the columns and
+// dictionaries of the payload. A buffer belongs to one appender at a time.
 type buffer struct {
-	b     []byte
-	ends  []int32
+	b    []byte
+	ends []int32
+	w    *v3Writer // nil for v2
+	// gen is new at each reset: appenders keep the dictionary indexes of
+	// their names and target tags for one gen of one buffer.
+	gen   uint64
 	minTS int64 // oldest point, Unix seconds
 	// seal is the size at which the buffer is handed on; limit the size no
 	// payload may pass (the intake's uncompressed limit).
@@ -21,14 +29,43 @@ type buffer struct {
 	opened      time.Time
 }
 
+// gens numbers buffer generations across all buffers.
+var gens atomic.Uint64
+
 func (bf *buffer) reset(now time.Time) {
+	bf.gen = gens.Add(1)
+	if bf.w != nil {
+		bf.w.reset()
+	}
 	bf.b = append(bf.b[:0], payloadOpen...)
 	bf.ends = bf.ends[:0]
 	bf.minTS = 0
 	bf.opened = now
 }
 
-func (bf *buffer) points() int { return len(bf.ends) }
+func (bf *buffer) points() int {
+	if bf.w != nil {
+		return bf.w.npoints
+	}
+	return len(bf.ends)
+}
+
+// size is the payload's uncompressed size (estimated for v3).
+func (bf *buffer) size() int {
+	if bf.w != nil {
+		return bf.w.size
+	}
+	return len(bf.b)
+}
+
+// MaxPointsPerPayload is how many points a payload holds at most, as the
+// Datadog Agent's serializer_max_series_points_per_payload.
+const MaxPointsPerPayload = 10_000
+
+// sealed reports whether bf is full: past its size or its points.
+func (bf *buffer) sealed() bool {
+	return bf.size() >= bf.seal || bf.points() >= MaxPointsPerPayload
+}
 
 // entry returns the i-th encoded entry.
 func (bf *buffer) entry(i int) []byte {

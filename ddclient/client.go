@@ -95,7 +95,8 @@ type Config struct {
 // progress, so memory follows concurrency rather than the number of targets.
 type Client struct {
 	cfg    Config
-	url    string
+	url    string                                // series v2
+	urlV3  string                                // series v3
 	encode func(dst, src []byte) ([]byte, error) // safe for concurrent use
 	encTag string
 	m      clientMetrics
@@ -160,6 +161,9 @@ type payload struct {
 	minTS  int64
 	tries  int
 	round  uint64 // the client's round when the payload was taken
+	// endpoint is where the payload's format is read: a payload read back
+	// from the spool goes there whatever SeriesV3 is now.
+	endpoint spool.Endpoint
 	// seg is the spool segment the payload was read from, if any.
 	seg *loadedSegment
 }
@@ -180,10 +184,16 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("ddclient: API key is empty")
 	}
 	cfg.setDefaults()
-	c := &Client{cfg: cfg, url: cfg.URL + "/api/v2/series", wake: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+	cfg.v3Compression()
+	c := &Client{cfg: cfg, url: cfg.URL + "/api/v2/series", urlV3: cfg.URL + "/api/intake/metrics/v3/series", wake: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	// Half the raw limit: payloads compress to well under 512 kB, and any
-	// entry still fits in the buffer that holds it.
+	// entry still fits in the buffer that holds it. A v3 payload is sealed
+	// at the compressed limit, which it reaches only past
+	// MaxPointsPerPayload unless its tags are long and rarely shared.
 	c.sealAt = cfg.MaxRawPayloadBytes / 2
+	if cfg.SeriesV3 {
+		c.sealAt = min(c.sealAt, cfg.MaxPayloadBytes)
+	}
 	c.m = newClientMetrics()
 	c.enc = newEncodeMetrics(c.m.set)
 	var err error
@@ -201,6 +211,16 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// v3Compression turns SeriesV3 off for a compression other than zstd: v3
+// payloads are zstd compressed (the intake requires it), and the Datadog
+// Agent too sends v2 when its compression is not zstd.
+func (cfg *Config) v3Compression() {
+	if cfg.SeriesV3 && cfg.Compression != "" && cfg.Compression != "zstd" {
+		cfg.Logger.Warn("v3 series need zstd compression: sending v2 series", "compression", cfg.Compression)
+		cfg.SeriesV3 = false
+	}
 }
 
 // setDefaults fills in the defaults Config documents.

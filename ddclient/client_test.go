@@ -56,7 +56,7 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (ti *testIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != fakeintake.SeriesPath {
+	if r.URL.Path != fakeintake.SeriesPath && r.URL.Path != fakeintake.SeriesV3Path {
 		ti.Intake.ServeHTTP(w, r)
 		return
 	}
@@ -73,7 +73,7 @@ func (ti *testIntake) requests() []answered {
 // newFakeIntake is a fake intake that takes testKey, with mod's changes.
 func newFakeIntake(t *testing.T, mod func(*fakeintake.Config)) *fakeintake.Intake {
 	t.Helper()
-	cfg := fakeintake.Config{APIKeys: []string{testKey}}
+	cfg := fakeintake.Config{APIKeys: []string{testKey}, SeriesAPI: fakeintake.SeriesAPIFromEnv()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -114,6 +114,7 @@ func newTestClient(t *testing.T, url string, mod func(*Config)) *Client {
 		URL: url, APIKey: testKey, Mapping: Mapping{Host: "node-1"},
 		FlushInterval: 20 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 		RequestTimeout: 5 * time.Second, HTTPClient: &http.Client{Transport: tr}, Logger: slog.New(slog.DiscardHandler),
+		SeriesV3: testV3,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -220,7 +221,9 @@ var mixedWant = map[string]float64{
 func TestCompressions(t *testing.T) {
 	for _, comp := range []string{"zstd", "gzip", "none", ""} {
 		t.Run("compression="+comp, func(t *testing.T) {
-			in := startIntake(t, nil)
+			// v3 is zstd only: with another compression the client
+			// sends v2 even when v3 is asked for.
+			in := startIntake(t, func(cfg *fakeintake.Config) { cfg.SeriesAPI = wantSeriesAPI(comp) })
 			c := newTestClient(t, in.URL, func(cfg *Config) {
 				cfg.Compression = comp
 				cfg.Mapping.Cardinality = OrchestratorCardinality // pod_name
@@ -273,6 +276,15 @@ func TestCompressions(t *testing.T) {
 	}
 }
 
+// wantSeriesAPI is the series API a test client with compression comp
+// uses: v3 only with zstd.
+func wantSeriesAPI(comp string) string {
+	if testV3 && (comp == "zstd" || comp == "") {
+		return fakeintake.SeriesV3
+	}
+	return fakeintake.SeriesV2
+}
+
 // TestPayloadSplitting lowers the intake's limits and the client's to
 // match: payloads that compress past the limit are split in halves until
 // they fit, and every point arrives once.
@@ -282,7 +294,10 @@ func TestPayloadSplitting(t *testing.T) {
 	// gzip: each compressed limit is below what a sealed buffer gives.
 	for comp, compressed := range map[string]int64{"none": 8_000, "zstd": 3_000, "gzip": 3_000} {
 		t.Run("compression="+comp, func(t *testing.T) {
-			in := startIntake(t, func(cfg *fakeintake.Config) { cfg.MaxCompressedBytes, cfg.MaxUncompressedBytes = compressed, raw })
+			in := startIntake(t, func(cfg *fakeintake.Config) {
+				cfg.MaxCompressedBytes, cfg.MaxUncompressedBytes = compressed, raw
+				cfg.SeriesAPI = wantSeriesAPI(comp)
+			})
 			c := newTestClient(t, in.URL, func(cfg *Config) {
 				cfg.Compression = comp
 				cfg.MaxPayloadBytes, cfg.MaxRawPayloadBytes = int(compressed), raw
@@ -473,13 +488,14 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	const bound, rawMax = 8_000, 4_000
 	c := newTestClient(t, in.URL, func(cfg *Config) {
 		cfg.MaxQueueBytes = bound
-		cfg.Compression = "none"
+		cfg.Compression = sizeCompression()
 		cfg.MaxRawPayloadBytes = rawMax
 	})
 	stop := run(t, c)
 	s := newScraper(t, c, appTarget("p"), prom)
-	const rounds, perRound = 40, 10
-	body := counters(perRound, 40)
+	const rounds = 40
+	perRound := int64(v3Scaled(10))
+	body := counters(int(perRound), 40)
 	for _, ts := range scrapeTimes(rounds) {
 		s.scrape(body, ts)
 		time.Sleep(3 * time.Millisecond)
@@ -513,7 +529,7 @@ func TestQueueBoundDuringOutage(t *testing.T) {
 	for _, r := range []string{"queue_full", "rejected", "too_old", "shutdown", "invalid_value", "oversized"} {
 		reasons = append(reasons, fmt.Sprintf("%s=%v", r, dropped(t, c.Metrics(), r)))
 	}
-	if received == 0 || received+c.Dropped() != rounds*perRound || s.finite != rounds*perRound {
+	if received == 0 || received+c.Dropped() != rounds*perRound || int64(s.finite) != rounds*perRound {
 		t.Fatalf("received %d + dropped %d (%s) = %d, want %d; %v tries, intake %+v", received, c.Dropped(), strings.Join(reasons, " "),
 			received+c.Dropped(), rounds*perRound, tries, st)
 	}

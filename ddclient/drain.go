@@ -124,7 +124,7 @@ func (c *Client) spoolPayloads(ps []*payload, lost *metrics.Counter) error {
 	recs := make([]spool.Record, 0, len(ps))
 	n := 0
 	for _, p := range ps {
-		recs = append(recs, spool.Record{Body: p.body, Encoding: p.enc, Raw: p.raw, Points: p.points, MinTS: p.minTS})
+		recs = append(recs, spool.Record{Body: p.body, Encoding: p.enc, Endpoint: p.endpoint, Raw: p.raw, Points: p.points, MinTS: p.minTS})
 		n += p.points
 	}
 	if err := c.spool.Append(recs...); err != nil {

@@ -96,9 +96,9 @@ func TestInvalidValuesDropped(t *testing.T) {
 
 // TestEntriesMoveToNextPayload lowers a payload's limit so that entries
 // overflow it: none is cut, none lost, every payload stays within the
-// limit and decodes.
+// limit and decodes. (v2's JSON entries; TestV3Split is v3's.)
 func TestEntriesMoveToNextPayload(t *testing.T) {
-	sink := newCaptureSink()
+	sink := newCaptureSinkV2()
 	sink.limit, sink.seal = 2_000, 1<<30 // only the limit ends a payload
 	s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second, Labels: labels.FromStrings("job", "j")}, prom)
 	var body strings.Builder
@@ -131,7 +131,7 @@ func TestEntriesMoveToNextPayload(t *testing.T) {
 // dropped and counted, first in a payload or not, and the others pass.
 func TestOversizedEntryDropped(t *testing.T) {
 	for _, first := range []bool{true, false} {
-		sink := newCaptureSink()
+		sink := newCaptureSinkV2()
 		sink.limit = 1_000
 		s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second}, prom)
 		var labels []string
@@ -156,7 +156,7 @@ func TestOversizedEntryDropped(t *testing.T) {
 // TestSealedAtSize checks that a buffer is handed on once it reaches its
 // seal size, within a scrape.
 func TestSealedAtSize(t *testing.T) {
-	sink := newCaptureSink()
+	sink := newCaptureSinkV2()
 	sink.seal = 500
 	s := newScraper(t, sink, &target.Target{Interval: 15 * time.Second}, prom)
 	var body strings.Builder

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -146,9 +147,32 @@ type captureSink struct {
 	seal     int
 	limit    int
 	payloads [][]byte
+	v3       bool // payloads are v3 (uncompressed), not v2 JSON
 }
 
+// newCaptureSink captures v3 payloads when the tests run on v3
+// (DD_USE_V3_API_SERIES_ENABLED true, as the agent reads it), else v2.
 func newCaptureSink() *captureSink {
+	c := newCaptureSinkV2()
+	c.v3 = testV3
+	return c
+}
+
+// testV3 says the tests run on the v3 wire.
+var testV3, _ = UseV3Series(os.Getenv("DD_USE_V3_API_SERIES_ENABLED"), "http://127.0.0.1")
+
+// sizeCompression is the compression of tests that count payload bytes:
+// none, so that sizes are the raw ones; v3 is zstd only, and with it the
+// sizes are upper bounds.
+func sizeCompression() string {
+	if testV3 {
+		return "zstd"
+	}
+	return "none"
+}
+
+// newCaptureSinkV2 captures v2 payloads, for the tests of the JSON itself.
+func newCaptureSinkV2() *captureSink {
 	set := metrics.NewSet()
 	return &captureSink{set: set, enc: newEncodeMetrics(set), seal: MaxUncompressedBytes / 2, limit: MaxUncompressedBytes}
 }
@@ -157,8 +181,13 @@ func (c *captureSink) NewAppender(t *target.Target) (scrapeloop.Appender, error)
 	return newAppender(c, &Mapping{}, t), nil
 }
 
+func (c *captureSink) seriesV3() bool { return c.v3 }
+
 func (c *captureSink) acquire() *buffer {
 	bf := &buffer{seal: c.seal, limit: c.limit - len(payloadClose)}
+	if c.v3 {
+		bf.w = new(v3Writer)
+	}
 	bf.reset(time.Now())
 	return bf
 }
@@ -173,7 +202,11 @@ func (c *captureSink) release(bf *buffer) {
 		return
 	}
 	c.mu.Lock()
-	c.payloads = append(c.payloads, slices.Clone(bf.body(nil, 0, bf.points())))
+	if bf.w != nil {
+		c.payloads = append(c.payloads, bf.w.appendPayload(nil))
+	} else {
+		c.payloads = append(c.payloads, slices.Clone(bf.body(nil, 0, bf.points())))
+	}
 	c.mu.Unlock()
 }
 
@@ -221,7 +254,30 @@ func (c *captureSink) series(t testing.TB) []datadogV2.MetricSeries {
 	defer c.mu.Unlock()
 	var out []datadogV2.MetricSeries
 	for _, body := range c.payloads {
+		if c.v3 {
+			out = append(out, v3AsV2(decodeV3(t, body))...)
+			continue
+		}
 		out = append(out, decodePayload(t, body).Series...)
+	}
+	return out
+}
+
+// v3AsV2 gives series read from v3 payloads the v2 model, to compare them.
+func v3AsV2(ss []v3Series) []datadogV2.MetricSeries {
+	out := make([]datadogV2.MetricSeries, 0, len(ss))
+	for _, s := range ss {
+		m := datadogV2.MetricSeries{Metric: s.Name, Type: datadogV2.MetricIntakeType(s.Type & 0x0f).Ptr(), Tags: s.Tags}
+		if s.Interval > 0 {
+			m.Interval = datadog.PtrInt64(s.Interval)
+		}
+		if s.Host != "" {
+			m.Resources = []datadogV2.MetricResource{{Name: datadog.PtrString(s.Host), Type: datadog.PtrString("host")}}
+		}
+		for i, ts := range s.TS {
+			m.Points = append(m.Points, datadogV2.MetricPoint{Timestamp: datadog.PtrInt64(ts), Value: datadog.PtrFloat64(s.Vals[i])})
+		}
+		out = append(out, m)
 	}
 	return out
 }

@@ -81,6 +81,9 @@ func (p *Printer) NewAppender(t *target.Target) (scrapeloop.Appender, error) {
 func (p *Printer) counters() *encodeMetrics { return p.enc }
 func (p *Printer) maxEntry() int            { return MaxUncompressedBytes - len(payloadOpen) - len(payloadClose) }
 
+// seriesV3 implements sink: the dry run prints what it decodes from v2.
+func (p *Printer) seriesV3() bool { return false }
+
 func (p *Printer) acquire() *buffer {
 	bf := &buffer{seal: MaxUncompressedBytes / 2, limit: MaxUncompressedBytes - len(payloadClose)}
 	bf.reset(time.Now())

@@ -34,6 +34,7 @@ type checkSink interface {
 // reportState is what an appender needs for its target's reports.
 type reportState struct {
 	heads [len(reportNames)][]byte
+	names [len(reportNames)]string
 	// checkName and checkTags are the service check's name and tags: the
 	// target's tags and endpoint:<scrape URL>, as the OpenMetrics check's
 	// tag_by_endpoint gives it.
@@ -44,7 +45,8 @@ type reportState struct {
 func (a *appender) initReport(t *target.Target) {
 	r := &reportState{checkName: metricName(a.mp.Namespace, healthCheck)}
 	for i, n := range reportNames {
-		r.heads[i] = a.head(metric{name: metricName(a.mp.Namespace, n), typ: Gauge})
+		r.names[i] = metricName(a.mp.Namespace, n)
+		r.heads[i] = a.head(metric{name: r.names[i], typ: Gauge})
 	}
 	// a.tail holds the target's tags as JSON strings, each led by a comma,
 	// then `]}`.
@@ -66,7 +68,7 @@ func (a *appender) Report(r *scrapeloop.Report) {
 		}
 		values := [len(reportNames)]float64{up, r.Duration.Seconds(), float64(r.Samples), float64(r.PostRelabel), float64(r.SeriesAdded)}
 		for i, v := range values {
-			a.appendReport(a.report.heads[i], r.Start.UnixMilli(), v)
+			a.appendReport(i, r.Start.UnixMilli(), v)
 		}
 		a.Commit()
 	}
@@ -97,11 +99,16 @@ func cutRunes(s string, n int) string {
 	return s[:i] + "…"
 }
 
-// appendReport encodes one report point with the target's tags.
-func (a *appender) appendReport(head []byte, tsMs int64, v float64) {
+// appendReport encodes report point i (reportNames) with the target's tags.
+func (a *appender) appendReport(i int, tsMs int64, v float64) {
 	if a.buf == nil {
 		a.buf = a.out.acquire()
 	}
+	if a.buf.w != nil {
+		a.appendReportV3(i, tsMs/1000, v)
+		return
+	}
+	head := a.report.heads[i]
 	if sec := tsMs / 1000; sec != a.tsSec {
 		a.tsSec = sec
 		a.tsText = strconv.AppendInt(a.tsText[:0], sec, 10)

@@ -246,7 +246,7 @@ func (c *Client) refill() {
 	}
 	ls := &loadedSegment{g: g, left: len(g.Records)}
 	for _, r := range g.Records {
-		p := &payload{body: r.Body, enc: r.Encoding, raw: r.Raw, points: r.Points, minTS: r.MinTS, seg: ls}
+		p := &payload{body: r.Body, enc: r.Encoding, raw: r.Raw, points: r.Points, minTS: r.MinTS, endpoint: r.Endpoint, seg: ls}
 		c.queue = append(c.queue, p)
 		c.qbytes += len(p.body)
 	}
@@ -277,11 +277,15 @@ var errDrop = errors.New("payload rejected")
 func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(p.body))
+	url, ctype := c.url, "application/json"
+	if p.endpoint == spool.SeriesV3 {
+		url, ctype = c.urlV3, "application/x-protobuf"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(p.body))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errDrop, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("DD-API-KEY", *c.key.Load())
 	req.Header.Set("User-Agent", "nodescraper")
 	if p.enc != "" {
@@ -289,7 +293,7 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("post %s: %w", c.url, err)
+		return 0, fmt.Errorf("post %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -309,13 +313,13 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 		c.forbidden.Store(true)
 		if c.reloadKey(true) {
 			// A new key is there: retry with it at once.
-			return time.Millisecond, fmt.Errorf("post %s: %d: API key refused; read a new one from %s", c.url, code, c.cfg.APIKeyFile)
+			return time.Millisecond, fmt.Errorf("post %s: %d: API key refused; read a new one from %s", url, code, c.cfg.APIKeyFile)
 		}
 		c.cfg.Logger.Error("Datadog refused the API key (check DD_API_KEY / DD_SITE); holding points and retrying", "status", code)
-		return c.cfg.RetryMax, fmt.Errorf("post %s: %d: API key refused", c.url, code)
+		return c.cfg.RetryMax, fmt.Errorf("post %s: %d: API key refused", url, code)
 	case code < 400:
 		c.cfg.Logger.Error("Datadog's URL answered with a redirect, which is not followed: the API key goes only to the configured URL; holding points and retrying", "status", code, "location", resp.Header.Get("Location"))
-		return 0, fmt.Errorf("post %s: %d: redirect to %q not followed", c.url, code, resp.Header.Get("Location"))
+		return 0, fmt.Errorf("post %s: %d: redirect to %q not followed", url, code, resp.Header.Get("Location"))
 	default:
 		var wait time.Duration
 		if s := resp.Header.Get("X-RateLimit-Reset"); s != "" {
@@ -323,6 +327,6 @@ func (c *Client) post(ctx context.Context, p *payload) (time.Duration, error) {
 				wait = min(time.Duration(sec)*time.Second, c.cfg.RetryMax)
 			}
 		}
-		return wait, fmt.Errorf("post %s: %d %s", c.url, code, bytes.TrimSpace(msg))
+		return wait, fmt.Errorf("post %s: %d %s", url, code, bytes.TrimSpace(msg))
 	}
 }

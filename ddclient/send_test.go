@@ -22,8 +22,17 @@ type concurrencyIntake struct {
 	now, peak atomic.Int32
 }
 
+// v3Scaled is n points, or 20 times as many on the v3 wire, whose payloads
+// are about 20 times smaller: enough to pass a test's byte bounds.
+func v3Scaled(n int) int {
+	if testV3 {
+		return 20 * n
+	}
+	return n
+}
+
 func (ci *concurrencyIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == fakeintake.SeriesPath {
+	if r.URL.Path == fakeintake.SeriesPath || r.URL.Path == fakeintake.SeriesV3Path {
 		n := ci.now.Add(1)
 		defer ci.now.Add(-1)
 		for p := ci.peak.Load(); n > p && !ci.peak.CompareAndSwap(p, n); p = ci.peak.Load() {
@@ -43,14 +52,14 @@ func TestSendConcurrency(t *testing.T) {
 		const workers = 4
 		c := newMemClient(t, ci, func(cfg *Config) {
 			cfg.SendConcurrency = workers
-			cfg.Compression = "none"
+			cfg.Compression = sizeCompression()
 			cfg.MaxRawPayloadBytes = 4_000 // one payload per few points
 		})
 		stop := run(t, c)
 		s := newScraper(t, c, appTarget("p"), prom)
 		const rounds, perRound = 6, 40
 		for _, ts := range scrapeTimes(rounds) {
-			s.scrape(counters(perRound, 40), ts)
+			s.scrape(counters(int(perRound), 40), ts)
 		}
 		s.app.Commit()
 		begin := time.Now()
@@ -105,7 +114,7 @@ func TestSpoolThroughOutage(t *testing.T) {
 	const bound = 64 << 10
 	c := newTestClient(t, in.URL, func(cfg *Config) {
 		cfg.MaxQueueBytes = bound
-		cfg.Compression = "none"
+		cfg.Compression = sizeCompression()
 		cfg.MaxRawPayloadBytes = 4_000
 	})
 	dir := filepath.Join(t.TempDir(), "spool")
@@ -116,7 +125,7 @@ func TestSpoolThroughOutage(t *testing.T) {
 	s := newScraper(t, c, appTarget("p"), prom)
 	const rounds, perRound = 40, 10
 	for _, ts := range scrapeTimes(rounds) {
-		s.scrape(counters(perRound, 40), ts)
+		s.scrape(counters(int(perRound), 40), ts)
 		time.Sleep(2 * time.Millisecond)
 		if q := c.QueueBytes(); q > bound {
 			t.Fatalf("%d bytes in memory, bound %d", q, bound)
@@ -261,7 +270,7 @@ func TestSpoolPastMemoryBound(t *testing.T) {
 	c := newTestClient(t, url, func(cfg *Config) {
 		cfg.SendConcurrency = 1
 		cfg.MaxQueueBytes = bound
-		cfg.Compression = "none"
+		cfg.Compression = sizeCompression()
 		cfg.MaxRawPayloadBytes = 4_000
 	})
 	if err := c.OpenSpool(filepath.Join(t.TempDir(), "spool")); err != nil {
@@ -269,9 +278,10 @@ func TestSpoolPastMemoryBound(t *testing.T) {
 	}
 	stop := run(t, c)
 	s := newScraper(t, c, appTarget("p"), prom)
-	const rounds, perRound = 30, 10
+	const rounds = 30
+	perRound := int64(v3Scaled(10))
 	for _, ts := range scrapeTimes(rounds) {
-		s.scrape(counters(perRound, 40), ts)
+		s.scrape(counters(int(perRound), 40), ts)
 		if q := c.QueueBytes(); q > bound {
 			t.Fatalf("%d bytes in memory, bound %d", q, bound)
 		}

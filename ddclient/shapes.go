@@ -13,6 +13,10 @@ type shape struct {
 	// is its entry in shapeIdx, deleted when refs falls to 0.
 	refs uint32
 	key  shapeKey
+	// gen and name: the index of the metric name in the dictionary of
+	// buffer generation gen (v3).
+	gen  uint64
+	name int64
 }
 
 type shapeKey struct {

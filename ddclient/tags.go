@@ -29,26 +29,54 @@ func (a *appender) appendTagBytes(b []byte, prefix string, name, value []byte) [
 // appendTag appends prefix+name:value as a JSON string, shortened to
 // MaxTagLength with a hash suffix (counted) when longer.
 func (a *appender) appendTag(b []byte, prefix, name, value string) []byte {
-	n := len(prefix) + len(name) + 1 + len(value)
-	if n <= MaxTagLength {
-		a.scr = append(append(append(append(a.scr[:0], prefix...), name...), ':'), value...)
-		return appendJSONString(b, string(a.scr))
+	a.scr = tagText(a, a.scr[:0], prefix, name, value)
+	return appendJSONString(b, string(a.scr))
+}
+
+// tagText appends the tag prefix+name:value to b as it is, shortened to
+// MaxTagLength with a hash suffix (counted) when longer.
+func tagText[T string | []byte](a *appender, b []byte, prefix string, name, value T) []byte {
+	start := len(b)
+	b = append(append(append(append(b, prefix...), name...), ':'), value...)
+	if len(b)-start <= MaxTagLength {
+		return b
 	}
-	tag := make([]byte, 0, n)
-	tag = append(append(append(append(tag, prefix...), name...), ':'), value...)
+	tag := b[start:]
 	h := xxhash.Sum64(tag)
 	cut := MaxTagLength - tagHashLen
 	for cut > 0 && !utf8.RuneStart(tag[cut]) {
 		cut--
 	}
-	short := append(tag[:cut:cut], '~')
+	b = append(b[:start+cut], '~')
 	for i := 15; i >= 0; i-- {
-		short = append(short, hex[h>>(4*uint(i))&0xf])
+		b = append(b, hex[h>>(4*uint(i))&0xf])
 	}
 	if a.m != nil {
 		a.m.shortened.Inc()
 	}
-	return appendJSONString(b, string(short))
+	return b
+}
+
+// v3TagText appends the tag as the v3 dictionary holds it: tagText's, its
+// invalid UTF-8 replaced by U+FFFD as the v2 JSON carries it.
+func v3TagText[T string | []byte](a *appender, b []byte, prefix string, name, value T) []byte {
+	start := len(b)
+	b = tagText(a, b, prefix, name, value)
+	if utf8.Valid(b[start:]) {
+		return b
+	}
+	a.scr = append(a.scr[:0], b[start:]...)
+	b = b[:start]
+	for s := a.scr; len(s) > 0; {
+		r, n := utf8.DecodeRune(s)
+		if r == utf8.RuneError && n == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return b
 }
 
 // plainJSON reports whether s needs no escaping in a JSON string and is

@@ -6,6 +6,7 @@ package ddclient
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -28,118 +29,190 @@ const (
 // name or tag repeated across series is written once: the reason the v3
 // payload is smaller than v2's JSON, which repeats every tag of every series.
 // The index columns are delta encoded, as the format requires. A writer is
-// reused after reset without allocating once its buffers have grown.
+// reused after reset without allocating once its buffers have grown: the
+// dictionaries are open-addressing tables over the bytes they write, not
+// maps of strings.
 type v3Writer struct {
 	names, tags, resStr dict
-	// tagsets finds a tag set by the hash of its tag indexes: the first
-	// set (index) of that hash; tagsetNext chains the others (a collision
-	// is told apart by comparing the sets).
-	tagsets          map[uint64]int32
-	tagsetNext       []int32
-	tagsetCol        []int64          // dictTagsets: length, then delta-encoded tag indexes
-	tagsetOff        []int32          // where each set starts in tagsetCol
-	resources        map[string]int64 // host → resource index
+	// tagsets finds a tag set by the hash of its tag indexes; tagsetCol is
+	// the dictTagsets column (each set: its length, then its tag indexes
+	// delta encoded), tagsetOff where each set starts in it.
+	tagsets   table
+	tagsetCol []int64
+	tagsetOff []int32
+	// hosts are the host resources, hosts[i] being resource i+1; each is
+	// one set of one resource ("host", name).
+	hosts            []string
 	resLen           []int64
 	resType, resName []int64 // delta encoded within each set
-	nres             int64
 
-	types, numPoints                                         []uint64
-	intervals                                                []int64 // delta encoded, as the Agent writes them
-	nameRefs, tagsetRefs, resourceRefs                       []int64 // delta encoded
-	lastName, lastTagset, lastResource, lastTS, lastInterval int64
-	timestamps                                               []int64 // delta encoded over the whole column
-	sint64s                                                  []int64
-	float64s                                                 []float64
+	types, numPoints                                 []uint64
+	nameRefs, tagsetRefs, resourceRefs, intervals    []int64 // delta encoded
+	lastName, lastTagset, lastResource, lastInterval int64
+	lastTS                                           int64
+	timestamps                                       []int64 // delta encoded over the whole column
+	sint64s                                          []int64
+	float64s                                         []float64
 
-	key []byte // scratch: a tag set's key
-	idx []int64
+	// size is what the payload would take, within a few bytes per series:
+	// what sealing and the memory bound count.
+	size    int
+	npoints int
+
+	idx []int64 // scratch: add's tag indexes
 }
 
-// dict is a dictionary of strings: varint length + bytes each, in order.
-type dict struct {
-	index map[string]int64
-	b     []byte
+// table is an open-addressing hash table of base-1 entry indexes, 0 being an
+// empty slot; the entries and their hashes live with its owner.
+type table struct {
+	slots []uint32
+	hash  []uint32 // hash[i-1] is entry i's
 }
 
-func (d *dict) ref(s string) int64 {
-	if s == "" {
-		return 0
+// Lookups probe from slot h&mask() on, one slot further at a time, until
+// the entry or an empty slot; (their loops are in dict.ref and
+// v3Writer.tagset, not behind a callback, so that nothing escapes).
+func (t *table) mask() int { return len(t.slots) - 1 }
+
+// insert makes the entry of hash h the next index at slot, growing the
+// table past half full (entries then move to their new slots).
+func (t *table) insert(slot int, h uint32) uint32 {
+	t.hash = append(t.hash, h)
+	i := uint32(len(t.hash))
+	t.slots[slot] = i
+	if 2*len(t.hash) > len(t.slots) {
+		t.slots = make([]uint32, 2*len(t.slots))
+		mask := len(t.slots) - 1
+		for e, h := range t.hash {
+			s := int(h) & mask
+			for t.slots[s] != 0 {
+				s = (s + 1) & mask
+			}
+			t.slots[s] = uint32(e + 1)
+		}
 	}
-	if i, ok := d.index[s]; ok {
-		return i
-	}
-	if d.index == nil {
-		d.index = map[string]int64{}
-	}
-	d.b = protowire.AppendVarint(d.b, uint64(len(s)))
-	d.b = append(d.b, s...)
-	i := int64(len(d.index) + 1)
-	d.index[s] = i
 	return i
 }
 
+func (t *table) reset() {
+	if t.slots == nil {
+		t.slots = make([]uint32, 64)
+	}
+	clear(t.slots)
+	t.hash = t.hash[:0]
+}
+
+// dict is a dictionary of strings, written as the payload wants it: varint
+// length + bytes each, in index order.
+type dict struct {
+	t          table
+	b          []byte
+	start, end []uint32 // where entry i+1's bytes start and end in b
+}
+
+func (d *dict) entry(i uint32) []byte { return d.b[d.start[i-1]:d.end[i-1]] }
+
+// ref returns the index of s, added if new. The dictionary keeps a copy of
+// the bytes, never s.
+func (d *dict) ref(s []byte) int64 {
+	if len(s) == 0 {
+		return 0
+	}
+	if d.t.slots == nil {
+		d.t.reset()
+	}
+	h := uint32(xxhash.Sum64(s))
+	mask := d.t.mask()
+	slot := int(h) & mask
+	for ; d.t.slots[slot] != 0; slot = (slot + 1) & mask {
+		if i := d.t.slots[slot]; d.t.hash[i-1] == h && string(d.entry(i)) == string(s) {
+			return int64(i)
+		}
+	}
+	d.b = protowire.AppendVarint(d.b, uint64(len(s)))
+	d.start = append(d.start, uint32(len(d.b)))
+	d.b = append(d.b, s...)
+	d.end = append(d.end, uint32(len(d.b)))
+	return int64(d.t.insert(slot, h))
+}
+
+// refString is ref of a string's bytes, without copying them first.
+func (d *dict) refString(s string) int64 {
+	return d.ref(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
 func (d *dict) reset() {
-	clear(d.index)
+	d.t.reset()
 	d.b = d.b[:0]
+	d.start, d.end = d.start[:0], d.end[:0]
 }
 
 func (w *v3Writer) reset() {
 	w.names.reset()
 	w.tags.reset()
 	w.resStr.reset()
-	clear(w.tagsets)
-	clear(w.resources)
-	w.tagsetCol, w.tagsetOff, w.tagsetNext, w.resLen, w.resType, w.resName = w.tagsetCol[:0], w.tagsetOff[:0], w.tagsetNext[:0], w.resLen[:0], w.resType[:0], w.resName[:0]
-	w.nres = 0
+	w.tagsets.reset()
+	clear(w.hosts)
+	w.tagsetCol, w.tagsetOff, w.hosts, w.resLen, w.resType, w.resName = w.tagsetCol[:0], w.tagsetOff[:0], w.hosts[:0], w.resLen[:0], w.resType[:0], w.resName[:0]
 	w.types, w.intervals, w.numPoints = w.types[:0], w.intervals[:0], w.numPoints[:0]
 	w.nameRefs, w.tagsetRefs, w.resourceRefs = w.nameRefs[:0], w.tagsetRefs[:0], w.resourceRefs[:0]
 	w.lastName, w.lastTagset, w.lastResource, w.lastTS, w.lastInterval = 0, 0, 0, 0, 0
 	w.timestamps, w.sint64s, w.float64s = w.timestamps[:0], w.sint64s[:0], w.float64s[:0]
+	w.size, w.npoints = 0, 0
 }
 
-// tagset returns the index of the tag set of tags (in the caller's order:
-// the same tags in another order are another set).
-func (w *v3Writer) tagset(tags []string) int64 {
-	if len(tags) == 0 {
+// name and tag return the index of a metric name and of a tag.
+func (w *v3Writer) name(s []byte) int64 { return w.dictRef(&w.names, s) }
+func (w *v3Writer) tag(s []byte) int64  { return w.dictRef(&w.tags, s) }
+
+func (w *v3Writer) dictRef(d *dict, s []byte) int64 {
+	n := len(d.start)
+	i := d.ref(s)
+	if len(d.start) > n {
+		w.size += len(s) + 2
+	}
+	return i
+}
+
+// tagset returns the index of the set of tag indexes idx, in their order
+// (the same tags in another order make another set, which no series of
+// the appender's gives: its tags come in one order).
+func (w *v3Writer) tagset(idx []int64) int64 {
+	if len(idx) == 0 {
 		return 0
 	}
-	w.idx = w.idx[:0]
-	w.key = w.key[:0]
-	for _, t := range tags {
-		i := w.tags.ref(t)
-		w.idx = append(w.idx, i)
-		w.key = protowire.AppendVarint(w.key, uint64(i))
+	if w.tagsets.slots == nil {
+		w.tagsets.reset()
 	}
-	h := xxhash.Sum64(w.key)
-	first, seen := w.tagsets[h]
-	for i := first; seen && i > 0; i = w.tagsetNext[i-1] {
-		if w.sameSet(w.tagsetOff[i-1]) {
+	h := uint32(xxhash.Sum64(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), 8*len(idx))))
+	t := &w.tagsets
+	mask := t.mask()
+	slot := int(h) & mask
+	for ; t.slots[slot] != 0; slot = (slot + 1) & mask {
+		if i := t.slots[slot]; t.hash[i-1] == h && w.sameSet(w.tagsetOff[i-1], idx) {
 			return int64(i)
 		}
 	}
-	if w.tagsets == nil {
-		w.tagsets = map[uint64]int32{}
-	}
-	w.tagsetNext = append(w.tagsetNext, first) // 0 ends the chain
-	w.tagsets[h] = int32(len(w.tagsetOff) + 1)
 	w.tagsetOff = append(w.tagsetOff, int32(len(w.tagsetCol)))
-	w.tagsetCol = append(w.tagsetCol, int64(len(w.idx)))
+	w.tagsetCol = append(w.tagsetCol, int64(len(idx)))
 	var prev int64
-	for _, i := range w.idx {
+	for _, i := range idx {
 		w.tagsetCol = append(w.tagsetCol, i-prev)
+		w.size += protowire.SizeVarint(protowire.EncodeZigZag(i - prev))
 		prev = i
 	}
-	return int64(len(w.tagsetOff))
+	w.size++
+	return int64(w.tagsets.insert(slot, h))
 }
 
-// sameSet reports whether the set at off in tagsetCol is w.idx.
-func (w *v3Writer) sameSet(off int32) bool {
+// sameSet reports whether the set at off in tagsetCol is idx.
+func (w *v3Writer) sameSet(off int32, idx []int64) bool {
 	c := w.tagsetCol[off:]
-	if c[0] != int64(len(w.idx)) {
+	if c[0] != int64(len(idx)) {
 		return false
 	}
 	var prev int64
-	for k, i := range w.idx {
+	for k, i := range idx {
 		if c[1+k] != i-prev {
 			return false
 		}
@@ -153,68 +226,144 @@ func (w *v3Writer) resource(host string) int64 {
 	if host == "" {
 		return 0
 	}
-	if i, ok := w.resources[host]; ok {
-		return i
+	for i, h := range w.hosts {
+		if h == host {
+			return int64(i + 1)
+		}
 	}
-	if w.resources == nil {
-		w.resources = map[string]int64{}
-	}
-	typ, name := w.resStr.ref("host"), w.resStr.ref(host)
+	typ, name := w.resStr.refString("host"), w.resStr.refString(host)
+	w.hosts = append(w.hosts, host)
 	w.resLen = append(w.resLen, 1)
 	// Delta encoded within each set, from 0 (as agent-payload's writer.rs
 	// and the Agent write it): a set of one is its indexes.
 	w.resType = append(w.resType, typ)
 	w.resName = append(w.resName, name)
-	w.nres++
-	w.resources[host] = w.nres
-	return w.nres
+	w.size += len(host) + 8
+	return int64(len(w.hosts))
 }
 
-// add adds a series of d with points (timestamps in Unix seconds). Its
-// values are written as integers when every one is one (most counts), as
-// zero when all are 0, else as float64.
+// series starts a series: its type (MetricType), name, tag set and
+// resource indexes, interval (seconds, counts) and number of points, which
+// point then adds. vt is the value type of all its points (v3ValueType).
+func (w *v3Writer) series(typ MetricType, vt uint64, name, set, res, interval int64, points int) {
+	t := uint64(v3Gauge)
+	switch typ {
+	case Count:
+		t = v3Count
+	case Rate:
+		t = v3Rate
+	}
+	w.types = append(w.types, t|vt)
+	w.nameRefs = append(w.nameRefs, name-w.lastName)
+	w.tagsetRefs = append(w.tagsetRefs, set-w.lastTagset)
+	w.resourceRefs = append(w.resourceRefs, res-w.lastResource)
+	w.intervals = append(w.intervals, interval-w.lastInterval)
+	w.lastName, w.lastTagset, w.lastResource, w.lastInterval = name, set, res, interval
+	w.numPoints = append(w.numPoints, uint64(points))
+	w.size += 12 // the per-series columns, about a byte each
+}
+
+// point adds a point of the current series; v must be of its value type.
+func (w *v3Writer) point(vt uint64, ts int64, v float64) {
+	w.timestamps = append(w.timestamps, ts-w.lastTS)
+	w.lastTS = ts
+	w.npoints++
+	switch vt {
+	case v3ValueSint64:
+		w.sint64s = append(w.sint64s, int64(v))
+		w.size += 4
+	case v3ValueFloat64:
+		w.float64s = append(w.float64s, v)
+		w.size += 8
+	}
+	w.size += 2
+}
+
+// v3ValueType is the narrowest value type that holds v exactly: zero,
+// integers (most counts) as sint64, others float64.
+func v3ValueType(v float64) uint64 {
+	switch {
+	case v == 0 && !math.Signbit(v):
+		return v3ValueZero
+	case v == math.Trunc(v) && math.Abs(v) < 1<<53 && v != 0: // -0 is no integer
+		return v3ValueSint64
+	}
+	return v3ValueFloat64
+}
+
+// add adds a series of d with points (timestamps in Unix seconds), all of
+// the value type that holds every value. Tests and splits use it; the
+// appender adds its one-point series through series and point.
 func (w *v3Writer) add(d *Desc, ts []int64, vals []float64) {
 	vt := uint64(v3ValueZero)
 	for _, v := range vals {
-		switch {
-		case v == 0 && !math.Signbit(v):
-		case v == math.Trunc(v) && math.Abs(v) < 1<<53 && v != 0: // -0 is no integer
-			vt = max(vt, v3ValueSint64)
-		default:
-			vt = v3ValueFloat64
-		}
+		vt = max(vt, v3ValueType(v))
 	}
-	typ := uint64(v3Gauge)
-	switch d.Type {
-	case Count:
-		typ = v3Count
-	case Rate:
-		typ = v3Rate
+	w.idx = w.idx[:0]
+	for _, t := range d.Tags {
+		w.idx = append(w.idx, w.tags.refString(t))
 	}
-	w.types = append(w.types, typ|vt)
-	name := w.names.ref(d.Metric)
-	w.nameRefs = append(w.nameRefs, name-w.lastName)
-	w.lastName = name
-	set := w.tagset(d.Tags)
-	w.tagsetRefs = append(w.tagsetRefs, set-w.lastTagset)
-	w.lastTagset = set
-	res := w.resource(d.Host)
-	w.resourceRefs = append(w.resourceRefs, res-w.lastResource)
-	w.lastResource = res
-	iv := max(d.Interval, 0)
-	w.intervals = append(w.intervals, iv-w.lastInterval)
-	w.lastInterval = iv
-	w.numPoints = append(w.numPoints, uint64(len(ts)))
+	set := w.tagset(w.idx)
+	w.series(d.Type, vt, w.names.refString(d.Metric), set, w.resource(d.Host), max(d.Interval, 0), len(ts))
 	for i, t := range ts {
-		w.timestamps = append(w.timestamps, t-w.lastTS)
-		w.lastTS = t
-		switch vt {
-		case v3ValueSint64:
-			w.sint64s = append(w.sint64s, int64(vals[i]))
-		case v3ValueFloat64:
-			w.float64s = append(w.float64s, vals[i])
-		}
+		w.point(vt, t, vals[i])
 	}
+}
+
+// copyRange adds series [from, to) of w to dst, by their strings: what
+// splitting a payload too large for the intake needs. Rare; it allocates.
+func (w *v3Writer) copyRange(dst *v3Writer, from, to int) {
+	var name, set, res, iv, t int64
+	var pt, si, fi int
+	var d Desc
+	var ts []int64
+	var vals []float64
+	for i := range to {
+		name += w.nameRefs[i]
+		set += w.tagsetRefs[i]
+		res += w.resourceRefs[i]
+		iv += w.intervals[i]
+		np := int(w.numPoints[i])
+		vt := w.types[i] & 0xf0
+		ts, vals = ts[:0], vals[:0]
+		for range np {
+			var v float64
+			switch vt {
+			case v3ValueSint64:
+				v = float64(w.sint64s[si])
+				si++
+			case v3ValueFloat64:
+				v = w.float64s[fi]
+				fi++
+			}
+			t += w.timestamps[pt]
+			ts, vals = append(ts, t), append(vals, v)
+			pt++
+		}
+		if i < from {
+			continue
+		}
+		d = Desc{Metric: string(w.names.entry(uint32(name))), Type: MetricType(w.types[i] & 0x0f), Interval: iv, Tags: w.setTags(set)}
+		if res > 0 {
+			d.Host = w.hosts[res-1]
+		}
+		dst.add(&d, ts, vals)
+	}
+}
+
+// setTags returns the tags of tag set i.
+func (w *v3Writer) setTags(i int64) []string {
+	if i == 0 {
+		return nil
+	}
+	c := w.tagsetCol[w.tagsetOff[i-1]:]
+	tags := make([]string, c[0])
+	var idx int64
+	for k := range tags {
+		idx += c[1+k]
+		tags[k] = string(w.tags.entry(uint32(idx)))
+	}
+	return tags
 }
 
 // Field numbers of intake_v3.proto.

@@ -3,7 +3,7 @@ package ddclient
 import (
 	"fmt"
 	"math"
-	"reflect"
+	"slices"
 	"testing"
 
 	v3 "github.com/DataDog/agent-payload/v5/metrics/intake_v3"
@@ -24,7 +24,7 @@ type v3Series struct {
 
 // decodeV3 reads a payload with agent-payload's generated type and undoes
 // the dictionaries and delta encodings by the proto's comments.
-func decodeV3(t *testing.T, b []byte) []v3Series {
+func decodeV3(t testing.TB, b []byte) []v3Series {
 	t.Helper()
 	var p v3.Payload
 	if err := proto.Unmarshal(b, &p); err != nil {
@@ -133,7 +133,7 @@ func TestV3WriterRoundTrip(t *testing.T) {
 			g := got[i]
 			wantType := map[MetricType]uint64{Count: 1, Gauge: 3}[s.d.Type]
 			if g.Name != s.d.Metric || g.Type&0x0f != wantType || g.Interval != s.d.Interval || g.Host != s.d.Host ||
-				!reflect.DeepEqual(g.Tags, s.d.Tags) || !reflect.DeepEqual(g.TS, s.ts) || fmt.Sprint(g.Vals) != fmt.Sprint(s.vals) {
+				!sameTags(g.Tags, s.d.Tags) || !slices.Equal(g.TS, s.ts) || fmt.Sprint(g.Vals) != fmt.Sprint(s.vals) {
 				t.Errorf("round %d series %d: got %+v, want %+v %v %v", round, i, g, s.d, s.ts, s.vals)
 			}
 		}
@@ -151,6 +151,51 @@ func TestV3WriterRoundTrip(t *testing.T) {
 	md := p.GetMetricData()
 	if n := len(md.DictTagsets); n != 3+3+2 { // two sets of 2 tags, one of 1
 		t.Errorf("dictTagsets has %d entries, want 8: %v", n, md.DictTagsets)
+	}
+}
+
+// sameTags reports whether a and b hold the same tags in any order: a tag
+// set is a set, which the writer sorts by dictionary index.
+func sameTags(a, b []string) bool {
+	a, b = slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+	return slices.Equal(a, b)
+}
+
+// TestV3CopyRange: a payload split in two (as one the intake would refuse
+// for its size is) holds the same series, and its dictionaries grow past
+// their first table size without losing an entry.
+func TestV3CopyRange(t *testing.T) {
+	var w v3Writer
+	w.reset()
+	var want []v3Series
+	for i := range 5000 {
+		d := Desc{Metric: fmt.Sprintf("m%d", i%300), Type: []MetricType{Count, Gauge, Rate}[i%3], Host: []string{"", "node-a", "node-b"}[i%3],
+			Tags: []string{fmt.Sprintf("pod:p%d", i%97), fmt.Sprintf("id:%d", i), "kube_namespace:shop"}}
+		if d.Type != Gauge {
+			d.Interval = int64(10 + i%4)
+		}
+		ts := []int64{1_800_000_000 + int64(i%50)}
+		vals := []float64{[]float64{0, 7, -2.5}[i%3]}
+		w.add(&d, ts, vals)
+		want = append(want, v3Series{Name: d.Metric, Interval: d.Interval, Tags: d.Tags, Host: d.Host, TS: ts, Vals: vals})
+	}
+	for _, cut := range []int{0, 1, 2500, 4999, 5000} {
+		var a, b v3Writer
+		w.copyRange(&a, 0, cut)
+		w.copyRange(&b, cut, 5000)
+		got := append(decodeV3(t, a.appendPayload(nil)), decodeV3(t, b.appendPayload(nil))...)
+		if cut == 0 || cut == 5000 {
+			got = decodeV3(t, map[bool]*v3Writer{true: &a, false: &b}[cut == 5000].appendPayload(nil))
+		}
+		if len(got) != len(want) {
+			t.Fatalf("cut %d: %d series, want %d", cut, len(got), len(want))
+		}
+		for i, g := range got {
+			x := want[i]
+			if g.Name != x.Name || g.Interval != x.Interval || g.Host != x.Host || !sameTags(g.Tags, x.Tags) || !slices.Equal(g.TS, x.TS) || !slices.Equal(g.Vals, x.Vals) {
+				t.Fatalf("cut %d series %d: got %+v, want %+v", cut, i, g, x)
+			}
+		}
 	}
 }
 

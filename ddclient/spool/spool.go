@@ -18,12 +18,26 @@ import (
 	"sync"
 )
 
+// Endpoint is the intake API a payload was made for: a payload is posted
+// where its format is read, whatever the sender's setting is when it is
+// read back.
+type Endpoint uint8
+
+// Endpoints.
+const (
+	SeriesV2 Endpoint = iota // /api/v2/series, JSON
+	SeriesV3                 // /api/intake/metrics/v3/series, columnar protobuf
+
+	numEndpoints = iota
+)
+
 // Record is one compressed payload with what the sender needs to post or
 // drop it.
 type Record struct {
 	Body     []byte
 	Encoding string // Content-Encoding, "" for none
-	Raw      int    // uncompressed size
+	Endpoint Endpoint
+	Raw      int // uncompressed size
 	Points   int
 	MinTS    int64 // oldest point, Unix seconds
 }
@@ -79,7 +93,7 @@ type Spool struct {
 const (
 	magic     = "NSSPOOL1"
 	suffix    = ".seg"
-	recHeader = 4 + 4 + 1 + 8 + 4 + 4 // length, crc, encoding, minTS, points, raw
+	recHeader = 4 + 4 + 1 + 8 + 4 + 4 // length, crc, encoding | endpoint<<4, minTS, points, raw
 	// maxRecord bounds a record's body length read back: a corrupt length
 	// must not make the reader allocate gigabytes.
 	maxRecord = 64 << 20
@@ -263,6 +277,10 @@ func (s *Spool) Append(recs ...Record) error {
 		if err != nil {
 			return err
 		}
+		if r.Endpoint >= numEndpoints {
+			return fmt.Errorf("spool: unknown endpoint %d", r.Endpoint)
+		}
+		code |= byte(r.Endpoint) << 4
 		size := int64(recHeader + len(r.Body))
 		if size > s.cfg.MaxBytes || len(r.Body) > s.cfg.MaxRecord {
 			s.cfg.Dropped(r.Points, "spool_full")
@@ -517,7 +535,7 @@ func readRecords(r *bufio.Reader, fn func(Record)) error {
 			return fmt.Errorf("%w: %v", errTorn, err)
 		}
 		n := binary.LittleEndian.Uint32(h[0:])
-		if n > maxRecord || int(h[8]) >= len(encodings) {
+		if n > maxRecord || int(h[8]&0x0f) >= len(encodings) || h[8]>>4 >= numEndpoints {
 			return fmt.Errorf("%w: bad header", errTorn)
 		}
 		body, err := readBody(r, int(n))
@@ -529,7 +547,7 @@ func readRecords(r *bufio.Reader, fn func(Record)) error {
 			return fmt.Errorf("%w: checksum mismatch", errTorn)
 		}
 		fn(Record{
-			Body: body, Encoding: encodings[h[8]],
+			Body: body, Encoding: encodings[h[8]&0x0f], Endpoint: Endpoint(h[8] >> 4),
 			MinTS: int64(binary.LittleEndian.Uint64(h[9:])), Points: int(binary.LittleEndian.Uint32(h[17:])), Raw: int(binary.LittleEndian.Uint32(h[21:])),
 		})
 	}

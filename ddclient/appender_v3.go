@@ -1,0 +1,202 @@
+package ddclient
+
+import (
+	"encoding/json"
+	"unsafe"
+
+	"github.com/nodescraper/nodescraper/relabel/target"
+	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// v3State is what an appender keeps to add its points to v3 payloads: its
+// target's tags as text, and their indexes in the dictionaries of the
+// payload being filled (buffer generation gen). A point then costs a
+// dictionary lookup per label of its own, one for its tag set, and none
+// for the name or the target's tags after the first point of the payload.
+type v3State struct {
+	host       string   // the host resource; "" for none (a cluster target)
+	targetTags [][]byte // per target label, in Target.Labels order; nil when dropped
+	extra      [][]byte // the Kubernetes tags
+
+	gen       uint64
+	targetIdx []int64 // per target label; 0 when dropped
+	extraIdx  []int64
+	tailIdx   []int64 // the target's and Kubernetes tags sent
+	res       int64
+	tailSet   int64 // the tag set of tailIdx; -1 until made in gen
+	report    [len(reportNames)]int64
+
+	idx []int64 // scratch: a point's tag indexes
+	tag []byte  // scratch: a tag
+}
+
+// initV3 takes the target's tags from their JSON (newAppender made it):
+// the same text the v2 payload carries, shortened and made valid UTF-8.
+func (a *appender) initV3(t *target.Target) {
+	v := &v3State{}
+	if a.mp.Host != "" && !t.Cluster {
+		v.host = a.mp.Host
+	}
+	for _, tag := range a.targetTags {
+		var raw []byte
+		if tag != nil {
+			raw = unquoteTag(tag)
+		}
+		v.targetTags = append(v.targetTags, raw)
+	}
+	if len(a.extra) > 0 {
+		var extra []string
+		_ = json.Unmarshal(append(append([]byte{'['}, a.extra[1:]...), ']'), &extra)
+		for _, e := range extra {
+			v.extra = append(v.extra, []byte(e))
+		}
+	}
+	a.v3 = v
+}
+
+func unquoteTag(j []byte) []byte {
+	var s string
+	_ = json.Unmarshal(j, &s)
+	return []byte(s)
+}
+
+// bindV3 finds the target's tags and host in the dictionaries of bf's
+// payload.
+func (a *appender) bindV3(bf *buffer) {
+	v, w := a.v3, bf.w
+	v.gen = bf.gen
+	v.targetIdx, v.extraIdx, v.tailIdx = v.targetIdx[:0], v.extraIdx[:0], v.tailIdx[:0]
+	for _, t := range v.targetTags {
+		var i int64
+		if t != nil {
+			i = w.tag(t)
+			v.tailIdx = append(v.tailIdx, i)
+		}
+		v.targetIdx = append(v.targetIdx, i)
+	}
+	for _, t := range v.extra {
+		v.extraIdx = append(v.extraIdx, w.tag(t))
+	}
+	v.tailIdx = append(v.tailIdx, v.extraIdx...)
+	v.tailSet = -1
+	v.res = w.resource(v.host)
+	v.report = [len(reportNames)]int64{}
+}
+
+// targetSet returns the tag set of the target's tags alone.
+func (a *appender) targetSet(w *v3Writer) int64 {
+	v := a.v3
+	if v.tailSet < 0 {
+		v.idx = append(v.idx[:0], v.tailIdx...)
+		v.tailSet = w.tagset(v.idx)
+	}
+	return v.tailSet
+}
+
+// appendV3 adds one point as a one-point series of the v3 payload: the
+// v3 counterpart of Append's JSON entry, with the same tags.
+func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val float64) {
+	bf := a.buf
+	w, v := bf.w, a.v3
+	if v.gen != bf.gen {
+		a.bindV3(bf)
+	}
+	sh, st := a.series(ref)
+	if sh.gen != bf.gen {
+		sh.gen, sh.name = bf.gen, w.name(unsafe.Slice(unsafe.StringData(sh.key.name), len(sh.key.name)))
+	}
+	var set int64
+	nl := 0
+	if st == nil {
+		nl = p.NumLabels()
+	}
+	switch {
+	case st != nil:
+		idx := v.idx[:0]
+		for b := unsafe.Slice(unsafe.StringData(st.tags), len(st.tags)); len(b) > 0; {
+			tag, n := protowire.ConsumeBytes(b)
+			idx = append(idx, w.tag(tag))
+			b = b[n:]
+		}
+		idx = append(idx, v.extraIdx...)
+		set = w.tagset(idx)
+		v.idx = idx
+	case nl == 0 && sh.omitted == 0:
+		set = a.targetSet(w)
+	default:
+		set = a.labelSetV3(w, p, sh, ref&plainBit != 0, nl)
+	}
+	iv := int64(0)
+	if sh.key.typ == Count {
+		iv = a.interval
+	}
+	vt := v3ValueType(val)
+	w.series(sh.key.typ, vt, sh.name, set, v.res, iv, 1)
+	w.point(vt, sec, val)
+	a.finishV3(bf, sec)
+}
+
+// labelSetV3 returns the tag set of a verbatim series: its labels' tags,
+// then the target's but those its own labels shadow (shape.omitted).
+func (a *appender) labelSetV3(w *v3Writer, p *exposition.Parser, sh *shape, plain bool, nl int) int64 {
+	v := a.v3
+	idx := v.idx[:0]
+	for k := range nl {
+		name, value := p.Label(k)
+		prefix := ""
+		if sh.exported&(1<<k) != 0 {
+			prefix = model.ExportedLabelPrefix
+		}
+		if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
+			name = upperBound
+		}
+		if plain {
+			v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
+		} else {
+			v.tag = v3TagText(a, v.tag[:0], prefix, name, value)
+		}
+		idx = append(idx, w.tag(v.tag))
+	}
+	if sh.omitted == 0 {
+		idx = append(idx, v.tailIdx...)
+	} else {
+		for i, t := range v.targetIdx {
+			if sh.omitted&(1<<i) != 0 || t == 0 {
+				continue
+			}
+			idx = append(idx, t)
+		}
+		idx = append(idx, v.extraIdx...)
+	}
+	v.idx = idx
+	return w.tagset(idx)
+}
+
+// appendReportV3 adds report point i (reportNames) with the target's tags.
+func (a *appender) appendReportV3(i int, sec int64, val float64) {
+	bf := a.buf
+	w, v := bf.w, a.v3
+	if v.gen != bf.gen {
+		a.bindV3(bf)
+	}
+	if v.report[i] == 0 {
+		n := a.report.names[i]
+		v.report[i] = w.name(unsafe.Slice(unsafe.StringData(n), len(n)))
+	}
+	vt := v3ValueType(val)
+	w.series(Gauge, vt, v.report[i], a.targetSet(w), v.res, 0, 1)
+	w.point(vt, sec, val)
+	a.finishV3(bf, sec)
+}
+
+// finishV3 notes the point's time and hands bf on when it is full.
+func (a *appender) finishV3(bf *buffer, sec int64) {
+	if sec < bf.minTS || bf.minTS == 0 {
+		bf.minTS = sec
+	}
+	if bf.sealed() {
+		a.buf = a.out.full(bf)
+	}
+}

@@ -94,10 +94,16 @@ func (s *Sink) ModelChecked() int64 { return s.modelDone.Load() }
 // Close refuses further requests with 503 and waits for requests in progress.
 func (s *Sink) Close() { s.in.Close() }
 
-// ServeHTTP serves POST /api/v2/series and GET /api/v1/validate.
+// ServeHTTP serves POST /api/v2/series, POST /api/intake/metrics/v3/series
+// (as Config.SeriesAPI says) and GET /api/v1/validate.
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in := s.in
-	if r.URL.Path != SeriesPath {
+	version := SeriesV2
+	switch r.URL.Path {
+	case SeriesPath:
+	case SeriesV3Path:
+		version = SeriesV3
+	default:
 		in.ServeHTTP(w, r) // validate, 404 and the closed answer store nothing
 		return
 	}
@@ -106,7 +112,10 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer in.inflight.Done()
-	if rej := s.checkSeries(r); rej != nil {
+	if in.wrongSeriesAPI(w, r, version) {
+		return
+	}
+	if rej := s.checkSeries(r, version); rej != nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, in.cfg.MaxCompressedBytes))
 		in.refuse(w, r, rej)
 		return
@@ -116,18 +125,31 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // checkSeries runs Intake's checks in the same order; an accepted payload
 // is counted and handed to OnAccept instead of being stored.
-func (s *Sink) checkSeries(r *http.Request) *rejection {
+func (s *Sink) checkSeries(r *http.Request, version string) *rejection {
 	in := s.in
-	if rej := in.checkPost(r); rej != nil {
+	checkHeaders := in.checkPost
+	if version == SeriesV3 {
+		checkHeaders = in.checkPostV3
+	}
+	if rej := checkHeaders(r); rej != nil {
 		return rej
 	}
 	rcv, rej := in.readBody(r)
 	if rej != nil {
 		return rej
 	}
+	rcv.version = version
 	now := in.now()
 	var series []SinkSeries
-	if model := (s.payloads.Add(1)-1)%int64(s.cfg.ModelEvery) == 0; model {
+	if version == SeriesV3 {
+		// Always the full check: the v3 decoder is the generated types'.
+		p, rej := in.decodeV3(rcv.body, now)
+		if rej != nil {
+			return rej
+		}
+		series = fromModel(p)
+		s.modelDone.Add(1)
+	} else if model := (s.payloads.Add(1)-1)%int64(s.cfg.ModelEvery) == 0; model {
 		p, rej := in.decode(rcv.body, now)
 		if rej != nil {
 			return rej

@@ -280,7 +280,6 @@ func (s *Spool) Append(recs ...Record) error {
 		if r.Endpoint >= numEndpoints {
 			return fmt.Errorf("spool: unknown endpoint %d", r.Endpoint)
 		}
-		code |= byte(r.Endpoint) << 4
 		size := int64(recHeader + len(r.Body))
 		if size > s.cfg.MaxBytes || len(r.Body) > s.cfg.MaxRecord {
 			s.cfg.Dropped(r.Points, "spool_full")
@@ -501,7 +500,7 @@ func (s *Spool) drop(seg *segment, reason string) {
 func writeRecord(w *bufio.Writer, code byte, r Record) error {
 	var h [recHeader]byte
 	binary.LittleEndian.PutUint32(h[0:], uint32(len(r.Body)))
-	h[8] = code
+	h[8] = code | byte(r.Endpoint)<<4
 	binary.LittleEndian.PutUint64(h[9:], uint64(r.MinTS))
 	binary.LittleEndian.PutUint32(h[17:], uint32(r.Points))
 	binary.LittleEndian.PutUint32(h[21:], uint32(r.Raw))

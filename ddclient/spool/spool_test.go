@@ -51,6 +51,7 @@ func rec(i, size int) Record {
 	return Record{
 		Body:     bytes.Repeat([]byte{byte(i), byte(i >> 8)}, size/2),
 		Encoding: []string{"zstd1", "gzip", ""}[i%3],
+		Endpoint: Endpoint(i % 2),
 		Raw:      10 * size, Points: 1 + i%7, MinTS: 1_700_000_000 + int64(i),
 	}
 }
@@ -75,7 +76,7 @@ func readAll(t *testing.T, s *Spool) []Record {
 }
 
 func equal(a, b Record) bool {
-	return bytes.Equal(a.Body, b.Body) && a.Encoding == b.Encoding && a.Raw == b.Raw && a.Points == b.Points && a.MinTS == b.MinTS
+	return bytes.Equal(a.Body, b.Body) && a.Encoding == b.Encoding && a.Endpoint == b.Endpoint && a.Raw == b.Raw && a.Points == b.Points && a.MinTS == b.MinTS
 }
 
 func checkRecords(t *testing.T, got []Record, want []Record) {
@@ -256,6 +257,9 @@ func TestRefused(t *testing.T) {
 	}
 	if err := s.Append(Record{Encoding: "br", Body: []byte("x")}); err == nil {
 		t.Fatal("unknown encoding accepted")
+	}
+	if err := s.Append(Record{Endpoint: numEndpoints, Body: []byte("x")}); err == nil {
+		t.Fatal("unknown endpoint accepted")
 	}
 	// A record larger than the whole bound is dropped and reported, not written.
 	small := open(t, t.TempDir(), 4<<10, 1<<10, d)

@@ -19,8 +19,9 @@ import (
 
 // agentSpec names an agent binary to measure.
 type agentSpec struct {
-	Name string `json:"name"`
-	Path string `json:"path"`
+	Name string   `json:"name"`
+	Path string   `json:"path"`
+	Args []string `json:"args,omitempty"` // extra agent flags
 }
 
 // agentProc is a running agent.

@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// agentFlags collects -agent NAME=PATH (or PATH) flags.
+// agentFlags collects -agent NAME=PATH[,ARG...] (or PATH) flags: ARGs are
+// the agent's own extra flags, e.g. v2=../bin/nodescraper,--use-v3-api-series=false.
 type agentFlags []agentSpec
 
 func (a *agentFlags) String() string { return fmt.Sprint(*a) }
@@ -28,10 +29,15 @@ func (a *agentFlags) Set(s string) error {
 	if !ok {
 		name, path = filepath.Base(filepath.Dir(filepath.Dir(s)))+"/"+filepath.Base(s), s
 	}
+	path, extra, _ := strings.Cut(path, ",")
 	if name == "" || path == "" {
-		return fmt.Errorf("-agent %q: want NAME=PATH or PATH", s)
+		return fmt.Errorf("-agent %q: want NAME=PATH[,ARG...] or PATH", s)
 	}
-	*a = append(*a, agentSpec{Name: name, Path: path})
+	spec := agentSpec{Name: name, Path: path}
+	if extra != "" {
+		spec.Args = strings.Split(extra, ",")
+	}
+	*a = append(*a, spec)
 	return nil
 }
 
@@ -45,7 +51,7 @@ func main() {
 
 func mainErr() error {
 	var agents agentFlags
-	flag.Var(&agents, "agent", "agent binary to measure, NAME=PATH or PATH; repeat to compare binaries in one run (default current=../bin/nodescraper)")
+	flag.Var(&agents, "agent", "agent binary to measure, NAME=PATH[,ARG...] or PATH (ARGs: extra agent flags, e.g. v2=../bin/nodescraper,--use-v3-api-series=false); repeat to compare in one run (default current=../bin/nodescraper)")
 	build := flag.Bool("build", false, "run `make -C .. build` first (builds ../bin/nodescraper)")
 	list := flag.String("scenarios", "all", "comma-separated scenarios: all, scaling, idle, scale-10k, scale-100k, typical, churn, ksm, scale-500k, dense")
 	interval := flag.Duration("interval", 15*time.Second, "scrape interval (>= 2s: the agent keeps one point per series and second)")

@@ -87,6 +87,9 @@ func writeMarkdown(w io.Writer, ri runInfo) error {
 	for _, r := range ri.Results {
 		fmt.Fprintf(&b, "- %s/%s: window %.1f s, agent %.1f%% of a core, %d scrapes, %d points, harness CPU %.1f s, exit %.1f s, %d payloads (%d checked against the model)",
 			r.Scenario, r.Agent, r.Window, 100*r.CPU/max(r.Window, 1e-9), r.Scrapes, r.Points, r.HarnessCPU, r.ExitSeconds, r.IntakePayloads, r.ModelChecked)
+		for _, k := range slices.Sorted(maps.Keys(r.SeriesVersions)) {
+			fmt.Fprintf(&b, ", %d %s payloads", r.SeriesVersions[k], k)
+		}
 		for _, k := range slices.Sorted(maps.Keys(r.AgentDropSeries)) {
 			fmt.Fprintf(&b, "; `%s` %v", k, r.AgentDropSeries[k])
 		}

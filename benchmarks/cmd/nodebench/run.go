@@ -64,6 +64,7 @@ type result struct {
 	AgentDrops       float64            `json:"agent_drops"`
 	AgentDropSeries  map[string]float64 `json:"agent_drop_counters,omitempty"`
 	IntakePayloads   int64              `json:"intake_payloads"`
+	SeriesVersions   map[string]int64   `json:"intake_payloads_by_series_api,omitempty"`
 	ModelChecked     int64              `json:"intake_model_checked_payloads"`
 	IntakeRejected   int64              `json:"intake_rejected"`
 	IntakeReasons    map[string]int64   `json:"intake_reject_reasons,omitempty"`
@@ -153,6 +154,7 @@ func (r *result) readSink(sink *fakeintake.Sink) {
 	st := sink.Stats()
 	r.IntakePayloads, r.ModelChecked = st.Accepted, sink.ModelChecked()
 	r.IntakeRejected = st.RejectedTotal()
+	r.SeriesVersions = st.SeriesVersions
 	r.IntakeReasons = map[string]int64{}
 	for reason, n := range st.Rejected {
 		r.IntakeReasons[string(reason)] = n
@@ -222,6 +224,7 @@ func launch(ctx context.Context, ag agentSpec, dir string, targets []*exportTarg
 		return nil, err
 	}
 	args := agentArgs(ag.Path, sdPath, sinkURL, filepath.Join(dir, "state"), listen, o.interval, o.logf)
+	args = append(args, ag.Args...)
 	agent, err := startAgent(ag.Path, args, apiKey, filepath.Join(dir, "agent.log"))
 	if err != nil {
 		return nil, err

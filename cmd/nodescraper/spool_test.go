@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodescraper/nodescraper/ddclient/fakeintake"
 
 	"github.com/nodescraper/nodescraper/internal/exporter"
 )
@@ -131,6 +134,16 @@ func TestRestartDuringOutage(t *testing.T) {
 // at the intake is exactly what the agent counted as dropped.
 func TestOutageSpillsToDisk(t *testing.T) {
 	const series = 3000
+	// v3 payloads are zstd compressed (v3 requires it; with
+	// --compression none the agent sends v2) and some 20 times smaller
+	// than v2's uncompressed JSON: the bound of the smaller spool
+	// (1 MiB, the least spool) is passed with queue names that compress
+	// little and a longer outage.
+	compression, outage, queue := "none", 6, func(i int) string { return fmt.Sprintf("queue-%05d-with-a-long-name-for-size", i) }
+	if fakeintake.SeriesAPIFromEnv() == fakeintake.SeriesV3 {
+		compression, outage = "zstd", 18
+		queue = func(i int) string { return fmt.Sprintf("%x", sha256.Sum256([]byte{byte(i), byte(i >> 8)})) }
+	}
 	for _, tc := range []struct {
 		name      string
 		spool     string
@@ -145,7 +158,7 @@ func TestOutageSpillsToDisk(t *testing.T) {
 			e := exporter.New()
 			work := e.Family("work_items_total", exporter.Counter, "Work.")
 			for i := range series {
-				work.Set(fmt.Sprintf(`queue="queue-%05d-with-a-long-name-for-size",shard="%d"`, i, i%17), 0)
+				work.Set(fmt.Sprintf(`queue="%s",shard="%d"`, queue(i), i%17), 0)
 			}
 			// Every scrape sees each counter exactly 1 higher: each point
 			// sent is 1, so lost points and lost increase are one number.
@@ -155,12 +168,14 @@ func TestOutageSpillsToDisk(t *testing.T) {
 			// memory bound at once, and a 1 MiB spool holds two.
 			// Without the per-target report gauges, every point counted
 			// (sent, spooled or dropped) is one of the counters' points.
-			a := newOutageAgent(t, key, in.URL, addr, "--compression", "none",
+			a := newOutageAgent(t, key, in.URL, addr, "--compression", compression,
 				"--queue-max-bytes", "256KiB", "--spool-max-bytes", tc.spool, "--report-series=false")
 			agent := a.start()
 			waitScrapes(t, e, 2)
 			in.FailNext(1_000_000, http.StatusServiceUnavailable)
-			waitScrapes(t, e, e.Scrapes()+6)
+			for range outage / 6 { // waitScrapes waits 15s at most
+				waitScrapes(t, e, e.Scrapes()+6)
+			}
 			time.Sleep(300 * time.Millisecond)
 			spooled := agent.metric("nodescraper_dd_points_spooled_total")
 			if spooled == 0 {

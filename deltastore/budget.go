@@ -40,9 +40,11 @@ type nsCount struct {
 	tables int // tables in the namespace; guarded by Store.mu
 }
 
-// SetNamespace puts the table's series under namespace ns's budget (file_sd
-// targets have none: they share the namespace ""), moving them from the one
-// it was in. Call before the table's loop runs, without the table's lock.
+// SetNamespace puts the table's series under namespace ns's budget, moving
+// them from the one it was in. ns "" is no namespace and no namespace
+// budget: a file_sd target is the operator's own configuration, not a
+// tenant's monitor, and the per-target and node budgets still hold it.
+// Call before the table's loop runs, without the table's lock.
 func (t *Table) SetNamespace(ns string) {
 	s := t.store
 	s.mu.Lock()
@@ -53,6 +55,9 @@ func (t *Table) SetNamespace(ns string) {
 		return
 	}
 	s.leaveNamespace(t)
+	if ns == "" {
+		return
+	}
 	c := s.namespaces[ns]
 	if c == nil {
 		c = &nsCount{name: ns}

@@ -59,3 +59,26 @@ func TestBudgets(t *testing.T) {
 		t.Errorf("after b moved: x %v, y %d series; want x gone and y 6", s.namespaces["x"], s.namespaces["y"].series.Load())
 	}
 }
+
+// TestNoNamespaceNoBudget: file_sd targets (namespace "") are the
+// operator's own and meet no namespace budget, only their own and the
+// node's: three of them hold more together than a namespace may.
+func TestNoNamespaceNoBudget(t *testing.T) {
+	s := New(Config{MaxSeries: 100, MaxSeriesPerTarget: 4, MaxSeriesPerNamespace: 5, Logger: slog.New(slog.DiscardHandler)})
+	h := uint64(0)
+	for seed := range uint64(3) {
+		tab := s.Table(seed + 1)
+		tab.SetNamespace("")
+		tab.Lock()
+		for range 4 {
+			h++
+			if _, why := tab.Admit(h); why != Admitted {
+				t.Errorf("table %d: %v, want every series admitted", seed, why)
+			}
+		}
+		tab.Unlock()
+	}
+	if len(s.namespaces) != 0 {
+		t.Errorf("namespaces %v, want none", s.namespaces)
+	}
+}

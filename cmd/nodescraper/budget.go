@@ -40,7 +40,7 @@ func (b *scrapeBudgets) flags(fs *flag.FlagSet, e *envDefaults) {
 	fs.IntVar(&b.perTarget, "max-series-per-target", e.int("NODESCRAPER_MAX_SERIES_PER_TARGET", 0),
 		"most series one target holds, within --max-series; its new series beyond it are refused and counted, its others keep flowing; 0 = an eighth of --max-series (env NODESCRAPER_MAX_SERIES_PER_TARGET)")
 	fs.IntVar(&b.perNamespace, "max-series-per-namespace", e.int("NODESCRAPER_MAX_SERIES_PER_NAMESPACE", 0),
-		"most series the targets of one namespace hold together (file_sd targets share one), within --max-series; 0 = half of --max-series (env NODESCRAPER_MAX_SERIES_PER_NAMESPACE)")
+		"most series the targets of one namespace hold together (file_sd targets, the operator's own, have no namespace and no such budget), within --max-series; 0 = half of --max-series (env NODESCRAPER_MAX_SERIES_PER_NAMESPACE)")
 }
 
 func (b *scrapeBudgets) validate(maxSeries int) error {

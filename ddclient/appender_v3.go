@@ -2,7 +2,6 @@ package ddclient
 
 import (
 	"encoding/json"
-	"unsafe"
 
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop/exposition"
@@ -105,7 +104,7 @@ func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val flo
 	}
 	sh, st := a.series(ref)
 	if sh.gen != bf.gen {
-		sh.gen, sh.name = bf.gen, w.name(unsafe.Slice(unsafe.StringData(sh.key.name), len(sh.key.name)))
+		sh.gen, sh.name = bf.gen, w.name(bytesOf(sh.key.name))
 	}
 	var set int64
 	nl := 0
@@ -115,7 +114,7 @@ func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val flo
 	switch {
 	case st != nil:
 		idx := v.idx[:0]
-		for b := unsafe.Slice(unsafe.StringData(st.tags), len(st.tags)); len(b) > 0; {
+		for b := bytesOf(st.tags); len(b) > 0; {
 			tag, n := protowire.ConsumeBytes(b)
 			idx = append(idx, w.tag(tag))
 			b = b[n:]
@@ -182,8 +181,7 @@ func (a *appender) appendReportV3(i int, sec int64, val float64) {
 		a.bindV3(bf)
 	}
 	if v.report[i] == 0 {
-		n := a.report.names[i]
-		v.report[i] = w.name(unsafe.Slice(unsafe.StringData(n), len(n)))
+		v.report[i] = w.name(bytesOf(a.report.names[i]))
 	}
 	vt := v3ValueType(val)
 	w.series(Gauge, vt, v.report[i], a.targetSet(w), v.res, 0, 1)

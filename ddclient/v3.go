@@ -140,10 +140,8 @@ func (d *dict) ref(s []byte) int64 {
 	return int64(d.t.insert(slot, h))
 }
 
-// refString is ref of a string's bytes, without copying them first.
-func (d *dict) refString(s string) int64 {
-	return d.ref(unsafe.Slice(unsafe.StringData(s), len(s)))
-}
+// bytesOf is s's bytes, not copied: what dictionaries look up and copy.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (d *dict) reset() {
 	d.t.reset()
@@ -235,7 +233,7 @@ func (w *v3Writer) resource(host string) int64 {
 			return int64(i + 1)
 		}
 	}
-	typ, name := w.resStr.refString("host"), w.resStr.refString(host)
+	typ, name := w.resStr.ref(bytesOf("host")), w.resStr.ref(bytesOf(host))
 	w.hosts = append(w.hosts, host)
 	w.resLen = append(w.resLen, 1)
 	// Delta encoded within each set, from 0 (as agent-payload's writer.rs
@@ -305,10 +303,10 @@ func (w *v3Writer) add(d *Desc, ts []int64, vals []float64) {
 	}
 	w.idx = w.idx[:0]
 	for _, t := range d.Tags {
-		w.idx = append(w.idx, w.tags.refString(t))
+		w.idx = append(w.idx, w.tag(bytesOf(t)))
 	}
 	set := w.tagset(w.idx)
-	w.series(d.Type, vt, w.names.refString(d.Metric), set, w.resource(d.Host), max(d.Interval, 0), len(ts))
+	w.series(d.Type, vt, w.name(bytesOf(d.Metric)), set, w.resource(d.Host), max(d.Interval, 0), len(ts))
 	for i, t := range ts {
 		w.point(vt, t, vals[i])
 	}

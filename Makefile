@@ -78,7 +78,7 @@ static-build:
 unit:
 	NODESCRAPER_ARTIFACTS=$(CURDIR)/bin/test-artifacts $(GO) test -count=1 -race -timeout 20m ./...
 
-## e2e-v3: the end-to-end packages again, their agents sending Datadog's v3
+## e2e-v3: ddclient (its capture sinks then decode v3) and the end-to-end packages again, their agents sending Datadog's v3
 ## series API (DD_USE_V3_API_SERIES_ENABLED=true; the charts' TestOnNode sets
 ## datadog.useV3APISeries). unit ran them with the default, under which an agent
 ## sends v2 to a loopback intake, so the v3 path would otherwise never be run
@@ -87,7 +87,7 @@ unit:
 ## version used. Screenshots of the browser test go to bin/test-artifacts-v3.
 e2e-v3: controlplane helm
 	DD_USE_V3_API_SERIES_ENABLED=true NODESCRAPER_ARTIFACTS=$(CURDIR)/bin/test-artifacts-v3 \
-		$(GO) test -count=1 -race -timeout 20m ./cmd/nodescraper ./charts
+		$(GO) test -count=1 -race -timeout 20m ./ddclient/... ./cmd/nodescraper ./charts
 
 ## bench-once: each benchmark of the main module run once (-benchtime 1x), for the
 ## correctness checks it makes; a check, not a measurement (benchmarks/README has those)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	v3 "github.com/DataDog/agent-payload/v5/metrics/intake_v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -37,6 +38,9 @@ func decodeV3(t testing.TB, b []byte) []v3Series {
 			s, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				t.Fatal("bad dictionary")
+			}
+			if !utf8.Valid(s) {
+				t.Fatalf("dictionary entry %q is not valid UTF-8: the intake refuses it", s)
 			}
 			out = append(out, string(s))
 			b = b[n:]

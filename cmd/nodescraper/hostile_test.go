@@ -59,7 +59,11 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 // reported with its target and reason, and the normal target's counts must
 // stay exact.
 func TestHostileTargets(t *testing.T) {
-	const budget = 176 << 20 // peak RSS: the 64 MiB default body limit plus the agent itself
+	// Peak RSS: the 64 MiB default body limit plus the agent itself. Alone
+	// the -race agent peaks at 160 MiB (three runs); under the whole -race
+	// suite on 2 cores, with its collector starved, once at 180. Reading the
+	// 330 MB body unbounded would pass 330 MiB, so 224 still tells the two apart.
+	const budget = 224 << 20
 	const key = "hostile-key-0123456789abcdef0123456"
 	in := startIntake(t, key)
 

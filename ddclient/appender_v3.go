@@ -27,8 +27,42 @@ type v3State struct {
 	tailSet   int64 // the tag set of tailIdx; -1 until made in gen
 	report    [len(reportNames)]int64
 
+	// pos caches, per label position, the last label seen there and its
+	// tag's index in gen; stored the same per tag of a stored series.
+	// Consecutive series of a target mostly repeat their first labels (a
+	// container's, a pod's), so most tags cost a comparison, not a hash.
+	pos, stored []posTag
+
 	idx []int64 // scratch: a point's tag indexes
 	tag []byte  // scratch: a tag
+}
+
+// posTag is a label (name, value, whether exported_ is prefixed) or a
+// stored tag (value only), and the index of its tag in payload gen.
+type posTag struct {
+	gen  uint64
+	idx  int64
+	exp  bool
+	nlen int
+	nv   []byte // name then value
+}
+
+func (c *posTag) is(gen uint64, exp bool, name, value []byte) bool {
+	return c.gen == gen && c.exp == exp && c.nlen == len(name) && len(c.nv) == len(name)+len(value) &&
+		string(c.nv[c.nlen:]) == string(value) && string(c.nv[:c.nlen]) == string(name)
+}
+
+func (c *posTag) set(gen uint64, exp bool, name, value []byte, idx int64) {
+	c.gen, c.exp, c.nlen, c.idx = gen, exp, len(name), idx
+	c.nv = append(append(c.nv[:0], name...), value...)
+}
+
+// posAt returns the cache entry of position k, grown as needed.
+func posAt(cs *[]posTag, k int) *posTag {
+	for len(*cs) <= k {
+		*cs = append(*cs, posTag{})
+	}
+	return &(*cs)[k]
 }
 
 // initV3 takes the target's tags from their JSON (newAppender made it):
@@ -88,8 +122,7 @@ func (a *appender) bindV3(bf *buffer) {
 func (a *appender) targetSet(w *v3Writer) int64 {
 	v := a.v3
 	if v.tailSet < 0 {
-		v.idx = append(v.idx[:0], v.tailIdx...)
-		v.tailSet = w.tagset(v.idx)
+		v.tailSet = w.tagset(v.tailIdx) // which sorts a copy
 	}
 	return v.tailSet
 }
@@ -113,15 +146,7 @@ func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val flo
 	}
 	switch {
 	case st != nil:
-		idx := v.idx[:0]
-		for b := bytesOf(st.tags); len(b) > 0; {
-			tag, n := protowire.ConsumeBytes(b)
-			idx = append(idx, w.tag(tag))
-			b = b[n:]
-		}
-		idx = append(idx, v.extraIdx...)
-		set = w.tagset(idx)
-		v.idx = idx
+		set = a.storedSetV3(w, st)
 	case nl == 0 && sh.omitted == 0:
 		set = a.targetSet(w)
 	default:
@@ -138,39 +163,63 @@ func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val flo
 }
 
 // labelSetV3 returns the tag set of a verbatim series: its labels' tags,
-// then the target's but those its own labels shadow (shape.omitted).
+// then the target's but those its own labels shadow (shape.omitted). The
+// target's tags are its set, the prefix of the series' own.
 func (a *appender) labelSetV3(w *v3Writer, p *exposition.Parser, sh *shape, plain bool, nl int) int64 {
 	v := a.v3
 	idx := v.idx[:0]
 	for k := range nl {
 		name, value := p.Label(k)
-		prefix := ""
-		if sh.exported&(1<<k) != 0 {
-			prefix = model.ExportedLabelPrefix
-		}
+		exp := sh.exported&(1<<k) != 0
 		if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
 			name = upperBound
 		}
-		if plain {
-			v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
-		} else {
-			v.tag = v3TagText(a, v.tag[:0], prefix, name, value)
-		}
-		idx = append(idx, w.tag(v.tag))
-	}
-	if sh.omitted == 0 {
-		idx = append(idx, v.tailIdx...)
-	} else {
-		for i, t := range v.targetIdx {
-			if sh.omitted&(1<<i) != 0 || t == 0 {
-				continue
+		c := posAt(&v.pos, k)
+		if !c.is(v.gen, exp, name, value) {
+			prefix := ""
+			if exp {
+				prefix = model.ExportedLabelPrefix
 			}
-			idx = append(idx, t)
+			if plain {
+				v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
+			} else {
+				v.tag = v3TagText(a, v.tag[:0], prefix, name, value)
+			}
+			c.set(v.gen, exp, name, value, w.tag(v.tag))
 		}
-		idx = append(idx, v.extraIdx...)
+		idx = append(idx, c.idx)
 	}
 	v.idx = idx
-	return w.tagset(idx)
+	if sh.omitted == 0 {
+		return w.prefixedSet(a.targetSet(w), idx)
+	}
+	for i, t := range v.targetIdx {
+		if sh.omitted&(1<<i) != 0 || t == 0 {
+			continue
+		}
+		idx = append(idx, t)
+	}
+	v.idx = append(idx, v.extraIdx...)
+	return w.tagset(v.idx)
+}
+
+// storedSetV3 returns the tag set of a stored series: its tags (the
+// target's among them) and the Kubernetes tags.
+func (a *appender) storedSetV3(w *v3Writer, st *stored) int64 {
+	v := a.v3
+	idx := v.idx[:0]
+	k := 0
+	for b := bytesOf(st.tags); len(b) > 0; k++ {
+		tag, n := protowire.ConsumeBytes(b)
+		b = b[n:]
+		c := posAt(&v.stored, k)
+		if !c.is(v.gen, false, nil, tag) {
+			c.set(v.gen, false, nil, tag, w.tag(tag))
+		}
+		idx = append(idx, c.idx)
+	}
+	v.idx = append(idx, v.extraIdx...)
+	return w.tagset(v.idx)
 }
 
 // appendReportV3 adds report point i (reportNames) with the target's tags.

@@ -131,14 +131,14 @@ func (c *Client) compressV3(w *v3Writer, minTS int64) {
 	body, err := c.encode(newBody(), raw)
 	n := len(raw)
 	recycleRaw(raw)
-	if err == nil && (len(body) > c.cfg.MaxPayloadBytes || n > c.cfg.MaxRawPayloadBytes) && len(w.types) > 1 {
+	if err == nil && (len(body) > c.cfg.MaxPayloadBytes || n > c.cfg.MaxRawPayloadBytes) && w.nseries > 1 {
 		c.recycle(&payload{body: body})
 		// Rare: sealing at MaxPointsPerPayload or the size estimate keeps
 		// payloads well under the limits.
-		mid := len(w.types) / 2
+		mid := w.nseries / 2
 		var a, b v3Writer
 		w.copyRange(&a, 0, mid)
-		w.copyRange(&b, mid, len(w.types))
+		w.copyRange(&b, mid, w.nseries)
 		c.compressV3(&a, minTS)
 		c.compressV3(&b, minTS)
 		return

@@ -53,7 +53,7 @@ func (bf *buffer) points() int {
 // size is the payload's uncompressed size (estimated for v3).
 func (bf *buffer) size() int {
 	if bf.w != nil {
-		return bf.w.size
+		return bf.w.size()
 	}
 	return len(bf.b)
 }

@@ -27,39 +27,54 @@ const (
 // tag sets and resources are dictionaries (base-1 indexes; 0 is empty), so a
 // name or tag repeated across series is written once: the reason the v3
 // payload is smaller than v2's JSON, which repeats every tag of every series.
-// The index columns are delta encoded, as the format requires. A writer is
-// reused after reset without allocating once its buffers have grown: the
-// dictionaries are open-addressing tables over the bytes they write, not
-// maps of strings.
+// Each column is kept as the payload carries it (varints, delta encoded
+// where the format says so), written once as a series or point is added:
+// sealing a payload then only copies the columns behind their headers. A
+// writer is reused after reset without allocating once its buffers have
+// grown: the dictionaries are open-addressing tables over the bytes they
+// write, not maps of strings.
 type v3Writer struct {
 	names, tags, resStr dict
-	// tagsets finds a tag set by the hash of its tag indexes; tagsetCol is
-	// the dictTagsets column (each set: its length, then its tag indexes
-	// delta encoded), tagsetOff where each set starts in it.
+	// tagsets finds a tag set by the hash of its encoding; tagsetCol is the
+	// dictTagsets column (each set: its length, then its indexes sorted and
+	// delta encoded, a prefix set first as its negated index), tagsetEnd
+	// where each set ends in it.
 	tagsets   table
-	tagsetCol []int64
-	tagsetOff []int32
+	tagsetCol []byte
+	tagsetEnd []int32
 	// hosts are the host resources, hosts[i] being resource i+1; each is
 	// one set of one resource ("host", name).
 	hosts            []string
 	resLen           []int64
 	resType, resName []int64 // delta encoded within each set
 
-	types, numPoints                                 []uint64
-	nameRefs, tagsetRefs, resourceRefs, intervals    []int64 // delta encoded
+	// The per-series and per-point columns, encoded (v3Col*).
+	cols                                             [v3NumCols][]byte
+	nseries                                          int
 	lastName, lastTagset, lastResource, lastInterval int64
 	lastTS                                           int64
-	timestamps                                       []int64 // delta encoded over the whole column
-	sint64s                                          []int64
-	float64s                                         []float64
 
-	// size is what the payload would take, within a few bytes per series:
-	// what sealing and the memory bound count.
-	size    int
 	npoints int
 
-	idx []int64 // scratch: add's tag indexes
+	idx    []int64 // scratch: add's tag indexes
+	sorted []int64 // scratch: a tag set sorted
+	set    []byte  // scratch: a tag set encoded
 }
+
+// The columns v3Writer encodes as series and points are added, in the
+// order the payload carries them.
+const (
+	v3ColTypes = iota
+	v3ColNameRefs
+	v3ColTagsetRefs
+	v3ColResourceRefs
+	v3ColIntervals
+	v3ColNumPoints
+	v3ColTimestamps
+	v3ColSint64
+	v3ColFloat64
+	v3NumCols
+)
 
 // hashSeed seeds the dictionaries' hash: maphash is the runtime's (AES
 // where the CPU has it, several times xxhash's speed on tags), and a seed
@@ -155,72 +170,89 @@ func (w *v3Writer) reset() {
 	w.resStr.reset()
 	w.tagsets.reset()
 	clear(w.hosts)
-	w.tagsetCol, w.tagsetOff, w.hosts, w.resLen, w.resType, w.resName = w.tagsetCol[:0], w.tagsetOff[:0], w.hosts[:0], w.resLen[:0], w.resType[:0], w.resName[:0]
-	w.types, w.intervals, w.numPoints = w.types[:0], w.intervals[:0], w.numPoints[:0]
-	w.nameRefs, w.tagsetRefs, w.resourceRefs = w.nameRefs[:0], w.tagsetRefs[:0], w.resourceRefs[:0]
+	w.tagsetCol, w.tagsetEnd, w.hosts, w.resLen, w.resType, w.resName = w.tagsetCol[:0], w.tagsetEnd[:0], w.hosts[:0], w.resLen[:0], w.resType[:0], w.resName[:0]
+	for i := range w.cols {
+		w.cols[i] = w.cols[i][:0]
+	}
+	w.nseries, w.npoints = 0, 0
 	w.lastName, w.lastTagset, w.lastResource, w.lastTS, w.lastInterval = 0, 0, 0, 0, 0
-	w.timestamps, w.sint64s, w.float64s = w.timestamps[:0], w.sint64s[:0], w.float64s[:0]
-	w.size, w.npoints = 0, 0
+}
+
+// size is the payload's uncompressed size, within a few bytes: what
+// sealing and the memory bound count.
+func (w *v3Writer) size() int {
+	n := len(w.names.b) + len(w.tags.b) + len(w.tagsetCol) + len(w.resStr.b) + 8*len(w.resLen)
+	for _, c := range w.cols {
+		n += len(c)
+	}
+	// The source type and origin columns (a byte per series) and the
+	// fields' headers.
+	return n + 2*w.nseries + 16*6
 }
 
 // name and tag return the index of a metric name and of a tag.
-func (w *v3Writer) name(s []byte) int64 { return w.dictRef(&w.names, s) }
-func (w *v3Writer) tag(s []byte) int64  { return w.dictRef(&w.tags, s) }
+func (w *v3Writer) name(s []byte) int64 { return w.names.ref(s) }
+func (w *v3Writer) tag(s []byte) int64  { return w.tags.ref(s) }
 
-func (w *v3Writer) dictRef(d *dict, s []byte) int64 {
-	n := len(d.start)
-	i := d.ref(s)
-	if len(d.start) > n {
-		w.size += len(s) + 2
-	}
-	return i
-}
+// tagset returns the index of the set of tag indexes idx, added if new. A
+// set is sorted before it is encoded, as the Agent writes it, so the same
+// tags in any order are one set; idx is left as it is.
+func (w *v3Writer) tagset(idx []int64) int64 { return w.prefixedSet(0, idx) }
 
-// tagset returns the index of the set of tag indexes idx, in their order
-// (the same tags in another order make another set, which no series of
-// the appender's gives: its tags come in one order).
-func (w *v3Writer) tagset(idx []int64) int64 {
+// prefixedSet returns the index of the set made of the tags of the earlier
+// set prefix (0: none) and the tags idx: the Agent's way of writing a series'
+// tags as the tags its check shares (here the target's) plus its own, so the
+// shared ones are written once per payload, not once per series.
+func (w *v3Writer) prefixedSet(prefix int64, idx []int64) int64 {
 	if len(idx) == 0 {
-		return 0
+		return prefix
 	}
 	if w.tagsets.slots == nil {
 		w.tagsets.reset()
 	}
-	h := uint32(maphash.Bytes(hashSeed, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), 8*len(idx))))
+	s := append(w.sorted[:0], idx...)
+	for i := 1; i < len(s); i++ { // insertion sort: a few tags
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	w.sorted = s
+	n := len(s)
+	if prefix > 0 {
+		n++
+	}
+	set := protowire.AppendVarint(w.set[:0], protowire.EncodeZigZag(int64(n)))
+	prev := int64(0)
+	if prefix > 0 {
+		prev = -prefix
+		set = protowire.AppendVarint(set, protowire.EncodeZigZag(prev))
+	}
+	for _, i := range s {
+		set = protowire.AppendVarint(set, protowire.EncodeZigZag(i-prev))
+		prev = i
+	}
+	w.set = set
+	h := uint32(maphash.Bytes(hashSeed, set))
 	t := &w.tagsets
 	mask := t.mask()
 	slot := int(h) & mask
 	for ; t.slots[slot] != 0; slot = (slot + 1) & mask {
-		if i := t.slots[slot]; t.hash[i-1] == h && w.sameSet(w.tagsetOff[i-1], idx) {
+		if i := t.slots[slot]; t.hash[i-1] == h && string(w.setBytes(i)) == string(set) {
 			return int64(i)
 		}
 	}
-	w.tagsetOff = append(w.tagsetOff, int32(len(w.tagsetCol)))
-	w.tagsetCol = append(w.tagsetCol, int64(len(idx)))
-	var prev int64
-	for _, i := range idx {
-		w.tagsetCol = append(w.tagsetCol, i-prev)
-		w.size += protowire.SizeVarint(protowire.EncodeZigZag(i - prev))
-		prev = i
-	}
-	w.size++
-	return int64(w.tagsets.insert(slot, h))
+	w.tagsetCol = append(w.tagsetCol, set...)
+	w.tagsetEnd = append(w.tagsetEnd, int32(len(w.tagsetCol)))
+	return int64(t.insert(slot, h))
 }
 
-// sameSet reports whether the set at off in tagsetCol is idx.
-func (w *v3Writer) sameSet(off int32, idx []int64) bool {
-	c := w.tagsetCol[off:]
-	if c[0] != int64(len(idx)) {
-		return false
+// setBytes is the encoding of tag set i in tagsetCol.
+func (w *v3Writer) setBytes(i uint32) []byte {
+	start := int32(0)
+	if i > 1 {
+		start = w.tagsetEnd[i-2]
 	}
-	var prev int64
-	for k, i := range idx {
-		if c[1+k] != i-prev {
-			return false
-		}
-		prev = i
-	}
-	return true
+	return w.tagsetCol[start:w.tagsetEnd[i-1]]
 }
 
 // resource returns the index of the resource list [host] (0: none).
@@ -240,9 +272,10 @@ func (w *v3Writer) resource(host string) int64 {
 	// and the Agent write it): a set of one is its indexes.
 	w.resType = append(w.resType, typ)
 	w.resName = append(w.resName, name)
-	w.size += len(host) + 8
 	return int64(len(w.hosts))
 }
+
+func appendSint(b []byte, v int64) []byte { return protowire.AppendVarint(b, protowire.EncodeZigZag(v)) }
 
 // series starts a series: its type (MetricType), name, tag set and
 // resource indexes, interval (seconds, counts) and number of points, which
@@ -255,30 +288,31 @@ func (w *v3Writer) series(typ MetricType, vt uint64, name, set, res, interval in
 	case Rate:
 		t = v3Rate
 	}
-	w.types = append(w.types, t|vt)
-	w.nameRefs = append(w.nameRefs, name-w.lastName)
-	w.tagsetRefs = append(w.tagsetRefs, set-w.lastTagset)
-	w.resourceRefs = append(w.resourceRefs, res-w.lastResource)
-	w.intervals = append(w.intervals, interval-w.lastInterval)
+	c := &w.cols
+	c[v3ColTypes] = protowire.AppendVarint(c[v3ColTypes], t|vt)
+	c[v3ColNameRefs] = appendSint(c[v3ColNameRefs], name-w.lastName)
+	c[v3ColTagsetRefs] = appendSint(c[v3ColTagsetRefs], set-w.lastTagset)
+	c[v3ColResourceRefs] = appendSint(c[v3ColResourceRefs], res-w.lastResource)
+	// Delta + zigzag although the proto says uint64: as the Agent's
+	// payloadsBuilderV3 writes them (txn.Sint64 of deltaInterval).
+	c[v3ColIntervals] = appendSint(c[v3ColIntervals], interval-w.lastInterval)
+	c[v3ColNumPoints] = protowire.AppendVarint(c[v3ColNumPoints], uint64(points))
 	w.lastName, w.lastTagset, w.lastResource, w.lastInterval = name, set, res, interval
-	w.numPoints = append(w.numPoints, uint64(points))
-	w.size += 12 // the per-series columns, about a byte each
+	w.nseries++
 }
 
 // point adds a point of the current series; v must be of its value type.
 func (w *v3Writer) point(vt uint64, ts int64, v float64) {
-	w.timestamps = append(w.timestamps, ts-w.lastTS)
+	c := &w.cols
+	c[v3ColTimestamps] = appendSint(c[v3ColTimestamps], ts-w.lastTS)
 	w.lastTS = ts
 	w.npoints++
 	switch vt {
 	case v3ValueSint64:
-		w.sint64s = append(w.sint64s, int64(v))
-		w.size += 4
+		c[v3ColSint64] = appendSint(c[v3ColSint64], int64(v))
 	case v3ValueFloat64:
-		w.float64s = append(w.float64s, v)
-		w.size += 8
+		c[v3ColFloat64] = protowire.AppendFixed64(c[v3ColFloat64], math.Float64bits(v))
 	}
-	w.size += 2
 }
 
 // v3ValueType is the narrowest value type that holds v exactly: zero,
@@ -312,40 +346,57 @@ func (w *v3Writer) add(d *Desc, ts []int64, vals []float64) {
 	}
 }
 
+// v3Reader reads a column back, value by value: what splitting needs.
+type v3Reader []byte
+
+func (r *v3Reader) uint() uint64 {
+	v, n := protowire.ConsumeVarint(*r)
+	*r = (*r)[max(n, 0):]
+	return v
+}
+
+func (r *v3Reader) sint() int64 { return protowire.DecodeZigZag(r.uint()) }
+
+func (r *v3Reader) fixed() float64 {
+	v, n := protowire.ConsumeFixed64(*r)
+	*r = (*r)[max(n, 0):]
+	return math.Float64frombits(v)
+}
+
 // copyRange adds series [from, to) of w to dst, by their strings: what
 // splitting a payload too large for the intake needs. Rare; it allocates.
 func (w *v3Writer) copyRange(dst *v3Writer, from, to int) {
 	var name, set, res, iv, t int64
-	var pt, si, fi int
+	var r [v3NumCols]v3Reader
+	for i, c := range w.cols {
+		r[i] = v3Reader(c)
+	}
 	var d Desc
 	var ts []int64
 	var vals []float64
 	for i := range to {
-		name += w.nameRefs[i]
-		set += w.tagsetRefs[i]
-		res += w.resourceRefs[i]
-		iv += w.intervals[i]
-		np := int(w.numPoints[i])
-		vt := w.types[i] & 0xf0
+		typ := r[v3ColTypes].uint()
+		name += r[v3ColNameRefs].sint()
+		set += r[v3ColTagsetRefs].sint()
+		res += r[v3ColResourceRefs].sint()
+		iv += r[v3ColIntervals].sint()
+		np := int(r[v3ColNumPoints].uint())
 		ts, vals = ts[:0], vals[:0]
 		for range np {
 			var v float64
-			switch vt {
+			switch typ & 0xf0 {
 			case v3ValueSint64:
-				v = float64(w.sint64s[si])
-				si++
+				v = float64(r[v3ColSint64].sint())
 			case v3ValueFloat64:
-				v = w.float64s[fi]
-				fi++
+				v = r[v3ColFloat64].fixed()
 			}
-			t += w.timestamps[pt]
+			t += r[v3ColTimestamps].sint()
 			ts, vals = append(ts, t), append(vals, v)
-			pt++
 		}
 		if i < from {
 			continue
 		}
-		d = Desc{Metric: string(w.names.entry(uint32(name))), Type: MetricType(w.types[i] & 0x0f), Interval: iv, Tags: w.setTags(set)}
+		d = Desc{Metric: string(w.names.entry(uint32(name))), Type: MetricType(typ & 0x0f), Interval: iv, Tags: w.setTags(set, nil)}
 		if res > 0 {
 			d.Host = w.hosts[res-1]
 		}
@@ -353,17 +404,21 @@ func (w *v3Writer) copyRange(dst *v3Writer, from, to int) {
 	}
 }
 
-// setTags returns the tags of tag set i.
-func (w *v3Writer) setTags(i int64) []string {
+// setTags appends the tags of tag set i to tags, those of its prefix set
+// first.
+func (w *v3Writer) setTags(i int64, tags []string) []string {
 	if i == 0 {
-		return nil
+		return tags
 	}
-	c := w.tagsetCol[w.tagsetOff[i-1]:]
-	tags := make([]string, c[0])
+	r := v3Reader(w.setBytes(uint32(i)))
 	var idx int64
-	for k := range tags {
-		idx += c[1+k]
-		tags[k] = string(w.tags.entry(uint32(idx)))
+	for range r.sint() {
+		idx += r.sint()
+		if idx < 0 {
+			tags = w.setTags(-idx, tags)
+			continue
+		}
+		tags = append(tags, string(w.tags.entry(uint32(idx))))
 	}
 	return tags
 }
@@ -391,8 +446,14 @@ const (
 	v3ValsSint64        = 17
 	v3ValsFloat64       = 19
 	v3MaxVarintLen      = 10
-	v3PackedFixed64Size = 8
 )
+
+// v3ColField is the field number of each encoded column.
+var v3ColField = [v3NumCols]protowire.Number{
+	v3ColTypes: v3Types, v3ColNameRefs: v3NameRefs, v3ColTagsetRefs: v3TagsetRefs,
+	v3ColResourceRefs: v3ResourcesRefs, v3ColIntervals: v3Intervals, v3ColNumPoints: v3NumPoints,
+	v3ColTimestamps: v3Timestamps, v3ColSint64: v3ValsSint64, v3ColFloat64: v3ValsFloat64,
+}
 
 // appendPayload appends the payload (a Payload message holding the
 // MetricData) to b: the MetricData is written first at the end of b, then
@@ -413,29 +474,20 @@ func (w *v3Writer) appendPayload(b []byte) []byte {
 func (w *v3Writer) appendMetricData(b []byte) []byte {
 	b = appendBytesField(b, v3DictNameStr, w.names.b)
 	b = appendBytesField(b, v3DictTagStr, w.tags.b)
-	b = appendPackedSint(b, v3DictTagsets, w.tagsetCol)
+	b = appendBytesField(b, v3DictTagsets, w.tagsetCol)
 	b = appendBytesField(b, v3DictResourceStr, w.resStr.b)
 	b = appendPackedInt(b, v3DictResourceLen, w.resLen)
 	b = appendPackedSint(b, v3DictResourceType, w.resType)
 	b = appendPackedSint(b, v3DictResourceName, w.resName)
-	b = appendPackedUint(b, v3Types, w.types)
-	b = appendPackedSint(b, v3NameRefs, w.nameRefs)
-	b = appendPackedSint(b, v3TagsetRefs, w.tagsetRefs)
-	b = appendPackedSint(b, v3ResourcesRefs, w.resourceRefs)
-	b = appendPackedSint(b, v3Intervals, w.intervals)
-	b = appendPackedUint(b, v3NumPoints, w.numPoints)
+	for i, c := range w.cols[:v3ColTimestamps] {
+		b = appendBytesField(b, v3ColField[i], c)
+	}
 	// No source type and no origin, but the columns, one 0 per series, as
 	// the Agent writes them (its reader requires them).
-	b = appendZeros(b, v3SourceTypeRefs, len(w.types))
-	b = appendZeros(b, v3OriginInfoRefs, len(w.types))
-	b = appendPackedSint(b, v3Timestamps, w.timestamps)
-	b = appendPackedSint(b, v3ValsSint64, w.sint64s)
-	if len(w.float64s) > 0 {
-		b = protowire.AppendTag(b, v3ValsFloat64, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(len(w.float64s)*v3PackedFixed64Size))
-		for _, v := range w.float64s {
-			b = protowire.AppendFixed64(b, math.Float64bits(v))
-		}
+	b = appendZeros(b, v3SourceTypeRefs, w.nseries)
+	b = appendZeros(b, v3OriginInfoRefs, w.nseries)
+	for i, c := range w.cols[v3ColTimestamps:] {
+		b = appendBytesField(b, v3ColField[v3ColTimestamps+i], c)
 	}
 	return b
 }
@@ -453,6 +505,8 @@ func appendZeros(b []byte, num protowire.Number, n int) []byte {
 	return b
 }
 
+// appendBytesField writes a bytes field, or a packed column already
+// encoded; nothing when v is empty.
 func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 	if len(v) == 0 {
 		return b
@@ -462,8 +516,9 @@ func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 }
 
 // appendPacked writes a packed repeated varint field: its length first,
-// computed in a first pass, so nothing is buffered.
-func appendPacked[T int64 | uint64](b []byte, num protowire.Number, vs []T, enc func(T) uint64) []byte {
+// computed in a first pass, so nothing is buffered. For the resource
+// columns, a few entries each.
+func appendPacked(b []byte, num protowire.Number, vs []int64, enc func(int64) uint64) []byte {
 	if len(vs) == 0 {
 		return b
 	}
@@ -485,8 +540,4 @@ func appendPackedSint(b []byte, num protowire.Number, vs []int64) []byte {
 
 func appendPackedInt(b []byte, num protowire.Number, vs []int64) []byte {
 	return appendPacked(b, num, vs, func(v int64) uint64 { return uint64(v) })
-}
-
-func appendPackedUint(b []byte, num protowire.Number, vs []uint64) []byte {
-	return appendPacked(b, num, vs, func(v uint64) uint64 { return v })
 }

@@ -55,6 +55,10 @@ func decodeV3(t testing.TB, b []byte) []v3Series {
 		var set []string
 		for _, d := range c[1 : 1+n] {
 			prev += d
+			if prev < 0 { // an earlier set, its prefix
+				set = append(set, sets[-prev]...)
+				continue
+			}
 			set = append(set, tags[prev])
 		}
 		sets = append(sets, set)

@@ -429,7 +429,7 @@ func TestDefaults(t *testing.T) {
 	for flag, v := range map[string]string{
 		"listen": "0.0.0.0:9105", "state-dir": "/var/lib/nodescraper", "scrape-interval": "30s",
 		"dd-site": "datadoghq.com", "shutdown-flush-timeout": "10s", "service-discovery-role": "EndpointSlice",
-		"max-series": "2000000", "body-size-limit": "67108864", "memory-limit": "auto", "log-format": "json",
+		"max-series": "2000000", "body-size-limit": "67108864", "memory-limit": "auto", "gc-percent": "25", "log-format": "json",
 		"endpoint-access":       "localhost",
 		"max-series-per-target": "0", "max-series-per-namespace": "0", "max-bytes-in-flight": "auto",
 	} {

@@ -79,6 +79,8 @@ type config struct {
 	// memoryLimit is the Go runtime's soft memory limit: "auto" (from the
 	// container's cgroup), "off", or a size such as 512MiB.
 	memoryLimit string
+	// gcPercent is the garbage collector's GOGC (GOGC wins when set).
+	gcPercent int
 	// pprof serves /debug/pprof on the endpoint.
 	pprof bool
 
@@ -228,6 +230,7 @@ func (c *config) stateAndLimitFlags(fs *flag.FlagSet, e *envDefaults) {
 	fs.Int64Var(&c.limits.LabelNameLength, "label-name-length-limit", int64(envInt("NODESCRAPER_LABEL_NAME_LENGTH_LIMIT", scrapeloop.DefaultLabelNameLength)), "longest label name in bytes where a target sets none; -1 = no limit (env NODESCRAPER_LABEL_NAME_LENGTH_LIMIT)")
 	fs.Int64Var(&c.limits.LabelValueLength, "label-value-length-limit", int64(envInt("NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT", scrapeloop.DefaultLabelValueLength)), "longest label value in bytes where a target sets none (values over Datadog's 200-character tag limit are shortened with a hash); -1 = no limit (env NODESCRAPER_LABEL_VALUE_LENGTH_LIMIT)")
 	fs.Int64Var(&c.limits.BodySize, "body-size-limit", int64(envInt("NODESCRAPER_BODY_SIZE_LIMIT", scrapeloop.DefaultBodySize)), "largest uncompressed response body in bytes where a target sets none; -1 = no limit (env NODESCRAPER_BODY_SIZE_LIMIT)")
+	fs.IntVar(&c.gcPercent, "gc-percent", envInt("NODESCRAPER_GC_PERCENT", defaultGCPercent), "the garbage collector's target heap growth over the live heap, as GOGC (which wins when set); the agent allocates little once its tables are built, so a low value costs little CPU and keeps RSS near the live heap (env NODESCRAPER_GC_PERCENT)")
 	fs.StringVar(&c.memoryLimit, "memory-limit", env("NODESCRAPER_MEMORY_LIMIT", "auto"), "the Go runtime's soft memory limit: auto (90% of the container's cgroup limit; GOMEMLIMIT wins when set), off, or a size like 512MiB (env NODESCRAPER_MEMORY_LIMIT)")
 	fs.DurationVar(&c.interval, "scrape-interval", 30*time.Second, "default scrape interval")
 	fs.DurationVar(&c.timeout, "scrape-timeout", 0, "default scrape timeout (default min(10s, interval))")
@@ -401,6 +404,9 @@ func (c *config) validateScrape() error {
 	}
 	if err := c.budgets.validate(c.maxSeries); err != nil {
 		return err
+	}
+	if c.gcPercent < 1 {
+		return fmt.Errorf("--gc-percent %d: want 1 or more (GOGC=off is not offered: the heap would grow until the memory limit)", c.gcPercent)
 	}
 	if _, err := parseMemoryLimit(c.memoryLimit); err != nil {
 		return fmt.Errorf("--memory-limit %q: %v", c.memoryLimit, err)

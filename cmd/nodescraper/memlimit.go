@@ -116,3 +116,22 @@ func applyMemoryLimit(setting string, getenv func(string) string, files []string
 	debug.SetMemoryLimit(n)
 	return n, "--memory-limit"
 }
+
+// defaultGCPercent is --gc-percent's default. Once its tables are built the
+// agent allocates little per scrape, so collections are rare whatever GOGC
+// is, and what GOGC=100 mostly does is let the heap, and RSS with it, settle
+// at twice the live heap after the tables grew (measured at 1M series: 301
+// MiB at 100, 233 MiB at 25, CPU within noise).
+const defaultGCPercent = 25
+
+// applyGCPercent sets GOGC to percent unless the environment sets GOGC,
+// which wins; it returns the value in force and why.
+func applyGCPercent(percent int, getenv func(string) string) (int, string) {
+	if getenv("GOGC") != "" {
+		p := debug.SetGCPercent(-1)
+		debug.SetGCPercent(p)
+		return p, "GOGC"
+	}
+	debug.SetGCPercent(percent)
+	return percent, "--gc-percent"
+}

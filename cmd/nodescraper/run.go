@@ -62,6 +62,9 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 	if lim, why := applyMemoryLimit(c.memoryLimit, os.Getenv, cgroupFiles); lim > 0 {
 		logger.Info("Go memory limit set", "bytes", lim, "from", why)
 	}
+	if p, why := applyGCPercent(c.gcPercent, os.Getenv); p != 100 {
+		logger.Info("Go GC percent set", "percent", p, "from", why)
+	}
 	a, err := newAgent(ctx, c, stdout, logger)
 	if err != nil {
 		return err

@@ -275,7 +275,9 @@ func (w *v3Writer) resource(host string) int64 {
 	return int64(len(w.hosts))
 }
 
-func appendSint(b []byte, v int64) []byte { return protowire.AppendVarint(b, protowire.EncodeZigZag(v)) }
+func appendSint(b []byte, v int64) []byte {
+	return protowire.AppendVarint(b, protowire.EncodeZigZag(v))
+}
 
 // series starts a series: its type (MetricType), name, tag set and
 // resource indexes, interval (seconds, counts) and number of points, which
@@ -427,25 +429,25 @@ func (w *v3Writer) setTags(i int64, tags []string) []string {
 const (
 	v3PayloadMetricData = 3
 
-	v3DictNameStr       = 1
-	v3DictTagStr        = 2
-	v3DictTagsets       = 3
-	v3DictResourceStr   = 4
-	v3DictResourceLen   = 5
-	v3DictResourceType  = 6
-	v3DictResourceName  = 7
-	v3Types             = 10
-	v3NameRefs          = 11
-	v3TagsetRefs        = 12
-	v3ResourcesRefs     = 13
-	v3Intervals         = 14
-	v3NumPoints         = 15
-	v3Timestamps        = 16
-	v3SourceTypeRefs    = 23
-	v3OriginInfoRefs    = 24
-	v3ValsSint64        = 17
-	v3ValsFloat64       = 19
-	v3MaxVarintLen      = 10
+	v3DictNameStr      = 1
+	v3DictTagStr       = 2
+	v3DictTagsets      = 3
+	v3DictResourceStr  = 4
+	v3DictResourceLen  = 5
+	v3DictResourceType = 6
+	v3DictResourceName = 7
+	v3Types            = 10
+	v3NameRefs         = 11
+	v3TagsetRefs       = 12
+	v3ResourcesRefs    = 13
+	v3Intervals        = 14
+	v3NumPoints        = 15
+	v3Timestamps       = 16
+	v3SourceTypeRefs   = 23
+	v3OriginInfoRefs   = 24
+	v3ValsSint64       = 17
+	v3ValsFloat64      = 19
+	v3MaxVarintLen     = 10
 )
 
 // v3ColField is the field number of each encoded column.

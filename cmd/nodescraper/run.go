@@ -101,6 +101,7 @@ func run(ctx context.Context, c *config, stdout io.Writer, logger *slog.Logger, 
 		return err
 	}
 	group.Go(func() { a.store.Run(runCtx) })
+	group.Go(func() { releasePages(runCtx, logger) })
 	clientDone := a.scrape(runCtx, targets)
 	a.shutdown(srv, clientDone)
 	stopAll()

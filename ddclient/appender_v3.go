@@ -27,34 +27,29 @@ type v3State struct {
 	tailSet   int64 // the tag set of tailIdx; -1 until made in gen
 	report    [len(reportNames)]int64
 
-	// pos caches, per label position, the last label seen there and its
-	// tag's index in gen; stored the same per tag of a stored series.
-	// Consecutive series of a target mostly repeat their first labels (a
-	// container's, a pod's), so most tags cost a comparison, not a hash.
-	pos, stored []posTag
+	// pos predicts, per label position, the tag of a plain series' label
+	// (posTag); run is the shape of the run of series it follows.
+	pos []posTag
+	run *shape
+	// stored is, per position, the last tag of a stored series there.
+	stored []posTag
 
 	idx []int64 // scratch: a point's tag indexes
 	tag []byte  // scratch: a tag
 }
 
-// posTag is a label (name, value, whether exported_ is prefixed) or a
-// stored tag (value only), and the index of its tag in payload gen.
+// posTag predicts the tag of the label at one position of a target's
+// series, so that most labels cost a comparison with a dictionary entry
+// instead of a hash and a lookup. Exporters write a family's series in one
+// order of their objects (containers, pods), the same for every family: a
+// label either keeps its value from one series to the next (idx), or takes
+// the next value it took in the previous family (prev, in the order of its
+// changes there; cur collects this family's). Every prediction is checked
+// against the dictionary entry, so a wrong one costs only the comparison.
 type posTag struct {
-	gen  uint64
-	idx  int64
-	exp  bool
-	nlen int
-	nv   []byte // name then value
-}
-
-func (c *posTag) is(gen uint64, exp bool, name, value []byte) bool {
-	return c.gen == gen && c.exp == exp && c.nlen == len(name) && len(c.nv) == len(name)+len(value) &&
-		string(c.nv[c.nlen:]) == string(value) && string(c.nv[:c.nlen]) == string(name)
-}
-
-func (c *posTag) set(gen uint64, exp bool, name, value []byte, idx int64) {
-	c.gen, c.exp, c.nlen, c.idx = gen, exp, len(name), idx
-	c.nv = append(append(c.nv[:0], name...), value...)
+	gen       uint64 // the payload the indexes are of
+	idx       int64
+	prev, cur []int32
 }
 
 // posAt returns the cache entry of position k, grown as needed.
@@ -63,6 +58,37 @@ func posAt(cs *[]posTag, k int) *posTag {
 		*cs = append(*cs, posTag{})
 	}
 	return &(*cs)[k]
+}
+
+// isTag reports whether dictionary tag i is prefix+name+":"+value.
+func isTag(w *v3Writer, i int64, prefix string, name, value []byte) bool {
+	e := w.tags.entry(uint32(i))
+	n := len(prefix) + len(name)
+	return len(e) == n+1+len(value) && string(e[n+1:]) == string(value) && e[n] == ':' &&
+		string(e[len(prefix):n]) == string(name) && string(e[:len(prefix)]) == prefix
+}
+
+// plainTag returns the index of a plain label's tag (one whose text is
+// prefix+name+":"+value, unchanged by the tag rules' escapes and limits),
+// predicted by c where it can be.
+func (a *appender) plainTag(w *v3Writer, c *posTag, prefix string, name, value []byte) int64 {
+	v := a.v3
+	if c.gen != v.gen {
+		c.gen, c.idx, c.prev, c.cur = v.gen, 0, c.prev[:0], c.cur[:0]
+	}
+	if c.idx != 0 && isTag(w, c.idx, prefix, name, value) {
+		return c.idx
+	}
+	i := int64(0)
+	if m := len(c.cur); m < len(c.prev) && isTag(w, int64(c.prev[m]), prefix, name, value) {
+		i = int64(c.prev[m])
+	} else {
+		v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
+		i = w.tag(v.tag)
+	}
+	c.idx = i
+	c.cur = append(c.cur, int32(i))
+	return i
 }
 
 // initV3 takes the target's tags from their JSON (newAppender made it):
@@ -168,26 +194,29 @@ func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val flo
 func (a *appender) labelSetV3(w *v3Writer, p *exposition.Parser, sh *shape, plain bool, nl int) int64 {
 	v := a.v3
 	idx := v.idx[:0]
+	if sh != v.run {
+		// A new run: the changes of the one that ends predict its own.
+		v.run = sh
+		for k := range v.pos {
+			c := &v.pos[k]
+			c.prev, c.cur = c.cur, c.prev[:0]
+		}
+	}
 	for k := range nl {
 		name, value := p.Label(k)
-		exp := sh.exported&(1<<k) != 0
+		prefix := ""
+		if sh.exported&(1<<k) != 0 {
+			prefix = model.ExportedLabelPrefix
+		}
 		if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
 			name = upperBound
 		}
-		c := posAt(&v.pos, k)
-		if !c.is(v.gen, exp, name, value) {
-			prefix := ""
-			if exp {
-				prefix = model.ExportedLabelPrefix
-			}
-			if plain {
-				v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
-			} else {
-				v.tag = v3TagText(a, v.tag[:0], prefix, name, value)
-			}
-			c.set(v.gen, exp, name, value, w.tag(v.tag))
+		if plain {
+			idx = append(idx, a.plainTag(w, posAt(&v.pos, k), prefix, name, value))
+			continue
 		}
-		idx = append(idx, c.idx)
+		v.tag = v3TagText(a, v.tag[:0], prefix, name, value)
+		idx = append(idx, w.tag(v.tag))
 	}
 	v.idx = idx
 	if sh.omitted == 0 {
@@ -213,8 +242,8 @@ func (a *appender) storedSetV3(w *v3Writer, st *stored) int64 {
 		tag, n := protowire.ConsumeBytes(b)
 		b = b[n:]
 		c := posAt(&v.stored, k)
-		if !c.is(v.gen, false, nil, tag) {
-			c.set(v.gen, false, nil, tag, w.tag(tag))
+		if c.gen != v.gen || c.idx == 0 || string(w.tags.entry(uint32(c.idx))) != string(tag) {
+			c.gen, c.idx = v.gen, w.tag(tag)
 		}
 		idx = append(idx, c.idx)
 	}

@@ -2,6 +2,7 @@ package deltastore
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync/atomic"
@@ -177,3 +178,83 @@ func BenchmarkRestore(b *testing.B) {
 }
 
 func fixedNow() time.Time { return time.UnixMilli(sec(0)) }
+
+// BenchmarkFind looks up series, as a scrape loop does when an
+// exposition's order changed: hits, and misses (new series), in a table of
+// 10,000 series (a target's, which the caches hold) and of a million.
+func BenchmarkFind(b *testing.B) {
+	for _, n := range []uint64{10_000, million} {
+		s := New(Config{})
+		tab := s.Table(1)
+		fillTable(tab, int(n))
+		tab.Lock()
+		b.Run(fmt.Sprintf("n=%d/hit", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i, found := uint64(0), 0
+			for b.Loop() {
+				if tab.Find(benchKey(i%n)) >= 0 {
+					found++
+				}
+				i++
+			}
+			if found != int(i) {
+				b.Fatalf("found %d of %d", found, i)
+			}
+		})
+		b.Run(fmt.Sprintf("n=%d/miss", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := uint64(0)
+			for b.Loop() {
+				if tab.Find(benchKey(n+i%n)) >= 0 {
+					b.Fatal("found a series never added")
+				}
+				i++
+			}
+		})
+		tab.Unlock()
+		tab.Release()
+	}
+}
+
+// BenchmarkAdmit fills tables from empty, growth included, up to 10,000
+// series (a target's) or a million: one op is one new series.
+func BenchmarkAdmit(b *testing.B) {
+	for _, n := range []uint64{10_000, million} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			s := New(Config{})
+			tab := s.Table(1)
+			b.ReportAllocs()
+			i := uint64(0)
+			for b.Loop() {
+				if i%n == 0 && i > 0 {
+					tab.Release()
+					tab = s.Table(i)
+				}
+				if _, why := tab.Admit(benchKey(i % n)); why != Admitted {
+					b.Fatal(why)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkChurn removes a series of a 10,000-series table and admits
+// another in its place: a target whose series come and go.
+func BenchmarkChurn(b *testing.B) {
+	const n = 10_000
+	s := New(Config{})
+	tab := s.Table(1)
+	fillTable(tab, n)
+	tab.Lock()
+	defer tab.Unlock()
+	b.ReportAllocs()
+	i := uint64(0)
+	for b.Loop() {
+		tab.Remove(tab.Find(benchKey(i)))
+		if _, why := tab.Admit(benchKey(i + n)); why != Admitted {
+			b.Fatal(why)
+		}
+		i++
+	}
+}

@@ -6,8 +6,9 @@
 // last value, the time of the last observation and the series' creation
 // time, whole Unix seconds) beside what the loop caches of the series (its
 // backend handle and classification). The loop finds a series' slot with one
-// map lookup by the 64-bit hash of its raw bytes, or none at all when the
-// slot after the previous sample's is the one (expositions keep their order).
+// lookup by the 64-bit hash of its raw bytes in the table's index (4-byte
+// entries, open addressing), or none at all when the slot after the previous
+// sample's is the one (expositions keep their order).
 // A table is locked by its loop for a whole scrape, not per sample, so the
 // hot path takes no lock of its own; a checkpoint takes each table's lock
 // while it copies it. A Store counts the slots of all tables against one

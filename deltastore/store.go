@@ -172,15 +172,15 @@ func (s *Store) Table(seed uint64) *Table {
 	if t := s.tables[seed]; t != nil {
 		return t
 	}
-	t := &Table{store: s, seed: seed, index: map[uint64]int32{}}
+	t := &Table{store: s, seed: seed}
 	if r := s.pending[seed]; r != nil {
 		delete(s.pending, seed)
 		t.lastSuccess = r.lastSuccess
 		t.slots = make([]Slot, len(r.recs))
-		t.index = make(map[uint64]int32, len(r.recs))
+		t.index.reset(len(r.recs))
 		for i, rec := range r.recs {
 			t.slots[i] = Slot{Hash: rec.hash, last: rec.last, ts: rec.ts, created: rec.created, used: true}
-			t.index[rec.hash] = int32(i)
+			t.index.put(t.slots, int32(i))
 		}
 		t.live = len(r.recs) // already reserved by the restore
 	}
@@ -200,7 +200,7 @@ func (s *Store) release(t *Table) {
 		s.unreserve(int64(t.live))
 		s.leaveNamespace(t)
 		s.absent.Add(-int64(t.absent))
-		t.slots, t.index, t.free, t.live, t.absent = nil, nil, nil, 0, 0
+		t.slots, t.index, t.free, t.live, t.absent = nil, hashIndex{}, nil, 0, 0
 	}
 	t.mu.Unlock()
 }

@@ -457,8 +457,8 @@ func TestShrink(t *testing.T) {
 			if len(tab.slots) > n/4 || len(tab.slots)-len(tab.free) != len(want) {
 				t.Fatalf("not shrunk: %d slots, %d free for %d series", len(tab.slots), len(tab.free), len(want))
 			}
-			if tab.live != len(want) || s.Len() != len(want) || len(tab.index) != len(want) {
-				t.Fatalf("live %d, store %d, index %d; want %d", tab.live, s.Len(), len(tab.index), len(want))
+			if tab.live != len(want) || s.Len() != len(want) || tab.index.n != len(want) {
+				t.Fatalf("live %d, store %d, index %d; want %d", tab.live, s.Len(), tab.index.n, len(want))
 			}
 			prev := int32(-1)
 			for k := range n {

@@ -13,15 +13,23 @@ import (
 // its Hash differs. The loop that owns a table holds its lock while it
 // processes a scrape; checkpoints take the same lock for the moment they copy
 // the table.
+//
+// Memory is the slots (40 bytes a series) and the index (4 bytes a position,
+// 5.3 to 10.7 a series, see hashIndex); a table that stopped growing gives
+// back the room append left in its slots (trim): 47.5 bytes a series in
+// steady state for targets of 10,000 series (BenchmarkNodeHeap).
 type Table struct {
 	store *Store
 	seed  uint64
 
 	mu    sync.Mutex
-	index map[uint64]int32 // series hash → slot
+	index hashIndex // series hash → slot
 	slots []Slot
 	free  []int32
 	live  int
+	// sweptLen is len(slots) at the last SweepAbsent: the same at the next
+	// one says the table stopped growing.
+	sweptLen int
 	// lastSuccess is the target's last successful scrape in Unix
 	// milliseconds, kept with its series across restarts: a series that
 	// appeared after it counted entirely while the agent watched or was away.
@@ -43,7 +51,8 @@ type Table struct {
 // the garbage collector never scans the tables.
 type Slot struct {
 	// Hash is the 64-bit hash of the series' raw exposition bytes, the
-	// series' identity within its target.
+	// series' identity within its target. The table's index finds the slot
+	// by it: it is the table's to set (Add), not the caller's.
 	Hash    uint64
 	last    float64
 	ts      uint32 // last observation, Unix seconds; 0 = no delta state
@@ -72,16 +81,13 @@ func (sl *Slot) HasState() bool { return sl.ts != 0 }
 func (t *Table) Lock()   { t.mu.Lock() }
 func (t *Table) Unlock() { t.mu.Unlock() }
 
-// Slots returns the table's slots, valid until the next Add or Remove. Call
-// with the lock held.
+// Slots returns the table's slots, valid until the next Add, Remove, Sweep
+// or SweepAbsent. Call with the lock held.
 func (t *Table) Slots() []Slot { return t.slots }
 
-// Find returns the slot of hash, or -1.
+// Find returns the slot of hash, or -1. It does not allocate.
 func (t *Table) Find(hash uint64) int32 {
-	if i, ok := t.index[hash]; ok {
-		return i
-	}
-	return -1
+	return t.index.find(t.slots, hash)
 }
 
 // Len returns the number of series in the table.
@@ -119,15 +125,34 @@ func (t *Table) Admit(hash uint64) (int32, Refusal) {
 		i = int32(len(t.slots) - 1)
 	}
 	t.slots[i] = Slot{Hash: hash, used: true}
-	t.index[hash] = i
+	t.index.put(t.slots, i)
 	t.live++
 	return i, Admitted
+}
+
+// trim gives back the room for growth of a table that stopped growing (the
+// second scrape in a row without a new slot) when it exceeds a 32nd: append
+// leaves up to a quarter of a large slice free. Trimming costs one copy of
+// the table, once per growth; growing by less than append does instead would
+// copy and leave garbage at every step, and still leave room free in a table
+// that keeps growing. A 64th is kept, so that a few new series do not copy
+// the table at once.
+func (t *Table) trim() {
+	n := len(t.slots)
+	steady := n == t.sweptLen
+	t.sweptLen = n
+	if !steady || cap(t.slots)-n <= max(n/32, 64) {
+		return
+	}
+	slots := make([]Slot, n, n+n/64)
+	copy(slots, t.slots)
+	t.slots = slots
 }
 
 // Remove frees slot i. Call with the lock held.
 func (t *Table) Remove(i int32) {
 	sl := &t.slots[i]
-	delete(t.index, sl.Hash)
+	t.index.remove(t.slots, sl.Hash)
 	*sl = Slot{}
 	t.free = append(t.free, i)
 	t.live--
@@ -142,15 +167,16 @@ func (t *Table) maybeShrink() {
 		return
 	}
 	slots := make([]Slot, 0, t.live+t.live/4)
-	index := make(map[uint64]int32, t.live)
 	for _, sl := range t.slots {
-		if !sl.used {
-			continue
+		if sl.used {
+			slots = append(slots, sl)
 		}
-		index[sl.Hash] = int32(len(slots))
-		slots = append(slots, sl)
 	}
-	t.slots, t.index, t.free = slots, index, nil
+	t.slots, t.free = slots, nil
+	t.index.reset(len(slots))
+	for i := range slots {
+		t.index.put(slots, int32(i))
+	}
 }
 
 // Sweep removes every slot for which gone returns true. Call with the lock held.
@@ -159,7 +185,7 @@ func (t *Table) Sweep(gone func(*Slot) bool) int {
 	for i := range t.slots {
 		sl := &t.slots[i]
 		if sl.used && gone(sl) {
-			delete(t.index, sl.Hash)
+			t.index.remove(t.slots, sl.Hash)
 			*sl = Slot{}
 			t.free = append(t.free, int32(i))
 			t.live--
@@ -220,6 +246,7 @@ func (t *Table) SweepAbsent(gen uint32, nowMs int64, forget func(*Slot)) int {
 	m.absentBudget.Add(budget)
 	t.store.absent.Add(int64(kept - t.absent))
 	t.absent = kept
+	t.trim()
 	return n
 }
 

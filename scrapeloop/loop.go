@@ -345,7 +345,7 @@ func (l *loop) process(body []byte, contentType string, start time.Time) (sample
 		h := xxhash.Sum64(raw)
 		// Expositions keep their order from scrape to scrape, and slots are
 		// added in it: the next sample is most often in the next slot, which
-		// saves the map lookup and keeps memory access sequential.
+		// saves the lookup and keeps memory access sequential.
 		i := next
 		isNew := false
 		if slots := tab.Slots(); int(i) >= len(slots) || slots[i].Hash != h || !slots[i].Used() {

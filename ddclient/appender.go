@@ -65,7 +65,9 @@ func newEncodeMetrics(set *metrics.Set) *encodeMetrics {
 // appender encodes one target's points straight into payload buffers. Per
 // series it keeps nothing for a verbatim series (the points are encoded from
 // the parser's labels through a shape shared by all series of one metric
-// name) and the encoded tags of a series whose labels relabeling changed.
+// name and label layout, the tag rules' renames and drops included) and the
+// encoded tags of a series whose labels relabeling changed or RenameLabels
+// renames.
 //
 // What it keeps is keyed by what the target sends (its metric names), so it
 // is bounded by the target's live series: a shape counts the series that
@@ -195,23 +197,27 @@ func (a *appender) AddSeries(s *scrapeloop.Series) (uint64, scrapeloop.Kind) {
 	// keep it.
 	met.name = strings.Clone(met.name)
 	key := shapeKey{name: met.name, typ: met.typ, bucket: met.bucket}
-	verbatim := s.Verbatim && a.rules.verbatimOK(s)
+	var vf verbatimFate
+	verbatim := s.Verbatim
 	if verbatim {
-		key.exported, key.omitted = s.Exported, s.Omitted
+		vf, verbatim = a.rules.verbatimFate(s, met.bucket)
+	}
+	if verbatim {
+		key.exported, key.dropped, key.omitted = vf.exported, vf.dropped, s.Omitted
 	}
 	si := a.shapeFor(key, met, s)
 	if verbatim {
-		// Its scraped labels are sent as they are: only the target's may
-		// have met rule 5.
-		a.countReserved(bits.OnesCount64(a.exportedTargets&^s.Omitted), bits.OnesCount64(a.repeatedTargets&^s.Omitted))
+		// What the rules did to its scraped labels is in the shape's masks,
+		// and to the target's in its encoded tags: nothing is kept.
+		a.countReserved(vf.renamed+bits.OnesCount64(a.exportedTargets&^s.Omitted), vf.repeated+bits.OnesCount64(a.repeatedTargets&^s.Omitted))
 		ref := uint64(si)
-		if plainLabels(s.Labels) {
+		if plainSample(s.Sample, &a.shapes[si]) {
 			ref |= plainBit
 		}
 		return ref, met.kind
 	}
-	// Labels changed by relabeling or by the tag rules: keep the series'
-	// tags encoded.
+	// Labels changed by relabeling, or renamed by RenameLabels: keep the
+	// series' tags encoded.
 	i := place(&a.stored, &a.free, stored{shape: si, tags: string(a.encodeTags(s.Labels, met.bucket))})
 	return storedBit | uint64(i), met.kind
 }
@@ -344,7 +350,7 @@ func (a *appender) Append(ref uint64, p *exposition.Parser, tsMs int64, v float6
 		} else {
 			b = a.appendLabels(b, p, sh, plain, nl)
 		}
-		first := nl == 0
+		first := nl == bits.OnesCount32(sh.dropped) // no tag of its own written
 		if sh.omitted == 0 {
 			b = a.appendTail(b, first)
 		} else {
@@ -377,11 +383,16 @@ func (a *appender) series(ref uint64) (*shape, *stored) {
 
 // appendLabels appends the tags of a verbatim series' labels one by one.
 func (a *appender) appendLabels(b []byte, p *exposition.Parser, sh *shape, plain bool, nl int) []byte {
+	first := true
 	for k := range nl {
+		if sh.dropped&(1<<k) != 0 {
+			continue
+		}
 		name, value := p.Label(k)
-		if k > 0 {
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		prefix := ""
 		if sh.exported&(1<<k) != 0 {
 			prefix = model.ExportedLabelPrefix
@@ -413,11 +424,11 @@ func appendPlainTag(b []byte, prefix string, name, value []byte) []byte {
 // name="value" and its tag "name:value" have the same length, so a run of
 // pairs is copied at once and each pair then fixed in place (the name moved
 // one byte right over its '=', a quote before it, a colon after it). Labels
-// that change length (exported_ prefix, le as upper_bound) end a run and
-// are written on their own. Values, commas and closing quotes are never
-// touched after the copy.
+// that change length (exported_ prefix, le as upper_bound) or are not sent
+// end a run and are written on their own, or not at all. Values, commas and
+// closing quotes are never touched after the copy.
 func (a *appender) appendCompact(b []byte, p *exposition.Parser, sh *shape, text []byte, nl int) []byte {
-	if sh.exported == 0 && !sh.bucket {
+	if sh.exported == 0 && sh.dropped == 0 && !sh.bucket {
 		// No label changes length: one copy, one pass of fixes.
 		m := len(b)
 		b = append(b, text...)
@@ -432,21 +443,22 @@ func (a *appender) appendCompact(b []byte, p *exposition.Parser, sh *shape, text
 	}
 	o := 0         // offset in text of pair k
 	k0, o0 := 0, 0 // first pair of the current run, and its offset
+	first := true  // no tag written yet
 	for k := 0; ; k++ {
 		var name, value []byte
-		special := false
 		if k < nl {
 			name, value = p.Label(k)
-			special = sh.exported&(1<<k) != 0 || sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e'
+			special := (sh.exported|sh.dropped)&(1<<k) != 0 || sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e'
 			if !special {
 				o += len(name) + len(value) + 4
 				continue
 			}
 		}
 		if k > k0 {
-			if k0 > 0 {
+			if !first {
 				b = append(b, ',')
 			}
+			first = false
 			m := len(b)
 			b = append(b, text[o0:o-1]...)
 			for j := k0; j < k; j++ {
@@ -460,11 +472,15 @@ func (a *appender) appendCompact(b []byte, p *exposition.Parser, sh *shape, text
 		if k == nl {
 			return b
 		}
-		if k > 0 {
-			b = append(b, ',')
-		}
 		o += len(name) + len(value) + 4
 		k0, o0 = k+1, o
+		if sh.dropped&(1<<k) != 0 {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
 		prefix := ""
 		if sh.exported&(1<<k) != 0 {
 			prefix = model.ExportedLabelPrefix
@@ -548,21 +564,27 @@ func appendValue(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
-// plainLabels reports whether every label of ls makes a tag that needs no
-// escaping or shortening (le counted as the longer upper_bound).
-func plainLabels(ls labels.Labels) bool {
-	ok := true
-	ls.Range(func(l labels.Label) {
-		if l.Name == model.MetricNameLabel || !ok {
-			return
+// plainSample reports whether every label of the sample that sh's series
+// send makes a tag that needs no escaping or shortening (an exported_
+// prefix and le as upper_bound counted). p is positioned on the sample.
+func plainSample(p *exposition.Parser, sh *shape) bool {
+	for k := range p.NumLabels() {
+		if sh.dropped&(1<<k) != 0 {
+			continue
 		}
-		n := len(l.Name)
-		if l.Name == model.BucketLabel {
-			n = len("upper_bound")
+		name, value := p.Label(k)
+		n := len(name)
+		if sh.exported&(1<<k) != 0 {
+			n += len(model.ExportedLabelPrefix)
 		}
-		ok = n+1+len(l.Value) <= MaxTagLength && plainString(l.Name) && plainString(l.Value)
-	})
-	return ok
+		if sh.bucket && string(name) == model.BucketLabel {
+			n = len(upperBound) // as Append writes it
+		}
+		if n+1+len(value) > MaxTagLength || !plainString(stringOf(name)) || !plainString(stringOf(value)) {
+			return false
+		}
+	}
+	return true
 }
 
 // plainString reports whether s can sit in a JSON string as it is.

@@ -188,9 +188,10 @@ func (a *appender) appendV3(ref uint64, p *exposition.Parser, sec int64, val flo
 	a.finishV3(bf, sec)
 }
 
-// labelSetV3 returns the tag set of a verbatim series: its labels' tags,
-// then the target's but those its own labels shadow (shape.omitted). The
-// target's tags are its set, the prefix of the series' own.
+// labelSetV3 returns the tag set of a verbatim series: the tags of its
+// labels but those not sent (shape.dropped), then the target's but those its
+// own labels shadow (shape.omitted). The target's tags are its set, the
+// prefix of the series' own.
 func (a *appender) labelSetV3(w *v3Writer, p *exposition.Parser, sh *shape, plain bool, nl int) int64 {
 	v := a.v3
 	idx := v.idx[:0]
@@ -203,6 +204,9 @@ func (a *appender) labelSetV3(w *v3Writer, p *exposition.Parser, sh *shape, plai
 		}
 	}
 	for k := range nl {
+		if sh.dropped&(1<<k) != 0 {
+			continue
+		}
 		name, value := p.Label(k)
 		prefix := ""
 		if sh.exported&(1<<k) != 0 {

@@ -3,12 +3,14 @@ package ddclient
 import "github.com/nodescraper/nodescraper/scrapeloop"
 
 // shape is what the points of verbatim series with one metric and one
-// label layout share.
+// label layout share: which of their scraped labels, by position, are sent
+// as exported_<name> (exported) or not sent (dropped), and which target
+// labels their own shadow (omitted). See verbatimFate.
 type shape struct {
-	head     []byte // `{"metric":"…","type":1,"interval":15,"points":[{"timestamp":`
-	exported uint32
-	omitted  uint64
-	bucket   bool
+	head              []byte // `{"metric":"…","type":1,"interval":15,"points":[{"timestamp":`
+	exported, dropped uint32
+	omitted           uint64
+	bucket            bool
 	// refs counts the series (verbatim or stored) that use the shape; key
 	// is its entry in shapeIdx, deleted when refs falls to 0.
 	refs uint32
@@ -24,6 +26,7 @@ type shapeKey struct {
 	typ      MetricType
 	bucket   bool
 	exported uint32
+	dropped  uint32
 	omitted  uint64
 }
 
@@ -34,7 +37,7 @@ func (a *appender) shapeFor(key shapeKey, met metric, s *scrapeloop.Series) uint
 		a.shapes[si].refs++
 		return si
 	}
-	sh := shape{head: a.head(met), exported: key.exported, omitted: key.omitted, bucket: met.bucket, refs: 1, key: key}
+	sh := shape{head: a.head(met), exported: key.exported, dropped: key.dropped, omitted: key.omitted, bucket: met.bucket, refs: 1, key: key}
 	si := place(&a.shapes, &a.shapeFree, sh)
 	a.shapeIdx[key] = si
 	a.shapesPeak = max(a.shapesPeak, len(a.shapeIdx))

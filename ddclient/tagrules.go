@@ -6,7 +6,6 @@ import (
 	"github.com/nodescraper/nodescraper/relabel/target"
 	"github.com/nodescraper/nodescraper/scrapeloop"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // tagRules turn one target's Prometheus labels (its own and its series')
@@ -46,19 +45,12 @@ type tagRules struct {
 	include map[string]bool
 	exclude map[string]bool
 	rename  map[string]string
-	// target is the index (in Target.Labels order) and value of each
-	// target label.
-	target map[string]targetLabel
-}
-
-type targetLabel struct {
-	i     int
-	value string
+	// scr is verbatimFate's scratch: a label name with exported_ before it.
+	scr []byte
 }
 
 func newTagRules(mp *Mapping, t *target.Target) *tagRules {
-	r := &tagRules{claimed: map[string]string{}, rename: mp.RenameLabels, target: map[string]targetLabel{}}
-	t.Labels.Range(func(l labels.Label) { r.target[l.Name] = targetLabel{len(r.target), l.Value} })
+	r := &tagRules{claimed: map[string]string{}, rename: mp.RenameLabels}
 	for _, kt := range kubeTags(t.Discovered, mp.ClusterName, t.Cluster) {
 		if kt.card > mp.Cardinality {
 			continue
@@ -157,27 +149,67 @@ func (r *tagRules) touches(name string) bool {
 	return a || n || ReservedTag(name)
 }
 
-// verbatimOK reports whether a verbatim series' labels can be encoded
-// straight from the parser: the rules change none of its scraped labels (its
-// target labels are the target's encoded tags, the rules already applied).
-func (r *tagRules) verbatimOK(s *scrapeloop.Series) bool {
-	ok := true
-	s.Labels.Range(func(l labels.Label) {
-		if !ok || l.Name == model.MetricNameLabel || !r.touches(l.Name) {
-			return
+// verbatimFate is what the tag rules do to the scraped labels of a
+// verbatim series, by their position in the sample (Parser.Label): bit k of
+// exported sends the k-th as exported_<name> (a clash with a target label,
+// Series.Exported, or rule 5), bit k of dropped does not send it (rules 2,
+// 3 or 5). renamed and repeated count rule 5's renames and drops.
+type verbatimFate struct {
+	exported, dropped uint32
+	renamed, repeated int
+}
+
+// verbatimFate reports whether a verbatim series' tags can be encoded
+// straight from the parser at each point, and how. Its target labels are
+// the target's encoded tags, the rules already applied; each scraped label
+// must be sent under its final name, with exported_ before it, or not at
+// all. A label RenameLabels renames cannot be: such a series keeps its tags
+// (stored). bucket says le is sent as upper_bound.
+//
+// The fate of a label depends on its value (rules 3 and 5 compare it with
+// the pod's), which is fixed for the series, so the masks hold for all its
+// points.
+func (r *tagRules) verbatimFate(s *scrapeloop.Series, bucket bool) (verbatimFate, bool) {
+	var vf verbatimFate
+	p := s.Sample
+	if p == nil {
+		return vf, false
+	}
+	for k := range p.NumLabels() {
+		name, value := p.Label(k)
+		exp := s.Exported&(1<<k) != 0
+		final := stringOf(name)
+		if exp {
+			// The series' label is exported_<name> (Series.Verbatim).
+			r.scr = append(append(r.scr[:0], model.ExportedLabelPrefix...), name...)
+			final = stringOf(r.scr)
 		}
-		// A target label, not left out for this series, with the target's
-		// value: it is the target's tag.
-		if tl, isTarget := r.target[l.Name]; isTarget && tl.i < 64 && s.Omitted&(1<<tl.i) == 0 && tl.value == l.Value {
-			return
+		if bucket && final == model.BucketLabel {
+			continue // upper_bound, as the appender writes it
 		}
-		// A scraped label the rules keep as it is.
-		if n, f := r.labelFate(l.Name, l.Value); f == sent && n == l.Name {
-			return
+		if bucket && exp && string(name) == model.BucketLabel {
+			return vf, false // exported_le, which the appender would write as upper_bound
 		}
-		ok = false
-	})
-	return ok
+		if !r.touches(final) {
+			continue
+		}
+		n, f := r.labelFate(final, stringOf(value))
+		switch {
+		case f == sent && n == final:
+		case f == exported && n == final && !exp:
+			vf.exported |= 1 << k
+			vf.renamed++
+		case f == left:
+			vf.dropped |= 1 << k
+		case f == repeated:
+			vf.dropped |= 1 << k
+			vf.repeated++
+		default:
+			return vf, false // renamed by RenameLabels
+		}
+	}
+	vf.exported |= s.Exported
+	return vf, true
 }
 
 // ReservedTag reports whether name is a tag the agent owns, which no

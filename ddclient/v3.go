@@ -158,6 +158,10 @@ func (d *dict) ref(s []byte) int64 {
 // bytesOf is s's bytes, not copied: what dictionaries look up and copy.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
+// stringOf is b as a string, not copied: valid only while b is unchanged
+// (the tag rules look labels of the parser up with it).
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
 func (d *dict) reset() {
 	d.t.reset()
 	d.b = d.b[:0]

@@ -49,6 +49,11 @@ type Series struct {
 	Verbatim bool
 	Exported uint32
 	Omitted  uint64
+	// Sample is the parser positioned on the series' sample, valid only
+	// during the AddSeries call: its k-th label (Parser.Label) is the one
+	// bit k of Exported speaks of, so an appender can make masks of its own
+	// over the same positions.
+	Sample *exposition.Parser
 	// Help and Unit are the family's # HELP and # UNIT text, or nil.
 	Help, Unit []byte
 }

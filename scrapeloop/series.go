@@ -55,7 +55,7 @@ func (l *loop) classify(p *exposition.Parser, raw []byte) (uint64, Kind, error) 
 	final := b.Labels()
 	s := Series{
 		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: final,
-		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(),
+		Exported: exported, Omitted: omitted, Help: p.Help(), Unit: p.Unit(), Sample: p,
 	}
 	verbatim := nl <= 32 && t.Labels.Len() <= 64 // the masks' widths
 	s.Verbatim = verbatim && l.sameAsVerbatim(p, final, exported, omitted)
@@ -165,7 +165,7 @@ func (l *loop) classifyPlain(p *exposition.Parser) (uint64, Kind, error) {
 	sb.Overwrite(&l.final)
 	s := Series{
 		Family: p.Family(), Type: p.Type(), Role: p.Role(), Labels: l.final,
-		Verbatim: true, Help: p.Help(), Unit: p.Unit(),
+		Verbatim: true, Help: p.Help(), Unit: p.Unit(), Sample: p,
 	}
 	ref, kind := l.app.AddSeries(&s)
 	return ref, kind, nil

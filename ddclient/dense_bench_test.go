@@ -10,11 +10,11 @@ import (
 	"github.com/nodescraper/nodescraper/scrapeloop"
 )
 
-// denseBody is an exposition shaped as cadvisor's and the benchmark
+// cadvisorBody is an exposition shaped as cadvisor's and the benchmark
 // harness's dense targets: families one after another, each with one series
 // (or a few variants) per container, every container with the same five
 // long labels.
-func denseBody(objects int) string {
+func cadvisorBody(objects int) string {
 	var b strings.Builder
 	obj := func(o int) string {
 		return fmt.Sprintf(`container="app-%d",id="/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%08x_1a2b_3c4d_5e6f_%012x.slice/cri-containerd-%064x.scope",image="gcr.io/acme-prod/app-%d:v1.%d.3",namespace="ns-%d",pod="app-%d-%010x-%05x"`,
@@ -54,7 +54,7 @@ func denseBody(objects int) string {
 // scraping goroutine through the parser and the appender, on each wire,
 // the payloads sealed and compressed by a Client that sends nothing.
 func BenchmarkDenseScrape(b *testing.B) {
-	body := denseBody(300)
+	body := cadvisorBody(300)
 	for _, v3 := range []bool{false, true} {
 		b.Run(map[bool]string{false: "wire=v2", true: "wire=v3"}[v3], func(b *testing.B) {
 			c, err := New(Config{URL: "http://127.0.0.1:1", APIKey: "k", MaxQueueBytes: 1 << 20, SeriesV3: v3, Logger: slog.New(slog.DiscardHandler)})

@@ -3,7 +3,6 @@ package scrapeloop
 import (
 	"io"
 	"sync"
-	"time"
 )
 
 // bodyPool keeps response body buffers in levels by capacity, in the
@@ -15,48 +14,19 @@ import (
 // which bounds what the pool holds whatever the collector's pace (a
 // sync.Pool is emptied only by garbage collections, which a steady state
 // that allocates nothing seldom runs).
-//
-// What scrapes need at once changes (a burst of slow targets, the first
-// scrapes read in chunks), and what the pool keeps for a burst would
-// otherwise stay for good: buffers and chunks that sat idle for a whole
-// window (see setWindow) are left to the collector, so the pool keeps what
-// the scrapes of the last window or two needed at once, and a steady state,
-// which takes and gives back the same buffers, drops and makes none.
 type bodyPool struct {
 	// maxIdle bounds the bytes of the buffers kept (0: no bound beyond
 	// keepPerLevel): past it a buffer given back is left to the collector.
 	maxIdle int64
 	// maxChunks bounds the chunks kept (0: none kept).
 	maxChunks int
-	// now is the pool's clock (nil: time.Now).
-	now func() time.Time
 
 	mu     sync.Mutex
-	levels [bodyLevels][]idleBuf
+	levels [bodyLevels][]*[]byte
 	idle   int64 // capacity of the buffers kept
 	// copyMu lets one body at a time be copied out of its chunks (readBody).
 	copyMu sync.Mutex
-	chunks []idleChunk
-	// window is how long a buffer may sit idle before it is dropped (0:
-	// never; see setWindow). epoch counts the windows; epochEnd is when
-	// the current one ends: at its end, what was given back before it
-	// began and not taken since is dropped.
-	window   time.Duration
-	epoch    uint32
-	epochEnd time.Time
-}
-
-// idleBuf and idleChunk are a buffer and a chunk the pool keeps, with the
-// epoch in which they were given back. A level and the chunks are stacks,
-// so the buffers idle longest are at the bottom.
-type idleBuf struct {
-	b     *[]byte
-	epoch uint32
-}
-
-type idleChunk struct {
-	c     *[chunkSize]byte
-	epoch uint32
+	chunks []*[chunkSize]byte
 }
 
 const (
@@ -84,87 +54,20 @@ func bodyLevel(n int) int {
 	return bodyLevels - 1
 }
 
-// setWindow sets how long a buffer or chunk may sit idle before the pool
-// drops it: the manager makes it twice its longest scrape interval, so a
-// buffer a target's every scrape takes is never dropped, and one only a
-// burst of scrapes at once needed goes within two windows of the last such
-// burst (at a get or put: the pool has no goroutine of its own). A window
-// of 0, no scrapes, drops all.
-func (bp *bodyPool) setWindow(d time.Duration) {
-	bp.mu.Lock()
-	defer bp.mu.Unlock()
-	if d <= 0 {
-		for l := range bp.levels {
-			clear(bp.levels[l])
-			bp.levels[l] = bp.levels[l][:0]
-		}
-		clear(bp.chunks)
-		bp.chunks = bp.chunks[:0]
-		bp.idle = 0
-	}
-	if d != bp.window {
-		bp.window = d
-		bp.epochEnd = bp.clock().Add(d)
-	}
-}
-
-func (bp *bodyPool) clock() time.Time {
-	if bp.now != nil {
-		return bp.now()
-	}
-	return time.Now()
-}
-
-// age ends the current epoch once its window is over: the buffers and
-// chunks given back before it began and not taken since, idle for a whole
-// window at least, are dropped. Call with mu held.
-func (bp *bodyPool) age() {
-	if bp.window <= 0 {
-		return
-	}
-	now := bp.clock()
-	if now.Before(bp.epochEnd) {
-		return
-	}
-	for l := range bp.levels {
-		lv := bp.levels[l]
-		n := 0
-		for n < len(lv) && lv[n].epoch != bp.epoch {
-			bp.idle -= int64(cap(*lv[n].b))
-			n++
-		}
-		bp.levels[l] = lv[:copy(lv, lv[n:])]
-		clear(lv[len(lv)-n:])
-	}
-	n := 0
-	for n < len(bp.chunks) && bp.chunks[n].epoch != bp.epoch {
-		n++
-	}
-	k := copy(bp.chunks, bp.chunks[n:])
-	clear(bp.chunks[k:])
-	bp.chunks = bp.chunks[:k]
-	bp.epoch++
-	bp.epochEnd = now.Add(bp.window)
-}
-
-// get returns an empty buffer with room for at least size bytes: a kept one
-// of its level, or of the level below when that one holds size (see
-// below), or else of the two levels above (at most twice its level's size:
-// better than making one more while that one sits idle). Past exactSize a
-// new buffer is sized in whole chunks rather than to its level (up to half
-// as much again: memory the bound on bytes in flight does not see), and
-// such a buffer, kept in the level below, serves the sizes it holds.
+// get returns an empty buffer with room for at least size bytes. Past
+// exactSize a new buffer is sized in whole chunks rather than to its level
+// (up to half as much again: memory the bound on bytes in flight does not
+// see), and such a buffer, kept in the level below, serves the sizes it
+// holds.
 func (bp *bodyPool) get(size int) *[]byte {
 	l := bodyLevel(size)
 	bp.mu.Lock()
-	bp.age()
-	for _, k := range [4]int{l, l - 1, l + 1, l + 2} {
-		if k < 0 || k >= bodyLevels {
+	for _, k := range [2]int{l, l - 1} {
+		if k < 0 {
 			continue
 		}
-		if n := len(bp.levels[k]); n > 0 && cap(*bp.levels[k][n-1].b) >= size {
-			b := bp.levels[k][n-1].b
-			bp.levels[k][n-1] = idleBuf{}
+		if n := len(bp.levels[k]); n > 0 && cap(*bp.levels[k][n-1]) >= size {
+			b := bp.levels[k][n-1]
 			bp.levels[k] = bp.levels[k][:n-1]
 			bp.idle -= int64(cap(*b))
 			bp.mu.Unlock()
@@ -180,9 +83,8 @@ func (bp *bodyPool) get(size int) *[]byte {
 	return &b
 }
 
-// exactSize is the size past which a new buffer is sized in whole chunks:
-// past it a level's step (a third or a half of it) is more than a chunk.
-const exactSize = 4 * chunkSize
+// exactSize is the size past which a new buffer is sized in whole chunks.
+const exactSize = 8 << 20
 
 // put gives b back, to the largest level whose size it holds.
 func (bp *bodyPool) put(b *[]byte) {
@@ -196,9 +98,8 @@ func (bp *bodyPool) put(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	bp.mu.Lock()
-	bp.age()
 	if len(bp.levels[l]) < keepPerLevel && (bp.maxIdle == 0 || bp.idle+int64(c) <= bp.maxIdle) {
-		bp.levels[l] = append(bp.levels[l], idleBuf{b, bp.epoch})
+		bp.levels[l] = append(bp.levels[l], b)
 		bp.idle += int64(c)
 	}
 	bp.mu.Unlock()
@@ -217,10 +118,8 @@ const chunkSize = 1 << 20
 
 func (bp *bodyPool) getChunk() *[chunkSize]byte {
 	bp.mu.Lock()
-	bp.age()
 	if n := len(bp.chunks); n > 0 {
-		c := bp.chunks[n-1].c
-		bp.chunks[n-1] = idleChunk{}
+		c := bp.chunks[n-1]
 		bp.chunks = bp.chunks[:n-1]
 		bp.mu.Unlock()
 		return c
@@ -231,9 +130,8 @@ func (bp *bodyPool) getChunk() *[chunkSize]byte {
 
 func (bp *bodyPool) putChunk(c *[chunkSize]byte) {
 	bp.mu.Lock()
-	bp.age()
 	if len(bp.chunks) < bp.maxChunks {
-		bp.chunks = append(bp.chunks, idleChunk{c, bp.epoch})
+		bp.chunks = append(bp.chunks, c)
 	}
 	bp.mu.Unlock()
 }

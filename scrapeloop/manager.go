@@ -40,9 +40,7 @@ type Config struct {
 	// MaxBytesInFlight bounds the body bytes the node's scrapes hold at once
 	// (see byteBudget); 0 means DefaultMaxBytesInFlight. The pool of idle
 	// body buffers keeps at most half as much, and the chunks bodies larger
-	// than their buffer are read in as many as the bound holds; of both,
-	// only what scrapes took within the last two longest intervals or so
-	// (see bodyPool).
+	// than their buffer are read in as many as the bound holds.
 	MaxBytesInFlight int64
 	// KeepDroppedTargets bounds the dropped targets kept per pool for the
 	// targets page and API (all are counted): 0 means
@@ -206,14 +204,9 @@ func (m *Manager) Sync(ctx context.Context, targets []target.Target) {
 	}
 	m.dropped = newDroppedSet(dropped, keep)
 	live := map[string]bool{}
-	var longest time.Duration
 	for _, l := range m.loops {
 		live[l.pool] = true
-		longest = max(longest, l.target.Interval)
 	}
-	// A body buffer every scrape of a target takes is taken once an
-	// interval: the pool drops only those idle for two.
-	m.cfg.bodies.setWindow(2 * longest)
 	m.cfg.prunePools(live)
 }
 

@@ -50,6 +50,9 @@ type posTag struct {
 	gen       uint64 // the payload the indexes are of
 	idx       int64
 	prev, cur []int32
+	// moving: the label changed at the series before, so the prediction
+	// from the previous family is tried first.
+	moving bool
 }
 
 // posAt returns the cache entry of position k, grown as needed.
@@ -76,16 +79,21 @@ func (a *appender) plainTag(w *v3Writer, c *posTag, prefix string, name, value [
 	if c.gen != v.gen {
 		c.gen, c.idx, c.prev, c.cur = v.gen, 0, c.prev[:0], c.cur[:0]
 	}
-	if c.idx != 0 && isTag(w, c.idx, prefix, name, value) {
-		return c.idx
-	}
+	m := len(c.cur)
 	i := int64(0)
-	if m := len(c.cur); m < len(c.prev) && isTag(w, int64(c.prev[m]), prefix, name, value) {
+	switch {
+	case c.moving && m < len(c.prev) && isTag(w, int64(c.prev[m]), prefix, name, value):
 		i = int64(c.prev[m])
-	} else {
+	case c.idx != 0 && isTag(w, c.idx, prefix, name, value):
+		c.moving = false
+		return c.idx
+	case !c.moving && m < len(c.prev) && isTag(w, int64(c.prev[m]), prefix, name, value):
+		i = int64(c.prev[m])
+	default:
 		v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
 		i = w.tag(v.tag)
 	}
+	c.moving = true
 	c.idx = i
 	c.cur = append(c.cur, int32(i))
 	return i

@@ -81,33 +81,38 @@ const (
 // no target knows keeps a target from choosing colliding tags.
 var hashSeed = maphash.MakeSeed()
 
-// table is an open-addressing hash table of base-1 entry indexes, 0 being an
-// empty slot; the entries and their hashes live with its owner.
+// table is an open-addressing hash table of base-1 entry indexes, each slot
+// holding an entry's hash beside its index (0: empty), so a probe reads one
+// word; the entries live with its owner.
 type table struct {
-	slots []uint32
-	hash  []uint32 // hash[i-1] is entry i's
+	slots []uint64 // hash<<32 | index
+	n     int
 }
 
 // Lookups probe from slot h&mask() on, one slot further at a time, until
 // the entry or an empty slot; (their loops are in dict.ref and
-// v3Writer.tagset, not behind a callback, so that nothing escapes).
+// v3Writer.prefixedSet, not behind a callback, so that nothing escapes).
 func (t *table) mask() int { return len(t.slots) - 1 }
 
 // insert makes the entry of hash h the next index at slot, growing the
 // table past half full (entries then move to their new slots).
 func (t *table) insert(slot int, h uint32) uint32 {
-	t.hash = append(t.hash, h)
-	i := uint32(len(t.hash))
-	t.slots[slot] = i
-	if 2*len(t.hash) > len(t.slots) {
-		t.slots = make([]uint32, 2*len(t.slots))
+	t.n++
+	i := uint32(t.n)
+	t.slots[slot] = uint64(h)<<32 | uint64(i)
+	if 2*t.n > len(t.slots) {
+		old := t.slots
+		t.slots = make([]uint64, 2*len(old))
 		mask := len(t.slots) - 1
-		for e, h := range t.hash {
-			s := int(h) & mask
+		for _, e := range old {
+			if e == 0 {
+				continue
+			}
+			s := int(e>>32) & mask
 			for t.slots[s] != 0 {
 				s = (s + 1) & mask
 			}
-			t.slots[s] = uint32(e + 1)
+			t.slots[s] = e
 		}
 	}
 	return i
@@ -115,10 +120,10 @@ func (t *table) insert(slot int, h uint32) uint32 {
 
 func (t *table) reset() {
 	if t.slots == nil {
-		t.slots = make([]uint32, 64)
+		t.slots = make([]uint64, 64)
 	}
 	clear(t.slots)
-	t.hash = t.hash[:0]
+	t.n = 0
 }
 
 // dict is a dictionary of strings, written as the payload wants it: varint
@@ -143,12 +148,13 @@ func (d *dict) ref(s []byte) int64 {
 	h := uint32(maphash.Bytes(hashSeed, s))
 	mask := d.t.mask()
 	slot := int(h) & mask
-	for ; d.t.slots[slot] != 0; slot = (slot + 1) & mask {
-		if i := d.t.slots[slot]; d.t.hash[i-1] == h && string(d.entry(i)) == string(s) {
-			return int64(i)
+	for e := d.t.slots[slot]; e != 0; e = d.t.slots[slot] {
+		if uint32(e>>32) == h && string(d.entry(uint32(e))) == string(s) {
+			return int64(uint32(e))
 		}
+		slot = (slot + 1) & mask
 	}
-	d.b = protowire.AppendVarint(d.b, uint64(len(s)))
+	d.b = appendUvarint(d.b, uint64(len(s)))
 	d.start = append(d.start, uint32(len(d.b)))
 	d.b = append(d.b, s...)
 	d.end = append(d.end, uint32(len(d.b)))
@@ -225,14 +231,14 @@ func (w *v3Writer) prefixedSet(prefix int64, idx []int64) int64 {
 	if prefix > 0 {
 		n++
 	}
-	set := protowire.AppendVarint(w.set[:0], protowire.EncodeZigZag(int64(n)))
+	set := appendSint(w.set[:0], int64(n))
 	prev := int64(0)
 	if prefix > 0 {
 		prev = -prefix
-		set = protowire.AppendVarint(set, protowire.EncodeZigZag(prev))
+		set = appendSint(set, prev)
 	}
 	for _, i := range s {
-		set = protowire.AppendVarint(set, protowire.EncodeZigZag(i-prev))
+		set = appendSint(set, i-prev)
 		prev = i
 	}
 	w.set = set
@@ -240,10 +246,11 @@ func (w *v3Writer) prefixedSet(prefix int64, idx []int64) int64 {
 	t := &w.tagsets
 	mask := t.mask()
 	slot := int(h) & mask
-	for ; t.slots[slot] != 0; slot = (slot + 1) & mask {
-		if i := t.slots[slot]; t.hash[i-1] == h && string(w.setBytes(i)) == string(set) {
-			return int64(i)
+	for e := t.slots[slot]; e != 0; e = t.slots[slot] {
+		if uint32(e>>32) == h && string(w.setBytes(uint32(e))) == string(set) {
+			return int64(uint32(e))
 		}
+		slot = (slot + 1) & mask
 	}
 	w.tagsetCol = append(w.tagsetCol, set...)
 	w.tagsetEnd = append(w.tagsetEnd, int32(len(w.tagsetCol)))
@@ -279,8 +286,16 @@ func (w *v3Writer) resource(host string) int64 {
 	return int64(len(w.hosts))
 }
 
-func appendSint(b []byte, v int64) []byte {
-	return protowire.AppendVarint(b, protowire.EncodeZigZag(v))
+func appendSint(b []byte, v int64) []byte { return appendUvarint(b, protowire.EncodeZigZag(v)) }
+
+// appendUvarint is protowire.AppendVarint with the one-byte case inlined:
+// most of the columns' values (deltas of indexes and timestamps, types,
+// counts of points) are under 128.
+func appendUvarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
 }
 
 // series starts a series: its type (MetricType), name, tag set and
@@ -295,14 +310,14 @@ func (w *v3Writer) series(typ MetricType, vt uint64, name, set, res, interval in
 		t = v3Rate
 	}
 	c := &w.cols
-	c[v3ColTypes] = protowire.AppendVarint(c[v3ColTypes], t|vt)
+	c[v3ColTypes] = appendUvarint(c[v3ColTypes], t|vt)
 	c[v3ColNameRefs] = appendSint(c[v3ColNameRefs], name-w.lastName)
 	c[v3ColTagsetRefs] = appendSint(c[v3ColTagsetRefs], set-w.lastTagset)
 	c[v3ColResourceRefs] = appendSint(c[v3ColResourceRefs], res-w.lastResource)
 	// Delta + zigzag although the proto says uint64: as the Agent's
 	// payloadsBuilderV3 writes them (txn.Sint64 of deltaInterval).
 	c[v3ColIntervals] = appendSint(c[v3ColIntervals], interval-w.lastInterval)
-	c[v3ColNumPoints] = protowire.AppendVarint(c[v3ColNumPoints], uint64(points))
+	c[v3ColNumPoints] = appendUvarint(c[v3ColNumPoints], uint64(points))
 	w.lastName, w.lastTagset, w.lastResource, w.lastInterval = name, set, res, interval
 	w.nseries++
 }

@@ -233,7 +233,7 @@ func validConfig() *config {
 		stateDir: "/st", interval: 30 * time.Second, timeout: 10 * time.Second, flushInterval: 5 * time.Second,
 		compression: "zstd", logLevel: "info", logFormat: "text", endpointAccess: "localhost",
 		checkpointInterval: time.Minute, checkpointMaxAge: time.Hour, seriesStaleAfter: time.Hour, maxSeries: 1000,
-		memoryLimit: "auto", tagCardinality: "low", metadataInterval: time.Hour, metadataMaxNames: 10_000,
+		memoryLimit: "auto", gcPercent: defaultGCPercent, tagCardinality: "low", metadataInterval: time.Hour, metadataMaxNames: 10_000,
 		queueMaxBytes: "64MiB", spoolMaxBytes: "512MiB", sendConcurrency: 8, shutdownFlush: 10 * time.Second,
 	}
 	c.limits.Samples, c.limits.Labels, c.limits.LabelNameLength, c.limits.LabelValueLength, c.limits.BodySize = 1, 1, 1, 1, 1
@@ -292,6 +292,7 @@ func TestValidate(t *testing.T) {
 	bad("--body-size-limit", func(c *config) { c.limits.BodySize = 0 })
 	bad(`--memory-limit "NaN"`, func(c *config) { c.memoryLimit = "NaN" })
 	bad(`--memory-limit "1.5"`, func(c *config) { c.memoryLimit = "1.5" })
+	bad("--gc-percent 0", func(c *config) { c.gcPercent = 0 })
 	bad("--state-dir", func(c *config) { c.stateDir = "" })
 	bad(`--queue-max-bytes "NaN"`, func(c *config) { c.queueMaxBytes = "NaN" })
 	bad(`--queue-max-bytes "-1MiB"`, func(c *config) { c.queueMaxBytes = "-1MiB" })

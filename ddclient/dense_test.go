@@ -2,6 +2,7 @@ package ddclient
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"runtime"
 	"slices"
@@ -170,43 +171,68 @@ func BenchmarkDenseHeap(b *testing.B) {
 
 // BenchmarkDenseAppend appends one scrape of a dense scenario target
 // (10,000 series, its series already added) per iteration: the cost of a
-// point across its mix of series.
+// point across its mix of series. With sink=discard it is the encoding
+// alone; with client=zstd the payloads are sealed and compressed by a
+// Client that sends nothing, what a point costs the scraping goroutine.
 func BenchmarkDenseAppend(b *testing.B) {
 	body := []byte(denseBody(273))
 	for _, wire := range wires {
-		b.Run("wire="+wire.name, func(b *testing.B) {
-			tg := denseTarget(b)
-			app, _ := wire.sink().NewAppender(tg)
-			cl := scrapeloop.NewClassifier(tg, app)
-			var p exposition.Parser
-			var refs []uint64
-			p.Reset(body, prom)
-			for p.Next() {
-				ref, k := cl.Classify(&p)
-				if k == scrapeloop.KindDrop {
-					ref = 0
-				}
-				refs = append(refs, ref)
+		for _, client := range []bool{false, true} {
+			name := "wire=" + wire.name + "/sink=discard"
+			if client {
+				name = "wire=" + wire.name + "/client=zstd"
 			}
-			ts := int64(1_800_000_000_000)
-			// The goroutine's thread CPU time too: on a shared machine the
-			// wall time counts the time others had the core.
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			cpu0 := threadCPU()
-			b.ReportAllocs()
-			for b.Loop() {
-				ts += 15_000
-				p.Reset(body, prom)
-				for i := 0; p.Next(); i++ {
-					if refs[i] != 0 {
-						app.Append(refs[i], &p, ts, float64(i))
+			b.Run(name, func(b *testing.B) {
+				var be scrapeloop.Backend = wire.sink()
+				if client {
+					c, err := New(Config{URL: "http://127.0.0.1:1", APIKey: "k", MaxQueueBytes: 1 << 20, SeriesV3: wire.name == "v3", Logger: slog.New(slog.DiscardHandler)})
+					if err != nil {
+						b.Fatal(err)
 					}
+					be = c
 				}
-				app.Commit()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(refs)), "ns/point")
-			b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N*len(refs)), "cpu-ns/point")
-		})
+				denseAppend(b, be, body)
+			})
+		}
 	}
+}
+
+// denseAppend appends body's samples through an appender of be per
+// iteration.
+func denseAppend(b *testing.B, be scrapeloop.Backend, body []byte) {
+	tg := denseTarget(b)
+	app, err := be.NewAppender(tg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl := scrapeloop.NewClassifier(tg, app)
+	var p exposition.Parser
+	var refs []uint64
+	p.Reset(body, prom)
+	for p.Next() {
+		ref, k := cl.Classify(&p)
+		if k == scrapeloop.KindDrop {
+			ref = 0
+		}
+		refs = append(refs, ref)
+	}
+	ts := int64(1_800_000_000_000)
+	// The goroutine's thread CPU time too: on a shared machine the
+	// wall time counts the time others had the core.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
+	b.ReportAllocs()
+	for b.Loop() {
+		ts += 15_000
+		p.Reset(body, prom)
+		for i := 0; p.Next(); i++ {
+			if refs[i] != 0 {
+				app.Append(refs[i], &p, ts, float64(i))
+			}
+		}
+		app.Commit()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(refs)), "ns/point")
+	b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N*len(refs)), "cpu-ns/point")
 }

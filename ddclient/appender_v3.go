@@ -55,6 +55,16 @@ type posTag struct {
 	moving bool
 }
 
+// A target's labels are its own to choose: predictions are kept for its
+// first maxPredicted label positions, each recording at most maxChanges
+// changes per family, so what an appender holds for them is bounded
+// (32 × 2 × 4096 × 4 bytes, 1 MiB) whatever a target sends; past them a
+// label is looked up.
+const (
+	maxPredicted = 32
+	maxChanges   = 4096
+)
+
 // posAt returns the cache entry of position k, grown as needed.
 func posAt(cs *[]posTag, k int) *posTag {
 	for len(*cs) <= k {
@@ -93,9 +103,10 @@ func (a *appender) plainTag(w *v3Writer, c *posTag, prefix string, name, value [
 		v.tag = append(append(append(append(v.tag[:0], prefix...), name...), ':'), value...)
 		i = w.tag(v.tag)
 	}
-	c.moving = true
-	c.idx = i
-	c.cur = append(c.cur, int32(i))
+	c.moving, c.idx = true, i
+	if len(c.cur) < maxChanges {
+		c.cur = append(c.cur, int32(i))
+	}
 	return i
 }
 
@@ -223,7 +234,7 @@ func (a *appender) labelSetV3(w *v3Writer, p *exposition.Parser, sh *shape, plai
 		if sh.bucket && len(name) == 2 && name[0] == 'l' && name[1] == 'e' {
 			name = upperBound
 		}
-		if plain {
+		if plain && k < maxPredicted {
 			idx = append(idx, a.plainTag(w, posAt(&v.pos, k), prefix, name, value))
 			continue
 		}

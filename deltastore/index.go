@@ -85,25 +85,34 @@ func (x *hashIndex) slot(e uint32) int32 {
 	return int32(e&(1<<x.slotBits-1)) - 1
 }
 
+// locate returns the position of the entry of hash h, found, or else the
+// empty position where the probe for it ended, and h mixed. The array must
+// not be empty.
+func (x *hashIndex) locate(slots []Slot, h uint64) (p, m uint64, found bool) {
+	m = x.mix(h)
+	tag := uint32(m >> (32 + x.slotBits))
+	mask := uint64(len(x.pos) - 1)
+	for p = m & mask; ; p = (p + 1) & mask {
+		e := x.pos[p]
+		if e == 0 {
+			return p, m, false
+		}
+		if e>>x.slotBits == tag && slots[x.slot(e)].Hash == h {
+			return p, m, true
+		}
+	}
+}
+
 // find returns the slot of hash h, or -1. It does not allocate.
 func (x *hashIndex) find(slots []Slot, h uint64) int32 {
 	if x.n == 0 {
 		return -1
 	}
-	m := x.mix(h)
-	tag := uint32(m >> (32 + x.slotBits))
-	mask := uint64(len(x.pos) - 1)
-	for p := m & mask; ; p = (p + 1) & mask {
-		e := x.pos[p]
-		if e == 0 {
-			return -1
-		}
-		if e>>x.slotBits == tag {
-			if i := x.slot(e); slots[i].Hash == h {
-				return i
-			}
-		}
+	p, _, ok := x.locate(slots, h)
+	if !ok {
+		return -1
 	}
+	return x.slot(x.pos[p])
 }
 
 // put makes slot i, which slots[i].Hash names, the entry of its hash,
@@ -116,21 +125,10 @@ func (x *hashIndex) put(slots []Slot, i int32) {
 	for uint32(i+1) >= 1<<x.slotBits {
 		x.widen()
 	}
-	h := slots[i].Hash
-	m := x.mix(h)
-	tag := uint32(m >> (32 + x.slotBits))
-	mask := uint64(len(x.pos) - 1)
-	for p := m & mask; ; p = (p + 1) & mask {
-		e := x.pos[p]
-		if e == 0 {
-			x.pos[p] = x.entry(m, i)
-			x.n++
-			return
-		}
-		if e>>x.slotBits == tag && slots[x.slot(e)].Hash == h {
-			x.pos[p] = x.entry(m, i)
-			return
-		}
+	p, m, ok := x.locate(slots, slots[i].Hash)
+	x.pos[p] = x.entry(m, i)
+	if !ok {
+		x.n++
 	}
 }
 
@@ -176,19 +174,11 @@ func (x *hashIndex) remove(slots []Slot, h uint64) {
 	if x.n == 0 {
 		return
 	}
-	m := x.mix(h)
-	tag := uint32(m >> (32 + x.slotBits))
-	mask := uint64(len(x.pos) - 1)
-	hole := m & mask
-	for ; ; hole = (hole + 1) & mask {
-		e := x.pos[hole]
-		if e == 0 {
-			return
-		}
-		if e>>x.slotBits == tag && slots[x.slot(e)].Hash == h {
-			break
-		}
+	hole, _, ok := x.locate(slots, h)
+	if !ok {
+		return
 	}
+	mask := uint64(len(x.pos) - 1)
 	// Each entry of the run after the hole moves into it when the hole lies
 	// on its probe sequence, i.e. between its home and where it sits
 	// (cyclically); it leaves a hole of its own, which the rest of the run
